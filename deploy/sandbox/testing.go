@@ -1,0 +1,54 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+)
+
+// Need applies the project's policy for a server a test cannot do without.
+// A nil err does nothing. An err wrapping ErrNotInstalled skips the test
+// loudly when the environment variable CI is empty (a developer machine)
+// and fails it when CI is set; any other err fails the test.
+//
+// Reading CI here is the one exception to "library packages never read the
+// environment": the policy belongs to every test alike.
+func Need(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if errors.Is(err, ErrNotInstalled) && os.Getenv("CI") == "" {
+		t.Skipf("SKIPPED, real server missing (with CI set this fails): %v", err)
+	}
+	t.Fatalf("sandbox: %v", err)
+}
+
+// PostgresT starts a PostgreSQL sandbox for the test and stops it in
+// t.Cleanup, applying Need's policy when it cannot start.
+func PostgresT(t testing.TB, opts ...PostgresOptions) *Postgres {
+	t.Helper()
+	pg, err := StartPostgres(context.Background(), first(opts))
+	Need(t, err)
+	t.Cleanup(func() { stopT(t, pg.Stop) })
+	return pg
+}
+
+// first returns the optional options argument of the *T helpers.
+func first[O any](opts []O) O {
+	var o O
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	return o
+}
+
+// stopT reports a failed stop as a test error: a leftover server would
+// make later tests lie.
+func stopT(t testing.TB, stop func() error) {
+	t.Helper()
+	if err := stop(); err != nil {
+		t.Errorf("sandbox: %v", err)
+	}
+}
