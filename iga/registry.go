@@ -23,6 +23,8 @@ type Registry struct {
 	Now func() time.Time
 	// Logger receives registry events. Nil: slog.Default().
 	Logger *slog.Logger
+	// OnDecision is called after every decision (metrics). Nil: nothing.
+	OnDecision func(Decision)
 }
 
 // Policy holds the limits of governance decisions.
