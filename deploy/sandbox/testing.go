@@ -52,3 +52,13 @@ func stopT(t testing.TB, stop func() error) {
 		t.Errorf("sandbox: %v", err)
 	}
 }
+
+// SSHDT starts an sshd sandbox for the test and stops it in t.Cleanup,
+// applying Need's policy when it cannot start.
+func SSHDT(t testing.TB, opts SSHDOptions) *SSHD {
+	t.Helper()
+	s, err := StartSSHD(context.Background(), opts)
+	Need(t, err)
+	t.Cleanup(func() { stopT(t, s.Stop) })
+	return s
+}

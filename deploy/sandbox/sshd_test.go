@@ -1,0 +1,174 @@
+package sandbox
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+)
+
+// newSigner generates an ed25519 key and returns it with its private half.
+func newSigner(t *testing.T) (ssh.Signer, ed25519.PrivateKey) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	signer, err := ssh.NewSignerFromKey(priv)
+	require.NoError(t, err)
+	return signer, priv
+}
+
+// writeClientKey writes an OpenSSH private key file (and KEY-cert.pub when
+// cert is set) for the real ssh client, returning the key's path.
+func writeClientKey(t *testing.T, priv ed25519.PrivateKey, cert *ssh.Certificate) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "id_ed25519")
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(block), 0o600))
+	if cert != nil {
+		require.NoError(t, os.WriteFile(path+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o644))
+	}
+	return path
+}
+
+// signCert signs a user certificate for key with the given principal and validity.
+func signCert(t *testing.T, ca ssh.Signer, key ssh.PublicKey, principal, keyID string, from, until time.Time) *ssh.Certificate {
+	t.Helper()
+	cert := &ssh.Certificate{
+		Key:             key,
+		CertType:        ssh.UserCert,
+		KeyId:           keyID,
+		ValidPrincipals: []string{principal},
+		ValidAfter:      uint64(from.Unix()),
+		ValidBefore:     uint64(until.Unix()),
+		Permissions:     ssh.Permissions{Extensions: map[string]string{"permit-pty": ""}},
+	}
+	require.NoError(t, cert.SignCert(rand.Reader, ca))
+	return cert
+}
+
+// runSSH runs the real ssh client non-interactively, trusting only s's host key.
+func runSSH(t *testing.T, s *SSHD, keyPath, command string) (string, int) {
+	t.Helper()
+	knownHosts := filepath.Join(t.TempDir(), "known_hosts")
+	require.NoError(t, os.WriteFile(knownHosts, []byte(s.KnownHostsLine()+"\n"), 0o644))
+	cmd := exec.Command("ssh", "-F", "/dev/null", "-i", keyPath,
+		"-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+		"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+knownHosts,
+		"-o", "ConnectTimeout=5", "-p", strconv.Itoa(s.Port), s.User+"@"+s.Host, command)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		return string(out), exit.ExitCode()
+	}
+	require.NoError(t, err, "run ssh")
+	return string(out), 0
+}
+
+func TestSSHD(t *testing.T) {
+	if _, err := exec.LookPath("ssh"); err != nil {
+		Need(t, missing("ssh", "PATH", "openssh-client"))
+	}
+	ca, _ := newSigner(t)
+	otherCA, _ := newSigner(t)
+	listed, listedPriv := newSigner(t)
+	ctx := ctxT(t)
+	s, err := timed(t, "sshd", func() (*SSHD, error) {
+		return StartSSHD(ctx, SSHDOptions{
+			TrustedUserCAKeys:  []string{string(ssh.MarshalAuthorizedKey(ca.PublicKey()))},
+			AuthorizedKeys:     []string{string(ssh.MarshalAuthorizedKey(listed.PublicKey()))},
+			RecordCertificates: true,
+		})
+	})
+	Need(t, err)
+	t.Cleanup(func() { _ = s.Stop() })
+
+	now := time.Now()
+	certKey := func(signer ssh.Signer, principal, keyID string, from, until time.Time) string {
+		user, priv := newSigner(t)
+		return writeClientKey(t, priv, signCert(t, signer, user.PublicKey(), principal, keyID, from, until))
+	}
+	_, strayPriv := newSigner(t)
+	tests := []struct {
+		name     string
+		key      string
+		command  string
+		want     string
+		wantExit int
+	}{
+		{name: "certificate from trusted CA logs in", key: certKey(ca, s.User, "sandbox/ok", now.Add(-time.Minute), now.Add(5*time.Minute)), command: "echo hello", want: "hello"},
+		{name: "exit status comes back", key: certKey(ca, s.User, "sandbox/exit", now.Add(-time.Minute), now.Add(5*time.Minute)), command: "exit 3", wantExit: 3},
+		{name: "key in AuthorizedKeys logs in", key: writeClientKey(t, listedPriv, nil), command: "echo listed", want: "listed"},
+		{name: "wrong principal is refused", key: certKey(ca, "someone-else", "sandbox/principal", now.Add(-time.Minute), now.Add(5*time.Minute)), wantExit: 255, want: "Permission denied"},
+		{name: "untrusted CA is refused", key: certKey(otherCA, s.User, "sandbox/ca", now.Add(-time.Minute), now.Add(5*time.Minute)), wantExit: 255, want: "Permission denied"},
+		{name: "expired certificate is refused", key: certKey(ca, s.User, "sandbox/expired", now.Add(-time.Hour), now.Add(-time.Minute)), wantExit: 255, want: "Permission denied"},
+		{name: "unlisted key is refused", key: writeClientKey(t, strayPriv, nil), wantExit: 255, want: "Permission denied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			command := tt.command
+			if command == "" {
+				command = "true"
+			}
+			out, code := runSSH(t, s, tt.key, command)
+			assert.Equal(t, tt.wantExit, code, "ssh exit status: got %d, want %d; output: %s", code, tt.wantExit, out)
+			assert.Contains(t, out, tt.want)
+		})
+	}
+
+	t.Run("accepted certificates are recorded", func(t *testing.T) {
+		certs, err := s.Certificates()
+		require.NoError(t, err)
+		var ids []string
+		for _, c := range certs {
+			ids = append(ids, c.KeyId)
+		}
+		assert.Contains(t, ids, "sandbox/ok", "recorded KeyIds: got %v, want sandbox/ok among them", ids)
+		assert.NotContains(t, ids, "sandbox/ca", "recorded KeyIds: got %v, want no certificate of an untrusted CA", ids)
+	})
+
+	t.Run("stop leaves nothing behind", func(t *testing.T) {
+		pgid, addr, dir, safeDir := s.proc.pid(), s.Addr(), s.Dir, s.safeDir
+		require.NoError(t, s.Stop())
+		assertGone(t, pgid, addr, dir)
+		_, err := os.Stat(safeDir)
+		assert.True(t, os.IsNotExist(err), "principals command dir %s: got %v, want it removed", safeDir, err)
+	})
+}
+
+func TestSSHDOptionsValidate(t *testing.T) {
+	signer, _ := newSigner(t)
+	key := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	tests := []struct {
+		name    string
+		opts    SSHDOptions
+		wantErr string
+	}{
+		{name: "zero value", opts: SSHDOptions{}},
+		{name: "valid keys", opts: SSHDOptions{TrustedUserCAKeys: []string{key}, AuthorizedKeys: []string{key}}},
+		{name: "garbage CA key", opts: SSHDOptions{TrustedUserCAKeys: []string{"ssh-ed25519 nonsense"}}, wantErr: "sshd key"},
+		{name: "multi-line config", opts: SSHDOptions{Config: []string{"LogLevel DEBUG\nPermitRootLogin yes"}}, wantErr: "one line"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.opts.Validate()
+			if tt.wantErr == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.True(t, strings.Contains(err.Error(), tt.wantErr), "Validate: got %q, want it to mention %q", err, tt.wantErr)
+		})
+	}
+}
