@@ -1,0 +1,124 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers database/sql driver "pgx"
+	"modernc.org/sqlite"
+)
+
+// sqliteBusyTimeout is how long a SQLite statement waits for another
+// process's write transaction (an `iga apply` of thousands of identities,
+// say) before giving up with SQLITE_BUSY, which Update then retries.
+const sqliteBusyTimeout = 10 * time.Second
+
+// SQLite result codes that mean "someone else holds the lock; try again".
+const (
+	sqliteBusy   = 5
+	sqliteLocked = 6
+)
+
+// PostgreSQL error codes after which the whole transaction may be retried.
+const (
+	pgSerializationFailure = "40001"
+	pgDeadlockDetected     = "40P01"
+)
+
+// dialect holds what differs between the drivers; the SQL itself is shared
+// and written with ? placeholders.
+type dialect struct {
+	name string
+	// driverName is the database/sql driver.
+	driverName string
+	// lockMigrations, when set, runs first in the migration transaction to
+	// keep concurrent Opens from migrating at once. SQLite needs none: its
+	// transactions begin IMMEDIATE, which already takes the write lock.
+	lockMigrations string
+	// serialWrites says writes from this process should queue on a mutex
+	// rather than in the database's busy handler, which sleeps.
+	serialWrites bool
+	// dollarParams rewrites ? placeholders as $1, $2, ….
+	dollarParams bool
+	// retryable reports whether err means the transaction may be retried.
+	retryable func(error) bool
+}
+
+var sqliteDialect = &dialect{
+	name:         "sqlite",
+	driverName:   "sqlite",
+	serialWrites: true,
+	retryable:    sqliteRetryable,
+}
+
+var postgresDialect = &dialect{
+	name:           "postgres",
+	driverName:     "pgx",
+	lockMigrations: "SELECT pg_advisory_xact_lock(7405332)", // any fixed key: "sallyport migrations"
+	dollarParams:   true,
+	retryable:      postgresRetryable,
+}
+
+// sqliteDSN is the modernc.org/sqlite data source for the registry file:
+// WAL so readers never block the writer, NORMAL sync (durable at WAL
+// checkpoints, safe from corruption), foreign keys on, and every
+// transaction BEGIN IMMEDIATE so a writer takes the lock up front instead
+// of failing half-way with SQLITE_BUSY.
+func sqliteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)+")")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	return path + "?" + q.Encode()
+}
+
+// rebind rewrites the ? placeholders of query for the dialect. Queries
+// never contain ? inside string literals.
+func (d *dialect) rebind(query string) string {
+	if !d.dollarParams {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func sqliteRetryable(err error) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	code := e.Code() & 0xff // extended codes keep the primary code in the low byte
+	return code == sqliteBusy || code == sqliteLocked
+}
+
+func postgresRetryable(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && (e.Code == pgSerializationFailure || e.Code == pgDeadlockDetected)
+}
+
+// dialectFor returns the dialect of a validated driver name.
+func dialectFor(driver string) (*dialect, error) {
+	switch driver {
+	case "", DriverSQLite:
+		return sqliteDialect, nil
+	case DriverPostgres:
+		return postgresDialect, nil
+	}
+	return nil, fmt.Errorf("unknown registry driver %q (want %q or %q)", driver, DriverSQLite, DriverPostgres)
+}

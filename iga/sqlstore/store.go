@@ -1,0 +1,178 @@
+// Package sqlstore persists the iga registry in SQL: SQLite (pure Go,
+// modernc.org/sqlite) for the embedded single-machine default, and
+// PostgreSQL (pgx) when several sallyport replicas share one registry.
+//
+// Both drivers share one implementation over database/sql; the few
+// differences (placeholders, identity columns, locking) live in dialect.go
+// and in the per-driver migration files under migrations/. cmd/sallyport
+// opens a Store and hands it to iga.Registry; nothing else imports this
+// package.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sallyport/sallyport/iga"
+)
+
+// Driver names accepted in Config.Driver.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Retry pacing for a transaction that found the database busy. SQLite
+// already waited sqliteBusyTimeout inside the driver before reporting
+// busy, so a few spaced retries are enough to ride out a long apply.
+const (
+	busyRetries      = 5
+	busyRetryBackoff = 50 * time.Millisecond
+)
+
+// Config says which database holds the registry.
+type Config struct {
+	// Driver is DriverSQLite or DriverPostgres. Empty: DriverSQLite.
+	Driver string
+	// Path is the SQLite database file (created with its directory when
+	// missing). Required for SQLite, unused for PostgreSQL.
+	Path string
+	// DSN is the PostgreSQL connection string (URL or key=value form).
+	// Required for PostgreSQL, unused for SQLite. It may hold a password,
+	// so it never appears in errors.
+	DSN string
+}
+
+// Validate reports what is missing or wrong in c.
+func (c Config) Validate() error {
+	switch c.Driver {
+	case "", DriverSQLite:
+		if c.Path == "" {
+			return errors.New("registry: sqlite needs a database file path")
+		}
+		if strings.ContainsRune(c.Path, '?') {
+			return fmt.Errorf("registry: sqlite path %q must not contain '?'", c.Path)
+		}
+	case DriverPostgres:
+		if c.DSN == "" {
+			return errors.New("registry: postgres needs a DSN")
+		}
+	default:
+		_, err := dialectFor(c.Driver)
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
+}
+
+// Store is an iga.Store on a SQL database. It is safe for concurrent use,
+// and several processes may open the same database at once.
+type Store struct {
+	reader
+	db *sql.DB
+	// writeMu queues this process's writers when the dialect asks for it.
+	writeMu sync.Mutex
+}
+
+var _ iga.Store = (*Store)(nil)
+
+// Open connects to the database c names, brings its schema up to date and
+// returns the store. Close it when done.
+func Open(ctx context.Context, c Config) (*Store, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	d, _ := dialectFor(c.Driver)
+	db, err := openDB(d, c)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{reader: reader{q: db, d: d}, db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openDB(d *dialect, c Config) (*sql.DB, error) {
+	if d != sqliteDialect {
+		db, err := sql.Open(d.driverName, c.DSN)
+		if err != nil { // the DSN may hold a password: keep it out of the error
+			return nil, errors.New("open postgres registry: malformed DSN")
+		}
+		return db, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("open sqlite registry: %w", err)
+	}
+	db, err := sql.Open(d.driverName, sqliteDSN(c.Path))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite registry %s: %w", c.Path, err)
+	}
+	return db, nil
+}
+
+// Close releases the database connections.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// Update runs fn in one transaction. An error from fn rolls the transaction
+// back and is returned unchanged. When the database is busy (another
+// process writing) the whole transaction, fn included, is retried.
+func (s *Store) Update(ctx context.Context, fn func(iga.Tx) error) error {
+	if s.d.serialWrites {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.runTx(ctx, fn)
+		if err == nil || !s.d.retryable(err) || attempt > busyRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * busyRetryBackoff):
+		}
+	}
+}
+
+// runTx runs fn in one transaction attempt.
+func (s *Store) runTx(ctx context.Context, fn func(iga.Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin registry transaction: %w", err)
+	}
+	if err := fn(&tx{reader: reader{q: sqlTx, d: s.d}}); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit registry transaction: %w", err)
+	}
+	return nil
+}
+
+// RecordDecision appends the decision's audit event and, when it allowed,
+// moves the identity's LastUsed forward to e.Time, in one short
+// transaction.
+func (s *Store) RecordDecision(ctx context.Context, e iga.AuditEvent) error {
+	return s.Update(ctx, func(t iga.Tx) error {
+		w := t.(*tx)
+		if err := w.AppendAudit(ctx, e); err != nil {
+			return err
+		}
+		if !e.Allow {
+			return nil
+		}
+		return w.touch(ctx, e.Identity, e.Time)
+	})
+}
