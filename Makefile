@@ -1,0 +1,57 @@
+# sallyport — the two commands a newcomer needs are `make demo` and `make test`.
+GO        ?= go
+BIN       := bin/sallyport
+DEMO_DIR  ?= ./sallyport-demo
+PKGS      := ./...
+# Debian packages the tests, demo and benchmarks talk to (real servers and clients).
+DEB_PKGS  := openssh-server openssh-client postgresql postgresql-client mariadb-server mariadb-client asciinema
+# Every test package gets this long; the whole run must stay well under 20 minutes.
+TEST_TIMEOUT ?= 15m
+
+.PHONY: all build test deps vet lint demo bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/sallyport
+
+## deps: install the Debian packages the tests need (idempotent; needs root or sudo).
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "deps: all Debian packages present"; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## test: deps, vet, then every test against real servers (CI=true: a missing server fails).
+test: deps lint
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+## demo: build and run the bastion on its embedded default with a seeded registry.
+demo: build
+	./$(BIN) demo --dir $(DEMO_DIR)
+
+## bench: direct-vs-bastion ratios and registry figures (not timed tests).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./iga/... ./recorder/...
+
+## fuzz: a short run of every fuzz target.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf bin
