@@ -121,17 +121,35 @@ func (p *process) logTail() string {
 	return tailOf(p.logPath)
 }
 
-// tailOf formats the last logTailLines lines of a file for an error message.
+// tailOf formats the last logTailLines lines of a file for an error
+// message, preceded by earlier lines that report errors, which installers
+// tend to follow with pages of advice.
 func tailOf(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil || len(bytes.TrimSpace(b)) == 0 {
 		return ""
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var errs []string
 	if len(lines) > logTailLines {
+		errs = errorLines(lines[:len(lines)-logTailLines])
 		lines = lines[len(lines)-logTailLines:]
 	}
-	return fmt.Sprintf("; log %s ends:\n%s", path, strings.Join(lines, "\n"))
+	return fmt.Sprintf("; log %s ends:\n%s", path, strings.Join(append(errs, lines...), "\n"))
+}
+
+// errorLines picks the first few lines that mention an error.
+func errorLines(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if len(out) < logTailLines/4 && (strings.Contains(l, "ERROR") || strings.Contains(l, "FATAL")) {
+			out = append(out, l)
+		}
+	}
+	if len(out) > 0 {
+		out = append(out, "[...]")
+	}
+	return out
 }
 
 // runLogged runs a setup command (initdb, install-db) to completion with its

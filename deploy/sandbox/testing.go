@@ -62,3 +62,13 @@ func SSHDT(t testing.TB, opts SSHDOptions) *SSHD {
 	t.Cleanup(func() { stopT(t, s.Stop) })
 	return s
 }
+
+// MariaDBT starts a MariaDB sandbox for the test and stops it in
+// t.Cleanup, applying Need's policy when it cannot start.
+func MariaDBT(t testing.TB, opts ...MariaDBOptions) *MariaDB {
+	t.Helper()
+	m, err := StartMariaDB(context.Background(), first(opts))
+	Need(t, err)
+	t.Cleanup(func() { stopT(t, m.Stop) })
+	return m
+}

@@ -1,0 +1,290 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/sha1"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+const (
+	// mariadbReadyTimeout bounds the wait for mariadbd to accept logins; it
+	// normally takes under a second on a fresh datadir.
+	mariadbReadyTimeout = 30 * time.Second
+	// mariadbProbeTimeout bounds one readiness login attempt.
+	mariadbProbeTimeout = 2 * time.Second
+	// mariadbStartAttempts is how often a start is retried when another
+	// process took the free port between choosing and binding it.
+	mariadbStartAttempts = 3
+	// mariadbAdmin is the account with all privileges, reachable over TCP.
+	mariadbAdmin = "admin"
+)
+
+// mariadbSearch is where the server and its installer are looked for before PATH.
+var mariadbSearch = []string{"/usr/sbin", "/usr/bin"}
+
+// MariaDBOptions configures StartMariaDB. The zero value is ready to use.
+type MariaDBOptions struct {
+	// BaseDir is where the sandbox dir is created; zero means os.TempDir().
+	BaseDir string
+	// Settings are extra server options, passed as --name=value
+	// (e.g. "max_connections": "300"); zero adds none.
+	Settings map[string]string
+}
+
+// Validate reports option names mariadbd would misread.
+func (o MariaDBOptions) Validate() error {
+	for name := range o.Settings {
+		if name == "" || strings.HasPrefix(name, "-") || strings.ContainsAny(name, "= \t\n") {
+			return fmt.Errorf("mariadb setting name %q: must be a bare option name", name)
+		}
+	}
+	return nil
+}
+
+// MariaDB is a running throwaway MariaDB server listening on loopback TCP
+// (and a Unix socket in Dir).
+type MariaDB struct {
+	// Host is the listen address, always 127.0.0.1.
+	Host string
+	// Port is the TCP port the server listens on.
+	Port int
+	// User is the admin account with all privileges, "admin"; no root
+	// or anonymous account exists.
+	User string
+	// Password is the admin account's random password.
+	Password string
+	// Dir holds the datadir (data/), the socket and the log (mariadb.log); Stop removes it.
+	Dir string
+
+	proc     *process
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartMariaDB creates a datadir with mariadb-install-db in a temp dir and
+// starts mariadbd on a free loopback port, returning once it accepts logins.
+func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("start mariadb: %w", err)
+	}
+	bins, err := findMariaDB()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := makeBaseDir(opts.BaseDir, "sallyport-mariadb-*")
+	if err != nil {
+		return nil, err
+	}
+	m := &MariaDB{Host: "127.0.0.1", User: mariadbAdmin, Password: randomSecret(), Dir: dir}
+	err = m.install(ctx, bins.install)
+	if err == nil {
+		err = m.serve(ctx, bins.server, opts.Settings)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return m, nil
+}
+
+// mariadbBins are the absolute paths of the programs the sandbox runs.
+type mariadbBins struct{ install, server string }
+
+// findMariaDB looks for the installer and the server under both their
+// MariaDB and their older MySQL names.
+func findMariaDB() (mariadbBins, error) {
+	var b mariadbBins
+	var ok bool
+	if b.install, ok = lookFirst([]string{"mariadb-install-db", "mysql_install_db"}, mariadbSearch); !ok {
+		return b, missing("mariadb-install-db", strings.Join(mariadbSearch, ", ")+" or PATH", "mariadb-server")
+	}
+	if b.server, ok = lookFirst([]string{"mariadbd", "mysqld"}, mariadbSearch); !ok {
+		return b, missing("mariadbd", strings.Join(mariadbSearch, ", ")+" or PATH", "mariadb-server")
+	}
+	return b, nil
+}
+
+// lookFirst returns the first of names that lookBinary finds.
+func lookFirst(names, dirs []string) (string, bool) {
+	for _, n := range names {
+		if p, ok := lookBinary(n, dirs...); ok {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// mariadbBootstrapSQL creates the admin account and removes the
+// password-less root and anonymous accounts install-db made, so nothing
+// answers on the TCP port without the random password. It runs inside
+// install-db, before the server ever listens.
+// Grant statements are refused while bootstrapping (grant tables are
+// skipped), so the account is inserted directly with all privilege bits
+// and a mysql_native_password hash. The hash alone lets one log in, so the
+// file is 0600 and removed after install.
+const mariadbBootstrapSQL = `INSERT INTO mysql.global_priv (Host, User, Priv) VALUES ('%%', '%s',
+  JSON_OBJECT('access', 18446744073709551615, 'plugin', 'mysql_native_password',
+    'authentication_string', '%s', 'password_last_changed', UNIX_TIMESTAMP()));
+DELETE FROM mysql.global_priv WHERE User IN ('root', '');
+`
+
+// nativePasswordHash is mysql_native_password's stored form of password.
+func nativePasswordHash(password string) string {
+	first := sha1.Sum([]byte(password))
+	second := sha1.Sum(first[:])
+	return "*" + strings.ToUpper(hex.EncodeToString(second[:]))
+}
+
+// install runs mariadb-install-db with the bootstrap SQL in a file that is
+// removed afterwards.
+func (m *MariaDB) install(ctx context.Context, bin string) error {
+	extra := filepath.Join(m.Dir, "bootstrap.sql")
+	sqlText := fmt.Sprintf(mariadbBootstrapSQL, m.User, nativePasswordHash(m.Password))
+	if err := os.WriteFile(extra, []byte(sqlText), 0o600); err != nil {
+		return fmt.Errorf("write mariadb bootstrap file: %w", err)
+	}
+	defer os.Remove(extra)
+	args := append([]string{"--no-defaults", "--datadir=" + m.dataDir(),
+		"--auth-root-authentication-method=normal", "--skip-test-db",
+		"--extra-file=" + extra}, m.userArgs()...)
+	args = append(args, "--innodb-buffer-pool-size=8M", "--innodb-log-file-size=8M")
+	return runLogged(ctx, "mariadb-install-db", exec.Command(bin, args...), filepath.Join(m.Dir, "install.log"))
+}
+
+// userArgs lets mariadbd run as root, which it otherwise refuses.
+func (m *MariaDB) userArgs() []string {
+	if isRoot() {
+		return []string{"--user=root"}
+	}
+	return nil
+}
+
+// serve starts mariadbd on a free port, retrying when the port was taken.
+func (m *MariaDB) serve(ctx context.Context, bin string, settings map[string]string) error {
+	var err error
+	for range mariadbStartAttempts {
+		if m.Port, err = freePort(); err != nil {
+			return err
+		}
+		logPath := filepath.Join(m.Dir, "mariadb.log")
+		if m.proc, err = startProcess("mariadbd", exec.Command(bin, m.serverArgs(settings)...), logPath); err != nil {
+			return err
+		}
+		if err = m.proc.waitReady(ctx, mariadbReadyTimeout, m.probe); err == nil {
+			return nil
+		}
+		_ = m.proc.stop(syscall.SIGKILL)
+		if !strings.Contains(tailOf(logPath), "Address already in use") {
+			return err
+		}
+	}
+	return err
+}
+
+// serverArgs binds loopback only and trades durability and features for
+// start-up speed and a small footprint.
+func (m *MariaDB) serverArgs(settings map[string]string) []string {
+	args := append([]string{"--no-defaults", "--datadir=" + m.dataDir(),
+		"--port=" + strconv.Itoa(m.Port), "--bind-address=" + m.Host,
+		"--socket=" + m.Socket(), "--pid-file=" + filepath.Join(m.Dir, "mariadbd.pid"),
+		"--skip-name-resolve", "--skip-log-bin", "--performance-schema=OFF",
+		"--innodb-buffer-pool-size=8M", "--innodb-log-file-size=8M",
+		"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
+		"--max-connections=300"}, m.userArgs()...)
+	names := make([]string, 0, len(settings))
+	for name := range settings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		args = append(args, "--"+name+"="+settings[name])
+	}
+	return args
+}
+
+// probe logs in once as the admin over TCP.
+func (m *MariaDB) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, mariadbProbeTimeout)
+	defer cancel()
+	db, err := sql.Open("mysql", m.AdminDSN())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.PingContext(ctx)
+}
+
+func (m *MariaDB) dataDir() string { return filepath.Join(m.Dir, "data") }
+
+// Socket is the path of the server's Unix socket.
+func (m *MariaDB) Socket() string { return filepath.Join(m.Dir, "mariadb.sock") }
+
+// Addr is host:port of the server.
+func (m *MariaDB) Addr() string { return net.JoinHostPort(m.Host, strconv.Itoa(m.Port)) }
+
+// AdminDSN is a go-sql-driver/mysql DSN for the admin over TCP with no
+// default database, e.g. admin:PASSWORD@tcp(127.0.0.1:PORT)/.
+func (m *MariaDB) AdminDSN() string { return m.DSN("") }
+
+// DSN is a go-sql-driver/mysql DSN for the admin on database db.
+func (m *MariaDB) DSN(db string) string { return m.config(db).FormatDSN() }
+
+// config is the driver configuration for the admin over TCP on database db.
+func (m *MariaDB) config(db string) *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = m.User, m.Password
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", m.Addr(), db
+	return cfg
+}
+
+// CreateDatabase creates database name.
+func (m *MariaDB) CreateDatabase(ctx context.Context, name string) error {
+	return m.Exec(ctx, "", "CREATE DATABASE "+quoteMySQLIdent(name))
+}
+
+// quoteMySQLIdent quotes an identifier with backticks.
+func quoteMySQLIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+
+// Exec runs one or more statements as the admin in database db ("" for
+// none), e.g. to create users and sample data for a target.
+func (m *MariaDB) Exec(ctx context.Context, db, sqlText string) error {
+	cfg := m.config(db)
+	cfg.MultiStatements = true
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return fmt.Errorf("configure sandbox mariadb connection: %w", err)
+	}
+	sqlDB := sql.OpenDB(conn)
+	defer sqlDB.Close()
+	if _, err := sqlDB.ExecContext(ctx, sqlText); err != nil {
+		return fmt.Errorf("exec in sandbox mariadb database %q: %w", db, err)
+	}
+	return nil
+}
+
+// Stop shuts the server down, then removes Dir. It is safe to call more
+// than once.
+func (m *MariaDB) Stop() error {
+	m.stopOnce.Do(func() {
+		err := m.proc.stop(syscall.SIGTERM)
+		if rmErr := os.RemoveAll(m.Dir); err == nil && rmErr != nil {
+			err = fmt.Errorf("remove mariadb sandbox dir: %w", rmErr)
+		}
+		m.stopErr = err
+	})
+	return m.stopErr
+}
