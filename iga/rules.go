@@ -93,6 +93,9 @@ func ruleCertified(f *admissionFacts) []Reason {
 	case c.Decision != DecisionCertify:
 		return reasonf(ReasonNotCertified, "%s's latest certification decision %q is not certify; ask %s to certify it",
 			id.ID, c.Decision, ownerPhrase(f))
+	case id.Owner == "":
+		return reasonf(ReasonNotCertified, "%s has no owner, so its certification by %s does not count; ask %s to assign an owner who certifies it",
+			id.ID, c.By, ownerPhrase(f))
 	case c.By != id.Owner:
 		return reasonf(ReasonNotCertified, "%s was certified by %s, who is not its current owner; ask %s to recertify it",
 			id.ID, c.By, ownerPhrase(f))

@@ -50,6 +50,8 @@ func TestRules(t *testing.T) {
 		{"never certified", ruleCertified, func(f *admissionFacts) { f.identity.Certification = nil }, ReasonNotCertified, "never been certified"},
 		{"certified by a former owner", ruleCertified, func(f *admissionFacts) { f.identity.Certification.By = "bob@example.com" },
 			ReasonNotCertified, "certified by bob@example.com, who is not its current owner; ask its owner alice@example.com"},
+		{"certified, but the owner is gone", ruleCertified, func(f *admissionFacts) { f.identity.Owner, f.identity.Certification.By = "", "" },
+			ReasonNotCertified, "has no owner, so its certification"},
 		{"certification ran out", ruleCertified, func(f *admissionFacts) {
 			f.identity.Certification.Until = time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
 		}, ReasonCertificationExpired, "svc-report was certified until 2026-10-01; ask its owner alice@example.com to recertify"},
