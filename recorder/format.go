@@ -150,8 +150,16 @@ type Manifest struct {
 	Signer     string           `json:"signer"`
 	Objects    []ManifestObject `json:"objects"`
 	Streams    []StreamSummary  `json:"streams"`
-	// DroppedBytes counts data not recorded in a degraded session.
-	DroppedBytes int64 `json:"dropped_bytes,omitempty"`
+	Counts  Counts           `json:"counts"`
+}
+
+// Counts sums up a session: terminal bytes recorded (output and, when
+// enabled, input), events written, and bytes dropped in a degraded session.
+type Counts struct {
+	OutputBytes  int64 `json:"output_bytes"`
+	InputBytes   int64 `json:"input_bytes"`
+	Events       int64 `json:"events"`
+	DroppedBytes int64 `json:"dropped_bytes"`
 }
 
 // ManifestObject is one object covered by the manifest. Seq is 0 for

@@ -1,0 +1,226 @@
+package recorder
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Default sizes; Recorder fields override them.
+const (
+	defaultChunkSize  = 4 << 20  // big enough to amortise fsync, small enough to upload in one PUT
+	defaultBufferSize = 16 << 20 // about 80 ms of a saturated relay at 200 MB/s
+)
+
+// stream is one output object being filled: a pty channel's asciicast or
+// events.jsonl.
+type stream struct {
+	name        string
+	cast        bool
+	buf         []byte
+	first, last int64
+	records     int64
+	output      int64
+	input       int64
+	start       int64 // cast: time zero of the asciicast
+	started     bool  // cast: header written
+	carry       [2][]byte
+}
+
+// encoder turns queued records into stream payloads and cuts chunks.
+type encoder struct {
+	s       *Session
+	streams map[string]*stream
+	order   []*stream
+}
+
+// run is the session's flusher: it drains the queue whenever poked, cuts
+// chunks as they fill, and writes and fsyncs every stream at least once
+// per flush interval. It exits after sealing the closed session.
+func (s *Session) run(interval time.Duration) {
+	defer close(s.finished)
+	enc := &encoder{s: s, streams: map[string]*stream{}}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		flush := false
+		select {
+		case <-s.wake:
+		case <-tick.C:
+			flush = true
+		}
+		closing := s.drain(enc)
+		if closing {
+			enc.releaseCarry()
+		}
+		if flush || closing {
+			enc.flushAll()
+			if err := s.spool.sync(); err != nil {
+				s.fail(fmt.Errorf("sync spool: %w", err))
+			}
+		}
+		if closing {
+			s.sealErr = s.finish()
+			return
+		}
+	}
+}
+
+// drain swaps the queue for the spare one and encodes what was in it.
+func (s *Session) drain(enc *encoder) (closing bool) {
+	s.mu.Lock()
+	q := s.q
+	s.q, s.spare = s.spare, q
+	closing = s.closing
+	close(s.space)
+	s.space = make(chan struct{})
+	s.mu.Unlock()
+	for _, r := range q.recs {
+		enc.add(r, q.arena[r.off:r.off+r.n])
+	}
+	q.reset()
+	return closing
+}
+
+func (e *encoder) stream(name string) *stream {
+	st := e.streams[name]
+	if st == nil {
+		st = &stream{name: name, cast: name != eventsStream}
+		e.streams[name] = st
+		e.order = append(e.order, st)
+	}
+	return st
+}
+
+// add encodes one record into its stream and cuts a chunk when it is full.
+func (e *encoder) add(r record, data []byte) {
+	var st *stream
+	if r.kind == kindEvent {
+		st = e.stream(eventsStream)
+		st.buf = append(append(st.buf, data...), '\n')
+	} else {
+		st = e.stream(castStream(r.ch))
+		e.addCast(st, r, data)
+	}
+	if st.records == 0 {
+		st.first = r.at
+	}
+	st.records++
+	st.last = max(st.last, r.at)
+	if len(st.buf) >= e.s.rec.chunkSize() {
+		e.cut(st)
+	}
+}
+
+func (e *encoder) addCast(st *stream, r record, data []byte) {
+	if !st.started {
+		cols, rows, term := 80, 24, ""
+		if r.kind == kindHeader {
+			cols, rows, term = r.cols, r.rows, string(data)
+		}
+		st.buf = appendCastHeader(st.buf, cols, rows, time.Unix(0, r.at), term)
+		st.start, st.started = r.at, true
+		if r.kind == kindHeader {
+			return
+		}
+	}
+	t := time.Duration(max(r.at-st.start, 0))
+	switch r.kind {
+	case kindHeader, kindResize:
+		st.buf = appendCastEvent(st.buf, t, 'r', []byte(strconv.Itoa(r.cols)+"x"+strconv.Itoa(r.rows)))
+	case kindOutput:
+		st.output += int64(len(data))
+		st.buf = st.appendText(st.buf, t, 0, 'o', data)
+	case kindInput:
+		st.input += int64(len(data))
+		st.buf = st.appendText(st.buf, t, 1, 'i', data)
+	}
+}
+
+// appendText appends an "o" or "i" event, holding back an incomplete UTF-8
+// sequence at the end for the next write of the same kind.
+func (st *stream) appendText(dst []byte, t time.Duration, slot int, code byte, data []byte) []byte {
+	if c := st.carry[slot]; len(c) > 0 {
+		data = append(c, data...)
+		st.carry[slot] = nil
+	}
+	if n := incompleteTail(data); n > 0 {
+		st.carry[slot] = append([]byte(nil), data[len(data)-n:]...)
+		data = data[:len(data)-n]
+	}
+	if len(data) == 0 {
+		return dst
+	}
+	return appendCastEvent(dst, t, code, data)
+}
+
+// releaseCarry records bytes held back for an incomplete UTF-8 sequence
+// that will never be completed, as the session is ending.
+func (e *encoder) releaseCarry() {
+	for _, st := range e.order {
+		t := time.Duration(max(st.last-st.start, 0))
+		for slot, code := range []byte{'o', 'i'} {
+			if c := st.carry[slot]; len(c) > 0 {
+				st.buf = appendCastEvent(st.buf, t, code, c)
+				st.carry[slot] = nil
+			}
+		}
+	}
+}
+
+// flushAll cuts a chunk of every stream holding data.
+func (e *encoder) flushAll() {
+	for _, st := range e.order {
+		if len(st.buf) > 0 {
+			e.cut(st)
+		}
+	}
+}
+
+// cut writes st's buffer as the next chunk. A chunk the spool refuses is
+// lost: the session is failed (or degraded) and the chain continues intact.
+func (e *encoder) cut(st *stream) {
+	stats := chunkStats{stream: st.name, first: time.Unix(0, st.first).UTC(), last: time.Unix(0, st.last).UTC(),
+		records: st.records, output: st.output, input: st.input}
+	if err := e.s.spool.writeChunk(st.buf, stats); err != nil {
+		e.s.lost(int(st.output+st.input), err)
+	} else {
+		e.s.rec.Metrics.recorded(int(st.output + st.input))
+		e.s.rec.queueUpload(e.s.meta.ID)
+	}
+	st.buf = st.buf[:0]
+	st.records, st.output, st.input = 0, 0, 0
+}
+
+// lost accounts for data the spool could not take.
+func (s *Session) lost(n int, err error) {
+	s.mu.Lock()
+	s.dropped += int64(n)
+	s.mu.Unlock()
+	s.rec.Metrics.dropped(n)
+	s.fail(err)
+}
+
+// finish flushes held-back bytes, closes the spool and seals the recording.
+func (s *Session) finish() error {
+	defer s.rec.forget(s)
+	if err := s.spool.close(); err != nil {
+		s.fail(err)
+	}
+	m := manifestFrom(s.meta.ID, s.spool.entries)
+	s.mu.Lock()
+	m.State, m.ExitStatus, m.Counts.DroppedBytes = ManifestComplete, s.end.ExitStatus, s.dropped
+	if s.err != nil {
+		m.State, m.Reason = ManifestDegraded, s.err.Error()
+	}
+	s.mu.Unlock()
+	m.StartedAt, m.EndedAt = s.meta.StartedAt, s.rec.now().UTC()
+	if err := seal(s.spool.dir, m, s.rec.Key); err != nil {
+		s.rec.logger().Error("seal recording; it will be recovered as incomplete on restart", "session", s.meta.ID, "err", err)
+		return fmt.Errorf("seal recording %s: %w", s.meta.ID, err)
+	}
+	s.rec.queueUpload(s.meta.ID)
+	s.rec.report(StateChange{Meta: s.meta, State: StateUploading, Dir: s.dir, EndedAt: m.EndedAt,
+		Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
+	return nil
+}

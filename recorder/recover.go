@@ -1,0 +1,152 @@
+package recorder
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// tornSuffix marks spool files that were not completely written when the
+// process died; they are not part of the recording and are never uploaded.
+const tornSuffix = ".torn"
+
+// recoverSpool queues every session left in the spool. Sealed ones only
+// need uploading; those that were live when the process died are sealed
+// now as incomplete, with what was flushed.
+func (r *Recorder) recoverSpool(ctx context.Context) error {
+	ents, err := os.ReadDir(r.Config.SpoolDir())
+	if err != nil {
+		return fmt.Errorf("scan spool: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || ctx.Err() != nil {
+			continue
+		}
+		dir := filepath.Join(r.Config.SpoolDir(), e.Name())
+		if _, err := os.Stat(filepath.Join(dir, manifestObject)); err != nil {
+			if err := r.recoverSession(dir); err != nil {
+				r.logger().Error("recover crashed recording; left in the spool", "dir", dir, "err", err)
+				continue
+			}
+		}
+		r.pending[e.Name()] = true
+	}
+	return ctx.Err()
+}
+
+// recoverSession seals a session that was live when the process died.
+func (r *Recorder) recoverSession(dir string) error {
+	meta, err := readMeta(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Open never returned: nothing was recorded under this id.
+		return os.RemoveAll(dir)
+	}
+	if err != nil {
+		return err
+	}
+	entries, err := readLog(dir)
+	if err != nil || len(entries) == 0 {
+		if entries, err = sessionEntry(dir); err != nil {
+			return err
+		}
+	}
+	kept := keepIntact(dir, entries)
+	lost := quarantine(dir, len(kept))
+	m := manifestFrom(meta.ID, kept)
+	m.State, m.StartedAt = ManifestIncomplete, meta.StartedAt
+	if m.EndedAt.IsZero() {
+		m.EndedAt = meta.StartedAt
+	}
+	m.Reason = fmt.Sprintf("the bastion stopped while the session was live; recovered at %s with %d chunks",
+		r.now().UTC().Format(time.RFC3339), len(kept)-1)
+	if lost > 0 {
+		m.Reason += fmt.Sprintf("; %d unflushed bytes were lost", lost)
+	}
+	if err := seal(dir, m, r.Key); err != nil {
+		return err
+	}
+	r.logger().Warn("recovered a recording cut short by a crash", "session", meta.ID, "chunks", len(kept)-1)
+	r.report(StateChange{Meta: meta, State: StateUploading, Dir: SessionDir(meta.ID, meta.StartedAt),
+		EndedAt: m.EndedAt, Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
+	return nil
+}
+
+// sessionEntry rebuilds the log's first entry when the log was lost.
+func sessionEntry(dir string) ([]logEntry, error) {
+	size, sum, err := hashFile(filepath.Join(dir, sessionObject))
+	if err != nil {
+		return nil, err
+	}
+	return []logEntry{{ManifestObject: ManifestObject{Name: sessionObject, Size: size, SHA256: sum}}}, nil
+}
+
+// keepIntact returns the longest prefix of the log whose chunks are either
+// intact in the spool or gone because they were uploaded. A chunk still
+// under its temporary name but complete is published.
+func keepIntact(dir string, entries []logEntry) []logEntry {
+	for i, e := range entries[1:] {
+		final := filepath.Join(dir, e.Name)
+		if matches(final, e) {
+			continue
+		}
+		if matches(final+".tmp", e) {
+			if os.Rename(final+".tmp", final) == nil {
+				continue
+			}
+		}
+		if exists(final) || exists(final+".tmp") {
+			return entries[:i+1] // damaged: keep what precedes it
+		}
+		// Neither name exists: the uploader confirmed and removed it.
+	}
+	return entries
+}
+
+// quarantine renames chunk files beyond the kept prefix so they are never
+// uploaded, and returns how many bytes they held.
+func quarantine(dir string, kept int) int64 {
+	ents, _ := os.ReadDir(dir)
+	var lost int64
+	for _, e := range ents {
+		seq, ok := chunkSeq(strings.TrimSuffix(e.Name(), ".tmp"))
+		if !ok || seq < kept && !strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			lost += info.Size()
+		}
+		p := filepath.Join(dir, e.Name())
+		os.Rename(p, p+tornSuffix)
+	}
+	return lost
+}
+
+func matches(path string, e logEntry) bool {
+	size, sum, err := hashFile(path)
+	return err == nil && size == e.Size && sum == e.SHA256
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func hashFile(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, bufio.NewReader(f))
+	return n, hex.EncodeToString(h.Sum(nil)), err
+}

@@ -1,0 +1,253 @@
+package recorder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// bufferFullWait is how long a relay write waits for buffer space when the
+// spool falls behind. Back-pressure this short is invisible to a terminal;
+// longer, and the recording is declared unable to keep up.
+const bufferFullWait = 500 * time.Millisecond
+
+// ErrRecordingFailed is returned by Session writes once the session cannot
+// be recorded and Config.FailClosed is set: the proxy must end the session.
+// Session.Err says why.
+var ErrRecordingFailed = errors.New("recording failed")
+
+// ErrCannotKeepUp is the cause when the spool fell behind for longer than
+// the relay may wait.
+var ErrCannotKeepUp = errors.New("spool cannot keep up with the session")
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("recording closed")
+
+// Record kinds in the queue between the relay and the flusher.
+const (
+	kindOutput = 'o'
+	kindInput  = 'i'
+	kindResize = 'r'
+	kindHeader = 'h'
+	kindEvent  = 'e'
+)
+
+// record is one queued write; its bytes live in the queue's arena.
+type record struct {
+	at         int64 // unix nanoseconds
+	kind       byte
+	ch         int
+	off, n     int
+	cols, rows int
+}
+
+// queue is a batch of records the relay appended and the flusher drains.
+type queue struct {
+	recs  []record
+	arena []byte
+}
+
+func (q *queue) reset() { q.recs, q.arena = q.recs[:0], q.arena[:0] }
+
+// Session records one session. Its methods are safe for concurrent use;
+// writes copy their arguments and return quickly.
+type Session struct {
+	rec   *Recorder
+	meta  SessionMeta
+	dir   string // store key prefix
+	spool *spoolSession
+
+	mu       sync.Mutex
+	q        *queue
+	spare    *queue
+	space    chan struct{} // closed when the flusher drained the queue
+	err      error         // why recording failed or degraded
+	failed   chan struct{}
+	closing  bool
+	end      End
+	dropped  int64
+	wake     chan struct{}
+	finished chan struct{}
+	sealErr  error
+}
+
+// Meta returns the session's metadata as recorded in session.json.
+func (s *Session) Meta() SessionMeta { return s.meta }
+
+// Dir returns the store key prefix of the session's objects.
+func (s *Session) Dir() string { return s.dir }
+
+// Failed is closed when the session must end because it cannot be recorded
+// (only with Config.FailClosed). Proxies select on it next to their relay.
+func (s *Session) Failed() <-chan struct{} { return s.failed }
+
+// Err says why the recording failed or is degraded; nil while healthy.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// OpenTerminal starts the asciicast stream of pty channel ch with the
+// terminal's size and TERM. Output on a channel without it gets 80x24.
+func (s *Session) OpenTerminal(ch, cols, rows int, term string) error {
+	return s.put(record{kind: kindHeader, ch: ch, cols: cols, rows: rows}, []byte(term))
+}
+
+// Output records terminal output p of pty channel ch (asciicast "o").
+func (s *Session) Output(ch int, p []byte) error {
+	return s.put(record{kind: kindOutput, ch: ch}, p)
+}
+
+// Input records keystrokes of pty channel ch (asciicast "i") when
+// Config.RecordInput is set, and drops them otherwise.
+func (s *Session) Input(ch int, p []byte) error {
+	if !s.rec.Config.RecordInput {
+		return s.status()
+	}
+	return s.put(record{kind: kindInput, ch: ch}, p)
+}
+
+// Resize records a window change of pty channel ch (asciicast "r").
+func (s *Session) Resize(ch, cols, rows int) error {
+	return s.put(record{kind: kindResize, ch: ch, cols: cols, rows: rows}, nil)
+}
+
+// Event appends ev to events.jsonl; a zero ev.Time means now.
+func (s *Session) Event(ev Event) error {
+	if ev.Time.IsZero() {
+		ev.Time = s.rec.now()
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", ev.Type, err)
+	}
+	return s.put(record{kind: kindEvent, at: ev.Time.UnixNano()}, b)
+}
+
+// status is the error a write returns right now: ErrRecordingFailed once
+// the session must end, nil otherwise.
+func (s *Session) status() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writeErr()
+}
+
+func (s *Session) writeErr() error {
+	if s.err != nil && s.rec.Config.FailClosed {
+		return fmt.Errorf("%w: %w", ErrRecordingFailed, s.err)
+	}
+	return nil
+}
+
+// put queues one record, waiting up to bufferFullWait for space.
+func (s *Session) put(r record, data []byte) error {
+	deadline := time.Time{}
+	s.mu.Lock()
+	for {
+		if s.closing {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		if err := s.writeErr(); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		if len(s.q.arena)+len(data) <= s.rec.bufferSize() || len(s.q.arena) == 0 {
+			break
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(bufferFullWait)
+		}
+		if !s.waitSpace(deadline) {
+			return s.overflow(len(data))
+		}
+	}
+	if r.at == 0 {
+		r.at = s.rec.now().UnixNano()
+	}
+	r.off, r.n = len(s.q.arena), len(data)
+	s.q.arena = append(s.q.arena, data...)
+	s.q.recs = append(s.q.recs, r)
+	s.mu.Unlock()
+	s.poke()
+	return nil
+}
+
+// waitSpace releases the lock until the flusher drains the queue or the
+// deadline passes; it returns with the lock held, false on timeout.
+func (s *Session) waitSpace(deadline time.Time) bool {
+	space := s.space
+	s.mu.Unlock()
+	s.poke()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-space:
+		s.mu.Lock()
+		return true
+	case <-t.C:
+		s.mu.Lock()
+		return false
+	}
+}
+
+// overflow handles a write that found no space in time; called locked.
+func (s *Session) overflow(n int) error {
+	s.dropped += int64(n)
+	s.mu.Unlock()
+	s.rec.Metrics.dropped(n)
+	s.fail(ErrCannotKeepUp)
+	return s.status()
+}
+
+func (s *Session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fail records the first cause of failure and tells the proxy.
+func (s *Session) fail(cause error) {
+	s.mu.Lock()
+	first := s.err == nil
+	if first {
+		s.err = cause
+	}
+	s.mu.Unlock()
+	if !first {
+		return
+	}
+	s.rec.logger().Warn("recording degraded", "session", s.meta.ID, "err", cause, "fail_closed", s.rec.Config.FailClosed)
+	if s.rec.Config.FailClosed {
+		close(s.failed)
+	}
+	s.rec.report(StateChange{Meta: s.meta, State: StateDegraded, Dir: s.dir, Reason: cause.Error()})
+}
+
+// Close writes the end event, flushes, seals the recording with its signed
+// manifest and hands it to the uploader. It waits for the flusher at most
+// until ctx is done.
+func (s *Session) Close(ctx context.Context, end End) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.mu.Unlock()
+	_ = s.Event(Event{Type: EventEnd, ExitStatus: end.ExitStatus, Reason: end.Reason})
+	s.mu.Lock()
+	s.closing, s.end = true, end
+	s.mu.Unlock()
+	s.poke()
+	select {
+	case <-s.finished:
+		return s.sealErr
+	case <-ctx.Done():
+		return fmt.Errorf("close recording %s: %w", s.meta.ID, ctx.Err())
+	}
+}

@@ -1,0 +1,239 @@
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// logObject is the spool's append-only list of the objects written so far,
+// so that a session recovered after a crash can be sealed even though its
+// early chunks were already uploaded and deleted from the spool.
+const logObject = "chunks.log"
+
+// logEntry is one line of chunks.log.
+type logEntry struct {
+	ManifestObject
+	Records int64     `json:"records"`
+	Output  int64     `json:"output"`
+	Input   int64     `json:"input"`
+	Last    time.Time `json:"last"`
+}
+
+// spoolSession is one session's spool directory. Only the session's flusher
+// goroutine writes to it.
+type spoolSession struct {
+	dir      string
+	id       string
+	log      *os.File
+	unsynced []*os.File
+	prev     string // hex SHA-256 of the last object written
+	entries  []logEntry
+}
+
+// createSpool makes the session's spool directory and durably writes
+// session.json, the first link of the hash chain.
+func createSpool(dir string, meta []byte) (*spoolSession, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create spool directory: %w", err)
+	}
+	if err := writeDurable(filepath.Join(dir, sessionObject), meta); err != nil {
+		return nil, fmt.Errorf("write session.json: %w", err)
+	}
+	log, err := os.OpenFile(filepath.Join(dir, logObject), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open chunk log: %w", err)
+	}
+	s := &spoolSession{dir: dir, id: filepath.Base(dir), log: log}
+	sum := sha256.Sum256(meta)
+	e := logEntry{ManifestObject: ManifestObject{Name: sessionObject, Size: int64(len(meta)), SHA256: hex.EncodeToString(sum[:])}}
+	if err := s.appendLog(e); err != nil {
+		log.Close()
+		return nil, err
+	}
+	return s, s.sync()
+}
+
+// writeDurable writes data to path through a synced temporary file.
+func writeDurable(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := writeFileSync(tmp, bytes.NewReader(data), int64(len(data))); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func (s *spoolSession) appendLog(e logEntry) error {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode chunk log entry: %w", err)
+	}
+	if _, err := s.log.Write(append(line, '\n')); err != nil {
+		return fmt.Errorf("append chunk log: %w", err)
+	}
+	s.entries = append(s.entries, e)
+	s.prev = e.SHA256
+	return nil
+}
+
+// chunkStats is what the flusher knows about a chunk it hands to writeChunk.
+type chunkStats struct {
+	stream        string
+	first, last   time.Time
+	records       int64
+	output, input int64
+}
+
+// writeChunk writes the next chunk of the chain. The file appears under
+// its final name only after its log entry, so recovery finds every chunk
+// it can name. It is synced by the next sync call.
+func (s *spoolSession) writeChunk(payload []byte, st chunkStats) error {
+	seq := len(s.entries)
+	hdr := ChunkHeader{Format: chunkFormat, Session: s.id, Seq: seq, Stream: st.stream,
+		Prev: s.prev, Size: int64(len(payload)), First: st.first, Last: st.last}
+	hb, err := json.Marshal(hdr)
+	if err != nil {
+		return fmt.Errorf("encode chunk %d header: %w", seq, err)
+	}
+	hb = append(hb, '\n')
+	h := sha256.New()
+	h.Write(hb)
+	h.Write(payload)
+	name := chunkName(seq)
+	final := filepath.Join(s.dir, name)
+	f, err := os.OpenFile(final+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create chunk %d: %w", seq, err)
+	}
+	if err := writeAll(f, hb, payload); err != nil {
+		f.Close()
+		os.Remove(final + ".tmp")
+		return fmt.Errorf("write chunk %d: %w", seq, err)
+	}
+	s.unsynced = append(s.unsynced, f)
+	e := logEntry{ManifestObject: ManifestObject{Name: name, Seq: seq, Stream: st.stream,
+		Size: int64(len(hb) + len(payload)), SHA256: hex.EncodeToString(h.Sum(nil))},
+		Records: st.records, Output: st.output, Input: st.input, Last: st.last}
+	if err := s.appendLog(e); err != nil {
+		return err
+	}
+	if err := os.Rename(final+".tmp", final); err != nil {
+		return fmt.Errorf("publish chunk %d: %w", seq, err)
+	}
+	return nil
+}
+
+func writeAll(f *os.File, parts ...[]byte) error {
+	for _, p := range parts {
+		if _, err := f.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sync makes everything written so far durable: chunk files, the log and
+// the directory entries.
+func (s *spoolSession) sync() error {
+	var firstErr error
+	for _, f := range s.unsynced {
+		if err := f.Sync(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("sync chunk: %w", err)
+		}
+		f.Close()
+	}
+	s.unsynced = s.unsynced[:0]
+	if err := s.log.Sync(); err != nil && firstErr == nil {
+		firstErr = fmt.Errorf("sync chunk log: %w", err)
+	}
+	if err := syncDir(s.dir); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	return firstErr
+}
+
+// close syncs and releases the spool's files.
+func (s *spoolSession) close() error {
+	err := s.sync()
+	s.log.Close()
+	return err
+}
+
+// manifest builds the manifest of everything in the log.
+func manifestFrom(id string, entries []logEntry) Manifest {
+	m := Manifest{Format: manifestFormat, Session: id}
+	idx := map[string]int{}
+	for _, e := range entries {
+		m.Objects = append(m.Objects, e.ManifestObject)
+		if e.Seq == 0 {
+			continue
+		}
+		if _, ok := idx[e.Stream]; !ok {
+			idx[e.Stream] = len(m.Streams)
+			m.Streams = append(m.Streams, StreamSummary{Name: e.Stream})
+		}
+		st := &m.Streams[idx[e.Stream]]
+		st.Chunks++
+		st.Bytes += e.Size
+		st.Records += e.Records
+		m.Counts.OutputBytes += e.Output
+		m.Counts.InputBytes += e.Input
+		if e.Stream == eventsStream {
+			m.Counts.Events += e.Records
+		}
+		m.EndedAt = e.Last
+	}
+	return m
+}
+
+// seal signs m and writes manifest.json.sig, then manifest.json: a spool
+// directory with manifest.json is finished and only waits for upload.
+func seal(dir string, m Manifest, key ed25519.PrivateKey) error {
+	m.Signer = Fingerprint(key.Public().(ed25519.PublicKey))
+	body, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode manifest: %w", err)
+	}
+	body = append(body, '\n')
+	sig, err := signManifest(key, body)
+	if err != nil {
+		return err
+	}
+	if err := writeDurable(filepath.Join(dir, sigObject), sig); err != nil {
+		return fmt.Errorf("write manifest signature: %w", err)
+	}
+	if err := writeDurable(filepath.Join(dir, manifestObject), body); err != nil {
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// readLog parses chunks.log, ignoring a torn last line.
+func readLog(dir string) ([]logEntry, error) {
+	f, err := os.Open(filepath.Join(dir, logObject))
+	if err != nil {
+		return nil, fmt.Errorf("open chunk log: %w", err)
+	}
+	defer f.Close()
+	var out []logEntry
+	r := bufio.NewReader(f)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil { // EOF, possibly after a torn line
+			return out, nil
+		}
+		var e logEntry
+		if json.Unmarshal(line, &e) != nil || e.Seq != len(out) {
+			return out, nil
+		}
+		out = append(out, e)
+	}
+}
