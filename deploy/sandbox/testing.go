@@ -72,3 +72,12 @@ func MariaDBT(t testing.TB, opts ...MariaDBOptions) *MariaDB {
 	t.Cleanup(func() { stopT(t, m.Stop) })
 	return m
 }
+
+// S3T starts an S3 sandbox for the test and stops it in t.Cleanup.
+func S3T(t testing.TB, opts ...S3Options) *S3 {
+	t.Helper()
+	s, err := StartS3(context.Background(), first(opts))
+	Need(t, err)
+	t.Cleanup(func() { stopT(t, s.Stop) })
+	return s
+}
