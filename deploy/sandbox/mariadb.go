@@ -38,7 +38,8 @@ var mariadbSearch = []string{"/usr/sbin", "/usr/bin"}
 
 // MariaDBOptions configures StartMariaDB. The zero value is ready to use.
 type MariaDBOptions struct {
-	// BaseDir is where the sandbox dir is created; zero means os.TempDir().
+	// BaseDir is where the sandbox dir is created; zero means /dev/shm when
+	// usable (memory, faster), else os.TempDir().
 	BaseDir string
 	// Settings are extra server options, passed as --name=value
 	// (e.g. "max_connections": "300"); zero adds none.
@@ -250,6 +251,16 @@ func (m *MariaDB) config(db string) *mysql.Config {
 	cfg.Net, cfg.Addr, cfg.DBName = "tcp", m.Addr(), db
 	return cfg
 }
+
+// ClientArgs are the mariadb client flags that reach the server as the
+// admin over TCP; the password goes in Env, never in argv.
+func (m *MariaDB) ClientArgs() []string {
+	return []string{"--protocol=TCP", "-h", m.Host, "-P", strconv.Itoa(m.Port), "-u", m.User}
+}
+
+// Env carries the admin password (MYSQL_PWD) for the mariadb client.
+// Append it to os.Environ().
+func (m *MariaDB) Env() []string { return []string{"MYSQL_PWD=" + m.Password} }
 
 // CreateDatabase creates database name.
 func (m *MariaDB) CreateDatabase(ctx context.Context, name string) error {

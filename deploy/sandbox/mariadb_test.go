@@ -72,6 +72,17 @@ func TestMariaDB(t *testing.T) {
 		})
 	}
 
+	t.Run("mariadb client connects with ClientArgs and Env", func(t *testing.T) {
+		bin, ok := lookFirst([]string{"mariadb", "mysql"}, mariadbSearch)
+		require.True(t, ok, "mariadb client not found")
+		args := append([]string{"--no-defaults", "-N", "-B"}, m.ClientArgs()...)
+		cmd := exec.Command(bin, append(args, "-e", "SELECT CURRENT_USER()")...)
+		cmd.Env = append(os.Environ(), m.Env()...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "mariadb output: %s", out)
+		assert.Equal(t, "admin@%", lines(string(out))[0], "mariadb with ClientArgs: got %q, want admin@%%", out)
+	})
+
 	t.Run("go-sql-driver connects with AdminDSN", func(t *testing.T) {
 		db, err := sql.Open("mysql", m.AdminDSN())
 		require.NoError(t, err)

@@ -43,7 +43,8 @@ const postgresBinDirs = "/usr/lib/postgresql/*/bin"
 
 // PostgresOptions configures StartPostgres. The zero value is ready to use.
 type PostgresOptions struct {
-	// BaseDir is where the sandbox dir is created; zero means os.TempDir().
+	// BaseDir is where the sandbox dir is created; zero means /dev/shm when
+	// usable (memory, faster), else os.TempDir().
 	// Its parents must be traversable by the postgres user when running as root.
 	BaseDir string
 	// Settings are extra server settings, passed as -c name=value
@@ -237,6 +238,14 @@ func (pg *Postgres) DSN(db string) string {
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()
+}
+
+// Env is the libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD,
+// PGSSLMODE) for running psql or pgbench as the superuser without putting
+// the password in argv. Append it to os.Environ().
+func (pg *Postgres) Env() []string {
+	return []string{"PGHOST=" + pg.Host, "PGPORT=" + strconv.Itoa(pg.Port),
+		"PGUSER=" + pg.User, "PGPASSWORD=" + pg.Password, "PGSSLMODE=disable"}
 }
 
 // CreateDatabase creates database name, owned by the superuser.

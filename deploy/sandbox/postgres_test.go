@@ -67,6 +67,17 @@ func TestPostgres(t *testing.T) {
 		})
 	}
 
+	t.Run("psql connects with Env alone", func(t *testing.T) {
+		bins, err := findPostgres()
+		require.NoError(t, err)
+		bin, _ := lookBinary("psql", filepath.Dir(bins.initdb))
+		cmd := exec.Command(bin, "-X", "-A", "-t", "-c", "select current_user || '@' || host(inet_server_addr())")
+		cmd.Env = append(os.Environ(), pg.Env()...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "psql output: %s", out)
+		assert.Equal(t, "postgres@127.0.0.1", lines(string(out))[0], "psql with Env: got %q, want postgres@127.0.0.1", out)
+	})
+
 	t.Run("pgx connects with AdminDSN", func(t *testing.T) {
 		conn, err := pgx.Connect(ctx, pg.AdminDSN())
 		require.NoError(t, err)

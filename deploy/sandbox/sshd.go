@@ -42,7 +42,8 @@ var sshdSearch = []string{"/usr/sbin", "/usr/local/sbin"}
 // SSHDOptions configures StartSSHD. The zero value starts an sshd that
 // accepts no key at all; set TrustedUserCAKeys or AuthorizedKeys.
 type SSHDOptions struct {
-	// BaseDir is where the sandbox dir is created; zero means os.TempDir().
+	// BaseDir is where the sandbox dir is created; zero means /dev/shm when
+	// usable (memory, faster), else os.TempDir().
 	BaseDir string
 	// TrustedUserCAKeys are CA public keys in authorized_keys form whose user
 	// certificates sshd accepts (principal = login name); zero trusts no CA.
