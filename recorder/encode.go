@@ -119,3 +119,5 @@ func appendCastHeader(dst []byte, cols, rows int, start time.Time, term string) 
 	b, _ := json.Marshal(h) // cannot fail: plain fields
 	return append(append(dst, b...), '\n')
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Default sizes; Recorder fields override them.
@@ -130,11 +131,29 @@ func (e *encoder) addCast(st *stream, r record, data []byte) {
 		st.buf = appendCastEvent(st.buf, t, 'r', []byte(strconv.Itoa(r.cols)+"x"+strconv.Itoa(r.rows)))
 	case kindOutput:
 		st.output += int64(len(data))
-		st.buf = st.appendText(st.buf, t, 0, 'o', data)
+		st.appendPieces(t, 0, 'o', data)
 	case kindInput:
 		st.input += int64(len(data))
-		st.buf = st.appendText(st.buf, t, 1, 'i', data)
+		st.appendPieces(t, 1, 'i', data)
 	}
+}
+
+// maxEventData bounds the data of one asciicast event, so that readers
+// hold at most one short line in memory however large a relay's write was.
+const maxEventData = 32 << 10
+
+// appendPieces splits data into events of at most maxEventData bytes,
+// cutting only between UTF-8 characters.
+func (st *stream) appendPieces(t time.Duration, slot int, code byte, data []byte) {
+	for len(data) > maxEventData {
+		cut := maxEventData
+		for cut > maxEventData-utf8.UTFMax && !utf8.RuneStart(data[cut]) {
+			cut--
+		}
+		st.buf = st.appendText(st.buf, t, slot, code, data[:cut])
+		data = data[cut:]
+	}
+	st.buf = st.appendText(st.buf, t, slot, code, data)
 }
 
 // appendText appends an "o" or "i" event, holding back an incomplete UTF-8

@@ -150,7 +150,7 @@ type Manifest struct {
 	Signer     string           `json:"signer"`
 	Objects    []ManifestObject `json:"objects"`
 	Streams    []StreamSummary  `json:"streams"`
-	Counts  Counts           `json:"counts"`
+	Counts     Counts           `json:"counts"`
 }
 
 // Counts sums up a session: terminal bytes recorded (output and, when

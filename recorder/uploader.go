@@ -107,7 +107,8 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 		}
 		if name == sessionObject {
 			r.metaUploaded(id, true)
-		} else {
+		}
+		if _, isChunk := chunkSeq(name); isChunk {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("remove uploaded %s from spool: %w", name, err)
 			}

@@ -1,0 +1,187 @@
+package recorder
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+)
+
+// maxRecordLine bounds one line of a stream payload as a reader sees it:
+// asciicast events carry at most maxEventData bytes (escaped up to 6x),
+// event lines may carry long queries.
+const maxRecordLine = 8 << 20
+
+// Format is how Replay renders a recording.
+type Format string
+
+// Replay formats.
+const (
+	// FormatText prints the terminal output as a reader would see it
+	// (escape sequences removed) with events as "#" lines between.
+	FormatText Format = "text"
+	// FormatJSON prints JSON lines: the session metadata, then every
+	// terminal record and event in order.
+	FormatJSON Format = "json"
+	// FormatPTY writes one terminal's raw output in real time for a
+	// terminal to render; a session without a terminal plays its events
+	// as a timeline.
+	FormatPTY Format = "pty"
+)
+
+// ReplayOptions control Replay.
+type ReplayOptions struct {
+	// Format; zero means FormatText.
+	Format Format
+	// Speed multiplies playback speed in FormatPTY; zero means 1.
+	Speed float64
+	// IdleLimit caps any pause in FormatPTY; zero means no cap.
+	IdleLimit time.Duration
+	// Channel is the pty channel FormatPTY plays; zero is channel 0.
+	Channel int
+	// Sleep waits between records in FormatPTY; nil means a real timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// player renders records; each Replay format is one.
+type player interface {
+	start(meta SessionMeta) error
+	cast(stream string, at time.Time, t float64, code string, data string) error
+	event(at time.Time, ev Event, line []byte) error
+	finish() error
+}
+
+// Replay renders the recording in src to w, streaming: memory stays flat
+// however long the recording. It checks the hash chain as it reads and
+// fails at the first broken link; Verify says more.
+func Replay(ctx context.Context, src Source, w io.Writer, opts ReplayOptions) error {
+	bw := bufio.NewWriterSize(w, readBufferSize)
+	p, err := newPlayer(ctx, src, bw, opts)
+	if err != nil {
+		return err
+	}
+	starts := map[string]time.Time{}
+	started := false
+	_, err = src.walk(ctx, func(h ChunkHeader, payload *bufio.Reader) error {
+		if !started {
+			started = true
+			if err := p.start(sessionMetaOf(ctx, src)); err != nil {
+				return err
+			}
+		}
+		return playChunk(p, h, payload, starts)
+	})
+	if err == nil {
+		err = p.finish()
+	}
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", src.id, err)
+	}
+	return nil
+}
+
+func sessionMetaOf(ctx context.Context, src Source) SessionMeta {
+	var meta SessionMeta
+	if b, err := src.readSmall(ctx, sessionObject, maxManifestSize); err == nil {
+		_ = json.Unmarshal(b, &meta)
+	}
+	return meta
+}
+
+func newPlayer(ctx context.Context, src Source, w *bufio.Writer, opts ReplayOptions) (player, error) {
+	switch opts.Format {
+	case "", FormatText:
+		return &textPlayer{w: w, atLineStart: true}, nil
+	case FormatJSON:
+		return &jsonPlayer{w: w}, nil
+	case FormatPTY:
+		return newPTYPlayer(ctx, src, w, opts), nil
+	}
+	return nil, fmt.Errorf("replay: format %q is not pty, text or json", opts.Format)
+}
+
+// playChunk decodes one chunk's payload line by line.
+func playChunk(p player, h ChunkHeader, payload *bufio.Reader, starts map[string]time.Time) error {
+	for {
+		line, err := readLine(payload, maxRecordLine)
+		if errors.Is(err, io.ErrUnexpectedEOF) && len(line) == 0 {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("chunk %d: %w", h.Seq, err)
+		}
+		if err := playLine(p, h, line, starts); err != nil {
+			return fmt.Errorf("chunk %d: %w", h.Seq, err)
+		}
+	}
+}
+
+func playLine(p player, h ChunkHeader, line []byte, starts map[string]time.Time) error {
+	if h.Stream == eventsStream {
+		var ev Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return fmt.Errorf("event line: %w", err)
+		}
+		return p.event(ev.Time, ev, line)
+	}
+	if _, ok := starts[h.Stream]; !ok {
+		starts[h.Stream] = h.First
+	}
+	if len(line) > 0 && line[0] == '{' { // the asciicast header
+		return nil
+	}
+	t, code, data, err := parseCastEvent(line)
+	if err != nil {
+		return err
+	}
+	at := starts[h.Stream].Add(time.Duration(t * float64(time.Second)))
+	return p.cast(h.Stream, at, t, code, data)
+}
+
+// parseCastEvent decodes an asciicast v2 event line [t, "code", "data"].
+func parseCastEvent(line []byte) (float64, string, string, error) {
+	var parts []json.RawMessage
+	if err := json.Unmarshal(line, &parts); err != nil || len(parts) != 3 {
+		return 0, "", "", fmt.Errorf("asciicast event %.40q is not [time, code, data]", line)
+	}
+	t, err := strconv.ParseFloat(string(parts[0]), 64)
+	if err != nil {
+		return 0, "", "", fmt.Errorf("asciicast event time: %w", err)
+	}
+	var code, data string
+	if err := json.Unmarshal(parts[1], &code); err != nil {
+		return 0, "", "", fmt.Errorf("asciicast event code: %w", err)
+	}
+	if err := json.Unmarshal(parts[2], &data); err != nil {
+		return 0, "", "", fmt.Errorf("asciicast event data: %w", err)
+	}
+	return t, code, data, nil
+}
+
+// ExportCast writes the terminal of pty channel ch as one asciicast v2
+// file, as `asciinema play` accepts it. It streams and checks the chain.
+func ExportCast(ctx context.Context, src Source, w io.Writer, ch int) error {
+	name, found := castStream(ch), false
+	_, err := src.walk(ctx, func(h ChunkHeader, payload *bufio.Reader) error {
+		if h.Stream != name {
+			return nil
+		}
+		found = true
+		_, err := io.Copy(w, payload)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("export %s: %w", src.id, err)
+	}
+	if !found {
+		return fmt.Errorf("export %s: no terminal recorded on channel %d", src.id, ch)
+	}
+	return nil
+}
