@@ -40,6 +40,7 @@ func TestMariaDB(t *testing.T) {
 	m, err := timed(t, "mariadb", func() (*MariaDB, error) { return StartMariaDB(ctx, MariaDBOptions{}) })
 	Need(t, err)
 	t.Cleanup(func() { _ = m.Stop() })
+	dumpLogOnFailure(t, m.proc.logPath)
 
 	require.NoError(t, m.CreateDatabase(ctx, "shop"))
 	require.NoError(t, m.Exec(ctx, "shop", "CREATE TABLE t (v INT); INSERT INTO t VALUES (40), (2);"+
@@ -92,6 +93,7 @@ func TestMariaDB(t *testing.T) {
 		assert.Equal(t, "admin@%", user, "CURRENT_USER(): got %q, want %q", user, "admin@%")
 	})
 
+	logIfFailed(t, m.proc.logPath)
 	t.Run("stop leaves nothing behind", func(t *testing.T) {
 		pgid, addr, dir := m.proc.pid(), m.Addr(), m.Dir
 		require.NoError(t, m.Stop())

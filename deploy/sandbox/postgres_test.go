@@ -35,6 +35,7 @@ func TestPostgres(t *testing.T) {
 	})
 	Need(t, err)
 	t.Cleanup(func() { _ = pg.Stop() })
+	dumpLogOnFailure(t, pg.proc.logPath)
 
 	require.NoError(t, pg.Exec(ctx, "postgres", "CREATE ROLE app LOGIN PASSWORD 'app-secret'"))
 	require.NoError(t, pg.CreateDatabase(ctx, "target db"))
@@ -87,6 +88,7 @@ func TestPostgres(t *testing.T) {
 		assert.True(t, super, "AdminDSN role: got rolsuper false, want true")
 	})
 
+	logIfFailed(t, pg.proc.logPath)
 	t.Run("stop leaves nothing behind", func(t *testing.T) {
 		pgid, addr, dir := pg.proc.pid(), pg.Addr(), pg.Dir
 		require.NoError(t, pg.Stop())

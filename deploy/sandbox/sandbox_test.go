@@ -93,4 +93,17 @@ func timed[S any](t *testing.T, name string, start func() (S, error)) (S, error)
 	return s, err
 }
 
+// dumpLogOnFailure registers a cleanup, to run before Stop's, that shows
+// the server log when the test failed.
+func dumpLogOnFailure(t *testing.T, logPath string) {
+	t.Cleanup(func() { logIfFailed(t, logPath) })
+}
+
+// logIfFailed shows the server log if t failed so far.
+func logIfFailed(t *testing.T, logPath string) {
+	if t.Failed() {
+		t.Logf("server log%s", tailOf(logPath))
+	}
+}
+
 func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }

@@ -29,10 +29,6 @@ const (
 	sshdProbeTimeout = time.Second
 	// sshdPrivsepDir must exist for sshd's privilege separation when run as root.
 	sshdPrivsepDir = "/run/sshd"
-	// rootSafeBase holds AuthorizedPrincipalsCommand scripts when root: sshd
-	// runs the command only if no other user can write any part of its path,
-	// which rules out /tmp.
-	rootSafeBase = "/var/lib/sallyport-sandbox"
 )
 
 // sshdSearch is where sshd is looked for before PATH (Debian's PATH for
@@ -87,10 +83,10 @@ type SSHD struct {
 	// Dir holds sshd_config, the host key and the log (sshd.log); Stop removes it.
 	Dir string
 
-	safeDir  string // principals command and its log; "" without RecordCertificates
-	proc     *process
-	stopOnce sync.Once
-	stopErr  error
+	recordCerts bool // the principals command logs to certLogPath
+	proc        *process
+	stopOnce    sync.Once
+	stopErr     error
 }
 
 // StartSSHD writes a config and a fresh host key into a temp dir and runs
@@ -116,7 +112,7 @@ func StartSSHD(ctx context.Context, opts SSHDOptions) (*SSHD, error) {
 		err = s.serve(ctx, bin, opts)
 	}
 	if err != nil {
-		s.removeDirs()
+		os.RemoveAll(s.Dir)
 		return nil, err
 	}
 	return s, nil
@@ -138,8 +134,9 @@ func (s *SSHD) prepare(opts SSHDOptions) error {
 			return fmt.Errorf("create sshd privilege separation dir: %w", err)
 		}
 	}
-	if opts.RecordCertificates {
-		return s.installPrincipalsCommand()
+	s.recordCerts = opts.RecordCertificates
+	if s.recordCerts && strings.ContainsAny(s.certLogPath(), "'\"%$ \t\\") {
+		return fmt.Errorf("record sshd certificates: sandbox dir %q must not need quoting", s.Dir)
 	}
 	return nil
 }
@@ -177,42 +174,12 @@ func writeLines(path string, lines []string) error {
 	return nil
 }
 
-// principalsScript saves the key type and certificate sshd passes (%t %k)
-// and answers with the login name (%u), the principal sshd would expect
-// without a command.
-const principalsScript = `#!/bin/sh
-printf '%%s %%s\n' "$2" "$3" >> %s
-printf '%%s\n' "$1"
-`
-
-// installPrincipalsCommand creates a dir no other user can write (outside
-// /tmp) holding the script and its log.
-func (s *SSHD) installPrincipalsCommand() error {
-	base := rootSafeBase
-	if !isRoot() {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			return fmt.Errorf("find a dir for the principals command: %w", err)
-		}
-		base = filepath.Join(cache, "sallyport-sandbox")
-	}
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", base, err)
-	}
-	dir, err := makeBaseDir(base, "sshd-*")
-	if err != nil {
-		return err
-	}
-	s.safeDir = dir
-	script := fmt.Sprintf(principalsScript, shellQuote(s.certLogPath()))
-	if err := os.WriteFile(s.principalsPath(), []byte(script), 0o755); err != nil {
-		return fmt.Errorf("write principals command: %w", err)
-	}
-	return nil
-}
-
-// shellQuote quotes a path for /bin/sh.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+// principalsCommand saves the key type and certificate sshd passes (%t
+// %k) to a log and answers with the login name (%u), the principal sshd
+// would expect without a command. sshd runs the command only from a
+// root-owned path no one else can write, so it is /bin/sh with an inline
+// script rather than a script file; the script avoids '%', which sshd expands.
+const principalsCommand = `/bin/sh -c 'echo "$2 $3" >> %s; echo "$1"' sh %%u %%t %%k`
 
 // config renders sshd_config: loopback only, keys and certificates only.
 func (s *SSHD) config(opts SSHDOptions) string {
@@ -240,9 +207,9 @@ func (s *SSHD) config(opts SSHDOptions) string {
 		"MaxStartups 500",
 		"MaxSessions 100",
 	}
-	if s.safeDir != "" {
+	if s.recordCerts {
 		lines = append(lines,
-			"AuthorizedPrincipalsCommand "+s.principalsPath()+" %u %t %k",
+			"AuthorizedPrincipalsCommand "+fmt.Sprintf(principalsCommand, s.certLogPath()),
 			"AuthorizedPrincipalsCommandUser "+s.User)
 	}
 	lines = append(lines, opts.Config...)
@@ -290,17 +257,8 @@ func (s *SSHD) probe(ctx context.Context) error {
 	return nil
 }
 
-func (s *SSHD) hostKeyPath() string    { return filepath.Join(s.Dir, "ssh_host_ed25519_key") }
-func (s *SSHD) principalsPath() string { return filepath.Join(s.safeDir, "principals") }
-func (s *SSHD) certLogPath() string    { return filepath.Join(s.safeDir, "certificates.log") }
-
-// removeDirs removes the sandbox dir and the principals command's dir.
-func (s *SSHD) removeDirs() {
-	os.RemoveAll(s.Dir)
-	if s.safeDir != "" {
-		os.RemoveAll(s.safeDir)
-	}
-}
+func (s *SSHD) hostKeyPath() string { return filepath.Join(s.Dir, "ssh_host_ed25519_key") }
+func (s *SSHD) certLogPath() string { return filepath.Join(s.Dir, "certificates.log") }
 
 // Addr is host:port of sshd.
 func (s *SSHD) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
@@ -322,7 +280,7 @@ func (s *SSHD) HostPublicKey() ssh.PublicKey {
 // Certificates returns the user certificates sshd checked so far, oldest
 // first. It needs SSHDOptions.RecordCertificates.
 func (s *SSHD) Certificates() ([]*ssh.Certificate, error) {
-	if s.safeDir == "" {
+	if !s.recordCerts {
 		return nil, fmt.Errorf("read sshd certificates: RecordCertificates was not set")
 	}
 	b, err := os.ReadFile(s.certLogPath())
@@ -358,7 +316,7 @@ func parseCertLog(log string) ([]*ssh.Certificate, error) {
 func (s *SSHD) Stop() error {
 	s.stopOnce.Do(func() {
 		s.stopErr = s.proc.stop(syscall.SIGTERM)
-		s.removeDirs()
+		os.RemoveAll(s.Dir)
 	})
 	return s.stopErr
 }
