@@ -308,15 +308,19 @@ func (a *applier) writeIdentity(ctx context.Context, id Identity) error {
 		a.res.Unchanged = append(a.res.Unchanged, id.ID)
 		return nil
 	}
-	if !exists || len(changes) > 0 {
-		if err := a.putIdentity(ctx, id, strings.Join(changes, ", ")); err != nil {
-			return err
+	if len(changes) > 0 {
+		if err := a.tx.PutIdentity(ctx, id); err != nil {
+			return fmt.Errorf("write identity %s: %w", id.ID, err)
 		}
 	}
 	if cert != nil {
-		return a.addCertification(ctx, id.ID, *cert)
+		if err := a.tx.AddCertification(ctx, id.ID, *cert); err != nil {
+			return fmt.Errorf("add certification of %s: %w", id.ID, err)
+		}
+		a.res.Certified = append(a.res.Certified, id.ID)
+		changes = append(changes, certificationDetail(*cert))
 	}
-	return nil
+	return a.audit(ctx, id.ID, strings.Join(changes, "; "))
 }
 
 func orNone(s string) string {
@@ -326,23 +330,12 @@ func orNone(s string) string {
 	return s
 }
 
-func (a *applier) putIdentity(ctx context.Context, id Identity, detail string) error {
-	if err := a.tx.PutIdentity(ctx, id); err != nil {
-		return fmt.Errorf("write identity %s: %w", id.ID, err)
-	}
-	return a.audit(ctx, id.ID, detail)
-}
-
-func (a *applier) addCertification(ctx context.Context, identity string, c Certification) error {
-	if err := a.tx.AddCertification(ctx, identity, c); err != nil {
-		return fmt.Errorf("add certification of %s: %w", identity, err)
-	}
-	a.res.Certified = append(a.res.Certified, identity)
+func certificationDetail(c Certification) string {
 	detail := fmt.Sprintf("certification added: %s by %s at %s", c.Decision, c.By, formatTime(c.At))
 	if c.Decision == DecisionCertify {
 		detail += " until " + formatTime(c.Until)
 	}
-	return a.audit(ctx, identity, detail)
+	return detail
 }
 
 // diffIdentity names the fields of the file's identity that differ from the
@@ -387,7 +380,10 @@ func (a *applier) prune(ctx context.Context) error {
 		}
 		detail := fmt.Sprintf("state %s→%s: not in %s (prune)", id.State, StateDeprovisioned, a.f.Name)
 		id.State = StateDeprovisioned
-		if err := a.putIdentity(ctx, id, detail); err != nil {
+		if err := a.tx.PutIdentity(ctx, id); err != nil {
+			return fmt.Errorf("deprovision identity %s: %w", id.ID, err)
+		}
+		if err := a.audit(ctx, id.ID, detail); err != nil {
 			return err
 		}
 		a.res.Deprovisioned = append(a.res.Deprovisioned, id.ID)

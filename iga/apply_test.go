@@ -160,7 +160,7 @@ func TestApply(t *testing.T) {
 			assert.Equal(t, "alice@example.com", got.Certification.By)
 
 			events := gwAudit(t, r, iga.AuditFilter{Type: "apply"})
-			assert.Len(t, events, 3+4+3, "one event per person, identity and certification")
+			assert.Len(t, events, 3+4, "one event per person and identity")
 			for _, e := range events {
 				assert.Equal(t, "ops@example.com", e.Actor)
 			}
