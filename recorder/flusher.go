@@ -199,6 +199,9 @@ func (e *encoder) flushAll() {
 // cut writes st's buffer as the next chunk. A chunk the spool refuses is
 // lost: the session is failed (or degraded) and the chain continues intact.
 func (e *encoder) cut(st *stream) {
+	if e.s.rec.beforeChunk != nil {
+		e.s.rec.beforeChunk()
+	}
 	stats := chunkStats{stream: st.name, first: time.Unix(0, st.first).UTC(), last: time.Unix(0, st.last).UTC(),
 		records: st.records, output: st.output, input: st.input}
 	if err := e.s.spool.writeChunk(st.buf, stats); err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -139,4 +140,25 @@ func spoolEntries(t *testing.T, h *harness) []string {
 		names = append(names, e.Name())
 	}
 	return names
+}
+
+// metricValue gathers the recorder's collectors as a registry would and
+// returns the named gauge or counter.
+func metricValue(t *testing.T, m *Metrics, name string) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Collectors()...)
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			metric := mf.GetMetric()[0]
+			if c := metric.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return metric.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not exposed", name)
+	return 0
 }

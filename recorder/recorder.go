@@ -55,6 +55,10 @@ type Recorder struct {
 	// the spool; zero means 16 MiB.
 	BufferSize int
 
+	// beforeChunk, when set by tests, runs before each chunk is written:
+	// it stands in for a slow disk.
+	beforeChunk func()
+
 	mu      sync.Mutex
 	started bool
 	closed  bool

@@ -14,6 +14,10 @@ import (
 // defaultS3Region is used when the config leaves region empty.
 const defaultS3Region = "us-east-1"
 
+// s3MaxRetries turns off minio-go's own retry loop: the uploader retries
+// with its backoff, and reports the outage in logs and metrics.
+const s3MaxRetries = 1
+
 // S3Store keeps objects in an S3 bucket below a key prefix.
 type S3Store struct {
 	client *minio.Client
@@ -39,6 +43,7 @@ func NewS3Store(cfg S3Config) (*S3Store, error) {
 	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds: creds, Secure: cfg.Secure, Region: region, BucketLookup: minio.BucketLookupPath,
+		MaxRetries: s3MaxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w", cfg.Endpoint, err)
