@@ -57,8 +57,8 @@ func (res ApplyResult) Changed() bool {
 // certification is longer than Policy.MaxCertification. It then returns a
 // *FileError listing every problem, and changes nothing.
 func (r *Registry) Apply(ctx context.Context, f *File, opts ApplyOptions) (ApplyResult, error) {
-	if f == nil {
-		return ApplyResult{}, errors.New("apply registry file: no file given; parse one with iga.ParseFile")
+	if f == nil || f.people == nil {
+		return ApplyResult{}, errors.New("apply registry file: the file was not parsed; read it with iga.ParseFile or iga.FileFromDoc")
 	}
 	var res ApplyResult
 	err := r.Store.Update(ctx, func(tx Tx) error {
@@ -152,13 +152,21 @@ func (a *applier) problem(line int, format string, args ...any) Problem {
 
 // knownPerson reports whether id is a person in the file or the registry.
 func (a *applier) knownPerson(id string) bool {
-	if _, ok := a.f.people[id]; ok {
-		return true
+	_, inFile := a.f.people[id]
+	_, inStore := a.people[id]
+	return inFile || inStore
+}
+
+// inactivePerson reports whether id is inactive, going by the file first
+// since the apply is about to write it.
+func (a *applier) inactivePerson(id string) bool {
+	for _, p := range a.f.Doc.People {
+		if p.ID == id {
+			return p.Status == PersonInactive
+		}
 	}
-	if _, ok := a.people[id]; ok {
-		return true
-	}
-	return slices.ContainsFunc(a.f.Doc.People, func(p Person) bool { return p.ID == id })
+	p, ok := a.people[id]
+	return ok && p.Status == PersonInactive
 }
 
 func (a *applier) checkPeople(id Identity, lines *identityLines) []Problem {
@@ -168,6 +176,9 @@ func (a *applier) checkPeople(id Identity, lines *identityLines) []Problem {
 	}
 	if id.Owner != "" && !a.knownPerson(id.Owner) {
 		unknown(lineOr(lines.owner, lines.at), "owner", id.Owner)
+	} else if id.Owner != "" && id.State == StateActive && a.inactivePerson(id.Owner) {
+		a.res.Warnings = append(a.res.Warnings, a.problem(lineOr(lines.owner, lines.at),
+			"identity %s: owner %s is inactive; admission denies it owner_inactive until a new owner is assigned and certifies it", id.ID, id.Owner))
 	}
 	for _, h := range id.Holders {
 		if !a.knownPerson(h) {
@@ -233,13 +244,26 @@ func (a *applier) checkTargets(id Identity, lines *identityLines) {
 }
 
 // formatPeriod writes a duration in whole days when it is one, as the
-// config's max_period is written (90d).
+// config's max_period is written (90d), else as formatDuration does.
 func formatPeriod(d time.Duration) string {
 	const dayLen = 24 * time.Hour
-	if d%dayLen == 0 {
+	if d%dayLen == 0 && d != 0 {
 		return fmt.Sprintf("%dd", d/dayLen)
 	}
-	return d.String()
+	return formatDuration(d)
+}
+
+// formatDuration writes a duration without the zero units Go adds
+// (1h, 1h30m, 45m rather than 1h0m0s).
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // write upserts people, identities and certifications, then prunes.

@@ -161,6 +161,10 @@ func TestApply(t *testing.T) {
 
 			events := gwAudit(t, r, iga.AuditFilter{Type: "apply"})
 			assert.Len(t, events, 3+4, "one event per person and identity")
+			backupEvents := gwAudit(t, r, iga.AuditFilter{Type: "apply", Identity: "svc-backup"})
+			require.Len(t, backupEvents, 1)
+			assert.Equal(t, "created: kind service-account, state active, owner alice@example.com; certification added: certify by alice@example.com at 2026-11-15 until 2027-02-13",
+				backupEvents[0].Detail)
 			for _, e := range events {
 				assert.Equal(t, "ops@example.com", e.Actor)
 			}
@@ -292,6 +296,27 @@ identities:
 			require.NoError(t, err)
 			assert.Empty(t, res.Deprovisioned, "already deprovisioned identities are left alone")
 			assert.False(t, res.Changed())
+		})
+
+		t.Run("a doc built in code is validated like a file", func(t *testing.T) {
+			r := fresh(t)
+			doc := iga.Doc{
+				People:     []iga.Person{{ID: "dan@example.com", Status: iga.PersonInactive}},
+				Identities: []iga.Identity{{ID: "svc-seed", Kind: iga.KindAgent, State: iga.StateActive, Owner: "dan@example.com"}},
+			}
+			f, err := iga.FileFromDoc("seed", doc)
+			require.NoError(t, err)
+			res, err := r.Apply(gwCtx(t), f, iga.ApplyOptions{})
+			require.NoError(t, err)
+			assert.Equal(t, []string{"svc-seed"}, res.Created)
+			require.Len(t, res.Warnings, 1)
+			assert.Contains(t, res.Warnings[0].String(), "identity svc-seed: owner dan@example.com is inactive; admission denies it owner_inactive")
+
+			doc.Identities[0].Kind = "robot"
+			_, err = iga.FileFromDoc("seed", doc)
+			assert.ErrorContains(t, err, `unknown kind "robot"`)
+			_, err = r.Apply(gwCtx(t), &iga.File{Name: "hand-made", Doc: doc}, iga.ApplyOptions{})
+			assert.ErrorContains(t, err, "the file was not parsed", "a File that skipped validation is refused")
 		})
 
 		t.Run("people already in the registry may be referenced", func(t *testing.T) {

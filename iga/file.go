@@ -97,6 +97,16 @@ func ParseFile(name string, data []byte) (*File, error) {
 	return f, nil
 }
 
+// FileFromDoc turns a Doc built in code (the demo's seed, a test) into a
+// File for Apply, validating it exactly as a file on disk would be.
+func FileFromDoc(name string, d Doc) (*File, error) {
+	data, err := MarshalDoc(d)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFile(name, data)
+}
+
 // fileParser walks the YAML node tree, collecting problems instead of
 // stopping at the first.
 type fileParser struct {

@@ -123,7 +123,7 @@ func (r *Registry) certificationPeriod(period time.Duration) (time.Duration, err
 	case period == 0:
 		return max, nil
 	case period < 0:
-		return 0, refusef("the period %s is negative; give a duration such as 90d", period)
+		return 0, refusef("the period %s is negative; give a duration such as 90d", formatDuration(period))
 	case period > max:
 		return 0, refusef("a certification of %s is longer than the maximum of %s (certification.max_period); certify for %s or less",
 			formatPeriod(period), formatPeriod(max), formatPeriod(max))
@@ -322,7 +322,8 @@ func (r *Registry) checkGrantRequest(req GrantRequest) (time.Duration, error) {
 		period = min(defaultGrantPeriod, max)
 	}
 	if period < 0 || period > max {
-		return 0, refusef("a grant of %s is not allowed: the maximum is %s (breakglass.max_duration); ask for %s or less", period, max, max)
+		return 0, refusef("a grant of %s is not allowed: the maximum is %s (breakglass.max_duration); ask for %s or less",
+			formatDuration(period), formatDuration(max), formatDuration(max))
 	}
 	return period, nil
 }
