@@ -159,10 +159,13 @@ func (m *MariaDB) install(ctx context.Context, bin string) error {
 		return fmt.Errorf("write mariadb bootstrap file: %w", err)
 	}
 	defer os.Remove(extra)
+	if err := os.Mkdir(m.tmpDir(), 0o700); err != nil {
+		return fmt.Errorf("create mariadb tmpdir: %w", err)
+	}
 	args := append([]string{"--no-defaults", "--datadir=" + m.dataDir(),
 		"--auth-root-authentication-method=normal", "--skip-test-db",
 		"--extra-file=" + extra}, m.userArgs()...)
-	args = append(args, "--innodb-buffer-pool-size=8M", "--innodb-log-file-size=8M")
+	args = append(args, "--tmpdir="+m.tmpDir(), "--innodb-buffer-pool-size=8M", "--innodb-log-file-size=8M")
 	return runLogged(ctx, "mariadb-install-db", exec.Command(bin, args...), filepath.Join(m.Dir, "install.log"))
 }
 
@@ -202,7 +205,7 @@ func (m *MariaDB) serverArgs(settings map[string]string) []string {
 	args := append([]string{"--no-defaults", "--datadir=" + m.dataDir(),
 		"--port=" + strconv.Itoa(m.Port), "--bind-address=" + m.Host,
 		"--socket=" + m.Socket(), "--pid-file=" + filepath.Join(m.Dir, "mariadbd.pid"),
-		"--skip-name-resolve", "--skip-log-bin", "--performance-schema=OFF",
+		"--tmpdir=" + m.tmpDir(), "--skip-name-resolve", "--skip-log-bin", "--performance-schema=OFF",
 		"--innodb-buffer-pool-size=8M", "--innodb-log-file-size=8M",
 		"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
 		"--max-connections=300"}, m.userArgs()...)
@@ -230,6 +233,10 @@ func (m *MariaDB) probe(ctx context.Context) error {
 }
 
 func (m *MariaDB) dataDir() string { return filepath.Join(m.Dir, "data") }
+
+// tmpDir is the server's own temp dir: servers sharing /tmp clash over
+// temporary table file names while bootstrapping.
+func (m *MariaDB) tmpDir() string { return filepath.Join(m.Dir, "tmp") }
 
 // Socket is the path of the server's Unix socket.
 func (m *MariaDB) Socket() string { return filepath.Join(m.Dir, "mariadb.sock") }
