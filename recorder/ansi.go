@@ -19,7 +19,7 @@ const (
 
 // strip returns data without escape sequences and control characters other
 // than newline and tab; the result is valid until the next call.
-func (a *ansiStripper) strip(data string) []byte {
+func (a *ansiStripper) strip(data []byte) []byte {
 	a.out = a.out[:0]
 	for i := 0; i < len(data); i++ {
 		a.step(data[i])

@@ -56,7 +56,7 @@ func (s *Session) run(interval time.Duration) {
 		}
 		if flush || closing {
 			enc.flushAll()
-			if err := s.spool.sync(); err != nil {
+			if err := s.spool.syncAsync(); err != nil {
 				s.fail(fmt.Errorf("sync spool: %w", err))
 			}
 		}

@@ -68,6 +68,7 @@ func TestSessionFailsWhenSpoolCannotKeepUp(t *testing.T) {
 				r.Config.FailClosed = failClosed
 				r.ChunkSize, r.BufferSize = 1024, 64<<10
 				r.beforeChunk = func() { <-stall }
+				r.MaxWriteWait = 300 * time.Millisecond
 			})
 			s, err := h.rec.Open(ctxT(t), testMeta("s-slow"))
 			require.NoError(t, err)
@@ -77,7 +78,7 @@ func TestSessionFailsWhenSpoolCannotKeepUp(t *testing.T) {
 			for i := 0; i < 1000 && werr == nil && s.Err() == nil; i++ {
 				werr = s.Output(0, piece)
 			}
-			assert.Less(t, time.Since(start), 3*bufferFullWait, "a stalled spool must not block the relay for long")
+			assert.Less(t, time.Since(start), 3*h.rec.MaxWriteWait, "a stalled spool must not block the relay for long")
 			assert.ErrorIs(t, s.Err(), ErrCannotKeepUp)
 			if failClosed {
 				assert.ErrorIs(t, werr, ErrRecordingFailed)

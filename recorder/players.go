@@ -22,7 +22,7 @@ func (p *textPlayer) start(meta SessionMeta) error {
 	return err
 }
 
-func (p *textPlayer) cast(_ string, _ time.Time, _ float64, code, data string) error {
+func (p *textPlayer) cast(_ string, _ time.Time, code string, data []byte) error {
 	if code != "o" {
 		return nil
 	}
@@ -110,12 +110,12 @@ func (p *jsonPlayer) start(meta SessionMeta) error {
 	}{"session", meta})
 }
 
-func (p *jsonPlayer) cast(stream string, at time.Time, _ float64, code, data string) error {
+func (p *jsonPlayer) cast(stream string, at time.Time, code string, data []byte) error {
 	kind := map[string]string{"o": "output", "i": "input", "r": "resize"}[code]
 	if kind == "" {
 		kind = code
 	}
-	return p.line(jsonRecord{Time: at.UTC(), Type: kind, Channel: stream, Data: data})
+	return p.line(jsonRecord{Time: at.UTC(), Type: kind, Channel: stream, Data: string(data)})
 }
 
 func (p *jsonPlayer) event(_ time.Time, _ Event, line []byte) error {
@@ -162,14 +162,14 @@ func newPTYPlayer(ctx context.Context, src Source, w *bufio.Writer, opts ReplayO
 
 func (p *ptyPlayer) start(SessionMeta) error { return nil }
 
-func (p *ptyPlayer) cast(stream string, at time.Time, _ float64, code, data string) error {
+func (p *ptyPlayer) cast(stream string, at time.Time, code string, data []byte) error {
 	if stream != p.stream || p.timeline || (code != "o") {
 		return nil
 	}
 	if err := p.wait(at); err != nil {
 		return err
 	}
-	_, err := p.w.WriteString(data)
+	_, err := p.w.Write(data)
 	return err
 }
 

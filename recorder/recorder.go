@@ -54,6 +54,9 @@ type Recorder struct {
 	// BufferSize bounds the bytes a session queues between the relay and
 	// the spool; zero means 16 MiB.
 	BufferSize int
+	// MaxWriteWait is the longest a write waits for buffer space before the
+	// recording is declared unable to keep up; zero means 2s.
+	MaxWriteWait time.Duration
 
 	// beforeChunk, when set by tests, runs before each chunk is written:
 	// it stands in for a slow disk.
@@ -103,6 +106,13 @@ func (r *Recorder) bufferSize() int {
 		return r.BufferSize
 	}
 	return defaultBufferSize
+}
+
+func (r *Recorder) maxWriteWait() time.Duration {
+	if r.MaxWriteWait > 0 {
+		return r.MaxWriteWait
+	}
+	return defaultMaxWriteWait
 }
 
 func (r *Recorder) maxBackoff() time.Duration {

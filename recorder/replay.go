@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 )
 
@@ -50,7 +49,7 @@ type ReplayOptions struct {
 // player renders records; each Replay format is one.
 type player interface {
 	start(meta SessionMeta) error
-	cast(stream string, at time.Time, t float64, code string, data string) error
+	cast(stream string, at time.Time, code string, data []byte) error
 	event(at time.Time, ev Event, line []byte) error
 	finish() error
 }
@@ -109,6 +108,7 @@ func newPlayer(ctx context.Context, src Source, w *bufio.Writer, opts ReplayOpti
 
 // playChunk decodes one chunk's payload line by line.
 func playChunk(p player, h ChunkHeader, payload *bufio.Reader, starts map[string]time.Time) error {
+	var ev castEvent
 	for {
 		line, err := readLine(payload, maxRecordLine)
 		if errors.Is(err, io.ErrUnexpectedEOF) && len(line) == 0 {
@@ -117,13 +117,13 @@ func playChunk(p player, h ChunkHeader, payload *bufio.Reader, starts map[string
 		if err != nil {
 			return fmt.Errorf("chunk %d: %w", h.Seq, err)
 		}
-		if err := playLine(p, h, line, starts); err != nil {
+		if err := playLine(p, h, line, starts, &ev); err != nil {
 			return fmt.Errorf("chunk %d: %w", h.Seq, err)
 		}
 	}
 }
 
-func playLine(p player, h ChunkHeader, line []byte, starts map[string]time.Time) error {
+func playLine(p player, h ChunkHeader, line []byte, starts map[string]time.Time, ce *castEvent) error {
 	if h.Stream == eventsStream {
 		var ev Event
 		if err := json.Unmarshal(line, &ev); err != nil {
@@ -137,32 +137,11 @@ func playLine(p player, h ChunkHeader, line []byte, starts map[string]time.Time)
 	if len(line) > 0 && line[0] == '{' { // the asciicast header
 		return nil
 	}
-	t, code, data, err := parseCastEvent(line)
-	if err != nil {
+	if err := parseCastEvent(line, ce); err != nil {
 		return err
 	}
-	at := starts[h.Stream].Add(time.Duration(t * float64(time.Second)))
-	return p.cast(h.Stream, at, t, code, data)
-}
-
-// parseCastEvent decodes an asciicast v2 event line [t, "code", "data"].
-func parseCastEvent(line []byte) (float64, string, string, error) {
-	var parts []json.RawMessage
-	if err := json.Unmarshal(line, &parts); err != nil || len(parts) != 3 {
-		return 0, "", "", fmt.Errorf("asciicast event %.40q is not [time, code, data]", line)
-	}
-	t, err := strconv.ParseFloat(string(parts[0]), 64)
-	if err != nil {
-		return 0, "", "", fmt.Errorf("asciicast event time: %w", err)
-	}
-	var code, data string
-	if err := json.Unmarshal(parts[1], &code); err != nil {
-		return 0, "", "", fmt.Errorf("asciicast event code: %w", err)
-	}
-	if err := json.Unmarshal(parts[2], &data); err != nil {
-		return 0, "", "", fmt.Errorf("asciicast event data: %w", err)
-	}
-	return t, code, data, nil
+	at := starts[h.Stream].Add(time.Duration(ce.t * float64(time.Second)))
+	return p.cast(h.Stream, at, ce.code, ce.data)
 }
 
 // ExportCast writes the terminal of pty channel ch as one asciicast v2

@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// bufferFullWait is how long a relay write waits for buffer space when the
-// spool falls behind. Back-pressure this short is invisible to a terminal;
-// longer, and the recording is declared unable to keep up.
-const bufferFullWait = 500 * time.Millisecond
+// defaultMaxWriteWait is how long a relay write waits for buffer space when
+// the spool falls behind: long enough to ride out a busy disk or a loaded
+// machine, short enough that a stuck spool ends (or degrades) the session
+// within seconds rather than freezing it.
+const defaultMaxWriteWait = 2 * time.Second
 
 // ErrRecordingFailed is returned by Session writes once the session cannot
 // be recorded and Config.FailClosed is set: the proxy must end the session.
@@ -160,7 +161,7 @@ func (s *Session) put(r record, data []byte) error {
 			break
 		}
 		if deadline.IsZero() {
-			deadline = time.Now().Add(bufferFullWait)
+			deadline = time.Now().Add(s.rec.maxWriteWait())
 		}
 		if !s.waitSpace(deadline) {
 			return s.overflow(len(data))

@@ -34,7 +34,8 @@ type spoolSession struct {
 	id       string
 	log      *os.File
 	unsynced []*os.File
-	prev     string // hex SHA-256 of the last object written
+	syncing  chan error // result of the sync in flight, nil when none
+	prev     string     // hex SHA-256 of the last object written
 	entries  []logEntry
 }
 
@@ -118,6 +119,7 @@ func (s *spoolSession) writeChunk(payload []byte, st chunkStats) error {
 		os.Remove(final + ".tmp")
 		return fmt.Errorf("write chunk %d: %w", seq, err)
 	}
+	startWriteback(f)
 	s.unsynced = append(s.unsynced, f)
 	e := logEntry{ManifestObject: ManifestObject{Name: name, Seq: seq, Stream: st.stream,
 		Size: int64(len(hb) + len(payload)), SHA256: hex.EncodeToString(h.Sum(nil))},
@@ -140,21 +142,54 @@ func writeAll(f *os.File, parts ...[]byte) error {
 	return nil
 }
 
-// sync makes everything written so far durable: chunk files, the log and
-// the directory entries.
+// syncAsync starts making everything written so far durable in the
+// background, so the flusher keeps encoding while the disk works. It first
+// waits for the previous sync and returns its error: at most two flush
+// intervals of data are ever unsynced, and a disk slower than the session
+// shows up as back-pressure.
+func (s *spoolSession) syncAsync() error {
+	err := s.waitSync()
+	files := s.unsynced
+	s.unsynced = nil
+	done := make(chan error, 1)
+	s.syncing = done
+	go func() { done <- syncFiles(files, s.log, s.dir) }()
+	return err
+}
+
+// sync makes everything written so far durable before it returns.
 func (s *spoolSession) sync() error {
+	err := s.waitSync()
+	files := s.unsynced
+	s.unsynced = nil
+	if serr := syncFiles(files, s.log, s.dir); err == nil {
+		err = serr
+	}
+	return err
+}
+
+func (s *spoolSession) waitSync() error {
+	if s.syncing == nil {
+		return nil
+	}
+	err := <-s.syncing
+	s.syncing = nil
+	return err
+}
+
+// syncFiles fsyncs and closes chunk files, then the log and the directory.
+func syncFiles(files []*os.File, log *os.File, dir string) error {
 	var firstErr error
-	for _, f := range s.unsynced {
+	for _, f := range files {
 		if err := f.Sync(); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("sync chunk: %w", err)
 		}
 		f.Close()
 	}
-	s.unsynced = s.unsynced[:0]
-	if err := s.log.Sync(); err != nil && firstErr == nil {
+	if err := log.Sync(); err != nil && firstErr == nil {
 		firstErr = fmt.Errorf("sync chunk log: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil && firstErr == nil {
+	if err := syncDir(dir); err != nil && firstErr == nil {
 		firstErr = err
 	}
 	return firstErr
