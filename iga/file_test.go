@@ -111,6 +111,8 @@ var badFiles = []struct {
 	{"unknown state", "identities:\n  - id: x\n    kind: agent\n    state: enabled\n", 4, `unknown state "enabled"; want one of proposed, active`},
 	{"missing kind", "identities:\n  - id: x\n    state: active\n", 2, "kind is missing"},
 	{"bad identity id", "identities:\n  - {id: x@y, kind: agent, state: active}\n", 2, `"x@y" is not a valid identity id`},
+	{"missing identity id", "identities:\n  - {kind: agent, state: active}\n", 2, "identity at line 2: id is missing"},
+	{"missing person id", "people:\n  - {name: Alice}\n", 2, "person at line 2: id is missing"},
 	{"invalid SSH key", "identities:\n  - id: x\n    kind: agent\n    state: active\n    credentials:\n      ssh_keys:\n        - {key: ssh-ed25519 AAAAnotakey}\n", 7, "invalid SSH public key"},
 	{"SSH key with options", "identities:\n  - id: x\n    kind: agent\n    state: active\n    credentials:\n      ssh_keys:\n        - {key: 'command=\"ls\" " + testKey + "'}\n", 7, "SSH key options"},
 	{"duplicate SSH key", "identities:\n  - id: x\n    kind: agent\n    state: active\n    credentials:\n      ssh_keys:\n        - {key: " + testKey + " a}\n        - {key: " + testKey + " b}\n", 8, "the same key is listed twice"},

@@ -27,7 +27,9 @@ func (p *fileParser) addPerson(f *File, n *yaml.Node) {
 		return
 	}
 	if pr.ID == "" {
-		p.add(n, "%s: id is missing; a person's id is their e-mail address", what)
+		if scalarField(n, "id") == "" {
+			p.add(n, "%s: id is missing; a person's id is their e-mail address", what)
+		}
 		return
 	}
 	if first, dup := f.people[pr.ID]; dup {
@@ -107,7 +109,7 @@ func (p *fileParser) addIdentity(f *File, n *yaml.Node) {
 // identityComplete reports the required fields that are missing.
 func (p *fileParser) identityComplete(n *yaml.Node, what string, id Identity) bool {
 	ok := true
-	if id.ID == "" {
+	if id.ID == "" && scalarField(n, "id") == "" {
 		p.add(n, "%s: id is missing", what)
 		ok = false
 	}
@@ -119,7 +121,7 @@ func (p *fileParser) identityComplete(n *yaml.Node, what string, id Identity) bo
 		p.add(n, "%s: state is missing; want one of %s", what, joinStates())
 		ok = false
 	}
-	return ok && id.Kind != "" && id.State != ""
+	return ok && id.ID != "" && id.Kind != "" && id.State != ""
 }
 
 // identityIDChars is what an identity id may be made of: it is typed as
