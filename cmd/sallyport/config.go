@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the operator's sallyport.yaml (DESIGN §4). Loading checks its
+// shape only: whether a target is reachable, its host key right or its admin
+// DSN valid is checked when a session needs it, so a config whose targets are
+// not up yet still loads. Secrets are never inline: *_env names an
+// environment variable and *_file a file.
+type Config struct {
+	DataDir       string              `yaml:"data_dir"` // empty: ./data; relative to the config file
+	Registry      RegistryConfig      `yaml:"registry"`
+	Recordings    RecordingsConfig    `yaml:"recordings"`
+	CA            CAConfig            `yaml:"ca"`
+	SSH           SSHConfig           `yaml:"ssh"`
+	Postgres      DBListenerConfig    `yaml:"postgres"`
+	MySQL         DBListenerConfig    `yaml:"mysql"`
+	Web           WebConfig           `yaml:"web"`
+	Tokens        TokensConfig        `yaml:"tokens"`
+	Breakglass    BreakglassConfig    `yaml:"breakglass"`
+	Certification CertificationConfig `yaml:"certification"`
+	Alerts        AlertsConfig        `yaml:"alerts"`
+	Targets       []TargetConfig      `yaml:"targets"`
+
+	path string // where it was loaded from, for messages
+}
+
+// RegistryConfig selects the registry database.
+type RegistryConfig struct {
+	Driver string `yaml:"driver"`  // sqlite (empty) or postgres
+	DSNEnv string `yaml:"dsn_env"` // postgres: variable holding the DSN
+}
+
+// RecordingsConfig is where and how sessions are recorded.
+type RecordingsConfig struct {
+	Store          string   `yaml:"store"` // file (empty) or s3
+	S3             S3Config `yaml:"s3"`
+	FlushInterval  Duration `yaml:"flush_interval"` // zero: 1s
+	FailClosed     *bool    `yaml:"fail_closed"`    // nil: true
+	RecordInput    bool     `yaml:"record_input"`
+	SigningKeyFile string   `yaml:"signing_key_file"` // empty: generated under data_dir
+}
+
+// S3Config locates the recordings bucket.
+type S3Config struct {
+	Endpoint     string `yaml:"endpoint"`
+	Bucket       string `yaml:"bucket"`
+	Region       string `yaml:"region"`
+	Secure       *bool  `yaml:"secure"` // nil: true
+	AccessKeyEnv string `yaml:"access_key_env"`
+	SecretKeyEnv string `yaml:"secret_key_env"`
+	Prefix       string `yaml:"prefix"`
+}
+
+// CAConfig names the SSH user CA key.
+type CAConfig struct {
+	SSHUserKeyFile string `yaml:"ssh_user_key_file"` // empty: generated under data_dir
+}
+
+// SSHConfig is the SSH listener.
+type SSHConfig struct {
+	Listen        string   `yaml:"listen"`   // empty: :2222
+	CertTTL       Duration `yaml:"cert_ttl"` // zero: 2m
+	SourceAddress string   `yaml:"source_address"`
+	IdleTimeout   Duration `yaml:"idle_timeout"` // zero: none
+	MaxSession    Duration `yaml:"max_session"`  // zero: none
+}
+
+// DBListenerConfig is the PostgreSQL or MySQL listener.
+type DBListenerConfig struct {
+	Listen     string `yaml:"listen"`
+	RequireTLS *bool  `yaml:"require_tls"` // nil: true
+}
+
+// WebConfig is the console, API, health and metrics listener.
+type WebConfig struct {
+	Listen      string     `yaml:"listen"` // empty: :8080
+	TLSCertFile string     `yaml:"tls_cert_file"`
+	TLSKeyFile  string     `yaml:"tls_key_file"`
+	OIDC        OIDCConfig `yaml:"oidc"`
+}
+
+// OIDCConfig is the console's sign-in provider.
+type OIDCConfig struct {
+	Issuer          string `yaml:"issuer"`
+	ClientID        string `yaml:"client_id"`
+	ClientSecretEnv string `yaml:"client_secret_env"`
+}
+
+// TokensConfig lists the workload token issuers sallyport trusts.
+type TokensConfig struct {
+	TrustedIssuers []TrustedIssuerConfig `yaml:"trusted_issuers"`
+}
+
+// TrustedIssuerConfig is one trusted OIDC issuer.
+type TrustedIssuerConfig struct {
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+}
+
+// BreakglassConfig bounds break-glass grants.
+type BreakglassConfig struct {
+	MaxDuration  Duration `yaml:"max_duration"`  // zero: 1h
+	ReviewWithin Duration `yaml:"review_within"` // zero: 72h
+}
+
+// CertificationConfig bounds certifications.
+type CertificationConfig struct {
+	MaxPeriod Duration `yaml:"max_period"` // zero: 90d
+}
+
+// AlertsConfig is the optional alert webhook.
+type AlertsConfig struct {
+	WebhookURL string `yaml:"webhook_url"`
+	SecretEnv  string `yaml:"secret_env"`
+}
+
+// TargetConfig is one target the bastion may connect to.
+type TargetConfig struct {
+	Name        string `yaml:"name"`
+	Kind        string `yaml:"kind"` // ssh, postgres, mysql
+	Address     string `yaml:"address"`
+	HostKey     string `yaml:"host_key"`
+	HostCA      string `yaml:"host_ca"`
+	Environment string `yaml:"environment"`
+	Database    string `yaml:"database"`
+	AdminDSNEnv string `yaml:"admin_dsn_env"`
+}
+
+// Duration is a YAML duration: Go syntax ("90s", "2m", "1h30m") or whole
+// days ("90d").
+type Duration time.Duration
+
+// UnmarshalYAML accepts "90d" as well as Go durations.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+var daysRE = regexp.MustCompile(`^(\d+)d$`)
+
+// ParseDuration parses "30d" or any time.ParseDuration string; negative
+// durations are refused.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if m := daysRE.FindStringSubmatch(s); m != nil {
+		days, err := strconv.Atoi(m[1])
+		if err != nil || days > 100000 {
+			return 0, fmt.Errorf("duration %q is out of range", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("duration %q: want e.g. 90s, 15m, 1h or 90d", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("duration %q is negative", s)
+	}
+	return d, nil
+}
+
+// ConfigError is a problem in the config file; the CLI exits 2 on it.
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
+
+func configErrorf(format string, a ...any) error {
+	return &ConfigError{msg: fmt.Sprintf(format, a...)}
+}
+
+// LoadConfig reads and checks a config file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, configErrorf("read config: %v (pass --config FILE or set SALLYPORT_CONFIG)", err)
+	}
+	return ParseConfig(path, data)
+}
+
+// ParseConfig decodes a config strictly (unknown keys are errors naming the
+// key and its line), applies defaults and validates the result.
+func ParseConfig(path string, data []byte) (*Config, error) {
+	c := &Config{path: path}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, configErrorf("%s", yamlProblems(path, err))
+	}
+	c.applyDefaults()
+	if !filepath.IsAbs(c.DataDir) {
+		// Relative to the config file, so the CLI finds the same registry
+		// whichever directory it runs from.
+		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+): (.*)`)
+var unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
+// yamlProblems turns yaml.v3's errors into "file:line: message" lines.
+func yamlProblems(path string, err error) string {
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		m := yamlLineRE.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		msg := unknownFieldRE.ReplaceAllString(m[2], "unknown key $1")
+		lines = append(lines, fmt.Sprintf("%s:%s: %s", path, m[1], msg))
+	}
+	if len(lines) == 0 {
+		return fmt.Sprintf("%s: %v", path, err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (c *Config) applyDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Registry.Driver == "" {
+		c.Registry.Driver = "sqlite"
+	}
+	if c.Recordings.Store == "" {
+		c.Recordings.Store = "file"
+	}
+	if c.Recordings.FlushInterval == 0 {
+		c.Recordings.FlushInterval = Duration(time.Second)
+	}
+	if c.SSH.Listen == "" {
+		c.SSH.Listen = ":2222"
+	}
+	if c.SSH.CertTTL == 0 {
+		c.SSH.CertTTL = Duration(2 * time.Minute)
+	}
+	if c.Postgres.Listen == "" {
+		c.Postgres.Listen = ":6432"
+	}
+	if c.MySQL.Listen == "" {
+		c.MySQL.Listen = ":3307"
+	}
+	if c.Web.Listen == "" {
+		c.Web.Listen = ":8080"
+	}
+	if c.Breakglass.MaxDuration == 0 {
+		c.Breakglass.MaxDuration = Duration(time.Hour)
+	}
+	if c.Breakglass.ReviewWithin == 0 {
+		c.Breakglass.ReviewWithin = Duration(72 * time.Hour)
+	}
+	if c.Certification.MaxPeriod == 0 {
+		c.Certification.MaxPeriod = Duration(90 * 24 * time.Hour)
+	}
+}
+
+// Validate checks the shape of the config and reports every problem at once.
+func (c *Config) Validate() error {
+	var p []string
+	add := func(format string, a ...any) { p = append(p, fmt.Sprintf(format, a...)) }
+	if c.Registry.Driver != "sqlite" && c.Registry.Driver != "postgres" {
+		add("registry.driver %q: want sqlite or postgres", c.Registry.Driver)
+	}
+	if c.Registry.Driver == "postgres" && c.Registry.DSNEnv == "" {
+		add("registry.dsn_env: name the environment variable that holds the PostgreSQL DSN")
+	}
+	c.validateRecordings(add)
+	for _, l := range []struct{ key, addr string }{
+		{"ssh.listen", c.SSH.Listen}, {"postgres.listen", c.Postgres.Listen},
+		{"mysql.listen", c.MySQL.Listen}, {"web.listen", c.Web.Listen},
+	} {
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			add("%s %q: want host:port or :port", l.key, l.addr)
+		}
+	}
+	if (c.Web.TLSCertFile == "") != (c.Web.TLSKeyFile == "") {
+		add("web.tls_cert_file and web.tls_key_file: set both or neither")
+	}
+	for i, ti := range c.Tokens.TrustedIssuers {
+		if u, err := url.Parse(ti.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
+			add("tokens.trusted_issuers[%d].issuer %q: want an https URL", i, ti.Issuer)
+		}
+		if ti.Audience == "" {
+			add("tokens.trusted_issuers[%d].audience: required (the aud claim sallyport accepts)", i)
+		}
+	}
+	c.validateTargets(add)
+	if len(p) > 0 {
+		return configErrorf("%s: %s", c.path, strings.Join(p, "\n"+c.path+": "))
+	}
+	return nil
+}
+
+func (c *Config) validateRecordings(add func(string, ...any)) {
+	r := c.Recordings
+	switch r.Store {
+	case "file":
+	case "s3":
+		if r.S3.Endpoint == "" || r.S3.Bucket == "" {
+			add("recordings.s3: endpoint and bucket are required when store is s3")
+		}
+		if r.S3.AccessKeyEnv == "" || r.S3.SecretKeyEnv == "" {
+			add("recordings.s3: access_key_env and secret_key_env name the variables holding the credentials")
+		}
+	default:
+		add("recordings.store %q: want file or s3", r.Store)
+	}
+}
+
+var targetNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)
+
+func (c *Config) validateTargets(add func(string, ...any)) {
+	seen := map[string]bool{}
+	for i, t := range c.Targets {
+		where := fmt.Sprintf("targets[%d]", i)
+		if !targetNameRE.MatchString(t.Name) {
+			add("%s.name %q: want letters, digits, '.', '_' or '-'", where, t.Name)
+		}
+		if seen[t.Name] {
+			add("%s.name %q: duplicate target", where, t.Name)
+		}
+		seen[t.Name] = true
+		switch t.Kind {
+		case "ssh", "postgres", "mysql":
+		default:
+			add("%s (%s).kind %q: want ssh, postgres or mysql", where, t.Name, t.Kind)
+		}
+		if _, _, err := net.SplitHostPort(t.Address); err != nil {
+			add("%s (%s).address %q: want host:port", where, t.Name, t.Address)
+		}
+	}
+}
+
+// Path resolves p against the data directory unless it is absolute.
+func (c *Config) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.DataDir, p)
+}
+
+// Target returns the named target.
+func (c *Config) Target(name string) (TargetConfig, bool) {
+	for _, t := range c.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return TargetConfig{}, false
+}
+
+// boolOr returns *b, or def when unset.
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
