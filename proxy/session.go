@@ -1,0 +1,233 @@
+// Package proxy holds what every protocol proxy shares: session ids, the
+// table of live sessions with their kill switch, and the watcher that ends a
+// session when an operator kills it (from any process) or when the registry
+// would no longer admit it. The protocols live in proxy/ssh,
+// proxy/postgres and proxy/mysql; none of them imports a sibling.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sallyport/sallyport/iga"
+)
+
+// Gate is the subset of iga.Registry that the proxies use.
+type Gate interface {
+	// Authenticate checks a presented credential against the identity the
+	// login names; it returns nil or an *iga.Denied.
+	Authenticate(ctx context.Context, identity string, c iga.Credential) error
+	// Decide runs admission and records the decision.
+	Decide(ctx context.Context, req iga.Request) (iga.Decision, error)
+}
+
+// Rechecker re-evaluates admission for a live session without writing an
+// audit event when nothing changed. A Gate that has it is used by the
+// watcher; one without it is asked through Decide.
+type Rechecker interface {
+	Recheck(ctx context.Context, req iga.Request) (iga.Decision, error)
+}
+
+// Index is the persistent session index the watcher consults for kill
+// requests made by other processes (`sallyport sessions kill`).
+type Index interface {
+	// KillRequests returns, of the given live session ids, those an operator
+	// asked to kill, with the reason.
+	KillRequests(ctx context.Context, ids []string) (map[string]string, error)
+}
+
+// ErrKilled is the cause of a session context cancelled by Kill.
+var ErrKilled = errors.New("session killed")
+
+// Session is one live proxied session.
+type Session struct {
+	ID       string
+	Protocol string // ssh, postgres, mysql
+	Request  iga.Request
+	Decision iga.Decision
+	Started  time.Time
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// Context is cancelled when the session must end; context.Cause says why.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// NewID returns a new session id: 8 hex digits of the start time in seconds
+// (so ids sort by start) and 16 of randomness. It is safe in role names,
+// object keys and file names.
+func NewID(now time.Time) string {
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
+	if _, err := rand.Read(b[4:]); err != nil {
+		panic(fmt.Sprintf("read random session id: %v", err)) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+const (
+	// defaultKillPoll is how often the watcher asks the index for kill
+	// requests: `sessions kill` must end a session within 1 s.
+	defaultKillPoll = 250 * time.Millisecond
+	// defaultRecheck is how often live sessions are re-admitted: a registry
+	// change that refuses an identity must end its sessions within 5 s.
+	defaultRecheck = 2 * time.Second
+	// recheckTimeout bounds one round of re-admission.
+	recheckTimeout = 2 * time.Second
+)
+
+// Live is the table of this process's live sessions. The zero value is
+// usable; Watch needs Gate (and Index for kills from other processes).
+type Live struct {
+	// Gate re-admits live sessions. Nil: sessions are never re-checked.
+	Gate Gate
+	// Index delivers kill requests made elsewhere. Nil: only Kill in this
+	// process ends sessions early.
+	Index Index
+	// KillPoll is how often Index is polled. Zero: 250ms.
+	KillPoll time.Duration
+	// Recheck is how often live sessions are re-admitted. Zero: 2s.
+	Recheck time.Duration
+	// Logger receives session ends. Nil: slog.Default().
+	Logger *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+}
+
+// Begin registers a session and returns it with a context that ends when
+// parent ends or the session is killed.
+func (l *Live) Begin(parent context.Context, protocol string, req iga.Request, d iga.Decision, now time.Time) *Session {
+	ctx, cancel := context.WithCancelCause(parent)
+	s := &Session{ID: NewID(now), Protocol: protocol, Request: req, Decision: d, Started: now, ctx: ctx, cancel: cancel}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sessions == nil {
+		l.sessions = map[string]*Session{}
+	}
+	l.sessions[s.ID] = s
+	return s
+}
+
+// End removes a session from the table and releases its context.
+func (l *Live) End(s *Session) {
+	l.mu.Lock()
+	delete(l.sessions, s.ID)
+	l.mu.Unlock()
+	s.cancel(context.Canceled)
+}
+
+// Kill ends a live session of this process; it reports whether one was found.
+func (l *Live) Kill(id, reason string) bool {
+	l.mu.Lock()
+	s := l.sessions[id]
+	l.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	l.logger().Warn("session killed", "session", id, "identity", s.Request.Identity, "reason", reason)
+	s.cancel(fmt.Errorf("%w: %s", ErrKilled, reason))
+	return true
+}
+
+// Snapshot returns the live sessions.
+func (l *Live) Snapshot() []*Session {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*Session, 0, len(l.sessions))
+	for _, s := range l.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Watch polls for kill requests and re-admits live sessions until ctx ends.
+func (l *Live) Watch(ctx context.Context) error {
+	kill := time.NewTicker(orDefault(l.KillPoll, defaultKillPoll))
+	defer kill.Stop()
+	recheck := time.NewTicker(orDefault(l.Recheck, defaultRecheck))
+	defer recheck.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-kill.C:
+			l.pollKills(ctx)
+		case <-recheck.C:
+			l.recheckAll(ctx)
+		}
+	}
+}
+
+func (l *Live) pollKills(ctx context.Context) {
+	if l.Index == nil {
+		return
+	}
+	live := l.Snapshot()
+	if len(live) == 0 {
+		return
+	}
+	ids := make([]string, len(live))
+	for i, s := range live {
+		ids[i] = s.ID
+	}
+	reqs, err := l.Index.KillRequests(ctx, ids)
+	if err != nil {
+		l.logger().Warn("poll kill requests", "err", err)
+		return
+	}
+	for id, reason := range reqs {
+		l.Kill(id, reason)
+	}
+}
+
+func (l *Live) recheckAll(ctx context.Context) {
+	if l.Gate == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, recheckTimeout)
+	defer cancel()
+	for _, s := range l.Snapshot() {
+		d, err := l.recheck(ctx, s)
+		if err != nil {
+			// Fail open for live sessions on a registry hiccup; new sessions
+			// still fail closed at admission.
+			l.logger().Warn("re-admit live session", "session", s.ID, "err", err)
+			continue
+		}
+		if !d.Allow {
+			l.Kill(s.ID, "no longer admitted: "+d.Err().Error())
+		}
+	}
+}
+
+func (l *Live) recheck(ctx context.Context, s *Session) (iga.Decision, error) {
+	req := s.Request
+	req.Credential = nil // the credential was checked at connect; its expiry does not end a session
+	if rc, ok := l.Gate.(Rechecker); ok {
+		return rc.Recheck(ctx, req)
+	}
+	return l.Gate.Decide(ctx, req)
+}
+
+func (l *Live) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
+	}
+	return slog.Default()
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
