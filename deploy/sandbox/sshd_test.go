@@ -116,17 +116,44 @@ func TestSSHD(t *testing.T) {
 		{name: "expired certificate is refused", key: certKey(ca, s.User, "sandbox/expired", now.Add(-time.Hour), now.Add(-time.Minute)), wantExit: 255, want: "Permission denied"},
 		{name: "unlisted key is refused", key: writeClientKey(t, strayPriv, nil), wantExit: 255, want: "Permission denied"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			command := tt.command
-			if command == "" {
-				command = "true"
-			}
-			out, code := runSSH(t, s, tt.key, command)
-			assert.Equal(t, tt.wantExit, code, "ssh exit status: got %d, want %d; output: %s", code, tt.wantExit, out)
-			assert.Contains(t, out, tt.want)
-		})
-	}
+	// The group returns once its parallel logins are done.
+	t.Run("logins", func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
+				command := tt.command
+				if command == "" {
+					command = "true"
+				}
+				out, code := runSSH(t, s, tt.key, command)
+				assert.Equal(t, tt.wantExit, code, "ssh exit status: got %d, want %d; output: %s", code, tt.wantExit, out)
+				assert.Contains(t, out, tt.want)
+			})
+		}
+	})
+
+	t.Run("x/crypto client trusts HostPublicKey", func(t *testing.T) {
+		user, _ := newSigner(t)
+		cert := signCert(t, ca, user.PublicKey(), s.User, "sandbox/xcrypto", now.Add(-time.Minute), now.Add(5*time.Minute))
+		certSigner, err := ssh.NewCertSigner(cert, user)
+		require.NoError(t, err)
+		cfg := &ssh.ClientConfig{User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+			HostKeyCallback: ssh.FixedHostKey(s.HostPublicKey()), Timeout: 5 * time.Second}
+		client, err := ssh.Dial("tcp", s.Addr(), cfg)
+		require.NoError(t, err)
+		defer client.Close()
+		sess, err := client.NewSession()
+		require.NoError(t, err)
+		defer sess.Close()
+		out, err := sess.Output("echo via-go")
+		require.NoError(t, err)
+		assert.Equal(t, "via-go\n", string(out), "session output: got %q, want %q", out, "via-go\n")
+
+		other, _ := newSigner(t)
+		cfg.HostKeyCallback = ssh.FixedHostKey(other.PublicKey())
+		_, err = ssh.Dial("tcp", s.Addr(), cfg)
+		assert.Error(t, err, "dial with a wrong host key: got success, want a host key mismatch")
+	})
 
 	t.Run("accepted certificates are recorded", func(t *testing.T) {
 		certs, err := s.Certificates()
