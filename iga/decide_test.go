@@ -400,7 +400,8 @@ func TestDecisionJSON(t *testing.T) {
 }
 
 func TestDecideStoreFailureRefuses(t *testing.T) {
-	s := admSQLite(t)
+	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "registry.db")})
+	require.NoError(t, err, "open sqlite registry")
 	var seen []iga.Decision
 	reg := admRegistry(s, &seen)
 	require.NoError(t, s.Close())
