@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -73,8 +71,11 @@ func (p *process) exited() bool {
 }
 
 // stop sends sig to the leader, waits up to stopGrace, then kills the whole
-// group and waits until no member is left.
+// group and every process that descended from the leader (sshd puts each
+// connection in a session of its own), and waits until none is left.
 func (p *process) stop(sig syscall.Signal) error {
+	// Taken first: once the leader is gone its children re-parent.
+	tree := descendants(p.pid())
 	if !p.exited() {
 		_ = p.cmd.Process.Signal(sig)
 	}
@@ -82,17 +83,21 @@ func (p *process) stop(sig syscall.Signal) error {
 	case <-p.done:
 	case <-time.After(stopGrace):
 	}
-	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-	<-p.done
 	deadline := time.Now().Add(reapTimeout)
-	for groupAlive(p.pid()) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("stop %s: processes of group %d still running after %s", p.name, p.pid(), reapTimeout)
-		}
+	for {
 		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+		left := stillRunning(tree)
+		for _, pr := range left {
+			_ = syscall.Kill(pr.pid, syscall.SIGKILL)
+		}
+		if p.exited() && len(left) == 0 && !groupAlive(p.pid()) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stop %s: processes of %d still running after %s", p.name, p.pid(), reapTimeout)
+		}
 		time.Sleep(probeInterval)
 	}
-	return nil
 }
 
 // waitReady calls probe until it succeeds, the process exits, ctx ends or
@@ -169,42 +174,4 @@ func runLogged(ctx context.Context, name string, cmd *exec.Cmd, logPath string) 
 		return fmt.Errorf("run %s: %w%s", name, p.waitErr, p.logTail())
 	}
 	return nil
-}
-
-// groupAlive reports whether any live (non-zombie) process is in group pgid.
-// Zombies are skipped: they hold no port or file and wait only for a reaper.
-func groupAlive(pgid int) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return syscall.Kill(-pgid, 0) == nil
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		state, group, ok := procState(filepath.Join("/proc", e.Name(), "stat"))
-		if ok && group == pgid && state != "Z" && state != "X" {
-			return true
-		}
-	}
-	return false
-}
-
-// procState reads the state and process group from /proc/PID/stat.
-func procState(path string) (state string, pgid int, ok bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", 0, false
-	}
-	// The command name is in parentheses and may contain spaces.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return "", 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 {
-		return "", 0, false
-	}
-	pgid, err = strconv.Atoi(f[2])
-	return f[0], pgid, err == nil
 }

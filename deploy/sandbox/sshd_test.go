@@ -133,15 +133,7 @@ func TestSSHD(t *testing.T) {
 	})
 
 	t.Run("x/crypto client trusts HostPublicKey", func(t *testing.T) {
-		user, _ := newSigner(t)
-		cert := signCert(t, ca, user.PublicKey(), s.User, "sandbox/xcrypto", now.Add(-time.Minute), now.Add(5*time.Minute))
-		certSigner, err := ssh.NewCertSigner(cert, user)
-		require.NoError(t, err)
-		cfg := &ssh.ClientConfig{User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
-			HostKeyCallback: ssh.FixedHostKey(s.HostPublicKey()), Timeout: 5 * time.Second}
-		client, err := ssh.Dial("tcp", s.Addr(), cfg)
-		require.NoError(t, err)
-		defer client.Close()
+		client := dialGo(t, s, ca, s.HostPublicKey())
 		sess, err := client.NewSession()
 		require.NoError(t, err)
 		defer sess.Close()
@@ -150,8 +142,7 @@ func TestSSHD(t *testing.T) {
 		assert.Equal(t, "via-go\n", string(out), "session output: got %q, want %q", out, "via-go\n")
 
 		other, _ := newSigner(t)
-		cfg.HostKeyCallback = ssh.FixedHostKey(other.PublicKey())
-		_, err = ssh.Dial("tcp", s.Addr(), cfg)
+		_, err = ssh.Dial("tcp", s.Addr(), goClientConfig(t, s, ca, other.PublicKey()))
 		assert.Error(t, err, "dial with a wrong host key: got success, want a host key mismatch")
 	})
 
@@ -167,11 +158,53 @@ func TestSSHD(t *testing.T) {
 	})
 
 	logIfFailed(t, s.proc.logPath)
-	t.Run("stop leaves nothing behind", func(t *testing.T) {
+	t.Run("stop ends open sessions and leaves nothing behind", func(t *testing.T) {
+		sess, err := dialGo(t, s, ca, s.HostPublicKey()).NewSession()
+		require.NoError(t, err)
+		require.NoError(t, sess.Start("sleep 300"))
+		var tree []procInfo
+		require.Eventually(t, func() bool {
+			tree = descendants(s.proc.pid())
+			return hasCommand(tree, "sleep")
+		}, 10*time.Second, 20*time.Millisecond, "sleep 300 never showed up below sshd")
 		pgid, addr, dir := s.proc.pid(), s.Addr(), s.Dir
 		require.NoError(t, s.Stop())
 		assertGone(t, pgid, addr, dir)
+		assert.Empty(t, stillRunning(tree), "processes below sshd after Stop: got %v, want none", stillRunning(tree))
 	})
+}
+
+// goClientConfig logs in as s.User with a fresh certificate from ca,
+// trusting hostKey, as sallyport's SSH proxy does towards a target.
+func goClientConfig(t *testing.T, s *SSHD, ca ssh.Signer, hostKey ssh.PublicKey) *ssh.ClientConfig {
+	t.Helper()
+	user, _ := newSigner(t)
+	now := time.Now()
+	cert := signCert(t, ca, user.PublicKey(), s.User, "sandbox/xcrypto", now.Add(-time.Minute), now.Add(5*time.Minute))
+	certSigner, err := ssh.NewCertSigner(cert, user)
+	require.NoError(t, err)
+	return &ssh.ClientConfig{User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(certSigner)},
+		HostKeyCallback: ssh.FixedHostKey(hostKey), Timeout: 5 * time.Second}
+}
+
+// dialGo connects an x/crypto client to s, closed at the end of the test.
+func dialGo(t *testing.T, s *SSHD, ca ssh.Signer, hostKey ssh.PublicKey) *ssh.Client {
+	t.Helper()
+	client, err := ssh.Dial("tcp", s.Addr(), goClientConfig(t, s, ca, hostKey))
+	require.NoError(t, err)
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// hasCommand reports whether one of ps runs the named program.
+func hasCommand(ps []procInfo, name string) bool {
+	for _, pr := range ps {
+		comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pr.pid), "comm"))
+		if strings.TrimSpace(string(comm)) == name {
+			return true
+		}
+	}
+	return false
 }
 
 func TestSSHDOptionsValidate(t *testing.T) {
