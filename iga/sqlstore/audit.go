@@ -34,7 +34,10 @@ func (r reader) Audit(ctx context.Context, f iga.AuditFilter) ([]iga.AuditEvent,
 	if e.err != nil {
 		return nil, fmt.Errorf("read audit: since: %w", e.err)
 	}
-	rows, err := r.query(ctx, auditQuery(where, f.Limit), args...)
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+	}
+	rows, err := r.query(ctx, auditQuery(where, f.Limit > 0), args...)
 	evs, err := collect(rows, err, scanAudit)
 	if err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
@@ -42,17 +45,17 @@ func (r reader) Audit(ctx context.Context, f iga.AuditFilter) ([]iga.AuditEvent,
 	return evs, nil
 }
 
-// auditQuery selects the events matching where; with a limit, the newest
-// limit of them, re-sorted oldest first.
-func auditQuery(where []string, limit int) string {
+// auditQuery selects the events matching where; with limit, the newest
+// of them up to a last ? argument, re-sorted oldest first.
+func auditQuery(where []string, limit bool) string {
 	q := "SELECT " + auditColumns + " FROM audit_events"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	if limit <= 0 {
+	if !limit {
 		return q + " ORDER BY occurred_at, id"
 	}
-	return fmt.Sprintf("SELECT * FROM (%s ORDER BY occurred_at DESC, id DESC LIMIT %d) newest ORDER BY occurred_at, id", q, limit)
+	return "SELECT * FROM (" + q + " ORDER BY occurred_at DESC, id DESC LIMIT ?) newest ORDER BY occurred_at, id"
 }
 
 // AppendAudit appends an audit event; the store assigns its ID. An event

@@ -216,7 +216,10 @@ func testNotFound(t *testing.T, fresh func(*testing.T) Config) {
 		name   string
 		lookup func(ctx context.Context, r iga.Reader) error
 	}{
-		{"person", func(ctx context.Context, r iga.Reader) error { _, err := r.Person(ctx, "nobody@example.com"); return err }},
+		{"person", func(ctx context.Context, r iga.Reader) error {
+			_, err := r.Person(ctx, "nobody@example.com")
+			return err
+		}},
 		{"identity", func(ctx context.Context, r iga.Reader) error { _, err := r.Identity(ctx, "svc-missing"); return err }},
 		{"grant", func(ctx context.Context, r iga.Reader) error { _, err := r.Grant(ctx, "g-missing"); return err }},
 	}

@@ -18,6 +18,13 @@ import (
 // say) before giving up with SQLITE_BUSY, which Update then retries.
 const sqliteBusyTimeout = 10 * time.Second
 
+// sqliteMmapSize is how much of the registry file SQLite reads through a
+// memory map instead of read(2): a lookup is then B-tree walking without
+// system calls. The default page cache stays small on purpose: SQLite
+// drops a connection's whole cache whenever another connection wrote, and
+// the drop costs more the larger the cache.
+const sqliteMmapSize = 256 << 20
+
 // SQLite result codes that mean "someone else holds the lock; try again".
 const (
 	sqliteBusy   = 5
@@ -43,6 +50,9 @@ type dialect struct {
 	// serialWrites says writes from this process should queue on a mutex
 	// rather than in the database's busy handler, which sleeps.
 	serialWrites bool
+	// walCheckpoints says the store checkpoints the write-ahead log itself,
+	// in the background (see checkpoint.go).
+	walCheckpoints bool
 	// dollarParams rewrites ? placeholders as $1, $2, ….
 	dollarParams bool
 	// retryable reports whether err means the transaction may be retried.
@@ -50,10 +60,11 @@ type dialect struct {
 }
 
 var sqliteDialect = &dialect{
-	name:         "sqlite",
-	driverName:   "sqlite",
-	serialWrites: true,
-	retryable:    sqliteRetryable,
+	name:           "sqlite",
+	driverName:     "sqlite",
+	serialWrites:   true,
+	walCheckpoints: true,
+	retryable:      sqliteRetryable,
 }
 
 var postgresDialect = &dialect{
@@ -74,7 +85,9 @@ func sqliteDSN(path string) string {
 	q.Add("_pragma", "busy_timeout("+strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10)+")")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "wal_autocheckpoint(0)") // see checkpoint.go
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "mmap_size("+strconv.FormatInt(sqliteMmapSize, 10)+")")
 	q.Set("_txlock", "immediate")
 	return path + "?" + q.Encode()
 }

@@ -13,7 +13,8 @@ import (
 // selectIdentities reads identity rows with their latest certification
 // (the highest certification id) joined in; the certification columns are
 // NULL for an identity never certified.
-const selectIdentities = `SELECT i.id, i.kind, i.state, i.owner, i.environment, i.holders, i.last_used,
+const selectIdentities = `SELECT i.id, i.kind, i.state, i.owner, i.environment, i.holders,
+	i.ssh_keys, i.oidc, i.entitlements, i.last_used,
 	c.decision, c.decided_by, c.decided_at, c.valid_until, c.note
 	FROM identities i LEFT JOIN certifications c
 	ON c.id = (SELECT MAX(id) FROM certifications WHERE identity_id = i.id)`
@@ -24,9 +25,9 @@ func scanIdentity(s scanner) (iga.Identity, error) {
 		decision, by, note sql.NullString
 		c                  iga.Certification
 	)
-	err := s.Scan(&id.ID, &id.Kind, &id.State, &id.Owner, &id.Environment,
-		listCol[string]{&id.Holders}, timeCol{&id.LastUsed},
-		&decision, &by, timeCol{&c.At}, timeCol{&c.Until}, &note)
+	err := s.Scan(&id.ID, &id.Kind, &id.State, &id.Owner, &id.Environment, listCol[string]{&id.Holders},
+		sshKeysCol(&id.Credentials.SSHKeys), oidcCol(&id.Credentials.OIDC), entitlementsCol(&id.Entitlements),
+		timeCol{&id.LastUsed}, &decision, &by, timeCol{&c.At}, timeCol{&c.Until}, &note)
 	if decision.Valid {
 		c.Decision, c.By, c.Note = decision.String, by.String, note.String
 		id.Certification = &c
@@ -35,7 +36,8 @@ func scanIdentity(s scanner) (iga.Identity, error) {
 }
 
 // Identity returns one complete identity, or an error wrapping
-// iga.ErrNotFound.
+// iga.ErrNotFound. It is one primary-key query: admission calls it for
+// every connection.
 func (r reader) Identity(ctx context.Context, id string) (iga.Identity, error) {
 	ident, err := scanIdentity(r.queryRow(ctx, selectIdentities+" WHERE i.id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -44,28 +46,15 @@ func (r reader) Identity(ctx context.Context, id string) (iga.Identity, error) {
 	if err != nil {
 		return iga.Identity{}, fmt.Errorf("read identity %q: %w", id, err)
 	}
-	ch, err := r.children(ctx, "WHERE identity_id = ?", id)
-	if err != nil {
-		return iga.Identity{}, fmt.Errorf("read identity %q: %w", id, err)
-	}
-	ch.attach(&ident)
 	return ident, nil
 }
 
-// Identities returns every identity, sorted by id, each complete. It reads
-// each table once, however many identities there are.
+// Identities returns every identity, sorted by id, each complete.
 func (r reader) Identities(ctx context.Context) ([]iga.Identity, error) {
 	rows, err := r.query(ctx, selectIdentities+" ORDER BY i.id")
 	ids, err := collect(rows, err, scanIdentity)
 	if err != nil {
 		return nil, fmt.Errorf("read identities: %w", err)
-	}
-	ch, err := r.children(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("read identities: %w", err)
-	}
-	for i := range ids {
-		ch.attach(&ids[i])
 	}
 	return ids, nil
 }
@@ -73,7 +62,7 @@ func (r reader) Identities(ctx context.Context) ([]iga.Identity, error) {
 // IdentitiesByOIDC returns the ids of the identities bound to issuer and
 // subject, sorted.
 func (r reader) IdentitiesByOIDC(ctx context.Context, issuer, subject string) ([]string, error) {
-	rows, err := r.query(ctx, `SELECT DISTINCT identity_id FROM oidc_bindings
+	rows, err := r.query(ctx, `SELECT identity_id FROM oidc_bindings
 		WHERE issuer = ? AND subject = ? ORDER BY identity_id`, issuer, subject)
 	ids, err := collect(rows, err, func(s scanner) (id string, err error) { return id, s.Scan(&id) })
 	if err != nil {
@@ -92,20 +81,34 @@ func (t *tx) PutIdentity(ctx context.Context, id iga.Identity) error {
 }
 
 func (t *tx) putIdentity(ctx context.Context, id iga.Identity) error {
-	_, err := t.exec(ctx, `INSERT INTO identities (id, kind, state, owner, environment, holders)
-		VALUES (?, ?, ?, ?, ?, ?)
+	var e encoder
+	err := t.insert(ctx, &e, `INSERT INTO identities
+		(id, kind, state, owner, environment, holders, ssh_keys, oidc, entitlements)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, owner = excluded.owner,
-		environment = excluded.environment, holders = excluded.holders`,
-		id.ID, string(id.Kind), string(id.State), id.Owner, id.Environment, list(id.Holders))
+		environment = excluded.environment, holders = excluded.holders, ssh_keys = excluded.ssh_keys,
+		oidc = excluded.oidc, entitlements = excluded.entitlements`,
+		id.ID, string(id.Kind), string(id.State), id.Owner, id.Environment, list(id.Holders),
+		e.sshKeys(id.Credentials.SSHKeys), oidcDocs(id.Credentials.OIDC), e.entitlements(id.Entitlements))
 	if err != nil {
 		return err
 	}
-	for _, table := range []string{"ssh_keys", "oidc_bindings", "entitlements"} {
-		if _, err := t.exec(ctx, "DELETE FROM "+table+" WHERE identity_id = ?", id.ID); err != nil {
-			return fmt.Errorf("clear %s: %w", table, err)
+	return t.indexOIDC(ctx, id)
+}
+
+// indexOIDC makes oidc_bindings list exactly id's bindings.
+func (t *tx) indexOIDC(ctx context.Context, id iga.Identity) error {
+	if _, err := t.exec(ctx, "DELETE FROM oidc_bindings WHERE identity_id = ?", id.ID); err != nil {
+		return fmt.Errorf("clear oidc bindings: %w", err)
+	}
+	for _, b := range id.Credentials.OIDC {
+		_, err := t.exec(ctx, `INSERT INTO oidc_bindings (issuer, subject, identity_id) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, b.Issuer, b.Subject, id.ID)
+		if err != nil {
+			return fmt.Errorf("index oidc binding %s %q: %w", b.Issuer, b.Subject, err)
 		}
 	}
-	return t.putChildren(ctx, id)
+	return nil
 }
 
 // touch moves an identity's LastUsed forward to at; it never moves it

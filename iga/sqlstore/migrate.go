@@ -89,15 +89,15 @@ const createSchemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // migrate brings the schema from its recorded version up to the last of ms.
 func (t *tx) migrate(ctx context.Context, ms []migration) error {
 	if t.d.lockMigrations != "" {
-		if _, err := t.q.ExecContext(ctx, t.d.lockMigrations); err != nil {
+		if _, err := t.tx.ExecContext(ctx, t.d.lockMigrations); err != nil {
 			return fmt.Errorf("lock schema: %w", err)
 		}
 	}
-	if _, err := t.q.ExecContext(ctx, createSchemaMigrations); err != nil {
+	if _, err := t.tx.ExecContext(ctx, createSchemaMigrations); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var current int
-	err := t.q.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current)
+	err := t.tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current)
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
@@ -114,11 +114,13 @@ func (t *tx) migrate(ctx context.Context, ms []migration) error {
 
 // apply runs one migration and records it.
 func (t *tx) apply(ctx context.Context, m migration) error {
-	if _, err := t.q.ExecContext(ctx, m.sql); err != nil {
+	if _, err := t.tx.ExecContext(ctx, m.sql); err != nil {
 		return fmt.Errorf("apply migration %s: %w", m.name, err)
 	}
 	var e encoder
-	_, err := t.exec(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+	// Not through the statement cache: it prepares outside this transaction,
+	// where the tables it creates do not exist yet.
+	_, err := t.tx.ExecContext(ctx, t.d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
 		m.version, m.name, e.time(time.Now()))
 	if err != nil {
 		return fmt.Errorf("record migration %s: %w", m.name, err)

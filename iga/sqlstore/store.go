@@ -78,6 +78,8 @@ type Store struct {
 	db *sql.DB
 	// writeMu queues this process's writers when the dialect asks for it.
 	writeMu sync.Mutex
+	// stopCheckpoints stops the background checkpointer; nil when none runs.
+	stopCheckpoints func()
 }
 
 var _ iga.Store = (*Store)(nil)
@@ -93,11 +95,12 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{reader: reader{q: db, d: d}, db: db}
+	s := &Store{reader: reader{d: d, stmts: newStmtCache(db, d)}, db: db}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.startCheckpointer()
 	return s, nil
 }
 
@@ -121,6 +124,10 @@ func openDB(d *dialect, c Config) (*sql.DB, error) {
 
 // Close releases the database connections.
 func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+	}
+	s.stmts.close()
 	return s.db.Close()
 }
 
@@ -151,7 +158,7 @@ func (s *Store) runTx(ctx context.Context, fn func(iga.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin registry transaction: %w", err)
 	}
-	if err := fn(&tx{reader: reader{q: sqlTx, d: s.d}}); err != nil {
+	if err := fn(&tx{reader: reader{d: s.d, stmts: s.stmts, tx: sqlTx}}); err != nil {
 		sqlTx.Rollback()
 		return err
 	}

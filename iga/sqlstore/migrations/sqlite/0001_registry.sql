@@ -1,14 +1,20 @@
 -- The registry: people, identities with their credentials and entitlements,
 -- certification history, break-glass grants and the audit trail.
 -- Times are UTC text in the fixed-width form of codec.go (NULL: none);
--- lists are JSON arrays; pos keeps the order slices were put in.
+-- lists are JSON arrays in the order they were put (docs.go); an
+-- identity's credentials and entitlements live in its row, so admission
+-- reads one row.
+-- Tables keyed by text are WITHOUT ROWID: a lookup by id is one B-tree
+-- walk, and a decision's LastUsed update writes one page. Integer keys
+-- are plain INTEGER PRIMARY KEY (no AUTOINCREMENT: rows are never deleted,
+-- and it would cost another page write per audit event).
 
 CREATE TABLE people (
     id     TEXT PRIMARY KEY,
     name   TEXT NOT NULL,
     roles  TEXT NOT NULL,
     status TEXT NOT NULL
-);
+) WITHOUT ROWID;
 
 CREATE TABLE identities (
     id          TEXT PRIMARY KEY,
@@ -17,40 +23,25 @@ CREATE TABLE identities (
     owner       TEXT NOT NULL,
     environment TEXT NOT NULL,
     holders     TEXT NOT NULL,
+    ssh_keys    TEXT NOT NULL,
+    oidc        TEXT NOT NULL,
+    entitlements TEXT NOT NULL,
     last_used   TEXT
-);
-
-CREATE TABLE ssh_keys (
-    identity_id TEXT NOT NULL REFERENCES identities (id) ON DELETE CASCADE,
-    pos         INTEGER NOT NULL,
-    public_key  TEXT NOT NULL,
-    expires     TEXT,
-    PRIMARY KEY (identity_id, pos)
 ) WITHOUT ROWID;
 
+-- oidc_bindings indexes identities.oidc for IdentitiesByOIDC; PutIdentity
+-- writes both.
 CREATE TABLE oidc_bindings (
-    identity_id TEXT NOT NULL REFERENCES identities (id) ON DELETE CASCADE,
-    pos         INTEGER NOT NULL,
     issuer      TEXT NOT NULL,
     subject     TEXT NOT NULL,
-    PRIMARY KEY (identity_id, pos)
-) WITHOUT ROWID;
-
-CREATE INDEX oidc_bindings_by_subject ON oidc_bindings (issuer, subject, identity_id);
-
-CREATE TABLE entitlements (
     identity_id TEXT NOT NULL REFERENCES identities (id) ON DELETE CASCADE,
-    pos         INTEGER NOT NULL,
-    target      TEXT NOT NULL,
-    login       TEXT NOT NULL,
-    actions     TEXT NOT NULL,
-    expires     TEXT,
-    from_cidrs  TEXT NOT NULL,
-    PRIMARY KEY (identity_id, pos)
+    PRIMARY KEY (issuer, subject, identity_id)
 ) WITHOUT ROWID;
+
+CREATE INDEX oidc_bindings_by_identity ON oidc_bindings (identity_id);
 
 CREATE TABLE certifications (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     identity_id TEXT NOT NULL REFERENCES identities (id) ON DELETE CASCADE,
     decision    TEXT NOT NULL,
     decided_by  TEXT NOT NULL,
@@ -71,12 +62,12 @@ CREATE TABLE grants (
     opened_at   TEXT,
     expires_at  TEXT,
     closed_at   TEXT
-);
+) WITHOUT ROWID;
 
 CREATE INDEX grants_by_identity ON grants (identity_id, opened_at);
 
 CREATE TABLE audit_events (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          INTEGER PRIMARY KEY,
     occurred_at TEXT NOT NULL,
     event_type  TEXT NOT NULL,
     actor       TEXT NOT NULL,
