@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/iga"
@@ -50,35 +48,65 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(webAdd
 		return err
 	}
 	defer ap.Close()
-	reg := newMetrics()
-	ap.reg.OnDecision = reg.observeDecision
-	ln, err := net.Listen("tcp", cfg.Web.Listen)
+	d, err := newServeDeps(ctx, ap, log)
 	if err != nil {
-		return fmt.Errorf("listen on web.listen %s: %w", cfg.Web.Listen, err)
+		return err
 	}
-	ws := &web.Server{
-		Metrics: promhttp.HandlerFor(reg.registry, promhttp.HandlerOpts{}),
-		Health:  func(ctx context.Context) error { _, err := ap.store.People(ctx); return err },
-		Logger:  log,
+	comps, err := d.components()
+	if err != nil {
+		return err
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- ws.Serve(ctx, ln) }()
-	log.Info("sallyport serving", "web", ln.Addr().String(), "data_dir", cfg.DataDir, "registry", cfg.Registry.Driver)
-	if ready != nil {
-		ready(ln.Addr().String())
+	return runComponents(ctx, log, comps, func() {
+		log.Info("sallyport serving", "web", d.webAddr, "data_dir", cfg.DataDir, "registry", cfg.Registry.Driver)
+		if ready != nil {
+			ready(d.webAddr)
+		}
+	})
+}
+
+// component is one long-running part of serve: a listener, the recorder's
+// uploader, the session watcher.
+type component struct {
+	name string
+	// run blocks until ctx ends or the component fails.
+	run func(ctx context.Context) error
+	// shutdown stops it gracefully within ctx; nil: cancelling run's ctx is enough.
+	shutdown func(ctx context.Context) error
+}
+
+// runComponents runs every component until ctx ends or one fails, then shuts
+// them all down in reverse order.
+func runComponents(ctx context.Context, log *slog.Logger, comps []*component, ready func()) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(comps))
+	for _, c := range comps {
+		go func() {
+			if err := c.run(rctx); err != nil && rctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", c.name, err)
+			}
+		}()
 	}
+	ready()
+	var failed error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		return fmt.Errorf("web server: %w", err)
+	case failed = <-errc:
+		log.Error("component failed; shutting down", "err", failed)
 	}
 	log.Info("sallyport shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := ws.Shutdown(sctx); err != nil && !errors.Is(err, web.ErrServerClosed) {
-		return fmt.Errorf("shut down web server: %w", err)
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer scancel()
+	for i := len(comps) - 1; i >= 0; i-- {
+		if comps[i].shutdown == nil {
+			continue
+		}
+		if err := comps[i].shutdown(sctx); err != nil && !errors.Is(err, web.ErrServerClosed) {
+			log.Warn("shut down", "component", comps[i].name, "err", err)
+		}
 	}
-	return nil
+	cancel()
+	return failed
 }
 
 // metrics are the bastion's Prometheus series, on a registry of its own.

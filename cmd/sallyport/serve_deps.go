@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/recorder"
+	"github.com/sallyport/sallyport/web"
+)
+
+// serveDeps is everything serve's components share, built once.
+type serveDeps struct {
+	ap       *app
+	log      *slog.Logger
+	metrics  *metrics
+	recorder *recorder.Recorder
+	live     *proxy.Live
+	webLn    net.Listener
+	webAddr  string
+}
+
+func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, error) {
+	d := &serveDeps{ap: ap, log: log, metrics: newMetrics()}
+	ap.reg.OnDecision = d.metrics.observeDecision
+	rec, err := newRecorder(ap.cfg, log, d.metrics)
+	if err != nil {
+		return nil, err
+	}
+	d.recorder = rec
+	d.live = &proxy.Live{Gate: ap.reg, Logger: log}
+	d.webLn, err = net.Listen("tcp", ap.cfg.Web.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on web.listen %s: %w", ap.cfg.Web.Listen, err)
+	}
+	d.webAddr = d.webLn.Addr().String()
+	return d, nil
+}
+
+// components lists what serve runs. Protocol proxies add themselves here.
+func (d *serveDeps) components() ([]*component, error) {
+	return []*component{d.recorderComponent(), d.watcherComponent(), d.webComponent()}, nil
+}
+
+func (d *serveDeps) webComponent() *component {
+	ws := &web.Server{
+		Metrics: promhttp.HandlerFor(d.metrics.registry, promhttp.HandlerOpts{}),
+		Health:  func(ctx context.Context) error { _, err := d.ap.store.People(ctx); return err },
+		Logger:  d.log,
+	}
+	return &component{
+		name:     "web",
+		run:      func(ctx context.Context) error { return ws.Serve(ctx, d.webLn) },
+		shutdown: ws.Shutdown,
+	}
+}
+
+func (d *serveDeps) recorderComponent() *component {
+	return &component{
+		name: "recorder",
+		run: func(ctx context.Context) error {
+			if err := d.recorder.Start(ctx); err != nil {
+				return err
+			}
+			<-ctx.Done()
+			return nil
+		},
+		shutdown: d.recorder.Shutdown,
+	}
+}
+
+func (d *serveDeps) watcherComponent() *component {
+	return &component{name: "session watcher", run: d.live.Watch}
+}
+
+// recorderConfig turns the recordings block into the recorder's config,
+// reading the S3 credentials from the environment variables it names.
+func recorderConfig(cfg *Config) (recorder.Config, error) {
+	r := cfg.Recordings
+	rc := recorder.Config{
+		Store:         r.Store,
+		FlushInterval: r.FlushInterval.D(),
+		FailClosed:    boolOr(r.FailClosed, true),
+		RecordInput:   r.RecordInput,
+		DataDir:       cfg.DataDir,
+		S3: recorder.S3Config{Endpoint: r.S3.Endpoint, Bucket: r.S3.Bucket, Region: r.S3.Region,
+			Secure: boolOr(r.S3.Secure, true), Prefix: r.S3.Prefix,
+			AccessKeyEnv: r.S3.AccessKeyEnv, SecretKeyEnv: r.S3.SecretKeyEnv},
+	}
+	if r.Store == recorder.StoreS3 {
+		rc.S3.AccessKey = os.Getenv(r.S3.AccessKeyEnv)
+		rc.S3.SecretKey = os.Getenv(r.S3.SecretKeyEnv)
+		if rc.S3.AccessKey == "" || rc.S3.SecretKey == "" {
+			return rc, configErrorf("recordings.s3: environment variables %s and %s must hold the S3 credentials",
+				r.S3.AccessKeyEnv, r.S3.SecretKeyEnv)
+		}
+	}
+	return rc, rc.Validate()
+}
+
+// recordingKeyPath is the manifest signing key: recordings.signing_key_file,
+// or one generated under data_dir.
+func recordingKeyPath(cfg *Config) string {
+	if cfg.Recordings.SigningKeyFile != "" {
+		return cfg.Recordings.SigningKeyFile
+	}
+	return cfg.Path("keys/recording_ed25519")
+}
+
+func newRecorder(cfg *Config, log *slog.Logger, m *metrics) (*recorder.Recorder, error) {
+	rc, err := recorderConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, err := recorder.NewStore(rc)
+	if err != nil {
+		return nil, fmt.Errorf("open recording store: %w", err)
+	}
+	key, err := ca.LoadOrCreateKey(recordingKeyPath(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("load recording signing key: %w", err)
+	}
+	rm := recorder.NewMetrics()
+	m.registry.MustRegister(rm.Collectors()...)
+	return &recorder.Recorder{Config: rc, Store: store, Key: key, Logger: log, Metrics: rm}, nil
+}
