@@ -1,0 +1,105 @@
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// goldenDir is a recording made by this package, kept to catch format
+// changes and to seed the fuzzers.
+const goldenDir = "../testdata/recorder/golden"
+
+func addSeeds(f *testing.F, pattern string) {
+	files, err := filepath.Glob(filepath.Join(goldenDir, "s-golden", pattern))
+	require.NoError(f, err)
+	require.NotEmpty(f, files, "seed corpus %s", pattern)
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		require.NoError(f, err)
+		f.Add(b)
+	}
+}
+
+func FuzzReadChunk(f *testing.F) {
+	addSeeds(f, "*.chunk")
+	f.Add([]byte(`{"sallyport":"chunk/1","seq":1,"stream":"pty-0.cast","prev":"` + string(bytes.Repeat([]byte("0"), 64)) + `","size":99999999999}` + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		br := bufio.NewReader(bytes.NewReader(data))
+		h, payload, finish, err := ReadChunk(br)
+		if err != nil {
+			return
+		}
+		n, err := io.Copy(io.Discard, payload)
+		require.NoError(t, err)
+		if finish() == nil {
+			assert.Equal(t, h.Size, n, "payload length")
+			assert.LessOrEqual(t, n, int64(len(data)), "payload cannot exceed the input")
+		} else {
+			assert.Less(t, n+1, int64(len(data))+2)
+		}
+	})
+}
+
+func FuzzParseManifest(f *testing.F) {
+	addSeeds(f, "manifest.json")
+	f.Add([]byte(`{"sallyport":"manifest/1","objects":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseManifest(data)
+		if err != nil {
+			return
+		}
+		require.Equal(t, sessionObject, m.Objects[0].Name)
+		again, err := json.Marshal(m)
+		require.NoError(t, err)
+		m2, err := ParseManifest(again)
+		require.NoError(t, err, "a parsed manifest re-encodes to a valid one")
+		assert.Equal(t, len(m.Objects), len(m2.Objects))
+	})
+}
+
+// FuzzCastEventRoundTrip checks the recorder's JSON string encoder and the
+// replay's fast decoder against encoding/json for arbitrary terminal bytes.
+func FuzzCastEventRoundTrip(f *testing.F) {
+	for _, s := range []string{"plain", "gr\xc3\xbc\xc3\x9f", "\x1b[1m\r\n\t\"\\", "\xff\xfe", "\U0001F600", "\x00\x7f"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		line := appendCastEvent(nil, 1500000, 'o', data)
+		var want []any
+		require.NoError(t, json.Unmarshal(line, &want), "encoder wrote invalid JSON: %q", line)
+		ref, _ := json.Marshal(string(data))
+		var refStr string
+		require.NoError(t, json.Unmarshal(ref, &refStr))
+		assert.Equal(t, refStr, want[2], "encoded data decodes like encoding/json's")
+		var ev castEvent
+		require.NoError(t, parseCastEvent(line, &ev))
+		assert.Equal(t, refStr, string(ev.data), "fast decoder agrees with encoding/json")
+		assert.Equal(t, "o", ev.code)
+		assert.InDelta(t, 0.0015, ev.t, 1e-9)
+	})
+}
+
+// TestGoldenRecordingVerifies keeps the on-disk format stable: a recording
+// made by an earlier build verifies with only its public key.
+func TestGoldenRecordingVerifies(t *testing.T) {
+	line, err := os.ReadFile(filepath.Join(goldenDir, "public_key"))
+	require.NoError(t, err)
+	pub, err := ParsePublicKey(line)
+	require.NoError(t, err)
+	src, err := DirSource(filepath.Join(goldenDir, "s-golden"))
+	require.NoError(t, err)
+	rep, err := Verify(ctxT(t), src, pub)
+	require.NoError(t, err)
+	assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+	var text bytes.Buffer
+	require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{}))
+	assert.Contains(t, text.String(), "grüß bold")
+}
