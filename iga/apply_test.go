@@ -44,7 +44,7 @@ func gwEachDriver(t *testing.T, fn func(t *testing.T, fresh func(t *testing.T) *
 		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		pg := sandbox.PostgresT(t)
+		pg := sandbox.PostgresT(t, gwPostgresOptions)
 		var n atomic.Int64
 		fn(t, func(t *testing.T) *iga.Registry {
 			db := fmt.Sprintf("registry_%d", n.Add(1))
@@ -53,6 +53,12 @@ func gwEachDriver(t *testing.T, fn func(t *testing.T, fresh func(t *testing.T) *
 		})
 	})
 }
+
+// gwPostgresOptions trade durability for speed: these servers live for one
+// test, and every subtest creates and migrates a database of its own.
+var gwPostgresOptions = sandbox.PostgresOptions{Settings: map[string]string{
+	"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+}}
 
 func gwOpen(t testing.TB, c sqlstore.Config) iga.Store {
 	t.Helper()
@@ -133,209 +139,221 @@ func gwAudit(t testing.TB, r *iga.Registry, f iga.AuditFilter) []iga.AuditEvent 
 
 var exampleIdentities = []string{"bg-root", "ci-deploy", "legacy-cron", "svc-backup"}
 
-func TestApply(t *testing.T) {
+// TestRegistryWrites runs the apply, export and governance tests on each
+// storage driver; the PostgreSQL run shares one sandbox server, each
+// subtest with a database of its own.
+func TestRegistryWrites(t *testing.T) {
 	gwEachDriver(t, func(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
-		t.Run("example creates everything", func(t *testing.T) {
-			r := fresh(t)
-			res := gwApplyExample(t, r)
-			assert.Equal(t, exampleIdentities, res.Created)
-			assert.Empty(t, res.Updated)
-			assert.Empty(t, res.Unchanged)
-			assert.Equal(t, []string{"alice@example.com", "bob@example.com", "carol@example.com"}, res.PeopleCreated)
-			assert.Equal(t, []string{"bg-root", "ci-deploy", "svc-backup"}, res.Certified)
+		t.Run("apply", func(t *testing.T) { testApply(t, fresh) })
+		t.Run("apply refused", func(t *testing.T) { testApplyRefused(t, fresh) })
+		t.Run("certify", func(t *testing.T) { testCertify(t, fresh) })
+		t.Run("revoke", func(t *testing.T) { testRevoke(t, fresh) })
+		t.Run("offboard", func(t *testing.T) { testOffboard(t, fresh) })
+		t.Run("grants", func(t *testing.T) { testGrants(t, fresh) })
+	})
+}
 
-			require.Len(t, res.Warnings, 1, "got warnings %v, want one for the analytics target", res.Warnings)
-			assert.Equal(t, "example.yaml:25: identity svc-backup: target analytics is not in the config's targets; the entitlement is kept but admits nothing until the target is added",
-				res.Warnings[0].String())
+func testApply(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
+	t.Run("example creates everything", func(t *testing.T) {
+		r := fresh(t)
+		res := gwApplyExample(t, r)
+		assert.Equal(t, exampleIdentities, res.Created)
+		assert.Empty(t, res.Updated)
+		assert.Empty(t, res.Unchanged)
+		assert.Equal(t, []string{"alice@example.com", "bob@example.com", "carol@example.com"}, res.PeopleCreated)
+		assert.Equal(t, []string{"bg-root", "ci-deploy", "svc-backup"}, res.Certified)
 
-			f, err := iga.ParseFile("example.yaml", readRegistry(t, "example.yaml"))
-			require.NoError(t, err)
-			got, err := r.Store.Identity(gwCtx(t), "svc-backup")
-			require.NoError(t, err)
-			want := f.Doc.Identities[0]
-			assert.Equal(t, want.Entitlements, got.Entitlements, "the analytics entitlement is kept despite the warning")
-			assert.Equal(t, want.Credentials.SSHKeys[0].Key, got.Credentials.SSHKeys[0].Key)
-			assert.True(t, want.Credentials.SSHKeys[0].Expires.Equal(got.Credentials.SSHKeys[0].Expires))
-			require.NotNil(t, got.Certification)
-			assert.Equal(t, "alice@example.com", got.Certification.By)
+		require.Len(t, res.Warnings, 1, "got warnings %v, want one for the analytics target", res.Warnings)
+		assert.Equal(t, "example.yaml:25: identity svc-backup: target analytics is not in the config's targets; the entitlement is kept but admits nothing until the target is added",
+			res.Warnings[0].String())
 
-			events := gwAudit(t, r, iga.AuditFilter{Type: "apply"})
-			assert.Len(t, events, 3+4, "one event per person and identity")
-			backupEvents := gwAudit(t, r, iga.AuditFilter{Type: "apply", Identity: "svc-backup"})
-			require.Len(t, backupEvents, 1)
-			assert.Equal(t, "created: kind service-account, state active, owner alice@example.com; certification added: certify by alice@example.com at 2026-11-15 until 2027-02-13",
-				backupEvents[0].Detail)
-			for _, e := range events {
-				assert.Equal(t, "ops@example.com", e.Actor)
-			}
-		})
+		f, err := iga.ParseFile("example.yaml", readRegistry(t, "example.yaml"))
+		require.NoError(t, err)
+		got, err := r.Store.Identity(gwCtx(t), "svc-backup")
+		require.NoError(t, err)
+		want := f.Doc.Identities[0]
+		assert.Equal(t, want.Entitlements, got.Entitlements, "the analytics entitlement is kept despite the warning")
+		assert.Equal(t, want.Credentials.SSHKeys[0].Key, got.Credentials.SSHKeys[0].Key)
+		assert.True(t, want.Credentials.SSHKeys[0].Expires.Equal(got.Credentials.SSHKeys[0].Expires))
+		require.NotNil(t, got.Certification)
+		assert.Equal(t, "alice@example.com", got.Certification.By)
 
-		t.Run("applying twice changes nothing", func(t *testing.T) {
-			r := fresh(t)
-			gwApplyExample(t, r)
-			before := gwSnapshot(t, r)
-			res := gwApplyExample(t, r)
-			assert.Equal(t, exampleIdentities, res.Unchanged)
-			assert.Empty(t, res.Created)
-			assert.Empty(t, res.Updated)
-			assert.Empty(t, res.Certified)
-			assert.Empty(t, res.PeopleCreated)
-			assert.Empty(t, res.PeopleUpdated)
-			assert.False(t, res.Changed())
-			assert.Equal(t, before, gwSnapshot(t, r), "a second apply wrote something")
-		})
+		events := gwAudit(t, r, iga.AuditFilter{Type: "apply"})
+		assert.Len(t, events, 3+4, "one event per person and identity")
+		backupEvents := gwAudit(t, r, iga.AuditFilter{Type: "apply", Identity: "svc-backup"})
+		require.Len(t, backupEvents, 1)
+		assert.Equal(t, "created: kind service-account, state active, owner alice@example.com; certification added: certify by alice@example.com at 2026-11-15 until 2027-02-13",
+			backupEvents[0].Detail)
+		for _, e := range events {
+			assert.Equal(t, "ops@example.com", e.Actor)
+		}
+	})
 
-		t.Run("export round-trips byte for byte", func(t *testing.T) {
-			r := fresh(t)
-			gwApplyExample(t, r)
-			first := gwExport(t, r)
+	t.Run("applying twice changes nothing", func(t *testing.T) {
+		r := fresh(t)
+		gwApplyExample(t, r)
+		before := gwSnapshot(t, r)
+		res := gwApplyExample(t, r)
+		assert.Equal(t, exampleIdentities, res.Unchanged)
+		assert.Empty(t, res.Created)
+		assert.Empty(t, res.Updated)
+		assert.Empty(t, res.Certified)
+		assert.Empty(t, res.PeopleCreated)
+		assert.Empty(t, res.PeopleUpdated)
+		assert.False(t, res.Changed())
+		assert.Equal(t, before, gwSnapshot(t, r), "a second apply wrote something")
+	})
 
-			f, err := iga.ParseFile("example.yaml", readRegistry(t, "example.yaml"))
-			require.NoError(t, err)
-			canonical, err := iga.MarshalDoc(f.Doc)
-			require.NoError(t, err)
-			assert.Equal(t, string(canonical), string(first), "the export is the file in canonical form")
+	t.Run("export round-trips byte for byte", func(t *testing.T) {
+		r := fresh(t)
+		gwApplyExample(t, r)
+		first := gwExport(t, r)
 
-			before := gwSnapshot(t, r)
-			res, err := gwApply(t, r, "export.yaml", first, iga.ApplyOptions{Prune: true})
-			require.NoError(t, err)
-			assert.Equal(t, exampleIdentities, res.Unchanged)
-			assert.False(t, res.Changed(), "got %+v, want no change", res)
-			assert.Equal(t, before, gwSnapshot(t, r))
-			assert.Equal(t, string(first), string(gwExport(t, r)), "two exports differ")
-		})
+		f, err := iga.ParseFile("example.yaml", readRegistry(t, "example.yaml"))
+		require.NoError(t, err)
+		canonical, err := iga.MarshalDoc(f.Doc)
+		require.NoError(t, err)
+		assert.Equal(t, string(canonical), string(first), "the export is the file in canonical form")
 
-		t.Run("certify and revoke survive the round trip", func(t *testing.T) {
-			r := fresh(t)
-			gwApplyExample(t, r)
-			r.Now = func() time.Time { return gwNow.Add(1234567891 * time.Nanosecond) } // a clock finer than the file
-			_, err := r.Certify(gwCtx(t), "svc-backup", "alice@example.com", 30*24*time.Hour, "after the audit")
-			require.NoError(t, err)
-			require.NoError(t, r.Revoke(gwCtx(t), "bg-root", "carol@example.com", "holder list under review"))
-			first := gwExport(t, r)
-			assert.Contains(t, string(first), "certification: {by: alice@example.com, at: '2026-11-28T10:00:01Z', until: '2026-12-28T10:00:01Z', note: after the audit}")
-			assert.Contains(t, string(first), "certification: {decision: revoke, by: carol@example.com, at: '2026-11-28T10:00:01Z', note: holder list under review}")
+		before := gwSnapshot(t, r)
+		res, err := gwApply(t, r, "export.yaml", first, iga.ApplyOptions{Prune: true})
+		require.NoError(t, err)
+		assert.Equal(t, exampleIdentities, res.Unchanged)
+		assert.False(t, res.Changed(), "got %+v, want no change", res)
+		assert.Equal(t, before, gwSnapshot(t, r))
+		assert.Equal(t, string(first), string(gwExport(t, r)), "two exports differ")
+	})
 
-			before := gwSnapshot(t, r)
-			res, err := gwApply(t, r, "export.yaml", first, iga.ApplyOptions{})
-			require.NoError(t, err)
-			assert.False(t, res.Changed(), "got %+v, want no change", res)
-			assert.Empty(t, res.Certified)
-			assert.Equal(t, before, gwSnapshot(t, r))
-		})
+	t.Run("certify and revoke survive the round trip", func(t *testing.T) {
+		r := fresh(t)
+		gwApplyExample(t, r)
+		r.Now = func() time.Time { return gwNow.Add(1234567891 * time.Nanosecond) } // a clock finer than the file
+		_, err := r.Certify(gwCtx(t), "svc-backup", "alice@example.com", 30*24*time.Hour, "after the audit")
+		require.NoError(t, err)
+		require.NoError(t, r.Revoke(gwCtx(t), "bg-root", "carol@example.com", "holder list under review"))
+		first := gwExport(t, r)
+		assert.Contains(t, string(first), "certification: {by: alice@example.com, at: '2026-11-28T10:00:01Z', until: '2026-12-28T10:00:01Z', note: after the audit}")
+		assert.Contains(t, string(first), "certification: {decision: revoke, by: carol@example.com, at: '2026-11-28T10:00:01Z', note: holder list under review}")
 
-		t.Run("changes are written and audited", func(t *testing.T) {
-			r := fresh(t)
-			gwApplyExample(t, r)
-			changed := strings.Replace(string(readRegistry(t, "example.yaml")),
-				"    state: active\n    owner: alice@example.com\n    environment: prod",
-				"    state: suspended\n    owner: alice@example.com\n    environment: prod", 1)
-			changed = strings.Replace(changed, "{target: web-01, login: deploy, actions: [exec]}", "{target: web-01, login: deploy, actions: [exec, sftp]}", 1)
-			changed = strings.Replace(changed, "{id: carol@example.com, name: Carol Diaz, roles: [admin], status: active}",
-				"{id: carol@example.com, name: Carol Diaz, roles: [admin, auditor], status: active}", 1)
-			res, err := gwApply(t, r, "example.yaml", []byte(changed), iga.ApplyOptions{Actor: "ops@example.com"})
-			require.NoError(t, err)
-			assert.Equal(t, []string{"ci-deploy", "svc-backup"}, res.Updated)
-			assert.Equal(t, []string{"bg-root", "legacy-cron"}, res.Unchanged)
-			assert.Equal(t, []string{"carol@example.com"}, res.PeopleUpdated)
+		before := gwSnapshot(t, r)
+		res, err := gwApply(t, r, "export.yaml", first, iga.ApplyOptions{})
+		require.NoError(t, err)
+		assert.False(t, res.Changed(), "got %+v, want no change", res)
+		assert.Empty(t, res.Certified)
+		assert.Equal(t, before, gwSnapshot(t, r))
+	})
 
-			got, err := r.Store.Identity(gwCtx(t), "svc-backup")
-			require.NoError(t, err)
-			assert.Equal(t, iga.StateSuspended, got.State)
-			ci, err := r.Store.Identity(gwCtx(t), "ci-deploy")
-			require.NoError(t, err)
-			assert.Equal(t, []iga.Action{iga.ActionExec, iga.ActionSFTP}, ci.Entitlements[0].Actions)
+	t.Run("changes are written and audited", func(t *testing.T) {
+		r := fresh(t)
+		gwApplyExample(t, r)
+		changed := strings.Replace(string(readRegistry(t, "example.yaml")),
+			"    state: active\n    owner: alice@example.com\n    environment: prod",
+			"    state: suspended\n    owner: alice@example.com\n    environment: prod", 1)
+		changed = strings.Replace(changed, "{target: web-01, login: deploy, actions: [exec]}", "{target: web-01, login: deploy, actions: [exec, sftp]}", 1)
+		changed = strings.Replace(changed, "{id: carol@example.com, name: Carol Diaz, roles: [admin], status: active}",
+			"{id: carol@example.com, name: Carol Diaz, roles: [admin, auditor], status: active}", 1)
+		res, err := gwApply(t, r, "example.yaml", []byte(changed), iga.ApplyOptions{Actor: "ops@example.com"})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"ci-deploy", "svc-backup"}, res.Updated)
+		assert.Equal(t, []string{"bg-root", "legacy-cron"}, res.Unchanged)
+		assert.Equal(t, []string{"carol@example.com"}, res.PeopleUpdated)
 
-			events := gwAudit(t, r, iga.AuditFilter{Identity: "svc-backup", Type: "apply"})
-			require.NotEmpty(t, events)
-			assert.Equal(t, "state active→suspended", events[len(events)-1].Detail)
-		})
+		got, err := r.Store.Identity(gwCtx(t), "svc-backup")
+		require.NoError(t, err)
+		assert.Equal(t, iga.StateSuspended, got.State)
+		ci, err := r.Store.Identity(gwCtx(t), "ci-deploy")
+		require.NoError(t, err)
+		assert.Equal(t, []iga.Action{iga.ActionExec, iga.ActionSFTP}, ci.Entitlements[0].Actions)
 
-		t.Run("a different certification is appended", func(t *testing.T) {
-			r := fresh(t)
-			gwApplyExample(t, r)
-			changed := strings.Replace(string(readRegistry(t, "example.yaml")),
-				"at: 2026-11-15, until: 2027-02-13, note: quarterly review", "at: 2026-11-27, until: 2027-02-20, note: re-reviewed", 1)
-			res, err := gwApply(t, r, "example.yaml", []byte(changed), iga.ApplyOptions{})
-			require.NoError(t, err)
-			assert.Equal(t, []string{"svc-backup"}, res.Certified)
-			assert.Equal(t, []string{"svc-backup"}, res.Updated, "a new certification counts as an update")
-			certs, err := r.Store.Certifications(gwCtx(t), "svc-backup")
-			require.NoError(t, err)
-			require.Len(t, certs, 2, "the history keeps the earlier certification")
-			assert.Equal(t, "re-reviewed", certs[1].Note)
-		})
+		events := gwAudit(t, r, iga.AuditFilter{Identity: "svc-backup", Type: "apply"})
+		require.NotEmpty(t, events)
+		assert.Equal(t, "state active→suspended", events[len(events)-1].Detail)
+	})
 
-		t.Run("prune deprovisions identities missing from the file", func(t *testing.T) {
-			r := fresh(t)
-			gwApplyExample(t, r)
-			only := []byte(`people:
+	t.Run("a different certification is appended", func(t *testing.T) {
+		r := fresh(t)
+		gwApplyExample(t, r)
+		changed := strings.Replace(string(readRegistry(t, "example.yaml")),
+			"at: 2026-11-15, until: 2027-02-13, note: quarterly review", "at: 2026-11-27, until: 2027-02-20, note: re-reviewed", 1)
+		res, err := gwApply(t, r, "example.yaml", []byte(changed), iga.ApplyOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"svc-backup"}, res.Certified)
+		assert.Equal(t, []string{"svc-backup"}, res.Updated, "a new certification counts as an update")
+		certs, err := r.Store.Certifications(gwCtx(t), "svc-backup")
+		require.NoError(t, err)
+		require.Len(t, certs, 2, "the history keeps the earlier certification")
+		assert.Equal(t, "re-reviewed", certs[1].Note)
+	})
+
+	t.Run("prune deprovisions identities missing from the file", func(t *testing.T) {
+		r := fresh(t)
+		gwApplyExample(t, r)
+		only := []byte(`people:
   - {id: alice@example.com, name: Alice Ng, roles: [owner, auditor], status: active}
 identities:
   - {id: svc-backup, kind: service-account, state: active, owner: alice@example.com}
 `)
-			res, err := gwApply(t, r, "only.yaml", only, iga.ApplyOptions{})
-			require.NoError(t, err)
-			assert.Empty(t, res.Deprovisioned, "without prune nothing is deprovisioned")
-			ci, err := r.Store.Identity(gwCtx(t), "ci-deploy")
-			require.NoError(t, err)
-			assert.Equal(t, iga.StateSuspended, ci.State)
+		res, err := gwApply(t, r, "only.yaml", only, iga.ApplyOptions{})
+		require.NoError(t, err)
+		assert.Empty(t, res.Deprovisioned, "without prune nothing is deprovisioned")
+		ci, err := r.Store.Identity(gwCtx(t), "ci-deploy")
+		require.NoError(t, err)
+		assert.Equal(t, iga.StateSuspended, ci.State)
 
-			res, err = gwApply(t, r, "only.yaml", only, iga.ApplyOptions{Prune: true})
+		res, err = gwApply(t, r, "only.yaml", only, iga.ApplyOptions{Prune: true})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"bg-root", "ci-deploy", "legacy-cron"}, res.Deprovisioned)
+		for _, id := range res.Deprovisioned {
+			got, err := r.Store.Identity(gwCtx(t), id)
 			require.NoError(t, err)
-			assert.Equal(t, []string{"bg-root", "ci-deploy", "legacy-cron"}, res.Deprovisioned)
-			for _, id := range res.Deprovisioned {
-				got, err := r.Store.Identity(gwCtx(t), id)
-				require.NoError(t, err)
-				assert.Equal(t, iga.StateDeprovisioned, got.State, "state of %s", id)
-			}
-			events := gwAudit(t, r, iga.AuditFilter{Identity: "legacy-cron"})
-			assert.Equal(t, "state proposed→deprovisioned: not in only.yaml (prune)", events[len(events)-1].Detail)
+			assert.Equal(t, iga.StateDeprovisioned, got.State, "state of %s", id)
+		}
+		events := gwAudit(t, r, iga.AuditFilter{Identity: "legacy-cron"})
+		assert.Equal(t, "state proposed→deprovisioned: not in only.yaml (prune)", events[len(events)-1].Detail)
 
-			res, err = gwApply(t, r, "only.yaml", only, iga.ApplyOptions{Prune: true})
-			require.NoError(t, err)
-			assert.Empty(t, res.Deprovisioned, "already deprovisioned identities are left alone")
-			assert.False(t, res.Changed())
-		})
+		res, err = gwApply(t, r, "only.yaml", only, iga.ApplyOptions{Prune: true})
+		require.NoError(t, err)
+		assert.Empty(t, res.Deprovisioned, "already deprovisioned identities are left alone")
+		assert.False(t, res.Changed())
+	})
 
-		t.Run("a doc built in code is validated like a file", func(t *testing.T) {
-			r := fresh(t)
-			doc := iga.Doc{
-				People:     []iga.Person{{ID: "dan@example.com", Status: iga.PersonInactive}},
-				Identities: []iga.Identity{{ID: "svc-seed", Kind: iga.KindAgent, State: iga.StateActive, Owner: "dan@example.com"}},
-			}
-			f, err := iga.FileFromDoc("seed", doc)
-			require.NoError(t, err)
-			res, err := r.Apply(gwCtx(t), f, iga.ApplyOptions{})
-			require.NoError(t, err)
-			assert.Equal(t, []string{"svc-seed"}, res.Created)
-			require.Len(t, res.Warnings, 1)
-			assert.Contains(t, res.Warnings[0].String(), "identity svc-seed: owner dan@example.com is inactive; admission denies it owner_inactive")
+	t.Run("a doc built in code is validated like a file", func(t *testing.T) {
+		r := fresh(t)
+		doc := iga.Doc{
+			People:     []iga.Person{{ID: "dan@example.com", Status: iga.PersonInactive}},
+			Identities: []iga.Identity{{ID: "svc-seed", Kind: iga.KindAgent, State: iga.StateActive, Owner: "dan@example.com"}},
+		}
+		f, err := iga.FileFromDoc("seed", doc)
+		require.NoError(t, err)
+		res, err := r.Apply(gwCtx(t), f, iga.ApplyOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"svc-seed"}, res.Created)
+		require.Len(t, res.Warnings, 1)
+		assert.Contains(t, res.Warnings[0].String(), "identity svc-seed: owner dan@example.com is inactive; admission denies it owner_inactive")
 
-			doc.Identities[0].Kind = "robot"
-			_, err = iga.FileFromDoc("seed", doc)
-			assert.ErrorContains(t, err, `unknown kind "robot"`)
-			_, err = r.Apply(gwCtx(t), &iga.File{Name: "hand-made", Doc: doc}, iga.ApplyOptions{})
-			assert.ErrorContains(t, err, "the file was not parsed", "a File that skipped validation is refused")
-		})
+		doc.Identities[0].Kind = "robot"
+		_, err = iga.FileFromDoc("seed", doc)
+		assert.ErrorContains(t, err, `unknown kind "robot"`)
+		_, err = r.Apply(gwCtx(t), &iga.File{Name: "hand-made", Doc: doc}, iga.ApplyOptions{})
+		assert.ErrorContains(t, err, "the file was not parsed", "a File that skipped validation is refused")
+	})
 
-		t.Run("people already in the registry may be referenced", func(t *testing.T) {
-			r := fresh(t)
-			gwApplyExample(t, r)
-			res, err := gwApply(t, r, "more.yaml", []byte(`identities:
+	t.Run("people already in the registry may be referenced", func(t *testing.T) {
+		r := fresh(t)
+		gwApplyExample(t, r)
+		res, err := gwApply(t, r, "more.yaml", []byte(`identities:
   - id: svc-new
     kind: workload
     state: active
     owner: bob@example.com
     certification: {by: bob@example.com, at: 2026-11-20, until: 2027-01-20}
 `), iga.ApplyOptions{})
-			require.NoError(t, err)
-			assert.Equal(t, []string{"svc-new"}, res.Created)
-		})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"svc-new"}, res.Created)
 	})
 }
 
-func TestApplyRefused(t *testing.T) {
+func testApplyRefused(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 	cases := []struct {
 		name   string
 		policy iga.Policy
@@ -392,27 +410,25 @@ identities:
 			},
 		},
 	}
-	gwEachDriver(t, func(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
-		for _, tc := range cases {
-			t.Run(tc.name, func(t *testing.T) {
-				r := fresh(t)
-				gwApplyExample(t, r)
-				r.Policy = tc.policy
-				before := gwSnapshot(t, r)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := fresh(t)
+			gwApplyExample(t, r)
+			r.Policy = tc.policy
+			before := gwSnapshot(t, r)
 
-				res, err := gwApply(t, r, "new.yaml", []byte(tc.file), iga.ApplyOptions{Prune: true})
-				require.Error(t, err, "got %+v, want the file refused", res)
-				var fe *iga.FileError
-				require.True(t, errors.As(err, &fe), "got %T %v, want *iga.FileError", err, err)
-				lines := strings.Split(err.Error(), "\n")
-				require.Len(t, lines, len(tc.want), "got problems:\n%s", err)
-				for i, w := range tc.want {
-					assert.True(t, strings.HasPrefix(lines[i], w), "problem %d: got %q, want it to start with %q", i, lines[i], w)
-				}
-				assert.Equal(t, before, gwSnapshot(t, r), "a refused apply changed the registry")
-			})
-		}
-	})
+			res, err := gwApply(t, r, "new.yaml", []byte(tc.file), iga.ApplyOptions{Prune: true})
+			require.Error(t, err, "got %+v, want the file refused", res)
+			var fe *iga.FileError
+			require.True(t, errors.As(err, &fe), "got %T %v, want *iga.FileError", err, err)
+			lines := strings.Split(err.Error(), "\n")
+			require.Len(t, lines, len(tc.want), "got problems:\n%s", err)
+			for i, w := range tc.want {
+				assert.True(t, strings.HasPrefix(lines[i], w), "problem %d: got %q, want it to start with %q", i, lines[i], w)
+			}
+			assert.Equal(t, before, gwSnapshot(t, r), "a refused apply changed the registry")
+		})
+	}
 }
 
 // TestApplyLarge measures an apply of 10,000 identities into SQLite (the
