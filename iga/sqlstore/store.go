@@ -76,10 +76,13 @@ func (c Config) Validate() error {
 type Store struct {
 	reader
 	db *sql.DB
-	// writeMu queues this process's writers when the dialect asks for it.
-	writeMu sync.Mutex
+	// writeTurn queues this process's writers when the dialect asks for it:
+	// a one-slot semaphore, so a waiting writer still sees its ctx end.
+	writeTurn chan struct{}
 	// stopCheckpoints stops the background checkpointer; nil when none runs.
 	stopCheckpoints func()
+	closeOnce       sync.Once
+	closeErr        error
 }
 
 var _ iga.Store = (*Store)(nil)
@@ -95,7 +98,11 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{reader: reader{d: d, stmts: newStmtCache(db, d)}, db: db}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s registry: %w", d.name, err)
+	}
+	s := &Store{reader: reader{d: d, stmts: newStmtCache(db, d)}, db: db, writeTurn: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -122,13 +129,16 @@ func openDB(d *dialect, c Config) (*sql.DB, error) {
 	return db, nil
 }
 
-// Close releases the database connections.
+// Close releases the database connections. Calling it again does nothing.
 func (s *Store) Close() error {
-	if s.stopCheckpoints != nil {
-		s.stopCheckpoints()
-	}
-	s.stmts.close()
-	return s.db.Close()
+	s.closeOnce.Do(func() {
+		if s.stopCheckpoints != nil {
+			s.stopCheckpoints()
+		}
+		s.stmts.close()
+		s.closeErr = s.db.Close()
+	})
+	return s.closeErr
 }
 
 // Update runs fn in one transaction. An error from fn rolls the transaction
@@ -136,8 +146,12 @@ func (s *Store) Close() error {
 // process writing) the whole transaction, fn included, is retried.
 func (s *Store) Update(ctx context.Context, fn func(iga.Tx) error) error {
 	if s.d.serialWrites {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+		select {
+		case s.writeTurn <- struct{}{}:
+			defer func() { <-s.writeTurn }()
+		case <-ctx.Done():
+			return fmt.Errorf("wait to write the registry: %w", ctx.Err())
+		}
 	}
 	for attempt := 1; ; attempt++ {
 		err := s.runTx(ctx, fn)
