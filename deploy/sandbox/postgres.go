@@ -80,8 +80,10 @@ type Postgres struct {
 	stopErr  error
 }
 
-// StartPostgres creates a new cluster with initdb in a temp dir and starts
-// postgres on a free loopback port, returning once it accepts logins.
+// StartPostgres creates a new cluster in a temp dir and starts postgres on a
+// free loopback port, returning once it accepts logins. The cluster is a
+// copy of one initdb made once per machine and PostgreSQL build (kept in
+// a cache dir next to the sandbox dirs), with its own superuser password.
 func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("start postgres: %w", err)
@@ -124,30 +126,26 @@ func findPostgres() (postgresBins, error) {
 	return postgresBins{initdb: initdb, postgres: server}, nil
 }
 
-// initCluster runs initdb with a password file and writes pg_hba.conf. It
-// returns the credential the server must run with (nil when not root).
+// initCluster copies the template cluster, writes pg_hba.conf and sets
+// the superuser's password. It returns the credential the server must run
+// with (nil when not root).
 func (pg *Postgres) initCluster(ctx context.Context, bins postgresBins) (*syscall.Credential, error) {
-	pwfile := filepath.Join(pg.Dir, "pwfile")
-	if err := os.WriteFile(pwfile, []byte(pg.Password+"\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write postgres password file: %w", err)
-	}
-	defer os.Remove(pwfile)
 	cred, err := pg.credential()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bins.initdb, "-D", pg.dataDir(), "-U", pg.User,
-		"--pwfile="+pwfile, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C",
-		"--no-sync", "--no-instructions")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	if err := runLogged(ctx, "initdb", cmd, filepath.Join(pg.Dir, "initdb.log")); err != nil {
+	template, err := postgresTemplate(ctx, bins, cred)
+	if err != nil {
+		return nil, err
+	}
+	if err := copyCluster(ctx, template, pg.dataDir()); err != nil {
 		return nil, err
 	}
 	// WriteFile truncates the existing file, so it stays owned by the server's user.
 	if err := os.WriteFile(filepath.Join(pg.dataDir(), "pg_hba.conf"), []byte(postgresHBA), 0o600); err != nil {
 		return nil, fmt.Errorf("write pg_hba.conf: %w", err)
 	}
-	return cred, nil
+	return cred, pg.setSuperuserPassword(ctx, bins, cred)
 }
 
 // credential hands the sandbox dir to the postgres system user when root.

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -114,4 +115,37 @@ func TestPostgresOptionsValidate(t *testing.T) {
 			assert.Equal(t, tt.wantErr, err != nil, "Validate: got %v, want error %v", err, tt.wantErr)
 		})
 	}
+}
+
+// Clusters are copies of one cached template: each must still be its own
+// server with its own superuser password and data.
+func TestPostgresClustersAreIndependent(t *testing.T) {
+	ctx := ctxT(t)
+	var pgs [2]*Postgres
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range pgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pgs[i], errs[i] = StartPostgres(ctx, PostgresOptions{})
+		}()
+	}
+	wg.Wait()
+	for i := range pgs {
+		if pgs[i] != nil {
+			t.Cleanup(func() { _ = pgs[i].Stop() })
+		}
+		Need(t, errs[i])
+	}
+	a, b := pgs[0], pgs[1]
+	require.NotEqual(t, a.Port, b.Port, "ports: got both %d, want two servers", a.Port)
+	assert.NotEqual(t, a.Password, b.Password, "superuser passwords: got the same for both clusters, want each its own")
+	require.NoError(t, a.Exec(ctx, "postgres", "CREATE TABLE only_in_a (v int)"))
+
+	out, err := psql(t, b, b.User, a.Password, "postgres", "select 1")
+	assert.Error(t, err, "cluster b with cluster a's password: got %q, want a refused login", out)
+	out, err = psql(t, b, b.User, b.Password, "postgres", "select count(*) from pg_tables where tablename = 'only_in_a'")
+	require.NoError(t, err, "psql output: %s", out)
+	assert.Equal(t, "0", lines(out)[0], "tables of cluster a seen in cluster b: got %s, want 0", out)
 }
