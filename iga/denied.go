@@ -12,6 +12,9 @@ type Denied struct {
 
 // Error is one line for the client: "access denied (code[, code]): message[; message]".
 func (d *Denied) Error() string {
+	if len(d.Reasons) == 0 {
+		return "access denied"
+	}
 	codes := make([]string, len(d.Reasons))
 	messages := make([]string, len(d.Reasons))
 	for i, r := range d.Reasons {

@@ -151,4 +151,5 @@ func TestDeniedError(t *testing.T) {
 	assert.False(t, d.Has(ReasonNoOwner))
 	assert.Equal(t, []string{ReasonNotActive, ReasonCertificationExpired}, d.Codes())
 	assert.False(t, strings.Contains(d.Error(), "\n"))
+	assert.Equal(t, "access denied", (&Denied{Identity: "svc-report"}).Error())
 }
