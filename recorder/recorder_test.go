@@ -80,13 +80,7 @@ func TestRecordVerifyReplayExport(t *testing.T) {
 // TestAsciinemaCatPlaysExport checks compatibility with the real player:
 // Debian's asciinema prints exactly what the session wrote.
 func TestAsciinemaCatPlaysExport(t *testing.T) {
-	bin, err := exec.LookPath("asciinema")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("asciinema is not installed (apt-get install asciinema): %v", err)
-		}
-		t.Skip("SKIPPING: asciinema not installed; install it with apt-get install asciinema")
-	}
+	bin := lookPathOrSkip(t, "asciinema")
 	h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), nil)
 	recordSample(t, h, "s-cast")
 	h.waitUploaded(t)
@@ -119,13 +113,7 @@ func TestRecordInputWhenEnabled(t *testing.T) {
 
 func TestPublicKeyVerifiesElsewhere(t *testing.T) {
 	// ssh-keygen -Y verify, as docs/recordings.md tells auditors.
-	bin, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("ssh-keygen is not installed: %v", err)
-		}
-		t.Skip("SKIPPING: ssh-keygen not installed")
-	}
+	bin := lookPathOrSkip(t, "ssh-keygen")
 	dir := t.TempDir()
 	h := newHarness(t, dir, fileStore(t), testKey(t), nil)
 	recordSample(t, h, "s-sig")
