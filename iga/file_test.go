@@ -175,3 +175,21 @@ func TestParseFileReportsEveryProblem(t *testing.T) {
 		assert.True(t, strings.HasPrefix(lines[i], w), "problem %d: got %q, want it to start with %q", i, lines[i], w)
 	}
 }
+
+// TestParseFileGoodFiles parses every registry file at the top of
+// testdata/registries (the example, the DESIGN.md example): each must be
+// accepted, since the CLI tests, the demo and the docs rely on them.
+func TestParseFileGoodFiles(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join(registriesDir, "*.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			f, err := iga.ParseFile(filepath.Base(path), data)
+			require.NoError(t, err)
+			assert.NotEmpty(t, f.Doc.Identities)
+		})
+	}
+}
