@@ -138,7 +138,7 @@ func (pg *Postgres) initCluster(ctx context.Context, bins postgresBins) (*syscal
 	if err != nil {
 		return nil, err
 	}
-	if err := copyCluster(ctx, template, pg.dataDir()); err != nil {
+	if err := copyTree(ctx, template, pg.dataDir()); err != nil {
 		return nil, err
 	}
 	// WriteFile truncates the existing file, so it stays owned by the server's user.
