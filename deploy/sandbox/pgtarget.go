@@ -48,8 +48,8 @@ type PostgresTarget struct {
 
 // NewTarget creates database, entitled role, sample data and admin login.
 func (pg *Postgres) NewTarget(ctx context.Context, opts PostgresTargetOptions) (*PostgresTarget, error) {
-	t := &PostgresTarget{Postgres: pg, Database: or(opts.Database, DefaultTargetDatabase),
-		Role: or(opts.Role, DefaultTargetRole), Admin: or(opts.Admin, DefaultTargetAdmin), AdminPassword: randomSecret()}
+	t := &PostgresTarget{Postgres: pg, Database: orName(opts.Database, DefaultTargetDatabase),
+		Role: orName(opts.Role, DefaultTargetRole), Admin: orName(opts.Admin, DefaultTargetAdmin), AdminPassword: randomSecret()}
 	if err := pg.CreateDatabase(ctx, t.Database); err != nil {
 		return nil, fmt.Errorf("postgres target: %w", err)
 	}
@@ -61,7 +61,7 @@ func (pg *Postgres) NewTarget(ctx context.Context, opts PostgresTargetOptions) (
 
 // setupSQL is the target's schema, roles and grants.
 func (t *PostgresTarget) setupSQL() string {
-	db, role, admin := ident(t.Database), ident(t.Role), ident(t.Admin)
+	db, role, admin := pgIdent(t.Database), pgIdent(t.Role), pgIdent(t.Admin)
 	return fmt.Sprintf(`
 CREATE ROLE %[2]s NOLOGIN;
 CREATE ROLE %[3]s LOGIN CREATEROLE PASSWORD %[4]s;
@@ -77,7 +77,7 @@ CREATE TABLE public.payroll (name text, salary numeric);
 INSERT INTO public.payroll VALUES ('ceo', 1000000);
 GRANT SELECT ON public.orders TO %[2]s;
 GRANT SELECT, INSERT ON public.imports TO %[2]s;`,
-		db, role, admin, literal(t.AdminPassword), TargetSampleOrders)
+		db, role, admin, pgLiteral(t.AdminPassword), TargetSampleOrders)
 }
 
 // AdminDSN is a postgres:// URL for the admin login on the target database.
@@ -99,11 +99,11 @@ func PostgresTargetT(t testing.TB, opts ...PostgresTargetOptions) *PostgresTarge
 	return target
 }
 
-func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+func pgIdent(name string) string { return pgx.Identifier{name}.Sanitize() }
 
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+func pgLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-func or(s, def string) string {
+func orName(s, def string) string {
 	if s != "" {
 		return s
 	}
