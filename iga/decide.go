@@ -88,7 +88,7 @@ func (r *Registry) Decide(ctx context.Context, req Request) (Decision, error) {
 func (r *Registry) decide(ctx context.Context, req Request) (Decision, error) {
 	d := Decision{Identity: req.Identity, Target: req.Target, Action: req.Action, DryRun: req.DryRun, Time: r.now()}
 	if req.Source.IsValid() {
-		d.Source = req.Source.String()
+		d.Source = req.Source.Unmap().String()
 	}
 	f, alone, err := r.gatherFacts(ctx, req, d.Time)
 	if err != nil {

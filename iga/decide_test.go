@@ -381,15 +381,16 @@ func TestDecisionJSON(t *testing.T) {
 	tests := []struct {
 		name   string
 		action iga.Action
+		source string
 		want   string
 	}{
-		{"allowed", iga.ActionExec, `"allow":true,"reasons":[],"identity":"svc-backup","kind":"service-account","owner":"alice@example.com","target":"web-01","action":"exec","login":"backup","source":"10.1.2.3"`},
-		{"denied", iga.ActionShell, `"allow":false,"reasons":[{"code":"action_not_entitled","message":"svc-backup may not shell on web-01 (entitled: exec, sftp); ask its owner alice@example.com to extend its entitlement"}]`},
+		{"allowed", iga.ActionExec, "::ffff:10.1.2.3", `"allow":true,"reasons":[],"identity":"svc-backup","kind":"service-account","owner":"alice@example.com","target":"web-01","action":"exec","login":"backup","source":"10.1.2.3"`},
+		{"denied", iga.ActionShell, "10.1.2.3", `"allow":false,"reasons":[{"code":"action_not_entitled","message":"svc-backup may not shell on web-01 (entitled: exec, sftp); ask its owner alice@example.com to extend its entitlement"}]`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, err := reg.Decide(context.Background(), iga.Request{Identity: "svc-backup", Target: "web-01", Action: tt.action,
-				Source: netip.MustParseAddr("10.1.2.3")})
+				Source: netip.MustParseAddr(tt.source)})
 			require.NoError(t, err)
 			out, err := json.Marshal(d)
 			require.NoError(t, err)
