@@ -2,9 +2,7 @@ package sandbox
 
 import (
 	"context"
-	"crypto/sha1"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -76,8 +74,11 @@ type MariaDB struct {
 	stopErr  error
 }
 
-// StartMariaDB creates a datadir with mariadb-install-db in a temp dir and
-// starts mariadbd on a free loopback port, returning once it accepts logins.
+// StartMariaDB creates a datadir in a temp dir and starts mariadbd on a free
+// loopback port, returning once it accepts logins. The datadir is a copy of
+// one mariadb-install-db made once per machine and MariaDB build (kept in a
+// cache dir next to the sandbox dirs); the admin gets its own password
+// through an init file the server runs before it serves any login.
 func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("start mariadb: %w", err)
@@ -91,10 +92,12 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 		return nil, err
 	}
 	m := &MariaDB{Host: "127.0.0.1", User: mariadbAdmin, Password: randomSecret(), Dir: dir}
-	err = m.install(ctx, bins.install)
+	err = m.prepare(ctx, bins)
 	if err == nil {
 		err = m.serve(ctx, bins.server, opts.Settings)
 	}
+	// The init file holds a password hash and has been read by now.
+	os.Remove(m.initFile())
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -129,48 +132,8 @@ func lookFirst(names, dirs []string) (string, bool) {
 	return "", false
 }
 
-// mariadbBootstrapSQL creates the admin account and removes the
-// password-less root and anonymous accounts install-db made, so nothing
-// answers on the TCP port without the random password. It runs inside
-// install-db, before the server ever listens.
-// Grant statements are refused while bootstrapping (grant tables are
-// skipped), so the account is inserted directly with all privilege bits
-// and a mysql_native_password hash. The hash alone lets one log in, so the
-// file is 0600 and removed after install.
-const mariadbBootstrapSQL = `INSERT INTO mysql.global_priv (Host, User, Priv) VALUES ('%%', '%s',
-  JSON_OBJECT('access', 18446744073709551615, 'plugin', 'mysql_native_password',
-    'authentication_string', '%s', 'password_last_changed', UNIX_TIMESTAMP()));
-DELETE FROM mysql.global_priv WHERE User IN ('root', '');
-`
-
-// nativePasswordHash is mysql_native_password's stored form of password.
-func nativePasswordHash(password string) string {
-	first := sha1.Sum([]byte(password))
-	second := sha1.Sum(first[:])
-	return "*" + strings.ToUpper(hex.EncodeToString(second[:]))
-}
-
-// install runs mariadb-install-db with the bootstrap SQL in a file that is
-// removed afterwards.
-func (m *MariaDB) install(ctx context.Context, bin string) error {
-	extra := filepath.Join(m.Dir, "bootstrap.sql")
-	sqlText := fmt.Sprintf(mariadbBootstrapSQL, m.User, nativePasswordHash(m.Password))
-	if err := os.WriteFile(extra, []byte(sqlText), 0o600); err != nil {
-		return fmt.Errorf("write mariadb bootstrap file: %w", err)
-	}
-	defer os.Remove(extra)
-	if err := os.Mkdir(m.tmpDir(), 0o700); err != nil {
-		return fmt.Errorf("create mariadb tmpdir: %w", err)
-	}
-	args := append([]string{"--no-defaults", "--datadir=" + m.dataDir(),
-		"--auth-root-authentication-method=normal", "--skip-test-db",
-		"--extra-file=" + extra}, m.userArgs()...)
-	args = append(args, "--tmpdir="+m.tmpDir(), "--innodb-buffer-pool-size=8M", "--innodb-log-file-size=8M")
-	return runLogged(ctx, "mariadb-install-db", exec.Command(bin, args...), filepath.Join(m.Dir, "install.log"))
-}
-
-// userArgs lets mariadbd run as root, which it otherwise refuses.
-func (m *MariaDB) userArgs() []string {
+// mariadbUserArgs lets mariadbd run as root, which it otherwise refuses.
+func mariadbUserArgs() []string {
 	if isRoot() {
 		return []string{"--user=root"}
 	}
@@ -205,10 +168,10 @@ func (m *MariaDB) serverArgs(settings map[string]string) []string {
 	args := append([]string{"--no-defaults", "--datadir=" + m.dataDir(),
 		"--port=" + strconv.Itoa(m.Port), "--bind-address=" + m.Host,
 		"--socket=" + m.Socket(), "--pid-file=" + filepath.Join(m.Dir, "mariadbd.pid"),
-		"--tmpdir=" + m.tmpDir(), "--skip-name-resolve", "--skip-log-bin", "--performance-schema=OFF",
+		"--tmpdir=" + m.tmpDir(), "--init-file=" + m.initFile(), "--skip-name-resolve", "--skip-log-bin", "--performance-schema=OFF",
 		"--innodb-buffer-pool-size=8M", "--innodb-log-file-size=8M",
 		"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
-		"--max-connections=300"}, m.userArgs()...)
+		"--max-connections=300"}, mariadbUserArgs()...)
 	names := make([]string, 0, len(settings))
 	for name := range settings {
 		names = append(names, name)
@@ -232,7 +195,8 @@ func (m *MariaDB) probe(ctx context.Context) error {
 	return db.PingContext(ctx)
 }
 
-func (m *MariaDB) dataDir() string { return filepath.Join(m.Dir, "data") }
+func (m *MariaDB) dataDir() string  { return filepath.Join(m.Dir, "data") }
+func (m *MariaDB) initFile() string { return filepath.Join(m.Dir, "init.sql") }
 
 // tmpDir is the server's own temp dir: servers sharing /tmp clash over
 // temporary table file names while bootstrapping.

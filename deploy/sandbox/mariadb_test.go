@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	_ "github.com/go-sql-driver/mysql"
@@ -84,6 +86,11 @@ func TestMariaDB(t *testing.T) {
 		assert.Equal(t, "admin@%", lines(string(out))[0], "mariadb with ClientArgs: got %q, want admin@%%", out)
 	})
 
+	t.Run("no password hash is left on disk", func(t *testing.T) {
+		_, err := os.Stat(m.initFile())
+		assert.True(t, os.IsNotExist(err), "init file %s after start: got %v, want it removed", m.initFile(), err)
+	})
+
 	t.Run("go-sql-driver connects with AdminDSN", func(t *testing.T) {
 		db, err := sql.Open("mysql", m.AdminDSN())
 		require.NoError(t, err)
@@ -118,4 +125,36 @@ func TestMariaDBOptionsValidate(t *testing.T) {
 			assert.Equal(t, tt.wantErr, err != nil, "Validate: got %v, want error %v", err, tt.wantErr)
 		})
 	}
+}
+
+// Servers are copies of one cached template: each must still have its own
+// admin password and data.
+func TestMariaDBServersAreIndependent(t *testing.T) {
+	ctx := ctxT(t)
+	var ms [2]*MariaDB
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ms[i], errs[i] = StartMariaDB(ctx, MariaDBOptions{})
+		}()
+	}
+	wg.Wait()
+	for i := range ms {
+		if ms[i] != nil {
+			t.Cleanup(func() { _ = ms[i].Stop() })
+		}
+		Need(t, errs[i])
+	}
+	a, b := ms[0], ms[1]
+	assert.NotEqual(t, a.Password, b.Password, "admin passwords: got the same for both servers, want each its own")
+	require.NoError(t, a.CreateDatabase(ctx, "only_in_a"))
+
+	out, err := mariadbClient(t, b, "", b.User, a.Password, "", "SELECT 1")
+	assert.Error(t, err, "server b with server a's password: got %q, want a refused login", out)
+	out, err = mariadbClient(t, b, "", b.User, b.Password, "", "SHOW DATABASES LIKE 'only_in_a'")
+	require.NoError(t, err, "mariadb output: %s", out)
+	assert.Empty(t, strings.TrimSpace(out), "databases of server a seen in server b: got %q, want none", out)
 }
