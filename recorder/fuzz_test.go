@@ -94,11 +94,12 @@ func TestGoldenRecordingVerifies(t *testing.T) {
 	require.NoError(t, err)
 	pub, err := ParsePublicKey(line)
 	require.NoError(t, err)
-	src, err := DirSource(filepath.Join(goldenDir, "s-golden"))
+	src, err := DirSource(copyGolden(t)) // under another directory name
 	require.NoError(t, err)
 	rep, err := Verify(ctxT(t), src, pub)
 	require.NoError(t, err)
 	assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+	assert.Equal(t, "s-golden", rep.Session, "the session id comes from the manifest")
 	var text bytes.Buffer
 	require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{}))
 	assert.Contains(t, text.String(), "grüß bold")

@@ -81,7 +81,7 @@ func Replay(ctx context.Context, src Source, w io.Writer, opts ReplayOptions) er
 		err = ferr
 	}
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", src.id, err)
+		return fmt.Errorf("replay %s: %w", src.label(), err)
 	}
 	return nil
 }
@@ -157,10 +157,10 @@ func ExportCast(ctx context.Context, src Source, w io.Writer, ch int) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("export %s: %w", src.id, err)
+		return fmt.Errorf("export %s: %w", src.label(), err)
 	}
 	if !found {
-		return fmt.Errorf("export %s: no terminal recorded on channel %d", src.id, ch)
+		return fmt.Errorf("export %s: no terminal recorded on channel %d", src.label(), ch)
 	}
 	return nil
 }

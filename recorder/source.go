@@ -26,8 +26,16 @@ type Source struct {
 	id    string
 }
 
-// ID returns the session id the source was opened for.
+// ID returns the session id the source was opened for; empty for DirSource.
 func (s Source) ID() string { return s.id }
+
+// label names the recording in errors.
+func (s Source) label() string {
+	if s.id != "" {
+		return s.id
+	}
+	return "recording"
+}
 
 // SessionSource names the recording of session id started at started in
 // store, as the session index knows it (see StateChange.Dir).
@@ -56,7 +64,8 @@ func FindSession(ctx context.Context, store Store, id string) (Source, error) {
 }
 
 // DirSource opens a recording copied to a local directory (the objects of
-// one session side by side, as in the store).
+// one session side by side, as in the store). The directory's name does not
+// matter: the session id is taken from the manifest.
 func DirSource(path string) (Source, error) {
 	info, err := os.Stat(path)
 	if err != nil {
@@ -69,7 +78,7 @@ func DirSource(path string) (Source, error) {
 	if err != nil {
 		return Source{}, fmt.Errorf("open recording directory: %w", err)
 	}
-	return Source{store: &FileStore{root: abs}, id: filepath.Base(abs)}, nil
+	return Source{store: &FileStore{root: abs}}, nil
 }
 
 func (s Source) open(ctx context.Context, name string) (io.ReadCloser, error) {

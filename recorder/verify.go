@@ -94,6 +94,9 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Report, err
 	if err != nil {
 		return rep, err
 	}
+	if src.id == "" && m != nil { // a directory source: the manifest names the session
+		src.id, rep.Session = m.Session, m.Session
+	}
 	objects, err := expectedObjects(ctx, src, m)
 	if err != nil {
 		return rep, err
