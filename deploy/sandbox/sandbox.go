@@ -7,6 +7,12 @@
 // production: passwords are random but kept in memory and the servers trade
 // durability for start-up speed (fsync off, small buffers).
 //
+// Sandbox dirs go to /dev/shm when it is usable. PostgreSQL and MariaDB
+// start from a data dir their installer made once per machine, user and
+// server build, kept in /dev/shm/sallyport-sandbox-cache-UID (or under
+// os.TempDir()); each sandbox copies it and sets its own random password
+// before serving any login, so a start takes a fraction of a second.
+//
 // When a binary is missing, Start* returns an error wrapping ErrNotInstalled
 // that names the binary and the Debian package to install. Tests use the
 // *T helpers (PostgresT, SSHDT, MariaDBT, S3T), which skip loudly on a
