@@ -80,6 +80,7 @@ func testIdentityRoundTrip(t *testing.T, fresh func(*testing.T) Config) {
 		{"expiry at the end of year 9999", farFuture},
 		{"nanosecond expiry", nanos},
 		{"human account", iga.Identity{ID: "alice", Kind: iga.KindHuman, State: iga.StateSuspended, Owner: "alice@example.com"}},
+		{"upper-case id", iga.Identity{ID: "SVC-LEGACY", Kind: iga.KindAPIKey, State: iga.StateDeprovisioned}},
 	}
 	s := openT(t, fresh(t))
 	for _, tt := range tests {
@@ -92,11 +93,20 @@ func testIdentityRoundTrip(t *testing.T, fresh func(*testing.T) Config) {
 			assert.Equal(t, tt.put, got, "Identity(%q): got the first, want the second", tt.put.ID)
 		})
 	}
-	t.Run("Identities returns all, complete, sorted by id", func(t *testing.T) {
+	t.Run("Identities returns all, complete, sorted by id bytes", func(t *testing.T) {
 		got, err := s.Identities(ctxT(t))
 		require.NoError(t, err)
-		want := []iga.Identity{tests[5].put, breakGlass, tests[1].put, tests[0].put, farFuture, nanos}
+		want := []iga.Identity{tests[6].put, tests[5].put, breakGlass, tests[1].put, tests[0].put, farFuture, nanos}
 		assert.Equal(t, want, got)
+	})
+	t.Run("a time past year 9999 is refused, nothing stored", func(t *testing.T) {
+		bad := fullIdentity("svc-too-late")
+		bad.Entitlements[1].Expires = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+		err := s.Update(ctxT(t), func(tx iga.Tx) error { return tx.PutIdentity(ctxT(t), bad) })
+		require.Error(t, err, "storing an expiry in year 10000: got no error")
+		assert.Contains(t, err.Error(), "outside years 0000-9999")
+		_, err = s.Identity(ctxT(t), bad.ID)
+		assert.ErrorIs(t, err, iga.ErrNotFound, "the refused identity was stored")
 	})
 	t.Run("times come back in UTC", func(t *testing.T) {
 		local := iga.Identity{ID: "svc-local", Kind: iga.KindAgent, State: iga.StateActive,
