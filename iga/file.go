@@ -359,8 +359,13 @@ func canonicalSSHKey(s string) (string, error) {
 // minRSABits is the smallest RSA key accepted; NIST retired 1024-bit RSA.
 const minRSABits = 2048
 
-// strongKey refuses DSA and short RSA keys, which OpenSSH itself no longer trusts.
+// strongKey refuses certificates (a binding is to a key, and certificates
+// expire on their own terms), DSA and short RSA keys, which OpenSSH itself
+// no longer trusts.
 func strongKey(pub ssh.PublicKey) error {
+	if _, isCert := pub.(*ssh.Certificate); isCert {
+		return fmt.Errorf("an SSH certificate is not a key to bind; give the plain public key (ssh-ed25519 AAAA…)")
+	}
 	if pub.Type() == ssh.KeyAlgoDSA {
 		return fmt.Errorf("ssh-dss keys are refused as too weak; use ssh-ed25519")
 	}

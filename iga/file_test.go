@@ -1,6 +1,9 @@
 package iga_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/iga"
 )
@@ -190,6 +194,37 @@ func TestParseFileGoodFiles(t *testing.T) {
 			f, err := iga.ParseFile(filepath.Base(path), data)
 			require.NoError(t, err)
 			assert.NotEmpty(t, f.Doc.Identities)
+		})
+	}
+}
+
+func TestParseFileRefusesWeakKeysAndCertificates(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	weak, err := ssh.NewPublicKey(&rsaKey.PublicKey)
+	require.NoError(t, err)
+
+	_, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	signer, err := ssh.NewSignerFromKey(edPriv)
+	require.NoError(t, err)
+	cert := &ssh.Certificate{Key: signer.PublicKey(), CertType: ssh.UserCert, ValidPrincipals: []string{"app"}, ValidBefore: ssh.CertTimeInfinity}
+	require.NoError(t, cert.SignCert(rand.Reader, signer))
+
+	for _, tc := range []struct {
+		name string
+		key  ssh.PublicKey
+		want string
+	}{
+		{"1024-bit RSA", weak, "a 1024-bit RSA key is too weak; use ssh-ed25519 or RSA of at least 2048 bits"},
+		{"a certificate", cert, "an SSH certificate is not a key to bind"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(tc.key)))
+			file := "identities:\n  - id: x\n    kind: agent\n    state: active\n    credentials:\n      ssh_keys:\n        - {key: " + line + "}\n"
+			_, err := iga.ParseFile("keys.yaml", []byte(file))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "keys.yaml:7: identity x: credentials: ssh_keys: "+tc.want)
 		})
 	}
 }
