@@ -39,7 +39,7 @@ const (
 )
 
 // postgresBinDirs is where Debian installs PostgreSQL, one dir per major version.
-const postgresBinDirs = "/usr/lib/postgresql/*/bin"
+var postgresBinDirs = "/usr/lib/postgresql/*/bin"
 
 // PostgresOptions configures StartPostgres. The zero value is ready to use.
 type PostgresOptions struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // recordTB stands in for a test so Need's skip and fail can be observed.
@@ -107,3 +108,39 @@ func logIfFailed(t *testing.T, logPath string) {
 }
 
 func lines(s string) []string { return strings.Split(strings.TrimSpace(s), "\n") }
+
+// A machine without the server's package gets an error naming the binary
+// and the Debian package, which Need turns into a skip or, under CI, a failure.
+func TestMissingBinaryNamesPackage(t *testing.T) {
+	nowhere := t.TempDir()
+	tests := []struct {
+		name        string
+		hide        func()
+		start       func(context.Context) error
+		wantBinary  string
+		wantPackage string
+	}{
+		{name: "postgres", hide: func() { postgresBinDirs = nowhere + "/*/bin" },
+			start:      func(ctx context.Context) error { _, err := StartPostgres(ctx, PostgresOptions{}); return err },
+			wantBinary: "initdb", wantPackage: "postgresql"},
+		{name: "sshd", hide: func() { sshdSearch = []string{nowhere} },
+			start:      func(ctx context.Context) error { _, err := StartSSHD(ctx, SSHDOptions{}); return err },
+			wantBinary: "sshd", wantPackage: "openssh-server"},
+		{name: "mariadb", hide: func() { mariadbSearch = []string{nowhere} },
+			start:      func(ctx context.Context) error { _, err := StartMariaDB(ctx, MariaDBOptions{}); return err },
+			wantBinary: "mariadb-install-db", wantPackage: "mariadb-server"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pgDirs, sshDirs, mariaDirs := postgresBinDirs, sshdSearch, mariadbSearch
+			t.Cleanup(func() { postgresBinDirs, sshdSearch, mariadbSearch = pgDirs, sshDirs, mariaDirs })
+			tt.hide()
+			t.Setenv("PATH", nowhere)
+			err := tt.start(ctxT(t))
+			require.Error(t, err, "start without %s: got a server, want an error", tt.wantBinary)
+			assert.ErrorIs(t, err, ErrNotInstalled)
+			assert.Contains(t, err.Error(), tt.wantBinary+" not found")
+			assert.Contains(t, err.Error(), "install the Debian package "+tt.wantPackage)
+		})
+	}
+}
