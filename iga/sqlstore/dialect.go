@@ -25,6 +25,15 @@ const sqliteBusyTimeout = 10 * time.Second
 // the drop costs more the larger the cache.
 const sqliteMmapSize = 256 << 20
 
+// Connections per process. SQLite readers run in parallel under WAL and
+// writers queue anyway, so a few more than the cores serve admission. For
+// PostgreSQL the cap keeps N replicas within the server's default
+// max_connections of 100 (5 replicas × 16 plus admin sessions).
+const (
+	sqliteMaxConns   = 8
+	postgresMaxConns = 16
+)
+
 // SQLite result codes that mean "someone else holds the lock; try again".
 const (
 	sqliteBusy   = 5
@@ -55,6 +64,9 @@ type dialect struct {
 	walCheckpoints bool
 	// dollarParams rewrites ? placeholders as $1, $2, ….
 	dollarParams bool
+	// maxConns caps the connections one process keeps open, all of them
+	// kept idle for reuse: a new connection re-prepares every statement.
+	maxConns int
 	// retryable reports whether err means the transaction may be retried.
 	retryable func(error) bool
 }
@@ -64,6 +76,7 @@ var sqliteDialect = &dialect{
 	driverName:     "sqlite",
 	serialWrites:   true,
 	walCheckpoints: true,
+	maxConns:       sqliteMaxConns,
 	retryable:      sqliteRetryable,
 }
 
@@ -72,6 +85,7 @@ var postgresDialect = &dialect{
 	driverName:     "pgx",
 	lockMigrations: "SELECT pg_advisory_xact_lock(7405332)", // any fixed key: "sallyport migrations"
 	dollarParams:   true,
+	maxConns:       postgresMaxConns,
 	retryable:      postgresRetryable,
 }
 
