@@ -130,20 +130,31 @@ const memoryTempDir = "/dev/shm"
 // a server running as another system user can traverse it (t.TempDir()
 // parents are 0700).
 func makeBaseDir(base, pattern string) (string, error) {
-	var dir string
-	var err error
 	if base == "" {
-		dir, err = os.MkdirTemp(memoryTempDir, pattern)
+		if dir, err := makeOwnedDir(memoryTempDir, pattern); err == nil {
+			return dir, nil
+		}
 	}
-	if base != "" || err != nil {
-		dir, err = os.MkdirTemp(base, pattern)
+	return makeOwnedDir(base, pattern)
+}
+
+// makeOwnedDir sweeps stale sandbox dirs from base, then makes a new one
+// marked with its owner.
+func makeOwnedDir(base, pattern string) (string, error) {
+	if base == "" {
+		base = os.TempDir()
 	}
+	sweepStale(base)
+	dir, err := os.MkdirTemp(base, pattern)
 	if err != nil {
 		return "", fmt.Errorf("create sandbox dir: %w", err)
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err = os.Chmod(dir, 0o755); err == nil {
+		err = markOwner(dir)
+	}
+	if err != nil {
 		os.RemoveAll(dir)
-		return "", fmt.Errorf("make sandbox dir %s traversable: %w", dir, err)
+		return "", fmt.Errorf("prepare sandbox dir %s: %w", dir, err)
 	}
 	return dir, nil
 }
