@@ -105,6 +105,18 @@ func testRecordDecision(t *testing.T, fresh func(*testing.T) Config) {
 			assert.Equal(t, d.event, last, "audited decision")
 		})
 	}
+	t.Run("an allow without a time is stamped with now", func(t *testing.T) {
+		putIdentities(t, s, fullIdentity("svc-untimed"))
+		before := time.Now()
+		require.NoError(t, s.RecordDecision(ctx, iga.AuditEvent{Type: "decision", Identity: "svc-untimed", Allow: true}))
+		got, err := s.Identity(ctx, "svc-untimed")
+		require.NoError(t, err)
+		assert.False(t, got.LastUsed.Before(before), "LastUsed: got %v, want at or after %v", got.LastUsed, before)
+		evs, err := s.Audit(ctx, iga.AuditFilter{Identity: "svc-untimed"})
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		assert.Equal(t, got.LastUsed, evs[0].Time, "audited time and LastUsed differ")
+	})
 	t.Run("an unknown identity is audited", func(t *testing.T) {
 		e := iga.AuditEvent{Time: t1, Type: "decision", Identity: "svc-ghost", Allow: true}
 		require.NoError(t, s.RecordDecision(ctx, e))

@@ -5,8 +5,7 @@
 // Both drivers share one implementation over database/sql; the few
 // differences (placeholders, identity columns, locking) live in dialect.go
 // and in the per-driver migration files under migrations/. cmd/sallyport
-// opens a Store and hands it to iga.Registry; nothing else imports this
-// package.
+// opens a Store and hands it to iga.Registry, which is its only user.
 package sqlstore
 
 import (
@@ -185,9 +184,12 @@ func (s *Store) runTx(ctx context.Context, fn func(iga.Tx) error) error {
 }
 
 // RecordDecision appends the decision's audit event and, when it allowed,
-// moves the identity's LastUsed forward to e.Time, in one short
-// transaction.
+// moves the identity's LastUsed forward to e.Time (now when unset), in one
+// short transaction.
 func (s *Store) RecordDecision(ctx context.Context, e iga.AuditEvent) error {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
 	return s.Update(ctx, func(t iga.Tx) error {
 		w := t.(*tx)
 		if err := w.AppendAudit(ctx, e); err != nil {
