@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -21,6 +22,7 @@ var safeASCII = func() (t [256]bool) {
 // U+FFFD, as asciicast players expect valid UTF-8. It is the hot path of
 // terminal recording, so it copies runs of plain ASCII at once.
 func appendJSONString(dst, s []byte) []byte {
+	dst = slices.Grow(dst, len(s)+2)
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -119,5 +121,3 @@ func appendCastHeader(dst []byte, cols, rows int, start time.Time, term string) 
 	b, _ := json.Marshal(h) // cannot fail: plain fields
 	return append(append(dst, b...), '\n')
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -97,6 +96,3 @@ func (s *S3Store) List(ctx context.Context, prefix string) ([]string, error) {
 	sort.Strings(keys)
 	return keys, nil
 }
-
-// errIsNotFound reports whether err means the object does not exist.
-func errIsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

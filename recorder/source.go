@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -191,7 +192,7 @@ func (s Source) walk(ctx context.Context, fn chunkFunc) (SessionMeta, error) {
 	if err != nil {
 		return meta, fmt.Errorf("read session.json: %w", err)
 	}
-	if err := jsonUnmarshal(metaBody, &meta); err != nil {
+	if err := json.Unmarshal(metaBody, &meta); err != nil {
 		return meta, fmt.Errorf("parse session.json: %w", err)
 	}
 	names, err := s.chainOrder(ctx, m)

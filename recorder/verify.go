@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -298,10 +296,4 @@ func verifyListing(ctx context.Context, src Source, objs []ManifestObject, rep *
 		}
 	}
 	return nil
-}
-
-// sha256Hex is the hex SHA-256 of b.
-func sha256Hex(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
 }
