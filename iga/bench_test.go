@@ -57,7 +57,7 @@ func admBenchID(i int) string { return fmt.Sprintf("svc-%06d", i) }
 
 // admBenchSeed writes the people and 100,000 admissible identities in
 // batches and returns the SSH keys they use.
-func admBenchSeed(b *testing.B, s iga.Store) []ssh.PublicKey {
+func admBenchSeed(b testing.TB, s iga.Store) []ssh.PublicKey {
 	keys, lines := make([]ssh.PublicKey, admBenchKeys), make([]string, admBenchKeys)
 	for i := range keys {
 		keys[i], lines[i] = admKey(b)
