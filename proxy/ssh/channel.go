@@ -1,0 +1,286 @@
+package ssh
+
+import (
+	"fmt"
+	"strings"
+
+	gliderssh "github.com/gliderlabs/ssh"
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/recorder"
+)
+
+const (
+	// maxEnv bounds the env requests kept per channel; maxEnvValue a
+	// value's length. Both only matter for hostile clients.
+	maxEnv      = 32
+	maxEnvValue = 1024
+)
+
+// clientChannel is one session channel of a client: the requests that set
+// it up (env, pty-req) are kept until the shell, exec or subsystem request
+// is admitted, then replayed to the target.
+type clientChannel struct {
+	c    *conn
+	ch   gossh.Channel
+	reqs <-chan *gossh.Request
+
+	env      [][]byte // allowed env request payloads
+	pty      *ptyRequest
+	ptyRaw   []byte
+	ptyOK    bool // the identity may have a terminal (shell is entitled)
+	ptyAsked bool
+	id       int // recording channel number once relayed
+}
+
+// ptyRequest is the payload of "pty-req" (RFC 4254 §6.2).
+type ptyRequest struct {
+	Term          string
+	Cols, Rows    uint32
+	Width, Height uint32
+	Modes         string
+}
+
+// windowChange is the payload of "window-change" (RFC 4254 §6.7).
+type windowChange struct {
+	Cols, Rows    uint32
+	Width, Height uint32
+}
+
+type envRequest struct{ Name, Value string }
+
+func (s *Server) handleSessionChannel(_ *gliderssh.Server, sc *gossh.ServerConn, nc gossh.NewChannel, ctx gliderssh.Context) {
+	c := s.connOf(sc, ctx)
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	cc := &clientChannel{c: c, ch: ch, reqs: reqs}
+	cc.setup()
+}
+
+// setup answers requests until the one that starts the channel.
+func (cc *clientChannel) setup() {
+	defer cc.ch.Close()
+	for req := range cc.reqs {
+		switch req.Type {
+		case "env":
+			reply(req, cc.onEnv(req.Payload))
+		case "pty-req":
+			reply(req, cc.onPty(req.Payload))
+		case "window-change":
+			cc.onWindowChange(req.Payload)
+		case "x11-req":
+			cc.stderrLine("sallyport: X11 forwarding is not allowed through the bastion")
+			reply(req, false)
+		case "auth-agent-req@openssh.com":
+			cc.stderrLine("sallyport: agent forwarding is not allowed through the bastion; targets get a certificate for each session instead")
+			reply(req, false)
+		case "shell", "exec", "subsystem":
+			cc.start(req)
+			return
+		default:
+			reply(req, false)
+		}
+	}
+}
+
+func reply(req *gossh.Request, ok bool) {
+	if req.WantReply {
+		_ = req.Reply(ok, nil)
+	}
+}
+
+// onEnv keeps LANG, LC_* and TERM; everything else is refused.
+func (cc *clientChannel) onEnv(payload []byte) bool {
+	var e envRequest
+	if err := gossh.Unmarshal(payload, &e); err != nil || len(cc.env) >= maxEnv || len(e.Value) > maxEnvValue {
+		return false
+	}
+	if e.Name != "LANG" && e.Name != "TERM" && !strings.HasPrefix(e.Name, "LC_") {
+		return false
+	}
+	cc.env = append(cc.env, append([]byte(nil), payload...))
+	return true
+}
+
+// onPty admits the terminal: a pty needs the shell action. A refusal is
+// explained on stderr; OpenSSH then carries on without a terminal.
+func (cc *clientChannel) onPty(payload []byte) bool {
+	var p ptyRequest
+	if err := gossh.Unmarshal(payload, &p); err != nil || len(p.Term) > maxEnvValue {
+		return false
+	}
+	cc.ptyAsked = true
+	if _, _, line := cc.c.admit(iga.ActionShell); line != "" {
+		cc.stderrLine(strings.Replace(line, "sallyport: ", "sallyport: no terminal: ", 1))
+		return false
+	}
+	cc.pty, cc.ptyRaw, cc.ptyOK = &p, append([]byte(nil), payload...), true
+	return true
+}
+
+func (cc *clientChannel) onWindowChange(payload []byte) {
+	var w windowChange
+	if cc.pty == nil || gossh.Unmarshal(payload, &w) != nil {
+		return
+	}
+	cc.pty.Cols, cc.pty.Rows, cc.pty.Width, cc.pty.Height = w.Cols, w.Rows, w.Width, w.Height
+	cc.ptyRaw = gossh.Marshal(cc.pty)
+}
+
+// stderrLine writes one line to the client's stderr; with a terminal the
+// line ends in CR LF, as the client's terminal is in raw mode.
+func (cc *clientChannel) stderrLine(line string) {
+	end := "\n"
+	if cc.ptyAsked {
+		end = "\r\n"
+	}
+	_, _ = cc.ch.Stderr().Write([]byte(line + end))
+}
+
+// refuse answers a start request with the refusal line and exit status 1.
+func (cc *clientChannel) refuse(req *gossh.Request, line string) {
+	reply(req, true)
+	cc.stderrLine(line)
+	_, _ = cc.ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{1}))
+	_ = cc.ch.CloseWrite()
+}
+
+// start admits the channel's action, opens it on the target and relays it.
+func (cc *clientChannel) start(req *gossh.Request) {
+	action, command, line := classify(req)
+	if line != "" {
+		cc.refuse(req, line)
+		return
+	}
+	d, t, line := cc.c.admit(action)
+	if line != "" {
+		cc.refuse(req, line)
+		return
+	}
+	prof := profile{login: d.Login, pty: cc.ptyOK}
+	line, err := cc.c.begin(d, cc.c.request(action), prof, t)
+	if err != nil {
+		cc.c.srv.logger().Error("begin ssh session", "identity", d.Identity, "err", err)
+	}
+	if line != "" {
+		cc.refuse(req, line)
+		return
+	}
+	cc.open(req, action, command, prof, t)
+}
+
+// classify maps a start request to its action: shell, exec, or sftp for
+// the sftp subsystem and the legacy scp protocol. line refuses anything else.
+func classify(req *gossh.Request) (action iga.Action, command, line string) {
+	switch req.Type {
+	case "shell":
+		return iga.ActionShell, "", ""
+	case "exec":
+		var p struct{ Command string }
+		if err := gossh.Unmarshal(req.Payload, &p); err != nil {
+			return "", "", "sallyport: malformed exec request"
+		}
+		if isSCP(p.Command) {
+			return iga.ActionSFTP, p.Command, ""
+		}
+		return iga.ActionExec, p.Command, ""
+	default:
+		var p struct{ Name string }
+		if err := gossh.Unmarshal(req.Payload, &p); err != nil || p.Name != "sftp" {
+			return "", "", fmt.Sprintf("sallyport: subsystem %.64q is not offered; only sftp is", p.Name)
+		}
+		return iga.ActionSFTP, "", ""
+	}
+}
+
+// isSCP reports whether command is the remote end of a legacy scp transfer
+// ("scp [-flags] -t|-f [--] PATH") and nothing else: shell metacharacters
+// would let an identity entitled only to sftp run commands.
+func isSCP(command string) bool {
+	f := strings.Fields(command)
+	if len(f) < 3 || f[0] != "scp" {
+		return false
+	}
+	mode := false
+	for _, a := range f[1 : len(f)-1] {
+		switch {
+		case a == "-t" || a == "-f":
+			mode = true
+		case a == "--":
+		case len(a) > 1 && a[0] == '-' && strings.Trim(a[1:], "dprvq") == "":
+		default:
+			return false
+		}
+	}
+	return mode && safePath(f[len(f)-1])
+}
+
+func safePath(p string) bool {
+	if len(p) > 2 && p[0] == '\'' && p[len(p)-1] == '\'' {
+		return !strings.Contains(p[1:len(p)-1], "'")
+	}
+	return strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/~+-=@%:,") == ""
+}
+
+// open opens the channel on the target, replays env and pty, sends the
+// start request and relays the channel until it closes.
+func (cc *clientChannel) open(req *gossh.Request, action iga.Action, command string, prof profile, t Target) {
+	client, err := cc.c.upstreamFor(prof, t)
+	if err != nil {
+		cc.c.srv.logger().Warn("open ssh session on target", "target", t.Name, "err", err)
+		cc.refuse(req, "sallyport: cannot open the session on the target: "+err.Error())
+		return
+	}
+	up, upReqs, err := client.OpenChannel("session", nil)
+	if err != nil {
+		cc.refuse(req, fmt.Sprintf("sallyport: the target %s refused the session: %v", t.Name, err))
+		return
+	}
+	if !cc.replay(up, req) {
+		up.Close()
+		cc.refuse(req, fmt.Sprintf("sallyport: the target %s refused the %s request", t.Name, req.Type))
+		return
+	}
+	reply(req, true)
+	id, ok := cc.c.addChannel(cc)
+	if !ok {
+		up.Close()
+		return
+	}
+	defer cc.c.doneChannel(id)
+	cc.id = id
+	cc.record(action, command)
+	newRelay(cc, up, upReqs, action, command).run()
+}
+
+// replay sends the kept env and pty requests and the start request.
+func (cc *clientChannel) replay(up gossh.Channel, req *gossh.Request) bool {
+	for _, e := range cc.env {
+		_, _ = up.SendRequest("env", false, e)
+	}
+	if cc.ptyOK {
+		if ok, err := up.SendRequest("pty-req", true, cc.ptyRaw); err != nil || !ok {
+			cc.stderrLine("sallyport: the target refused a terminal")
+		}
+	}
+	ok, err := up.SendRequest(req.Type, true, req.Payload)
+	return err == nil && ok
+}
+
+// record writes what the channel is about to do.
+func (cc *clientChannel) record(action iga.Action, command string) {
+	_, rec := cc.c.session()
+	ch := cc.id
+	switch {
+	case action == iga.ActionShell:
+		_ = rec.Event(recorder.Event{Type: recorder.EventShell, Channel: &ch})
+	case command != "":
+		_ = rec.Event(recorder.Event{Type: recorder.EventExec, Channel: &ch, Command: command})
+	}
+	if cc.ptyOK {
+		_ = rec.OpenTerminal(ch, int(cc.pty.Cols), int(cc.pty.Rows), cc.pty.Term)
+	}
+}

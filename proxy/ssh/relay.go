@@ -1,0 +1,148 @@
+package ssh
+
+import (
+	"io"
+	"sync"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/recorder"
+)
+
+// Relay buffer sizes: stdout carries bulk downloads and gets a full SSH
+// packet; stdin (uploads) half of one; stderr rarely carries much. Each
+// buffer lives as long as its channel, so idle sessions pay for them.
+const (
+	stdoutBuffer = 32 << 10
+	stdinBuffer  = 16 << 10
+	stderrBuffer = 4 << 10
+)
+
+// relay copies one admitted session channel between client and target.
+type relay struct {
+	cc     *clientChannel
+	up     gossh.Channel
+	upReqs <-chan *gossh.Request
+	rec    *recorder.Session
+	out    func([]byte) // sees what the target sends, before the client does
+	in     func([]byte) // sees what the client sends, before the target does
+	end    func()       // runs when the channel is done
+}
+
+func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request, action iga.Action, command string) *relay {
+	_, rec := cc.c.session()
+	r := &relay{cc: cc, up: up, upReqs: upReqs, rec: rec}
+	id := cc.id
+	switch {
+	case action == iga.ActionSFTP && command == "": // the sftp subsystem, not legacy scp
+		p := newSFTPParser(rec, id)
+		r.out, r.in, r.end = p.fromServer, p.fromClient, p.flush
+	case action == iga.ActionShell || cc.ptyOK:
+		r.out = func(p []byte) { _ = rec.Output(id, p) }
+		r.in = func(p []byte) { _ = rec.Input(id, p) }
+	}
+	return r
+}
+
+// run relays until the target closes the channel (or the client does).
+// Order matters to clients: all output, then EOF, then exit status, then
+// close, so that `ssh host cat` and scp see every byte and the status.
+func (r *relay) run() {
+	c := r.cc.c
+	var out sync.WaitGroup
+	out.Add(2)
+	go func() { defer out.Done(); c.pipe(r.cc.ch, r.up, stdoutBuffer, r.out) }()
+	go func() { defer out.Done(); c.pipe(r.cc.ch.Stderr(), r.up.Stderr(), stderrBuffer, r.out) }()
+	go func() {
+		c.pipe(r.up, r.cc.ch, stdinBuffer, r.in)
+		_ = r.up.CloseWrite() // the client's EOF reaches the remote command
+	}()
+	reqsDone := make(chan struct{})
+	go r.fromTarget(reqsDone)
+	go r.fromClient()
+	out.Wait()
+	_ = r.cc.ch.CloseWrite()
+	<-reqsDone
+	_ = r.up.Close()
+	if r.end != nil {
+		r.end()
+	}
+}
+
+// fromTarget passes exit-status, exit-signal and the rest back to the client.
+func (r *relay) fromTarget(done chan<- struct{}) {
+	defer close(done)
+	for req := range r.upReqs {
+		if req.Type == "exit-status" {
+			r.recordExit(req.Payload)
+		}
+		ok, _ := r.cc.ch.SendRequest(req.Type, req.WantReply, req.Payload)
+		reply(req, ok)
+	}
+}
+
+func (r *relay) recordExit(payload []byte) {
+	var p struct{ Status uint32 }
+	if gossh.Unmarshal(payload, &p) != nil {
+		return
+	}
+	status, ch := int(p.Status), r.cc.id
+	r.cc.c.setExit(status)
+	_ = r.rec.Event(recorder.Event{Type: recorder.EventNote, Channel: &ch, Text: "exit status", ExitStatus: &status})
+}
+
+// fromClient passes window changes, signals and breaks to the target; when
+// the client closes the channel, the target's side is closed too.
+func (r *relay) fromClient() {
+	defer r.up.Close()
+	for req := range r.cc.reqs {
+		switch req.Type {
+		case "window-change":
+			r.resize(req.Payload)
+		case "x11-req", "auth-agent-req@openssh.com", "env", "pty-req", "shell", "exec", "subsystem":
+			reply(req, false) // a started channel takes no new setup
+			continue
+		}
+		ok, err := r.up.SendRequest(req.Type, req.WantReply, req.Payload)
+		reply(req, ok && err == nil)
+	}
+}
+
+// resize records a window change when the size really changed, so a flood
+// of identical changes costs the recording nothing.
+func (r *relay) resize(payload []byte) {
+	var w windowChange
+	cc := r.cc
+	if cc.pty == nil || gossh.Unmarshal(payload, &w) != nil {
+		return
+	}
+	if w.Cols == cc.pty.Cols && w.Rows == cc.pty.Rows {
+		return
+	}
+	cc.pty.Cols, cc.pty.Rows = w.Cols, w.Rows
+	_ = r.rec.Resize(cc.id, int(w.Cols), int(w.Rows))
+}
+
+// pipe copies src to dst through tap, marking activity. It never buffers
+// more than one read: a client that stops reading stops the target.
+func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte)) int64 {
+	buf := make([]byte, size)
+	var n int64
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			c.touch()
+			if tap != nil {
+				tap(buf[:k])
+			}
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return n
+			}
+			n += int64(k)
+		}
+		if err != nil {
+			return n
+		}
+	}
+}
