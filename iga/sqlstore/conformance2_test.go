@@ -267,6 +267,33 @@ func testReopen(t *testing.T, fresh func(*testing.T) Config) {
 	}
 }
 
+// testConcurrentOpen starts several processes' worth of stores on one new
+// database at once, as replicas starting together would.
+func testConcurrentOpen(t *testing.T, fresh func(*testing.T) Config) {
+	c := fresh(t)
+	const n = 4
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = Open(ctxT(t), c) })
+	}
+	wg.Wait()
+	for i, s := range stores {
+		require.NoError(t, errs[i], "open %d", i)
+		t.Cleanup(func() { s.Close() })
+	}
+	var applied int
+	require.NoError(t, stores[0].queryRow(ctxT(t), "SELECT COUNT(*) FROM schema_migrations").Scan(&applied))
+	ms, err := stores[0].d.migrations()
+	require.NoError(t, err)
+	assert.Equal(t, len(ms), applied, "got %d recorded migrations, want %d", applied, len(ms))
+	putIdentities(t, stores[n-1], fullIdentity("svc-a"))
+	got, err := stores[0].Identity(ctxT(t), "svc-a")
+	require.NoError(t, err)
+	assert.Equal(t, fullIdentity("svc-a"), got)
+}
+
 func testNewerSchema(t *testing.T, fresh func(*testing.T) Config) {
 	c := fresh(t)
 	ctx := ctxT(t)

@@ -30,6 +30,7 @@ var conformance = []struct {
 	{"grants", testGrants},
 	{"two stores write concurrently", testConcurrentWriters},
 	{"reopen keeps data and migrates once", testReopen},
+	{"concurrent opens of a new database migrate once", testConcurrentOpen},
 	{"newer schema is refused", testNewerSchema},
 }
 

@@ -73,11 +73,24 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if s.schemaVersion(ctx) == len(ms) {
+		return nil // the usual Open: no write lock taken
+	}
 	err = s.Update(ctx, func(t iga.Tx) error { return t.(*tx).migrate(ctx, ms) })
 	if err != nil {
 		return fmt.Errorf("migrate %s registry schema: %w", s.d.name, err)
 	}
 	return nil
+}
+
+// schemaVersion is the database's recorded schema version, -1 when it
+// cannot be read (a new database has no schema_migrations yet).
+func (s *Store) schemaVersion(ctx context.Context) int {
+	v := -1
+	if err := s.db.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_migrations").Scan(&v); err != nil {
+		return -1
+	}
+	return v
 }
 
 const createSchemaMigrations = `CREATE TABLE IF NOT EXISTS schema_migrations (
