@@ -1,0 +1,96 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// cancelDialTimeout bounds forwarding a cancel request to the target: the
+// user pressed Ctrl-C and is waiting.
+const cancelDialTimeout = 5 * time.Second
+
+// Secret lengths of the BackendKeyData sallyport mints: protocol 3.0 has a
+// 4-byte key; 3.2 allows up to 256 bytes, and PostgreSQL 18 uses 32.
+const (
+	secretLen30 = 4
+	secretLen32 = 32
+)
+
+// cancelKeys maps the BackendKeyData sallyport gave its clients to the
+// upstream backends' keys, so a client's CancelRequest never learns or
+// needs the target's key.
+type cancelKeys struct {
+	mu sync.Mutex
+	m  map[uint32]*cancelKey
+}
+
+type cancelKey struct {
+	secret   []byte
+	addr     string // the upstream backend's address
+	upstream pgproto3.CancelRequest
+}
+
+// add mints a key for a client and returns it.
+func (k *cancelKeys) add(secretLen int, addr string, pid uint32, secret []byte) *pgproto3.BackendKeyData {
+	key := &cancelKey{secret: make([]byte, secretLen), addr: addr,
+		upstream: pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}}
+	rand.Read(key.secret)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.m == nil {
+		k.m = map[uint32]*cancelKey{}
+	}
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		id := binary.BigEndian.Uint32(b[:]) &^ (1 << 31) // positive, as libpq prints it
+		if _, taken := k.m[id]; !taken && id != 0 {
+			k.m[id] = key
+			return &pgproto3.BackendKeyData{ProcessID: id, SecretKey: key.secret}
+		}
+	}
+}
+
+func (k *cancelKeys) remove(id uint32) {
+	k.mu.Lock()
+	delete(k.m, id)
+	k.mu.Unlock()
+}
+
+func (k *cancelKeys) lookup(req *pgproto3.CancelRequest) *cancelKey {
+	k.mu.Lock()
+	key := k.m[req.ProcessID]
+	k.mu.Unlock()
+	if key == nil || subtle.ConstantTimeCompare(key.secret, req.SecretKey) != 1 {
+		return nil
+	}
+	return key
+}
+
+// forwardCancel sends the upstream CancelRequest matching req, if any. Like
+// PostgreSQL, it answers nothing either way.
+func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest) {
+	key := s.keys.lookup(req)
+	if key == nil {
+		s.logger().Info("postgres cancel request with an unknown key ignored")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, cancelDialTimeout)
+	defer cancel()
+	conn, err := s.dial(ctx, "tcp", key.addr)
+	if err != nil {
+		s.logger().Warn("forward postgres cancel request", "target", key.addr, "err", err)
+		return
+	}
+	defer conn.Close()
+	buf, _ := key.upstream.Encode(nil) // the upstream key came from the server: at most 256 bytes
+	if _, err := conn.Write(buf); err != nil {
+		s.logger().Warn("forward postgres cancel request", "target", key.addr, "err", err)
+	}
+}

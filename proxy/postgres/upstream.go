@@ -1,0 +1,71 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	capg "github.com/sallyport/sallyport/ca/postgres"
+)
+
+// Roles mints and drops per-session roles on a target; *capg.Issuer has it.
+type Roles interface {
+	// Create makes the login role of a session, member of grant, valid for
+	// logging in until validUntil.
+	Create(ctx context.Context, sessionID, grant string, validUntil time.Time) (*capg.Role, error)
+	// Drop ends the role's backends and removes it.
+	Drop(ctx context.Context, role string) error
+}
+
+// Target is a PostgreSQL server the bastion brokers sessions to.
+type Target struct {
+	// Name is the target's name in the registry: the client's dbname.
+	Name string
+	// Database is the database on the server. Empty: Name.
+	Database string
+	// Conn is the template of the bastion's login: host, port and TLS
+	// settings (typically parsed from the admin DSN); user, password,
+	// database and runtime parameters are set per session. It must come
+	// from pgconn.ParseConfig. Required.
+	Conn *pgconn.Config
+	// Roles mints the per-session roles. Required.
+	Roles Roles
+}
+
+func (t *Target) database() string {
+	if t.Database != "" {
+		return t.Database
+	}
+	return t.Name
+}
+
+// connect logs in to the target as role and takes over the connection.
+// Startup parameters of the client other than user and database go along.
+func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params map[string]string) (*pgconn.HijackedConn, error) {
+	cfg := t.Conn.Copy()
+	cfg.User, cfg.Password, cfg.Database = role.Name, role.Password, t.database()
+	cfg.RuntimeParams = make(map[string]string, len(t.Conn.RuntimeParams)+len(params))
+	for k, v := range t.Conn.RuntimeParams {
+		cfg.RuntimeParams[k] = v
+	}
+	for k, v := range params {
+		if k != "user" && k != "database" && k != "replication" {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	if s.Dial != nil {
+		cfg.DialFunc = s.Dial
+	}
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, role.Name, err)
+	}
+	hc, err := conn.Hijack()
+	if err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("take over connection to target %s: %w", t.Name, err)
+	}
+	return hc, nil
+}
