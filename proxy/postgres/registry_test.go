@@ -39,11 +39,11 @@ func failing() map[string]iga.Identity {
 	now := time.Now().UTC()
 	with := func(id string, f func(*iga.Identity)) iga.Identity { i := passing(id); f(&i); return i }
 	return map[string]iga.Identity{
-		iga.ReasonNotActive:         with("svc-suspended", func(i *iga.Identity) { i.State = iga.StateSuspended }),
-		iga.ReasonKindNotAdmitted:   with("person-human", func(i *iga.Identity) { i.Kind = iga.KindHuman }),
-		iga.ReasonNoOwner:           with("svc-unowned", func(i *iga.Identity) { i.Owner = ""; i.Certification = nil }),
-		iga.ReasonOwnerInactive:     with("svc-orphan", func(i *iga.Identity) { i.Owner = "carol@example.com"; i.Certification.By = "carol@example.com" }),
-		iga.ReasonNotCertified:      with("svc-uncertified", func(i *iga.Identity) { i.Certification = nil }),
+		iga.ReasonNotActive:       with("svc-suspended", func(i *iga.Identity) { i.State = iga.StateSuspended }),
+		iga.ReasonKindNotAdmitted: with("person-human", func(i *iga.Identity) { i.Kind = iga.KindHuman }),
+		iga.ReasonNoOwner:         with("svc-unowned", func(i *iga.Identity) { i.Owner = ""; i.Certification = nil }),
+		iga.ReasonOwnerInactive:   with("svc-orphan", func(i *iga.Identity) { i.Owner = "carol@example.com"; i.Certification.By = "carol@example.com" }),
+		iga.ReasonNotCertified:    with("svc-uncertified", func(i *iga.Identity) { i.Certification = nil }),
 		iga.ReasonCertificationExpired: with("svc-lapsed", func(i *iga.Identity) {
 			i.Certification.At, i.Certification.Until = now.AddDate(0, -3, 0), now.AddDate(0, 0, -1)
 		}),
@@ -53,9 +53,9 @@ func failing() map[string]iga.Identity {
 		iga.ReasonActionNotEntitled: with("svc-exec-only", func(i *iga.Identity) {
 			i.Entitlements[0].Actions = []iga.Action{iga.ActionExec}
 		}),
-		iga.ReasonSourceNotAllowed:     with("svc-elsewhere", func(i *iga.Identity) { i.Entitlements[0].From = []string{"10.0.0.0/8"} }),
-		iga.ReasonEnvironmentMismatch:  with("svc-prod", func(i *iga.Identity) { i.Environment = "prod" }),
-		iga.ReasonBreakglassNoGrant:    with("bg-nogrant", func(i *iga.Identity) { i.Kind = iga.KindBreakGlass; i.Holders = []string{"alice@example.com"} }),
+		iga.ReasonSourceNotAllowed:    with("svc-elsewhere", func(i *iga.Identity) { i.Entitlements[0].From = []string{"10.0.0.0/8"} }),
+		iga.ReasonEnvironmentMismatch: with("svc-prod", func(i *iga.Identity) { i.Environment = "prod" }),
+		iga.ReasonBreakglassNoGrant:   with("bg-nogrant", func(i *iga.Identity) { i.Kind = iga.KindBreakGlass; i.Holders = []string{"alice@example.com"} }),
 		iga.ReasonBreakglassGrantExpired: with("bg-expired", func(i *iga.Identity) {
 			i.Kind = iga.KindBreakGlass
 			i.Holders = []string{"alice@example.com"}

@@ -114,7 +114,7 @@ type negotiation struct {
 	conn   net.Conn // the client, TLS-wrapped when it asked for TLS
 	r      *bufio.Reader
 	tls    bool
-	st     *startup            // nil for a cancel request
+	st     *startup                // nil for a cancel request
 	cancel *pgproto3.CancelRequest // set for a cancel request
 }
 
