@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,4 +119,32 @@ func TestSessionFailsWhenSpoolFails(t *testing.T) {
 	assert.ErrorIs(t, s.Output(0, []byte("more")), ErrRecordingFailed)
 	assert.Contains(t, s.Err().Error(), "chunk 1")
 	assert.Error(t, s.Close(ctxT(t), End{}), "sealing into a removed spool must fail")
+}
+
+// TestSpoolSurvivesRestartWhileStoreIsDown seals a session while the store
+// is down, stops the bastion, and starts a new one once the store is back:
+// the spooled recording is uploaded intact.
+func TestSpoolSurvivesRestartWhileStoreIsDown(t *testing.T) {
+	s3 := startFakeS3(t)
+	s3.stop()
+	dataDir, key := t.TempDir(), testKey(t)
+	first := newHarness(t, dataDir, s3.store(t), key, func(r *Recorder) { r.ChunkSize = 512 })
+	s, err := first.rec.Open(ctxT(t), testMeta("s-restart"))
+	require.NoError(t, err)
+	for i := range 100 {
+		require.NoError(t, s.Output(0, fmt.Appendf(nil, "kept %03d\r\n", i)))
+	}
+	require.NoError(t, s.Close(ctxT(t), End{ExitStatus: intp(0)}))
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	assert.Error(t, first.rec.Shutdown(short), "shutdown cannot drain while the store is down")
+	assert.FileExists(t, filepath.Join(first.rec.Config.SpoolDir(), "s-restart", manifestObject))
+
+	s3.start()
+	second := newHarness(t, dataDir, s3.store(t), key, nil)
+	second.waitUploaded(t)
+	assert.Equal(t, []State{StateStored}, second.states.of("s-restart"))
+	rep := second.verify(t, "s-restart")
+	assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+	assert.Equal(t, int64(100*len("kept 000\r\n")), rep.Manifest.Counts.OutputBytes)
 }

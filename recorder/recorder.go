@@ -23,6 +23,9 @@ const (
 // idlePoll is how often WaitIdle checks the uploader's queue.
 const idlePoll = 10 * time.Millisecond
 
+// errUploaderStopped: what is left in the spool waits for the next Start.
+var errUploaderStopped = errors.New("uploader stopped; the rest waits in the spool for the next start")
+
 // ErrRecorderClosed is returned by Open after Shutdown.
 var ErrRecorderClosed = errors.New("recorder shut down")
 
@@ -247,6 +250,8 @@ func (r *Recorder) WaitIdle(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("wait for uploads: %w", ctx.Err())
+		case <-r.done:
+			return fmt.Errorf("wait for uploads: %w", errUploaderStopped)
 		case <-t.C:
 		}
 	}
@@ -263,6 +268,9 @@ func (r *Recorder) Shutdown(ctx context.Context) error {
 	if r.cancel != nil {
 		r.cancel()
 		<-r.done
+	}
+	if errors.Is(err, errUploaderStopped) {
+		return nil // a second Shutdown
 	}
 	return err
 }
