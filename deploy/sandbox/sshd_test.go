@@ -84,7 +84,6 @@ func TestSSHD(t *testing.T) {
 		Need(t, missing("ssh", "PATH", "openssh-client"))
 	}
 	ca, _ := newSigner(t)
-	otherCA, _ := newSigner(t)
 	listed, listedPriv := newSigner(t)
 	ctx := ctxT(t)
 	s, err := timed(t, "sshd", func() (*SSHD, error) {
@@ -98,57 +97,9 @@ func TestSSHD(t *testing.T) {
 	t.Cleanup(func() { _ = s.Stop() })
 	dumpLogOnFailure(t, s.proc.logPath)
 
-	now := time.Now()
-	certKey := func(signer ssh.Signer, principal, keyID string, from, until time.Time) string {
-		user, priv := newSigner(t)
-		return writeClientKey(t, priv, signCert(t, signer, user.PublicKey(), principal, keyID, from, until))
-	}
-	_, strayPriv := newSigner(t)
-	tests := []struct {
-		name     string
-		key      string
-		command  string
-		want     string
-		wantExit int
-	}{
-		{name: "certificate from trusted CA logs in", key: certKey(ca, s.User, "sandbox/ok", now.Add(-time.Minute), now.Add(5*time.Minute)), command: "echo hello", want: "hello"},
-		{name: "exit status comes back", key: certKey(ca, s.User, "sandbox/exit", now.Add(-time.Minute), now.Add(5*time.Minute)), command: "exit 3", wantExit: 3},
-		{name: "key in AuthorizedKeys logs in", key: writeClientKey(t, listedPriv, nil), command: "echo listed", want: "listed"},
-		{name: "wrong principal is refused", key: certKey(ca, "someone-else", "sandbox/principal", now.Add(-time.Minute), now.Add(5*time.Minute)), wantExit: 255, want: "Permission denied"},
-		{name: "untrusted CA is refused", key: certKey(otherCA, s.User, "sandbox/ca", now.Add(-time.Minute), now.Add(5*time.Minute)), wantExit: 255, want: "Permission denied"},
-		{name: "expired certificate is refused", key: certKey(ca, s.User, "sandbox/expired", now.Add(-time.Hour), now.Add(-time.Minute)), wantExit: 255, want: "Permission denied"},
-		{name: "unlisted key is refused", key: writeClientKey(t, strayPriv, nil), wantExit: 255, want: "Permission denied"},
-	}
 	// The group returns once its parallel logins are done.
-	t.Run("logins", func(t *testing.T) {
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				t.Parallel()
-				command := tt.command
-				if command == "" {
-					command = "true"
-				}
-				out, code := runSSH(t, s, tt.key, command)
-				assert.Equal(t, tt.wantExit, code, "ssh exit status: got %d, want %d; output: %s", code, tt.wantExit, out)
-				assert.Contains(t, out, tt.want)
-			})
-		}
-	})
-
-	t.Run("x/crypto client trusts HostPublicKey", func(t *testing.T) {
-		client := dialGo(t, s, ca, s.HostPublicKey())
-		sess, err := client.NewSession()
-		require.NoError(t, err)
-		defer sess.Close()
-		out, err := sess.Output("echo via-go")
-		require.NoError(t, err)
-		assert.Equal(t, "via-go\n", string(out), "session output: got %q, want %q", out, "via-go\n")
-
-		other, _ := newSigner(t)
-		_, err = ssh.Dial("tcp", s.Addr(), goClientConfig(t, s, ca, other.PublicKey()))
-		assert.Error(t, err, "dial with a wrong host key: got success, want a host key mismatch")
-	})
-
+	t.Run("logins", func(t *testing.T) { testSSHLogins(t, s, ca, listedPriv) })
+	t.Run("x/crypto client trusts HostPublicKey", func(t *testing.T) { testGoClient(t, s, ca) })
 	t.Run("accepted certificates are recorded", func(t *testing.T) {
 		certs, err := s.Certificates()
 		require.NoError(t, err)
@@ -159,22 +110,75 @@ func TestSSHD(t *testing.T) {
 		assert.Contains(t, ids, "sandbox/ok", "recorded KeyIds: got %v, want sandbox/ok among them", ids)
 		assert.NotContains(t, ids, "sandbox/ca", "recorded KeyIds: got %v, want no certificate of an untrusted CA", ids)
 	})
-
 	logIfFailed(t, s.proc.logPath)
-	t.Run("stop ends open sessions and leaves nothing behind", func(t *testing.T) {
-		sess, err := dialGo(t, s, ca, s.HostPublicKey()).NewSession()
-		require.NoError(t, err)
-		require.NoError(t, sess.Start("sleep 300"))
-		var tree []procInfo
-		require.Eventually(t, func() bool {
-			tree = descendants(s.proc.pid())
-			return hasCommand(tree, "sleep")
-		}, 10*time.Second, 20*time.Millisecond, "sleep 300 never showed up below sshd")
-		pgid, addr, dir := s.proc.pid(), s.Addr(), s.Dir
-		require.NoError(t, s.Stop())
-		assertGone(t, pgid, addr, dir)
-		assert.Empty(t, stillRunning(tree), "processes below sshd after Stop: got %v, want none", stillRunning(tree))
-	})
+	t.Run("stop ends open sessions and leaves nothing behind", func(t *testing.T) { testSSHDStop(t, s, ca) })
+}
+
+// testSSHLogins runs the real ssh client with keys and certificates that
+// sshd must accept or refuse, in parallel.
+func testSSHLogins(t *testing.T, s *SSHD, ca ssh.Signer, listedPriv ed25519.PrivateKey) {
+	now := time.Now()
+	certKey := func(signer ssh.Signer, principal, keyID string, from, until time.Time) string {
+		user, priv := newSigner(t)
+		return writeClientKey(t, priv, signCert(t, signer, user.PublicKey(), principal, keyID, from, until))
+	}
+	otherCA, _ := newSigner(t)
+	_, strayPriv := newSigner(t)
+	tests := []struct {
+		name, key, command, want string
+		wantExit                 int
+	}{
+		{name: "certificate from trusted CA logs in", key: certKey(ca, s.User, "sandbox/ok", now.Add(-time.Minute), now.Add(5*time.Minute)), command: "echo hello", want: "hello"},
+		{name: "exit status comes back", key: certKey(ca, s.User, "sandbox/exit", now.Add(-time.Minute), now.Add(5*time.Minute)), command: "exit 3", wantExit: 3},
+		{name: "key in AuthorizedKeys logs in", key: writeClientKey(t, listedPriv, nil), command: "echo listed", want: "listed"},
+		{name: "wrong principal is refused", key: certKey(ca, "someone-else", "sandbox/principal", now.Add(-time.Minute), now.Add(5*time.Minute)), wantExit: 255, want: "Permission denied"},
+		{name: "untrusted CA is refused", key: certKey(otherCA, s.User, "sandbox/ca", now.Add(-time.Minute), now.Add(5*time.Minute)), wantExit: 255, want: "Permission denied"},
+		{name: "expired certificate is refused", key: certKey(ca, s.User, "sandbox/expired", now.Add(-time.Hour), now.Add(-time.Minute)), wantExit: 255, want: "Permission denied"},
+		{name: "unlisted key is refused", key: writeClientKey(t, strayPriv, nil), command: "true", wantExit: 255, want: "Permission denied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			command := tt.command
+			if command == "" {
+				command = "true"
+			}
+			out, code := runSSH(t, s, tt.key, command)
+			assert.Equal(t, tt.wantExit, code, "ssh exit status: got %d, want %d; output: %s", code, tt.wantExit, out)
+			assert.Contains(t, out, tt.want)
+		})
+	}
+}
+
+// testGoClient connects as sallyport's proxy will: x/crypto with a fixed host key.
+func testGoClient(t *testing.T, s *SSHD, ca ssh.Signer) {
+	sess, err := dialGo(t, s, ca, s.HostPublicKey()).NewSession()
+	require.NoError(t, err)
+	defer sess.Close()
+	out, err := sess.Output("echo via-go")
+	require.NoError(t, err)
+	assert.Equal(t, "via-go\n", string(out), "session output: got %q, want %q", out, "via-go\n")
+
+	other, _ := newSigner(t)
+	_, err = ssh.Dial("tcp", s.Addr(), goClientConfig(t, s, ca, other.PublicKey()))
+	assert.Error(t, err, "dial with a wrong host key: got success, want a host key mismatch")
+}
+
+// testSSHDStop stops sshd with a session open: the session's processes,
+// which sshd keeps in a session of their own, must go too.
+func testSSHDStop(t *testing.T, s *SSHD, ca ssh.Signer) {
+	sess, err := dialGo(t, s, ca, s.HostPublicKey()).NewSession()
+	require.NoError(t, err)
+	require.NoError(t, sess.Start("sleep 300"))
+	var tree []procInfo
+	require.Eventually(t, func() bool {
+		tree = descendants(s.proc.pid())
+		return hasCommand(tree, "sleep")
+	}, 10*time.Second, 20*time.Millisecond, "sleep 300 never showed up below sshd")
+	pgid, addr, dir := s.proc.pid(), s.Addr(), s.Dir
+	require.NoError(t, s.Stop())
+	assertGone(t, pgid, addr, dir)
+	assert.Empty(t, stillRunning(tree), "processes below sshd after Stop: got %v, want none", stillRunning(tree))
 }
 
 // goClientConfig logs in as s.User with a fresh certificate from ca,
