@@ -20,7 +20,7 @@ import (
 
 const (
 	// postgresReadyTimeout bounds the wait for a fresh cluster to accept
-	// logins; it normally takes well under a second after initdb.
+	// logins; it normally takes a fraction of a second.
 	postgresReadyTimeout = 30 * time.Second
 	// postgresProbeTimeout bounds one readiness login attempt.
 	postgresProbeTimeout = 2 * time.Second
@@ -155,7 +155,7 @@ func (pg *Postgres) credential() (*syscall.Credential, error) {
 	}
 	uid, gid, err := systemUser(postgresSystemUser)
 	if err != nil {
-		return nil, fmt.Errorf("run postgres as root is refused by postgres; %w", err)
+		return nil, fmt.Errorf("run postgres as its system user (it refuses root): %w", err)
 	}
 	if err := chownTree(pg.Dir, uid, gid); err != nil {
 		return nil, fmt.Errorf("give sandbox dir to %s: %w", postgresSystemUser, err)
