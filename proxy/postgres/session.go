@@ -57,10 +57,16 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 	ss, err := s.login(ctx, c)
 	if err != nil {
 		s.refuseLogin(c, err)
+		c.conn.Close()
+		if ss != nil {
+			ss.teardown("setup failed")
+		}
 		return
 	}
 	_ = c.conn.SetDeadline(time.Time{})
-	ss.teardown(ss.run())
+	reason := ss.run()
+	c.conn.Close() // before the teardown: the client need not wait for the role drop
+	ss.teardown(reason)
 }
 
 // refuseLogin tells the client why it was refused and logs it.
@@ -75,7 +81,8 @@ func (s *Server) refuseLogin(c *client, err error) {
 	_ = c.send(fatal(r.code, r.msg))
 }
 
-// login admits the client and opens its session on the target.
+// login admits the client and opens its session on the target. A session
+// that failed half-way is returned with the error, to be torn down.
 func (s *Server) login(ctx context.Context, c *client) (*session, error) {
 	a, err := s.admit(ctx, c)
 	if err != nil {
@@ -89,8 +96,7 @@ func (s *Server) login(ctx context.Context, c *client) (*session, error) {
 	ss := &session{srv: s, client: c, adm: a, audit: newAudit(s.now)}
 	ss.ps = s.liveTable().Begin(ctx, "postgres", a.req, a.decision, now)
 	if err := ss.setup(now); err != nil {
-		ss.teardown("setup failed")
-		return nil, err
+		return ss, err
 	}
 	return ss, nil
 }
@@ -150,10 +156,9 @@ func (ss *session) openRecording(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// teardown ends the session: the client and upstream connections, the
-// role, the recording, the live entry.
+// teardown ends the session once the client is gone: the upstream
+// connection, the role, the recording, the live entry.
 func (ss *session) teardown(reason string) {
-	ss.client.conn.Close()
 	if ss.up != nil {
 		ss.up.Close()
 	}
