@@ -29,8 +29,8 @@ type clientChannel struct {
 	env      [][]byte // allowed env request payloads
 	pty      *ptyRequest
 	ptyRaw   []byte
-	ptyOK    bool // the identity may have a terminal (shell is entitled)
-	ptyAsked bool
+	ptyOK    bool // the terminal was admitted (shell is entitled)
+	ptyAsked bool // the client asked for a terminal, so lines end in CR LF
 	id       int // recording channel number once relayed
 }
 
@@ -105,19 +105,14 @@ func (cc *clientChannel) onEnv(payload []byte) bool {
 	return true
 }
 
-// onPty admits the terminal: a pty needs the shell action. A refusal is
-// explained on stderr; OpenSSH then carries on without a terminal.
+// onPty keeps the terminal request; it is admitted with the start request,
+// as a terminal needs the shell action.
 func (cc *clientChannel) onPty(payload []byte) bool {
 	var p ptyRequest
 	if err := gossh.Unmarshal(payload, &p); err != nil || len(p.Term) > maxEnvValue {
 		return false
 	}
-	cc.ptyAsked = true
-	if _, _, line := cc.c.admit(iga.ActionShell); line != "" {
-		cc.stderrLine(strings.Replace(line, "sallyport: ", "sallyport: no terminal: ", 1))
-		return false
-	}
-	cc.pty, cc.ptyRaw, cc.ptyOK = &p, append([]byte(nil), payload...), true
+	cc.pty, cc.ptyRaw, cc.ptyAsked = &p, append([]byte(nil), payload...), true
 	return true
 }
 
@@ -156,10 +151,15 @@ func (cc *clientChannel) start(req *gossh.Request) {
 		return
 	}
 	d, t, line := cc.c.admit(action)
+	if line == "" && cc.pty != nil && action != iga.ActionShell {
+		// A terminal is the shell action, whatever runs in it.
+		_, _, line = cc.c.admit(iga.ActionShell)
+	}
 	if line != "" {
 		cc.refuse(req, line)
 		return
 	}
+	cc.ptyOK = cc.pty != nil
 	prof := profile{login: d.Login, pty: cc.ptyOK}
 	line, err := cc.c.begin(d, cc.c.request(action), prof, t)
 	if err != nil {

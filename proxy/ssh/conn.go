@@ -21,10 +21,10 @@ import (
 // begins the proxied session (live table entry and recording); every later
 // channel is admitted on its own and joins it.
 type conn struct {
-	srv  *Server
-	st   *connState
-	sc   *gossh.ServerConn
-	ctx  context.Context // ends when the client connection closes
+	srv *Server
+	st  *connState
+	sc  *gossh.ServerConn
+	ctx context.Context // ends when the client connection closes
 
 	mu       sync.Mutex
 	sess     *proxy.Session
