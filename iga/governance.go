@@ -141,11 +141,16 @@ func checkCertifier(ctx context.Context, rd Reader, id Identity, by string) erro
 	case by != id.Owner:
 		return refusef("%s is not the owner of %s; ask its owner %s to certify it", by, id.ID, id.Owner)
 	}
-	_, err := activePerson(ctx, rd, by, "owner")
-	if errors.Is(err, ErrRefused) {
-		return refusef("%v; assign %s a new owner, who then certifies", err, id.ID)
+	p, err := rd.Person(ctx, by)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return refusef("owner %s is not a person in the registry; add them under people: and apply", by)
+	case err != nil:
+		return fmt.Errorf("read person %s: %w", by, err)
+	case p.Status != PersonActive:
+		return refusef("owner %s is %s (offboarded); assign %s a new owner, who then certifies it", by, p.Status, id.ID)
 	}
-	return err
+	return nil
 }
 
 func noteSuffix(note string) string {

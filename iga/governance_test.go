@@ -100,7 +100,7 @@ func testCertify(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 		require.NoError(t, err)
 		_, err = r.Certify(gwCtx(t), "svc-backup", "alice@example.com", 0, "")
 		require.ErrorIs(t, err, iga.ErrRefused)
-		assert.Equal(t, "certify svc-backup: owner alice@example.com is inactive; only active people may act; assign svc-backup a new owner, who then certifies", err.Error())
+		assert.Equal(t, "certify svc-backup: owner alice@example.com is inactive (offboarded); assign svc-backup a new owner, who then certifies it", err.Error())
 	})
 }
 
