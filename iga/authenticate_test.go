@@ -223,3 +223,26 @@ func FuzzParseSSHKey(f *testing.F) {
 		assert.True(t, bytes.Equal(key.Marshal(), again.Marshal()), "round trip changed the key")
 	})
 }
+
+// Many connections arriving at once from one workload share the issuer's
+// discovery and key set; every one of them is admitted.
+func TestAuthenticateOIDCConcurrent(t *testing.T) {
+	iss := admNewIssuer(t)
+	s := admSQLite(t)
+	_, line := admKey(t)
+	id := admPassing("svc-backup", line)
+	id.Credentials.OIDC = []iga.OIDCBinding{{Issuer: iss.srv.URL, Subject: "repo:acme/backup"}}
+	admSeed(t, s, admPeople, []iga.Identity{id}, nil)
+	reg := admRegistry(s, nil)
+	reg.Tokens.TrustedIssuers = []iga.TrustedIssuer{{Issuer: iss.srv.URL, Audience: "sallyport"}}
+	token := iss.sign(t, jwt.Claims{Issuer: iss.srv.URL, Subject: "repo:acme/backup", Audience: jwt.Audience{"sallyport"},
+		Expiry: jwt.NewNumericDate(admNow.Add(time.Minute))})
+	const connections = 16
+	errs := make(chan error, connections)
+	for range connections {
+		go func() { errs <- reg.Authenticate(context.Background(), "svc-backup", iga.Credential{Token: token}) }()
+	}
+	for range connections {
+		assert.NoError(t, <-errs)
+	}
+}
