@@ -210,7 +210,7 @@ func (e *encoder) cut(st *stream) {
 		e.s.rec.Metrics.recorded(int(st.output + st.input))
 		e.s.rec.queueUpload(e.s.meta.ID)
 	}
-	st.buf = st.buf[:0]
+	st.buf = recycle(st.buf)
 	st.records, st.output, st.input = 0, 0, 0
 }
 

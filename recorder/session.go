@@ -51,7 +51,23 @@ type queue struct {
 	arena []byte
 }
 
-func (q *queue) reset() { q.recs, q.arena = q.recs[:0], q.arena[:0] }
+// keepBufferBelow is the capacity a quiet session's buffers may keep
+// between batches; larger buffers from a burst are released when a batch
+// uses less than a quarter of them, so idle sessions hold little memory.
+const keepBufferBelow = 1 << 20
+
+func (q *queue) reset() {
+	q.recs = q.recs[:0]
+	q.arena = recycle(q.arena)
+}
+
+// recycle empties b, releasing it when it is large and was mostly unused.
+func recycle(b []byte) []byte {
+	if cap(b) > keepBufferBelow && len(b) < cap(b)/4 {
+		return nil
+	}
+	return b[:0]
+}
 
 // Session records one session. Its methods are safe for concurrent use;
 // writes copy their arguments and return quickly.
