@@ -31,7 +31,7 @@ type clientChannel struct {
 	ptyRaw   []byte
 	ptyOK    bool // the terminal was admitted (shell is entitled)
 	ptyAsked bool // the client asked for a terminal, so lines end in CR LF
-	id       int // recording channel number once relayed
+	id       int  // recording channel number once relayed
 }
 
 // ptyRequest is the payload of "pty-req" (RFC 4254 §6.2).

@@ -138,7 +138,6 @@ func TestSCPAndSFTP(t *testing.T) {
 	})
 }
 
-
 // echoServer accepts connections on loopback and echoes until EOF.
 func echoServer(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
