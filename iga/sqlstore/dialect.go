@@ -56,7 +56,7 @@ type dialect struct {
 	// keep concurrent Opens from migrating at once. SQLite needs none: its
 	// transactions begin IMMEDIATE, which already takes the write lock.
 	lockMigrations string
-	// serialWrites says writes from this process should queue on a mutex
+	// serialWrites says writes from this process should queue in the Store
 	// rather than in the database's busy handler, which sleeps.
 	serialWrites bool
 	// walCheckpoints says the store checkpoints the write-ahead log itself,
