@@ -96,6 +96,9 @@ func (s *Server) login(ctx context.Context, c *client) (*session, error) {
 	ss := &session{srv: s, client: c, adm: a, audit: newAudit(s.now)}
 	ss.ps = s.liveTable().Begin(ctx, "postgres", a.req, a.decision, now)
 	if err := ss.setup(now); err != nil {
+		if cause := context.Cause(ss.ps.Context()); cause != nil {
+			return ss, &refusal{code: codeAdminShutdown, msg: "sallyport: session ended: " + endReason(cause), cause: err}
+		}
 		return ss, err
 	}
 	return ss, nil
