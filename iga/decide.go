@@ -84,6 +84,27 @@ func (r *Registry) Decide(ctx context.Context, req Request) (Decision, error) {
 	return d, nil
 }
 
+// Recheck re-evaluates a live session's admission. It writes nothing when
+// the session is still admitted — the watcher calls it every few seconds per
+// session — and records the decision like Decide when it is refused, so the
+// audit trail shows why the session was ended.
+func (r *Registry) Recheck(ctx context.Context, req Request) (Decision, error) {
+	d, err := r.decide(ctx, req)
+	if err != nil {
+		return Decision{}, fmt.Errorf("recheck %s on %s: %w", req.Identity, req.Target, err)
+	}
+	if d.Allow {
+		return d, nil
+	}
+	if err := r.recordDecision(ctx, d); err != nil {
+		return Decision{}, fmt.Errorf("record decision on %s for %s: %w", req.Target, req.Identity, err)
+	}
+	if r.OnDecision != nil {
+		r.OnDecision(d)
+	}
+	return d, nil
+}
+
 // decide reads the facts and runs the rules, without recording anything.
 func (r *Registry) decide(ctx context.Context, req Request) (Decision, error) {
 	d := Decision{Identity: req.Identity, Target: req.Target, Action: req.Action, DryRun: req.DryRun, Time: r.now()}

@@ -33,6 +33,9 @@ type File struct {
 
 	people     map[string]int // person id → line
 	identities map[string]*identityLines
+	// problems are what ParseFile found; Apply reports them together with
+	// what only the store can tell, so one run lists everything.
+	problems []Problem
 }
 
 // identityLines remembers where the parts of one identity are, for the
@@ -81,7 +84,9 @@ func (e *FileError) Error() string {
 // keys, duplicate ids, unknown kinds, states, roles and actions, invalid SSH
 // keys, bad dates and CIDRs, holders on an identity that is not
 // break-glass. Checks that need the store or the policy (unknown people,
-// certification length, unknown targets) are Apply's.
+// certification length, unknown targets) are Apply's. When the YAML itself
+// decoded, the File comes back with the error: Apply then reports the
+// parse problems and its own together, and changes nothing.
 func ParseFile(name string, data []byte) (*File, error) {
 	p := &fileParser{name: name}
 	f := &File{Name: name, people: map[string]int{}, identities: map[string]*identityLines{}}
@@ -91,10 +96,16 @@ func ParseFile(name string, data []byte) (*File, error) {
 			"identities": func(n *yaml.Node) { p.eachItem(n, "identities", func(n *yaml.Node) { p.addIdentity(f, n) }) },
 		})
 	}
-	if len(p.problems) > 0 {
+	if len(p.problems) == 0 {
+		return f, nil
+	}
+	if f.Doc.People == nil && f.Doc.Identities == nil {
 		return nil, p.err()
 	}
-	return f, nil
+	// Hand back what parsed too: Apply adds the store's findings (unknown
+	// owners, over-long certifications) and refuses the whole file.
+	f.problems = p.problems
+	return f, p.err()
 }
 
 // FileFromDoc turns a Doc built in code (the demo's seed, a test) into a

@@ -48,8 +48,10 @@ config lacks are kept and reported as warnings.`,
 			if err != nil {
 				return err
 			}
+			// A file with problems still comes back when its YAML decoded, so
+			// Apply can add what only the registry knows and list everything.
 			f, err := iga.ParseFile(file, data)
-			if err != nil {
+			if f == nil {
 				return err
 			}
 			a, err := g.open(c.Context())
