@@ -27,6 +27,13 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 }
 
+// fileLinker is the optional ability of a store to take a spool file by
+// hard link instead of a copy: the file store on the spool's filesystem.
+type fileLinker interface {
+	// Link makes the file at path durably the object key, without copying.
+	Link(ctx context.Context, key, path string) error
+}
+
 // NewStore opens the store cfg names: the file store under DataDir, or S3.
 func NewStore(cfg Config) (Store, error) {
 	if cfg.Store == StoreS3 {
@@ -75,6 +82,40 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader, size int64
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return syncDir(filepath.Dir(p))
+}
+
+// Link hard-links the spool file at path as the object key, after syncing
+// it, so a recording on one filesystem is written to disk once. It fails
+// (and the caller copies) across filesystems.
+func (s *FileStore) Link(ctx context.Context, key, path string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := syncFile(path); err != nil {
+		return fmt.Errorf("link %s: %w", key, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("link %s: %w", key, err)
+	}
+	tmp := p + ".tmp"
+	os.Remove(tmp)
+	if err := os.Link(path, tmp); err != nil {
+		return fmt.Errorf("link %s: %w", key, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("link %s: %w", key, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // writeFileSync writes exactly size bytes from r to a new file and fsyncs it.

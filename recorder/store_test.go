@@ -116,3 +116,21 @@ func TestStoresRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+func TestFileStoreLinksOrCopiesSpoolFiles(t *testing.T) {
+	cases := map[string]func(t *testing.T) string{
+		"same filesystem: hard link": func(t *testing.T) string { return t.TempDir() },
+		"other filesystem: copy":     memTempDir,
+	}
+	for name, dataDir := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, dataDir(t), fileStore(t), testKey(t), nil)
+			recordSample(t, h, "s-link")
+			h.waitUploaded(t)
+			rep := h.verify(t, "s-link")
+			assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+			assert.Empty(t, spoolEntries(t, h))
+			assert.Positive(t, metricValue(t, h.rec.Metrics, "sallyport_recorder_uploaded_bytes_total"))
+		})
+	}
+}

@@ -158,8 +158,11 @@ func (r *Recorder) putFile(ctx context.Context, key, path string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
-	if err := r.Store.Put(ctx, key, f, info.Size()); err != nil {
-		return fmt.Errorf("upload %s: %w", key, err)
+	if l, ok := r.Store.(fileLinker); !ok || l.Link(ctx, key, path) != nil {
+		// Not a file store, or another filesystem: copy.
+		if err := r.Store.Put(ctx, key, f, info.Size()); err != nil {
+			return fmt.Errorf("upload %s: %w", key, err)
+		}
 	}
 	r.Metrics.uploaded(info.Size())
 	return nil
