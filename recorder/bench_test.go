@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +48,7 @@ func BenchmarkRecordOutput(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.SetBytes(int64(len(benchPiece)))
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for range b.N {
 				if err := s.Output(0, benchPiece); err != nil {
@@ -58,6 +58,8 @@ func BenchmarkRecordOutput(b *testing.B) {
 			if err := s.Close(context.Background(), End{}); err != nil {
 				b.Fatal(err)
 			}
+			b.StopTimer()
+			b.ReportMetric(float64(cpuTime()-cpu0)/(float64(b.N*len(benchPiece))/1e6), "cpu-ns/MB")
 		})
 	}
 }
@@ -161,7 +163,7 @@ func BenchmarkReplayText(b *testing.B) {
 	}
 	b.SetBytes(int64(1000 * len(benchPiece)))
 	for range b.N {
-		if err := Replay(context.Background(), src, io.Discard, ReplayOptions{}); err != nil && !strings.Contains(err.Error(), "x") {
+		if err := Replay(context.Background(), src, io.Discard, ReplayOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
