@@ -94,13 +94,18 @@ func TestSessionFailsWhenSpoolCannotKeepUp(t *testing.T) {
 				assert.NoError(t, s.Output(0, piece))
 			}
 			close(stall)
-			require.NoError(t, s.Close(ctxT(t), End{}))
+			require.NoError(t, s.Close(ctxT(t), End{Reason: "recording failed"}))
 			h.waitUploaded(t)
 			assert.Contains(t, h.states.of("s-slow"), StateDegraded)
 			rep := h.verify(t, "s-slow")
 			assert.Equal(t, StatusIncomplete, rep.Status, "a degraded recording is authentic but incomplete: %s", rep)
 			assert.Contains(t, rep.Reason, "cannot keep up")
 			assert.Positive(t, rep.Manifest.Counts.DroppedBytes)
+			src, err := FindSession(ctxT(t), h.store, "s-slow")
+			require.NoError(t, err)
+			var text bytes.Buffer
+			require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{}))
+			assert.Contains(t, text.String(), "end: recording failed", "the end event is kept even after the failure")
 		})
 	}
 }

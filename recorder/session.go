@@ -160,7 +160,7 @@ func (s *Session) writeErr() error {
 	return nil
 }
 
-// put queues one record, waiting up to bufferFullWait for space.
+// put queues one record, waiting up to Recorder.MaxWriteWait for space.
 func (s *Session) put(r record, data []byte) error {
 	deadline := time.Time{}
 	s.mu.Lock()
@@ -250,14 +250,20 @@ func (s *Session) fail(cause error) {
 // manifest and hands it to the uploader. It waits for the flusher at most
 // until ctx is done.
 func (s *Session) Close(ctx context.Context, end End) error {
+	ev := Event{Time: s.rec.now(), Type: EventEnd, ExitStatus: end.ExitStatus, Reason: end.Reason}
+	line, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("close recording %s: encode end event: %w", s.meta.ID, err)
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	s.mu.Unlock()
-	_ = s.Event(Event{Type: EventEnd, ExitStatus: end.ExitStatus, Reason: end.Reason})
-	s.mu.Lock()
+	// The end event goes in even past the buffer limit or after a failure:
+	// it is the last record, and says how the session ended.
+	s.q.recs = append(s.q.recs, record{kind: kindEvent, at: ev.Time.UnixNano(), off: len(s.q.arena), n: len(line)})
+	s.q.arena = append(s.q.arena, line...)
 	s.closing, s.end = true, end
 	s.mu.Unlock()
 	s.poke()
