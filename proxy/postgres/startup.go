@@ -119,13 +119,14 @@ type negotiation struct {
 }
 
 // negotiate answers SSLRequest and GSSENCRequest until the client sends its
-// StartupMessage or a CancelRequest.
+// StartupMessage or a CancelRequest. On error, n is where the client was
+// left (to send it a FATAL).
 func (s *Server) negotiate(conn net.Conn) (*negotiation, error) {
 	n := &negotiation{conn: conn, r: bufio.NewReaderSize(conn, clientReadBuffer)}
 	for range maxFirstPackets {
 		code, body, err := readStartupPacket(n.r)
 		if err != nil {
-			return nil, err
+			return n, err
 		}
 		switch {
 		case code == codeSSL && len(body) == 0:
@@ -140,10 +141,10 @@ func (s *Server) negotiate(conn net.Conn) (*negotiation, error) {
 			return n, err
 		}
 		if err != nil {
-			return nil, err
+			return n, err
 		}
 	}
-	return nil, fmt.Errorf("%w: no startup message after %d requests", errFirstPacket, maxFirstPackets)
+	return n, fmt.Errorf("%w: no startup message after %d requests", errFirstPacket, maxFirstPackets)
 }
 
 // startTLS answers an SSLRequest: 'N' without a certificate, else 'S' and
