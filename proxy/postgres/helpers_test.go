@@ -52,6 +52,7 @@ type env struct {
 	live     *proxy.Live
 	srv      *postgres.Server
 	addr     *net.TCPAddr
+	regPath  string
 }
 
 type envOptions struct {
@@ -81,7 +82,8 @@ func newEnv(t testing.TB, opts envOptions) *env {
 }
 
 func (e *env) newRegistry(t testing.TB) {
-	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "registry.db")})
+	e.regPath = filepath.Join(t.TempDir(), "registry.db")
+	s, err := sqlstore.Open(context.Background(), sqlstore.Config{Driver: "sqlite", Path: e.regPath})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	_, key, err := ed25519.GenerateKey(rand.Reader)

@@ -10,6 +10,12 @@ import (
 	capg "github.com/sallyport/sallyport/ca/postgres"
 )
 
+// clientCheckInterval is the target's client_connection_check_interval for
+// session logins: if the bastion dies mid-query, PostgreSQL notices the
+// closed socket within this long and ends the backend, instead of running
+// the query to its end (the role can then be dropped by the janitor).
+const clientCheckInterval = "1s"
+
 // Roles mints and drops per-session roles on a target; *capg.Issuer has it.
 type Roles interface {
 	// Create makes the login role of a session, member of grant, valid for
@@ -46,7 +52,8 @@ func (t *Target) database() string {
 func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params map[string]string) (*pgconn.HijackedConn, error) {
 	cfg := t.Conn.Copy()
 	cfg.User, cfg.Password, cfg.Database = role.Name, role.Password, t.database()
-	cfg.RuntimeParams = make(map[string]string, len(t.Conn.RuntimeParams)+len(params))
+	cfg.RuntimeParams = make(map[string]string, len(t.Conn.RuntimeParams)+len(params)+1)
+	cfg.RuntimeParams["client_connection_check_interval"] = clientCheckInterval
 	for k, v := range t.Conn.RuntimeParams {
 		cfg.RuntimeParams[k] = v
 	}
