@@ -28,6 +28,7 @@ var conformance = []struct {
 	{"record decision audits and marks use", testRecordDecision},
 	{"oidc lookup", testIdentitiesByOIDC},
 	{"grants", testGrants},
+	{"session index and kill requests", testSessions},
 	{"two stores write concurrently", testConcurrentWriters},
 	{"reopen keeps data and migrates once", testReopen},
 	{"concurrent opens of a new database migrate once", testConcurrentOpen},

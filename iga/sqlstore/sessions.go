@@ -1,0 +1,173 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sallyport/sallyport/iga"
+)
+
+// SessionRecord is one row of the session index: who ran which session
+// where, and the state of its recording. The recorder's state changes keep
+// it; `sallyport sessions list` and the console read it.
+type SessionRecord struct {
+	ID              string
+	Identity        string
+	Owner           string
+	Target          string
+	Protocol        string // ssh, postgres, mysql
+	Login           string
+	Source          string
+	BreakglassGrant string
+	// State is the recording state: live, uploading, stored, incomplete, degraded.
+	State string
+	// Reason explains an incomplete or degraded recording.
+	Reason string
+	// Dir is the key prefix of the recording's objects in the store.
+	Dir       string
+	StartedAt time.Time
+	EndedAt   time.Time // zero while live
+	Bytes     int64
+	Events    int64
+	// KillRequested is when an operator asked to end the session; zero: never.
+	KillRequested time.Time
+	KillReason    string
+}
+
+// SessionFilter selects sessions. Zero fields match everything.
+type SessionFilter struct {
+	Identity string
+	Target   string
+	Since    time.Time // started at or after
+	Live     bool      // only sessions still running
+	Limit    int       // the newest n, still oldest first; 0: all
+}
+
+const sessionColumns = `id, identity_id, owner, target, protocol, login, source, breakglass_grant,
+	state, reason, object_dir, started_at, ended_at, bytes, events, kill_requested, kill_reason`
+
+func scanSession(s scanner) (r SessionRecord, err error) {
+	return r, s.Scan(&r.ID, &r.Identity, &r.Owner, &r.Target, &r.Protocol, &r.Login, &r.Source,
+		&r.BreakglassGrant, &r.State, &r.Reason, &r.Dir, timeCol{&r.StartedAt}, timeCol{&r.EndedAt},
+		&r.Bytes, &r.Events, timeCol{&r.KillRequested}, &r.KillReason)
+}
+
+// PutSession inserts or updates a session's row. A pending kill request is
+// kept: it is the operator's, not the recorder's.
+func (s *Store) PutSession(ctx context.Context, r SessionRecord) error {
+	err := s.Update(ctx, func(t iga.Tx) error {
+		var e encoder
+		return t.(*tx).insert(ctx, &e, `INSERT INTO sessions (`+sessionColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '')
+			ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+			object_dir = excluded.object_dir, ended_at = excluded.ended_at, bytes = excluded.bytes,
+			events = excluded.events, owner = excluded.owner, login = excluded.login,
+			breakglass_grant = excluded.breakglass_grant`,
+			r.ID, r.Identity, r.Owner, r.Target, r.Protocol, r.Login, r.Source, r.BreakglassGrant,
+			r.State, r.Reason, r.Dir, e.time(r.StartedAt), e.time(r.EndedAt), r.Bytes, r.Events)
+	})
+	if err != nil {
+		return fmt.Errorf("index session %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Session returns one session, or an error wrapping iga.ErrNotFound.
+func (s *Store) Session(ctx context.Context, id string) (SessionRecord, error) {
+	r, err := scanSession(s.queryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return SessionRecord{}, fmt.Errorf("session %q: %w", id, iga.ErrNotFound)
+	}
+	if err != nil {
+		return SessionRecord{}, fmt.Errorf("read session %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// Sessions returns the sessions matching f, oldest first.
+func (s *Store) Sessions(ctx context.Context, f SessionFilter) ([]SessionRecord, error) {
+	var e encoder
+	var where []string
+	var args []any
+	add := func(cond string, arg any) { where, args = append(where, cond), append(args, arg) }
+	if f.Identity != "" {
+		add("identity_id = ?", f.Identity)
+	}
+	if f.Target != "" {
+		add("target = ?", f.Target)
+	}
+	if !f.Since.IsZero() {
+		add("started_at >= ?", e.time(f.Since))
+	}
+	if f.Live {
+		where = append(where, "ended_at IS NULL")
+	}
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+	}
+	rows, err := s.query(ctx, sessionsQuery(where, f.Limit > 0), args...)
+	out, err := collect(rows, err, scanSession)
+	if err != nil {
+		return nil, fmt.Errorf("read sessions: %w", err)
+	}
+	return out, nil
+}
+
+func sessionsQuery(where []string, limit bool) string {
+	q := "SELECT " + sessionColumns + " FROM sessions"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	if !limit {
+		return q + " ORDER BY started_at, id"
+	}
+	return "SELECT * FROM (" + q + " ORDER BY started_at DESC, id DESC LIMIT ?) newest ORDER BY started_at, id"
+}
+
+// RequestKill asks whichever process runs session id to end it. It fails
+// with iga.ErrNotFound for an unknown session and says so for one that
+// already ended.
+func (s *Store) RequestKill(ctx context.Context, id, reason string, at time.Time) error {
+	r, err := s.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !r.EndedAt.IsZero() {
+		return fmt.Errorf("session %s already ended at %s", id, r.EndedAt.Format(time.RFC3339))
+	}
+	err = s.Update(ctx, func(t iga.Tx) error {
+		var e encoder
+		return t.(*tx).insert(ctx, &e, "UPDATE sessions SET kill_requested = ?, kill_reason = ? WHERE id = ?",
+			e.time(at), reason, id)
+	})
+	if err != nil {
+		return fmt.Errorf("request kill of session %s: %w", id, err)
+	}
+	return nil
+}
+
+// KillRequests returns, of the given live session ids, those with a pending
+// kill request, with its reason. It reads only the few pending requests.
+func (s *Store) KillRequests(ctx context.Context, ids []string) (map[string]string, error) {
+	rows, err := s.query(ctx, "SELECT id, kill_reason FROM sessions WHERE kill_requested IS NOT NULL AND ended_at IS NULL")
+	type kill struct{ id, reason string }
+	pending, err := collect(rows, err, func(sc scanner) (k kill, err error) { return k, sc.Scan(&k.id, &k.reason) })
+	if err != nil {
+		return nil, fmt.Errorf("read kill requests: %w", err)
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	out := map[string]string{}
+	for _, k := range pending {
+		if want[k.id] {
+			out[k.id] = k.reason
+		}
+	}
+	return out, nil
+}

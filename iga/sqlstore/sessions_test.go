@@ -1,0 +1,79 @@
+package sqlstore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/iga"
+)
+
+func testSessions(t *testing.T, fresh func(*testing.T) Config) {
+	s := openT(t, fresh(t))
+	ctx := ctxT(t)
+	start := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	rec := func(id, identity, target string, at time.Time) SessionRecord {
+		return SessionRecord{ID: id, Identity: identity, Owner: "alice@example.com", Target: target,
+			Protocol: "ssh", Login: "backup", Source: "127.0.0.1:5000", State: "live",
+			Dir: at.Format("2006/01/02/") + id + "/", StartedAt: at}
+	}
+	a, b, c := rec("s-a", "svc-backup", "web-01", start), rec("s-b", "svc-report", "analytics", start.Add(time.Minute)),
+		rec("s-c", "svc-backup", "analytics", start.Add(2*time.Minute))
+	for _, r := range []SessionRecord{c, a, b} {
+		require.NoError(t, s.PutSession(ctx, r))
+	}
+
+	got, err := s.Session(ctx, "s-a")
+	require.NoError(t, err)
+	assert.Equal(t, a, got)
+	_, err = s.Session(ctx, "s-none")
+	assert.ErrorIs(t, err, iga.ErrNotFound)
+
+	require.NoError(t, s.RequestKill(ctx, "s-a", "runaway job", start.Add(3*time.Minute)))
+	kills, err := s.KillRequests(ctx, []string{"s-a", "s-b"})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"s-a": "runaway job"}, kills)
+	kills, err = s.KillRequests(ctx, []string{"s-b"})
+	require.NoError(t, err)
+	assert.Empty(t, kills, "a kill is delivered only to the process that runs the session")
+
+	// The recorder's next state change keeps the operator's kill request.
+	a.State, a.EndedAt, a.Bytes, a.Events = "stored", start.Add(4*time.Minute), 1234, 7
+	require.NoError(t, s.PutSession(ctx, a))
+	got, err = s.Session(ctx, "s-a")
+	require.NoError(t, err)
+	assert.Equal(t, "stored", got.State)
+	assert.Equal(t, int64(1234), got.Bytes)
+	assert.Equal(t, "runaway job", got.KillReason)
+	kills, err = s.KillRequests(ctx, []string{"s-a"})
+	require.NoError(t, err)
+	assert.Empty(t, kills, "an ended session has no pending kill")
+	assert.ErrorContains(t, s.RequestKill(ctx, "s-a", "again", start), "already ended")
+	assert.ErrorIs(t, s.RequestKill(ctx, "s-none", "x", start), iga.ErrNotFound)
+
+	tests := []struct {
+		name string
+		f    SessionFilter
+		want []string
+	}{
+		{"all, oldest first", SessionFilter{}, []string{"s-a", "s-b", "s-c"}},
+		{"by identity", SessionFilter{Identity: "svc-backup"}, []string{"s-a", "s-c"}},
+		{"by target", SessionFilter{Target: "analytics"}, []string{"s-b", "s-c"}},
+		{"live only", SessionFilter{Live: true}, []string{"s-b", "s-c"}},
+		{"since", SessionFilter{Since: start.Add(time.Minute)}, []string{"s-b", "s-c"}},
+		{"newest two", SessionFilter{Limit: 2}, []string{"s-b", "s-c"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, err := s.Sessions(ctx, tc.f)
+			require.NoError(t, err)
+			var ids []string
+			for _, r := range rs {
+				ids = append(ids, r.ID)
+			}
+			assert.Equal(t, tc.want, ids)
+		})
+	}
+}
