@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -229,5 +230,14 @@ func caKeyPathSSHUser(cfg *Config) string {
 // sessionStart asks the session index when a session started, so its
 // recording is found without listing the store.
 func sessionStart(ctx context.Context, cfg *Config, id string) (time.Time, bool) {
-	return time.Time{}, false
+	ap, err := openApp(ctx, cfg, slog.Default())
+	if err != nil {
+		return time.Time{}, false
+	}
+	defer ap.Close()
+	r, err := ap.store.Session(ctx, id)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return r.StartedAt, true
 }

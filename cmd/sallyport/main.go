@@ -105,7 +105,7 @@ Start with 'sallyport demo', then read 'sallyport iga --help'.`,
 	})
 	root.AddCommand(newServeCmd(g), newDemoCmd(g), newVersionCmd(), newIGACmd(g),
 		newAuditCmd(g), newTokenCmd(g), newBreakglassCmd(g), newReplayCmd(g), newVerifyCmd(g),
-		newRecordingCmd(g), newCACmd(g))
+		newRecordingCmd(g), newCACmd(g), newSessionsCmd(g))
 	return root
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -27,6 +28,10 @@ func recordSession(t *testing.T, e *env) string {
 	rec, err := newRecorder(cfg, testLogger(t), newMetrics())
 	require.NoError(t, err)
 	ctx := context.Background()
+	ap, err := openApp(ctx, cfg, testLogger(t))
+	require.NoError(t, err)
+	defer ap.Close()
+	rec.OnState = indexSessions(ap.store, testLogger(t))
 	require.NoError(t, rec.Start(ctx))
 	meta := recorderMetaForTest(proxy.NewID(time.Now()))
 	s, err := rec.Open(ctx, meta)
@@ -52,6 +57,16 @@ func TestCLIReplayVerifyExport(t *testing.T) {
 	out = e.ok("replay", id, "--format", "json")
 	assert.Contains(t, out, `"identity":"svc-backup"`)
 
+	var listed []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(e.ok("sessions", "list", "--json")), &listed))
+	require.Len(t, listed, 1)
+	assert.Equal(t, id, listed[0]["id"])
+	assert.Equal(t, "stored", listed[0]["state"], "the index follows the recording to the store")
+	assert.NotNil(t, listed[0]["ended_at"])
+	_, errOut, code := e.run("", "sessions", "kill", id)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "already ended")
+
 	out = e.ok("verify", id)
 	assert.Contains(t, out, "intact")
 	pub := filepath.Join(e.dir, "recording.pub")
@@ -74,7 +89,7 @@ func TestCLIReplayVerifyExport(t *testing.T) {
 	require.NoError(t, err)
 	b[len(b)-2] ^= 0x20
 	require.NoError(t, os.WriteFile(chunks[0], b, 0o600))
-	out, _, code := e.run("", "verify", id)
+	out, _, code = e.run("", "verify", id)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, out, "tampered")
 	assert.Contains(t, out, filepath.Base(chunks[0]))
@@ -87,7 +102,7 @@ func TestCLIReplayVerifyExport(t *testing.T) {
 	assert.Equal(t, 1, code, "a foreign key never verifies")
 	assert.Contains(t, out, "manifest")
 
-	_, errOut, code := e.run("", "replay", id, "--format", "nope")
+	_, errOut, code = e.run("", "replay", id, "--format", "nope")
 	assert.Equal(t, 2, code, errOut)
 }
 

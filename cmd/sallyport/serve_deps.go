@@ -33,8 +33,9 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	if err != nil {
 		return nil, err
 	}
+	rec.OnState = indexSessions(ap.store, log)
 	d.recorder = rec
-	d.live = &proxy.Live{Gate: ap.reg, Logger: log}
+	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: log}
 	d.webLn, err = net.Listen("tcp", ap.cfg.Web.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on web.listen %s: %w", ap.cfg.Web.Listen, err)
