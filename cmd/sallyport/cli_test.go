@@ -56,6 +56,9 @@ type env struct {
 const testConfig = `data_dir: ./data
 %s
 web: {listen: "127.0.0.1:0"}
+ssh: {listen: "127.0.0.1:0"}
+postgres: {listen: "127.0.0.1:0"}
+mysql: {listen: "127.0.0.1:0"}
 targets:
   - {name: web-01,    kind: ssh,      address: "127.0.0.1:22", environment: prod}
   - {name: analytics, kind: postgres, address: "127.0.0.1:5432", database: analytics}

@@ -375,6 +375,16 @@ func (c *Config) Target(name string) (TargetConfig, bool) {
 	return TargetConfig{}, false
 }
 
+// hasTargetKind reports whether any target is of kind.
+func (c *Config) hasTargetKind(kind string) bool {
+	for _, t := range c.Targets {
+		if t.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
+
 // boolOr returns *b, or def when unset.
 func boolOr(b *bool, def bool) bool {
 	if b == nil {

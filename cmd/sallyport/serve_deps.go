@@ -44,9 +44,25 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	return d, nil
 }
 
-// components lists what serve runs. Protocol proxies add themselves here.
+// components lists what serve runs: the recorder, the session watcher, a
+// protocol listener for each kind of target the config has, and the web
+// listener last, so /healthz answers only once the proxies are up.
 func (d *serveDeps) components() ([]*component, error) {
-	return []*component{d.recorderComponent(), d.watcherComponent(), d.webComponent()}, nil
+	comps := []*component{d.recorderComponent(), d.watcherComponent()}
+	for _, p := range []struct {
+		kind string
+		make func() (*component, error)
+	}{{"postgres", d.postgresComponent}} {
+		if !d.ap.cfg.hasTargetKind(p.kind) {
+			continue
+		}
+		c, err := p.make()
+		if err != nil {
+			return nil, err
+		}
+		comps = append(comps, c)
+	}
+	return append(comps, d.webComponent()), nil
 }
 
 func (d *serveDeps) webComponent() *component {
