@@ -124,10 +124,7 @@ func recorderConfig(cfg *Config) (recorder.Config, error) {
 // recordingKeyPath is the manifest signing key: recordings.signing_key_file,
 // or one generated under data_dir.
 func recordingKeyPath(cfg *Config) string {
-	if cfg.Recordings.SigningKeyFile != "" {
-		return cfg.Recordings.SigningKeyFile
-	}
-	return cfg.Path("keys/recording_ed25519")
+	return recorder.Config{SigningKeyFile: cfg.Recordings.SigningKeyFile, DataDir: cfg.DataDir}.KeyFile()
 }
 
 func newRecorder(cfg *Config, log *slog.Logger, m *metrics) (*recorder.Recorder, error) {
