@@ -169,6 +169,15 @@ func (cc *clientChannel) start(req *gossh.Request) {
 		cc.refuse(req, line)
 		return
 	}
+	// Registered before the target is dialed, so that a kill arriving
+	// meanwhile is explained to this channel too.
+	id, ok := cc.c.addChannel(cc)
+	if !ok {
+		cc.refuse(req, "sallyport: session ended")
+		return
+	}
+	defer cc.c.doneChannel(id)
+	cc.id = id
 	cc.open(req, action, command, prof, t)
 }
 
@@ -245,13 +254,6 @@ func (cc *clientChannel) open(req *gossh.Request, action iga.Action, command str
 		return
 	}
 	reply(req, true)
-	id, ok := cc.c.addChannel(cc)
-	if !ok {
-		up.Close()
-		return
-	}
-	defer cc.c.doneChannel(id)
-	cc.id = id
 	cc.record(action, command)
 	newRelay(cc, up, upReqs, action, command).run()
 }
