@@ -149,7 +149,9 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	_, caKey, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	userCA := &ca.SSHUserCA{Key: caKey, TTL: 2 * time.Minute}
-	h.sshd = sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{userCA.AuthorizedKey()}, RecordCertificates: true})
+	// The target accepts more env than the bastion's allow-list passes.
+	h.sshd = sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{userCA.AuthorizedKey()}, RecordCertificates: true,
+		Config: []string{"AcceptEnv LANG LC_* TERM LD_PRELOAD"}})
 	h.registry()
 	h.recorder()
 	h.live = &proxy.Live{Gate: h.reg, Logger: quietLogger(), Recheck: 500 * time.Millisecond}
