@@ -1,0 +1,97 @@
+package mysql
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// defaultJanitorGrace: see Issuer.JanitorGrace.
+const defaultJanitorGrace = time.Minute
+
+// leftover is a per-session account found on the target.
+type leftover struct {
+	user    User
+	threads int
+}
+
+// Sweep drops every per-session user of the target that has no live
+// session: live reports whether this process runs the session of a user
+// name. A user not live here is still left alone while a connection is
+// logged in as it (a session of another replica) or while its session is
+// younger than JanitorGrace (another replica is about to log in). It
+// returns the users dropped.
+func (i *Issuer) Sweep(ctx context.Context, live func(user string) bool) ([]string, error) {
+	users, err := i.leftovers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var dropped []string
+	var errs []error
+	for _, l := range users {
+		if live(l.user.Name) || l.threads > 0 || !i.pastGrace(l.user.Name) {
+			continue
+		}
+		if err := i.Drop(ctx, &l.user); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		dropped = append(dropped, l.user.Name)
+	}
+	if len(errs) > 0 {
+		return dropped, fmt.Errorf("janitor: %d of %d leftover users not dropped, first: %w", len(errs), len(errs)+len(dropped), errs[0])
+	}
+	return dropped, nil
+}
+
+// leftovers lists the per-session accounts with how many connections use them.
+func (i *Issuer) leftovers(ctx context.Context) ([]leftover, error) {
+	rows, err := i.DB.QueryContext(ctx, `SELECT u.User, u.Host,
+  (SELECT COUNT(*) FROM information_schema.PROCESSLIST p WHERE p.USER = u.User)
+FROM mysql.user u WHERE u.User LIKE 'sp\_%' ORDER BY u.User`)
+	if err != nil {
+		return nil, fmt.Errorf("janitor: list per-session users: %w", err)
+	}
+	defer rows.Close()
+	var out []leftover
+	for rows.Next() {
+		var l leftover
+		if err := rows.Scan(&l.user.Name, &l.user.Host, &l.threads); err != nil {
+			return nil, fmt.Errorf("janitor: read per-session users: %w", err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("janitor: list per-session users: %w", err)
+	}
+	return out, nil
+}
+
+// pastGrace reads the session start out of the user name (a session id
+// begins with its start in Unix seconds, 8 hex digits); a name that does
+// not parse was not minted by sallyport as it is now and counts as old.
+func (i *Issuer) pastGrace(user string) bool {
+	started, ok := sessionStart(strings.TrimPrefix(user, UserPrefix))
+	if !ok {
+		return true
+	}
+	grace := i.JanitorGrace
+	if grace <= 0 {
+		grace = defaultJanitorGrace
+	}
+	return i.now().Sub(started) >= grace
+}
+
+func sessionStart(id string) (time.Time, bool) {
+	if len(id) < 8 {
+		return time.Time{}, false
+	}
+	b, err := hex.DecodeString(id[:8])
+	if err != nil {
+		return time.Time{}, false
+	}
+	secs := int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
+	return time.Unix(secs, 0), true
+}
