@@ -13,6 +13,16 @@ import (
 	"github.com/sallyport/sallyport/recorder"
 )
 
+const (
+	// eventBatch is how many completed statements are handed to the
+	// recorder at once: each hand-over wakes the recorder's flusher, which
+	// per statement would cost the relay a context switch per query.
+	eventBatch = 64
+	// eventDelay is the longest a completed statement waits for its batch;
+	// the recorder's own flush interval bounds what a crash loses anyway.
+	eventDelay = 25 * time.Millisecond
+)
+
 // notExecuted is the outcome of an Execute the server skipped because an
 // earlier message of its pipeline failed.
 const notExecuted = "not executed: an earlier message in the pipeline failed"
@@ -45,15 +55,25 @@ type audit struct {
 	terminated bool // the client sent Terminate
 
 	mu    sync.Mutex
-	queue []*query // in flight, oldest first
+	queue []*query         // in flight, oldest first
+	done  []recorder.Event // completed, waiting for their batch
+	timer *time.Timer      // hands over a batch after eventDelay
+	armed bool
 
-	// Server pump only: events completed by the current read, handed to
-	// the recorder after the bytes went on to the client.
-	done []recorder.Event
+	flushMu sync.Mutex // keeps batches in order
+	rec     *recorder.Session
+	recErr  error // the recorder refused an event: the session must end
 }
 
 func newAudit(now func() time.Time) *audit {
 	return &audit{now: now, stmts: map[string]string{}, portals: map[string]portal{}}
+}
+
+// start hands completed events to rec from now on.
+func (a *audit) start(rec *recorder.Session) {
+	a.rec = rec
+	a.timer = time.AfterFunc(time.Hour, func() { _ = a.flush() })
+	a.timer.Stop()
 }
 
 // client records what a client message asks for.
@@ -288,6 +308,10 @@ func (a *audit) finish(q *query) {
 	q.ev.Time = q.start
 	q.ev.DurationMS = float64(a.now().Sub(q.start).Microseconds()) / 1000
 	a.done = append(a.done, q.ev)
+	if !a.armed && a.timer != nil {
+		a.armed = true
+		a.timer.Reset(eventDelay)
+	}
 }
 
 // trim drops finished Executes from the head of the queue; called locked.
@@ -312,18 +336,30 @@ func rowsOf(tag string) *int64 {
 	return &n
 }
 
-// flush hands the completed events to the recorder.
-func (a *audit) flush(rec *recorder.Session) error {
-	if len(a.done) == 0 {
-		return nil
+// due reports whether a full batch waits.
+func (a *audit) due() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.done) >= eventBatch
+}
+
+// flush hands the completed events to the recorder, in order; it returns
+// the recorder's error once the session cannot be recorded.
+func (a *audit) flush() error {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	a.mu.Lock()
+	batch := a.done
+	a.done, a.armed = nil, false
+	a.mu.Unlock()
+	if a.timer != nil {
+		a.timer.Stop()
 	}
-	var err error
-	for i, ev := range a.done {
-		if err == nil {
-			err = rec.Event(ev)
+	for _, ev := range batch {
+		if a.recErr != nil {
+			break
 		}
-		a.done[i] = recorder.Event{}
+		a.recErr = a.rec.Event(ev)
 	}
-	a.done = a.done[:0]
-	return err
+	return a.recErr
 }

@@ -100,8 +100,8 @@ func (ss *session) pumpClient() (reason, code string) {
 }
 
 // pumpServer forwards target bytes to the client as they come, reading
-// only the headers and the outcome messages; events go to the recorder
-// after the bytes went on, off the client's critical path.
+// only the headers and the outcome messages; events go to the recorder in
+// batches, after the bytes went on, off the client's critical path.
 func (ss *session) pumpServer() (reason, code string) {
 	buf := make([]byte, relayBuffer)
 	scan := &frameScanner{max: ss.srv.maxMessage(), want: serverWants, handle: ss.audit.server}
@@ -114,8 +114,10 @@ func (ss *session) pumpServer() (reason, code string) {
 			if _, werr := ss.client.conn.Write(buf[:n]); werr != nil {
 				return "client connection lost: " + werr.Error(), ""
 			}
-			if rerr := ss.audit.flush(ss.rec); rerr != nil {
-				return "recording_unavailable: " + rerr.Error(), codeAdminShutdown
+			if ss.audit.due() {
+				if rerr := ss.audit.flush(); rerr != nil {
+					return "recording_unavailable: " + rerr.Error(), codeAdminShutdown
+				}
 			}
 		}
 		if err != nil {

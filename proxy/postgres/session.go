@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	capg "github.com/sallyport/sallyport/ca/postgres"
@@ -109,22 +110,19 @@ func (s *Server) login(ctx context.Context, c *client) (*session, error) {
 func (ss *session) setup(now time.Time) error {
 	ctx, cancel := context.WithTimeout(ss.ps.Context(), setupTimeout)
 	defer cancel()
-	if err := ss.openRecording(ctx, now); err != nil {
+	// The recording opens (spool files, fsync) while the role is minted and
+	// the bastion logs in; the client hears nothing before both are done.
+	recorded := make(chan error, 1)
+	go func() { recorded <- ss.openRecording(ctx, now) }()
+	hc, err := ss.loginUpstream(ctx, now)
+	if rerr := <-recorded; rerr != nil {
+		if hc != nil {
+			hc.Conn.Close()
+		}
+		return rerr
+	}
+	if err != nil {
 		return err
-	}
-	validUntil := now.Add(defaultRoleValidity)
-	if ss.srv.MaxSession > 0 {
-		validUntil = now.Add(ss.srv.MaxSession)
-	}
-	t := ss.adm.target
-	role, err := t.Roles.Create(ctx, ss.ps.ID, ss.adm.decision.Login, validUntil)
-	if err != nil {
-		return fmt.Errorf("session %s: %w", ss.ps.ID, err)
-	}
-	ss.role = role.Name
-	hc, err := ss.srv.connect(ctx, t, role, ss.client.st.params)
-	if err != nil {
-		return fmt.Errorf("session %s: %w", ss.ps.ID, err)
 	}
 	ss.up = hc.Conn
 	secretLen := secretLen30
@@ -139,6 +137,25 @@ func (ss *session) setup(now time.Time) error {
 	}
 	msgs = append(msgs, key, &pgproto3.ReadyForQuery{TxStatus: hc.TxStatus})
 	return ss.client.send(msgs...)
+}
+
+// loginUpstream mints the session's role and logs in to the target as it.
+func (ss *session) loginUpstream(ctx context.Context, now time.Time) (*pgconn.HijackedConn, error) {
+	validUntil := now.Add(defaultRoleValidity)
+	if ss.srv.MaxSession > 0 {
+		validUntil = now.Add(ss.srv.MaxSession)
+	}
+	t := ss.adm.target
+	role, err := t.Roles.Create(ctx, ss.ps.ID, ss.adm.decision.Login, validUntil)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", ss.ps.ID, err)
+	}
+	ss.role = role.Name
+	hc, err := ss.srv.connect(ctx, t, role, ss.client.st.params)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", ss.ps.ID, err)
+	}
+	return hc, nil
 }
 
 func (ss *session) openRecording(ctx context.Context, now time.Time) error {
@@ -156,6 +173,7 @@ func (ss *session) openRecording(ctx context.Context, now time.Time) error {
 		return unavailable
 	}
 	ss.rec = rec
+	ss.audit.start(rec)
 	return nil
 }
 
@@ -177,6 +195,7 @@ func (ss *session) teardown(reason string) {
 		}
 	}
 	if ss.rec != nil {
+		_ = ss.audit.flush() // a failed recording was reported when it failed
 		if err := ss.rec.Close(ctx, recorder.End{Reason: reason}); err != nil {
 			log.Warn("close postgres session recording", "err", err)
 		}
