@@ -1,6 +1,7 @@
 package iga_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/iga/sqlstore"
 )
 
 const registriesDir = "../testdata/registries"
@@ -140,7 +142,11 @@ func TestParseFileBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := iga.ParseFile("bad.yaml", []byte(tc.yaml))
 			require.Error(t, err, "got a parsed file, want the file refused")
-			assert.Nil(t, f)
+			if f != nil { // what parsed comes back for Apply to add the registry's findings
+				store := gwOpen(t, sqlstore.Config{Driver: "sqlite", Path: filepath.Join(t.TempDir(), "r.db")})
+				_, applyErr := gwRegistry(store).Apply(context.Background(), f, iga.ApplyOptions{})
+				require.Error(t, applyErr, "Apply must refuse a file ParseFile refused")
+			}
 			var fe *iga.FileError
 			require.True(t, errors.As(err, &fe), "got %T, want *iga.FileError", err)
 			require.NotEmpty(t, fe.Problems)

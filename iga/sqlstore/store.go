@@ -99,7 +99,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	}
 	db.SetMaxOpenConns(d.maxConns)
 	db.SetMaxIdleConns(d.maxConns)
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db, d); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s registry: %w", d.name, err)
 	}
@@ -110,6 +110,23 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	}
 	s.startCheckpointer()
 	return s, nil
+}
+
+// ping opens the first connection. Its pragmas switch a new SQLite file to
+// WAL, which needs a lock SQLite does not wait for while another process is
+// doing the same, so a busy answer is retried like a busy transaction.
+func ping(ctx context.Context, db *sql.DB, d *dialect) error {
+	for attempt := 1; ; attempt++ {
+		err := db.PingContext(ctx)
+		if err == nil || !d.retryable(err) || attempt > busyRetries {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * busyRetryBackoff):
+		}
+	}
 }
 
 func openDB(d *dialect, c Config) (*sql.DB, error) {
