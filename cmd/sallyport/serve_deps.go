@@ -52,7 +52,7 @@ func (d *serveDeps) components() ([]*component, error) {
 	for _, p := range []struct {
 		kind string
 		make func() (*component, error)
-	}{{"postgres", d.postgresComponent}} {
+	}{{"ssh", d.sshComponent}, {"postgres", d.postgresComponent}} {
 		if !d.ap.cfg.hasTargetKind(p.kind) {
 			continue
 		}
