@@ -1,0 +1,80 @@
+package mysql
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/sallyport/sallyport/recorder"
+)
+
+// killQueryTimeout bounds the admin's KILL QUERY on the target.
+const killQueryTimeout = 5 * time.Second
+
+// killStmt matches the KILL statements clients send to cancel: the mysql
+// client's Ctrl-C sends "KILL QUERY <connection id>" on a new connection.
+var killStmt = regexp.MustCompile(`(?i)^\s*KILL\s+(QUERY\s+|CONNECTION\s+)?(\d{1,10})\s*;?\s*$`)
+
+// kill is a KILL a client sent.
+type kill struct {
+	id    uint32
+	query bool // KILL QUERY: end the statement, not the connection
+	sql   string
+}
+
+// parseKill recognises KILL [QUERY|CONNECTION] n and COM_PROCESS_KILL.
+func parseKill(p []byte) (kill, bool) {
+	switch {
+	case p[0] == comProcessKill && len(p) >= 5:
+		id := le32(p[1:])
+		return kill{id: id, sql: fmt.Sprintf("KILL %d", id)}, true
+	case p[0] != comQuery || len(p) > 64:
+		return kill{}, false
+	}
+	m := killStmt.FindSubmatch(p[1:])
+	if m == nil {
+		return kill{}, false
+	}
+	id, err := strconv.ParseUint(string(m[2]), 10, 32)
+	if err != nil {
+		return kill{}, false
+	}
+	return kill{id: uint32(id), query: len(m[1]) > 0 && (m[1][0] == 'Q' || m[1][0] == 'q'), sql: string(p[1:])}, true
+}
+
+// kill carries out a KILL of another bastion connection: allowed only for
+// the same identity on the same target, mapped to the target's thread id
+// (KILL QUERY, done by the admin login) or to ending that session.
+func (ss *session) kill(ctx context.Context, k kill, other *session) []byte {
+	if other.adm.req.Identity != ss.adm.req.Identity || other.adm.target != ss.adm.target {
+		msg := fmt.Sprintf("sallyport: connection %d is not a session of %s on %s", k.id, ss.adm.req.Identity, ss.adm.req.Target)
+		ss.audit.local(k.sql, &recorder.Outcome{ErrorCode: strconv.Itoa(codeNotOwner), Error: msg})
+		return errPacket(codeNotOwner, stateGeneral, msg)
+	}
+	var err error
+	if k.query {
+		err = ss.killQuery(ctx, other)
+	} else {
+		ss.srv.liveTable().Kill(other.ps.ID, "KILL from session "+ss.ps.ID)
+	}
+	if err != nil {
+		msg := "sallyport: " + err.Error()
+		ss.audit.local(k.sql, &recorder.Outcome{ErrorCode: strconv.Itoa(codeUnknownError), Error: msg})
+		return errPacket(codeUnknownError, stateGeneral, msg)
+	}
+	zero := int64(0)
+	ss.audit.local(k.sql, &recorder.Outcome{Tag: tagOK, Rows: &zero})
+	return okPacket(statusAutocommit)
+}
+
+func (ss *session) killQuery(ctx context.Context, other *session) error {
+	killer, ok := other.adm.target.Users.(QueryKiller)
+	if !ok {
+		return fmt.Errorf("KILL QUERY is not supported for target %s", other.adm.req.Target)
+	}
+	ctx, cancel := context.WithTimeout(ctx, killQueryTimeout)
+	defer cancel()
+	return killer.KillQuery(ctx, other.up.thread)
+}

@@ -1,0 +1,204 @@
+package mysql
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"unicode/utf8"
+)
+
+// Column types of bound parameters (binary protocol).
+const (
+	typeTiny      = 0x01
+	typeShort     = 0x02
+	typeLong      = 0x03
+	typeFloat     = 0x04
+	typeDouble    = 0x05
+	typeNull      = 0x06
+	typeTimestamp = 0x07
+	typeLongLong  = 0x08
+	typeInt24     = 0x09
+	typeDate      = 0x0a
+	typeTime      = 0x0b
+	typeDateTime  = 0x0c
+	typeYear      = 0x0d
+	unsignedFlag  = 0x80
+)
+
+// errTruncated marks an execute packet shorter than its parameters say.
+var errTruncated = errors.New("execute packet truncated")
+
+// decodeExecute reads the bound parameters of a COM_STMT_EXECUTE body
+// (after the command byte) with the types of st, keeping the types the
+// packet sends for the next execute that omits them. Values come back as
+// the recording shows them: numbers, strings, {"base64": …} for bytes that
+// are not text, nil for NULL.
+func decodeExecute(body []byte, st *stmt) ([]any, error) {
+	n := st.params
+	if n == 0 {
+		return nil, nil
+	}
+	const fixed = 4 + 1 + 4 // statement id, flags, iteration count
+	nullLen := (n + 7) / 8
+	if len(body) < fixed+nullLen+1 {
+		return nil, errTruncated
+	}
+	nulls := body[fixed : fixed+nullLen]
+	rest := body[fixed+nullLen:]
+	bound := rest[0]
+	rest = rest[1:]
+	if bound == 1 {
+		if len(rest) < 2*n {
+			return nil, errTruncated
+		}
+		st.types = append(st.types[:0], rest[:2*n]...)
+		rest = rest[2*n:]
+	}
+	if len(st.types) != 2*n {
+		return nil, errors.New("no parameter types were ever sent for this statement")
+	}
+	out := make([]any, n)
+	for i := range n {
+		if nulls[i/8]&(1<<(i%8)) != 0 {
+			continue
+		}
+		if data, ok := st.long[uint16(i)]; ok {
+			out[i] = text(data)
+			continue
+		}
+		v, r, err := decodeValue(st.types[2*i], st.types[2*i+1]&unsignedFlag != 0, rest)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %d: %w", i+1, err)
+		}
+		out[i], rest = v, r
+	}
+	return out, nil
+}
+
+// decodeValue reads one value of type typ.
+func decodeValue(typ byte, unsigned bool, b []byte) (any, []byte, error) {
+	if size := fixedSize(typ); size > 0 {
+		if len(b) < size {
+			return nil, nil, errTruncated
+		}
+		return fixedValue(typ, unsigned, b[:size]), b[size:], nil
+	}
+	switch typ {
+	case typeNull:
+		return nil, b, nil
+	case typeDate, typeDateTime, typeTimestamp:
+		return temporal(b, dateTime)
+	case typeTime:
+		return temporal(b, timeOfDay)
+	}
+	s, rest, ok := lenencBytes(b)
+	if !ok {
+		return nil, nil, errTruncated
+	}
+	return text(s), rest, nil // strings, decimals, blobs, JSON, enums, bits, geometry
+}
+
+func fixedSize(typ byte) int {
+	switch typ {
+	case typeTiny:
+		return 1
+	case typeShort, typeYear:
+		return 2
+	case typeLong, typeInt24, typeFloat:
+		return 4
+	case typeLongLong, typeDouble:
+		return 8
+	}
+	return 0
+}
+
+func fixedValue(typ byte, unsigned bool, b []byte) any {
+	var u uint64
+	var s int64
+	switch len(b) {
+	case 1:
+		u, s = uint64(b[0]), int64(int8(b[0]))
+	case 2:
+		v := binary.LittleEndian.Uint16(b)
+		u, s = uint64(v), int64(int16(v))
+	case 4:
+		v := binary.LittleEndian.Uint32(b)
+		if typ == typeFloat {
+			return float64(math.Float32frombits(v))
+		}
+		u, s = uint64(v), int64(int32(v))
+	case 8:
+		u = binary.LittleEndian.Uint64(b)
+		if typ == typeDouble {
+			return math.Float64frombits(u)
+		}
+		s = int64(u)
+	}
+	if unsigned {
+		return u
+	}
+	return s
+}
+
+// text is s as a string when it is UTF-8, else as {"base64": …}.
+func text(s []byte) any {
+	if utf8.Valid(s) {
+		return string(s)
+	}
+	return map[string]string{"base64": base64.StdEncoding.EncodeToString(s)}
+}
+
+type temporalKind int
+
+const (
+	dateTime temporalKind = iota
+	timeOfDay
+)
+
+// temporal reads a DATE/DATETIME/TIMESTAMP or TIME value: a length byte and
+// as many of its fields as are not zero, rendered as MySQL prints them.
+func temporal(b []byte, kind temporalKind) (any, []byte, error) {
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return nil, nil, errTruncated
+	}
+	n, v := int(b[0]), b[1:1+int(b[0])]
+	rest := b[1+n:]
+	if kind == timeOfDay {
+		return formatTime(v), rest, nil
+	}
+	var y, mo, d, h, mi, s, us int
+	if n >= 4 {
+		y, mo, d = int(binary.LittleEndian.Uint16(v)), int(v[2]), int(v[3])
+	}
+	if n >= 7 {
+		h, mi, s = int(v[4]), int(v[5]), int(v[6])
+	}
+	if n >= 11 {
+		us = int(binary.LittleEndian.Uint32(v[7:]))
+	}
+	out := fmt.Sprintf("%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, h, mi, s)
+	if us > 0 {
+		out += fmt.Sprintf(".%06d", us)
+	}
+	return out, rest, nil
+}
+
+func formatTime(v []byte) string {
+	if len(v) < 8 {
+		return "00:00:00"
+	}
+	sign := ""
+	if v[0] == 1 {
+		sign = "-"
+	}
+	hours := int(binary.LittleEndian.Uint32(v[1:]))*24 + int(v[5])
+	out := fmt.Sprintf("%s%02d:%02d:%02d", sign, hours, v[6], v[7])
+	if len(v) >= 12 {
+		if us := binary.LittleEndian.Uint32(v[8:]); us > 0 {
+			out += fmt.Sprintf(".%06d", us)
+		}
+	}
+	return out
+}

@@ -1,0 +1,192 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/recorder"
+)
+
+const (
+	// relayBuffer is the server direction's read buffer: one read takes
+	// what the kernel has (a burst of rows) and one write forwards it.
+	relayBuffer = 32 << 10
+	// farewellTimeout bounds telling a client why its session was ended.
+	farewellTimeout = time.Second
+)
+
+// run relays until either side closes or the session must end, and
+// returns why it ended.
+func (ss *session) run() string {
+	ctx := ss.ps.Context()
+	if ss.srv.MaxSession > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, ss.srv.MaxSession, errMaxSession)
+		defer cancel()
+	}
+	unwatch := context.AfterFunc(ctx, func() { ss.stop(endReason(context.Cause(ctx)), codeKilled) })
+	defer unwatch()
+	done := make(chan struct{})
+	defer close(done)
+	go ss.watchRecording(done)
+	fromServer := make(chan struct{})
+	go func() {
+		defer close(fromServer)
+		ss.stop(ss.pumpServer())
+	}()
+	ss.stop(ss.pumpClient(ctx))
+	<-fromServer
+	if ss.code != 0 {
+		var seq byte
+		if ss.audit.inFlight() {
+			seq = 1
+		}
+		_ = ss.client.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
+		_, _ = ss.client.conn.Write(appendPacket(nil, &seq, errPacket(ss.code, stateKilled, "sallyport: session ended: "+ss.reason)))
+	}
+	return ss.reason
+}
+
+// stop ends the relay once, keeping the first reason: closing upstream
+// ends the server pump, a past read deadline the client pump.
+func (ss *session) stop(reason string, code uint16) {
+	ss.stopOnce.Do(func() {
+		ss.reason, ss.code = reason, code
+		ss.up.conn.Close()
+		_ = ss.client.conn.SetReadDeadline(time.Unix(1, 0))
+		ss.audit.stop()
+	})
+}
+
+// watchRecording ends the session when its recording fails (fail closed).
+func (ss *session) watchRecording(done <-chan struct{}) {
+	select {
+	case <-ss.rec.Failed():
+		ss.stop(fmt.Sprintf("%s: %v", "recording_unavailable", ss.rec.Err()), codeKilled)
+	case <-done:
+	}
+}
+
+func endReason(cause error) string {
+	switch {
+	case errors.Is(cause, proxy.ErrKilled):
+		return cause.Error()
+	case errors.Is(cause, errMaxSession):
+		return errMaxSession.Error()
+	}
+	return "bastion shutting down"
+}
+
+// pumpClient reads the client's commands one logical packet at a time,
+// records them and sends them on, or answers them itself (refused
+// commands, KILL of a bastion connection id).
+func (ss *session) pumpClient(ctx context.Context) (reason string, code uint16) {
+	var buf, out []byte
+	for {
+		var seq byte
+		p, err := readPacketInto(ss.client.r, &seq, ss.srv.maxMessage(), buf[:0])
+		if err != nil {
+			return ss.clientReadError(err)
+		}
+		buf = p
+		if answered, err := ss.answerLocally(ctx, p); err != nil {
+			return "client connection lost: " + err.Error(), 0
+		} else if answered {
+			continue
+		}
+		if err := ss.audit.client(p); err != nil {
+			return "protocol violation by the client: " + err.Error(), codeHandshake
+		}
+		seq = 0
+		out = appendPacket(out[:0], &seq, p)
+		if _, err := ss.up.conn.Write(out); err != nil {
+			return "target connection lost: " + err.Error(), 0
+		}
+		if p[0] == comQuit {
+			return "client closed", 0
+		}
+	}
+}
+
+func (ss *session) clientReadError(err error) (string, uint16) {
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "client closed", 0
+	case errors.Is(err, errPacketTooLarge):
+		return "protocol violation by the client: " + err.Error(), codeTooLarge
+	case errors.Is(err, errSequence):
+		return "protocol violation by the client: " + err.Error(), codeHandshake
+	}
+	return "client connection lost: " + err.Error(), 0
+}
+
+// answerLocally answers the commands the bastion does not relay.
+func (ss *session) answerLocally(ctx context.Context, p []byte) (bool, error) {
+	if len(p) == 0 {
+		return true, ss.reply(errPacket(codeUnknownCommand, stateConnection, "sallyport: empty command"))
+	}
+	if !relayed[p[0]] {
+		msg := fmt.Sprintf("sallyport: command %#02x is not relayed: a session is one user running queries", p[0])
+		ss.audit.local(fmt.Sprintf("-- command %#02x", p[0]), &recorder.Outcome{ErrorCode: "1047", Error: msg})
+		return true, ss.reply(errPacket(codeUnknownCommand, stateConnection, msg))
+	}
+	k, ok := parseKill(p)
+	if !ok {
+		return false, nil
+	}
+	other, ok := ss.srv.byID.Load(k.id)
+	if !ok {
+		return false, nil // a target thread id: the target decides
+	}
+	return true, ss.reply(ss.kill(ctx, k, other.(*session)))
+}
+
+// reply sends a packet the bastion made once no response is in flight,
+// and hands its event (if any) to the recorder.
+func (ss *session) reply(packet []byte) error {
+	if !ss.audit.waitIdle() {
+		return errors.New("session ended")
+	}
+	var seq byte = 1
+	ss.writeMu.Lock()
+	_, err := ss.client.conn.Write(appendPacket(nil, &seq, packet))
+	ss.writeMu.Unlock()
+	if rerr := ss.audit.flush(ss.rec); rerr != nil {
+		ss.stop("recording_unavailable: "+rerr.Error(), codeKilled)
+	}
+	return err
+}
+
+// pumpServer forwards target bytes to the client as they come, scanning
+// packet boundaries and reading only the packets that end results; events
+// go to the recorder after the bytes went on, off the client's path.
+func (ss *session) pumpServer() (reason string, code uint16) {
+	buf := make([]byte, relayBuffer)
+	scan := &packetScanner{handle: ss.audit.server}
+	r := ss.up.r.r // bytes the login read ahead are in its buffer
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			scan.feed(buf[:n])
+			ss.writeMu.Lock()
+			_, werr := ss.client.conn.Write(buf[:n])
+			ss.writeMu.Unlock()
+			if werr != nil {
+				return "client connection lost: " + werr.Error(), 0
+			}
+			if rerr := ss.audit.flush(ss.rec); rerr != nil {
+				return "recording_unavailable: " + rerr.Error(), codeKilled
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				return "target closed the connection", 0
+			}
+			return "target connection lost: " + err.Error(), 0
+		}
+	}
+}

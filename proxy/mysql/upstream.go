@@ -1,0 +1,236 @@
+package mysql
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+
+	camysql "github.com/sallyport/sallyport/ca/mysql"
+)
+
+// Users mints and drops per-session users on a target; *camysql.Issuer
+// has it.
+type Users interface {
+	// Create makes the account of a session, granted role.
+	Create(ctx context.Context, sessionID, role string) (*camysql.User, error)
+	// Drop locks the account, kills its threads and removes it.
+	Drop(ctx context.Context, u *camysql.User) error
+}
+
+// QueryKiller is the optional ability of Users to end the statement
+// running on a target thread; with it, a client's KILL QUERY of its own
+// other session (Ctrl-C in the mysql client) works through the bastion.
+type QueryKiller interface {
+	KillQuery(ctx context.Context, threadID uint64) error
+}
+
+// Target is a MariaDB or MySQL server the bastion brokers sessions to.
+type Target struct {
+	// Name is the target's name in the registry: the client's database.
+	Name string
+	// Address is the server's host:port. Required.
+	Address string
+	// Database is the database sessions start in. Empty: Name.
+	Database string
+	// Users mints the per-session users. Required.
+	Users Users
+}
+
+func (t *Target) database() string {
+	if t.Database != "" {
+		return t.Database
+	}
+	return t.Name
+}
+
+// upstream is the bastion's logged-in connection to a target.
+type upstream struct {
+	conn   net.Conn
+	r      *packetConn
+	thread uint64 // the target's connection id
+	status uint16 // server status after login
+	caps   uint32
+}
+
+// targetGreeting is what a HandshakeV10 of the target says.
+type targetGreeting struct {
+	thread uint64
+	caps   uint32
+	seed   []byte
+	plugin string
+}
+
+// connect logs in to t as u with the capabilities the client chose, takes
+// the entitled role and the target database.
+func (s *Server) connect(ctx context.Context, t *Target, u *camysql.User, role string, l *login) (*upstream, error) {
+	conn, err := s.dial(ctx, "tcp", t.Address)
+	if err != nil {
+		return nil, fmt.Errorf("connect to target %s: %w", t.Name, err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	up := &upstream{conn: conn, r: newPacketConn(conn, maxHandshakePacket)}
+	if err := up.login(u, l); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, u.Name, err)
+	}
+	for _, q := range []string{"SET ROLE " + quoteIdent(role), "USE " + quoteIdent(t.database())} {
+		if err := up.exec(q); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("session on target %s: %s: %w", t.Name, q, err)
+		}
+	}
+	up.r.max = s.maxMessage()
+	return up, nil
+}
+
+// login runs the client side of the target's handshake.
+func (up *upstream) login(u *camysql.User, l *login) error {
+	p, err := up.r.read()
+	if err != nil {
+		return fmt.Errorf("read greeting: %w", err)
+	}
+	g, err := parseGreeting(p)
+	if err != nil {
+		return err
+	}
+	up.thread = g.thread
+	want := l.caps&^(capSSL|capConnectWithDB|capConnectAttrs|capCompress|capLocalFiles) |
+		capLongPassword | capProtocol41 | capSecureConn | capPluginAuth
+	if missing := want & formatCaps &^ g.caps; missing != 0 {
+		return fmt.Errorf("the target lacks capabilities %#x the client uses", missing)
+	}
+	up.caps = want & (g.caps | capLongPassword)
+	if err := up.r.write(handshakeResponse(up.caps, l.charset, u.Name, pluginNative, authData(pluginNative, g.seed, u.Password))); err != nil {
+		return fmt.Errorf("send handshake response: %w", err)
+	}
+	return up.authResult(u.Password)
+}
+
+// authResult reads the end of authentication, answering one auth switch.
+func (up *upstream) authResult(password string) error {
+	for range 2 {
+		p, err := up.r.read()
+		if err != nil {
+			return fmt.Errorf("read auth result: %w", err)
+		}
+		switch {
+		case len(p) > 0 && p[0] == hdrOK:
+			_, up.status, _ = parseOK(p)
+			return nil
+		case len(p) > 0 && p[0] == hdrErr:
+			code, _, msg, _ := parseErr(p)
+			return fmt.Errorf("refused: error %d: %s", code, msg)
+		case len(p) > 0 && p[0] == hdrEOF:
+			plugin, seed, _ := cstring(p[1:])
+			if plugin != pluginNative {
+				return fmt.Errorf("target asks for auth plugin %q; sallyport logs in with %s", plugin, pluginNative)
+			}
+			if err := up.r.write(authData(plugin, trimNUL(seed), password)); err != nil {
+				return fmt.Errorf("answer auth switch: %w", err)
+			}
+		default:
+			return fmt.Errorf("unexpected auth packet %#x", firstByte(p))
+		}
+	}
+	return errors.New("target switched auth plugins twice")
+}
+
+// exec runs one statement with no result set.
+func (up *upstream) exec(sql string) error {
+	up.r.seq = 0
+	if err := up.r.write(append([]byte{comQuery}, sql...)); err != nil {
+		return err
+	}
+	p, err := up.r.read()
+	if err != nil {
+		return err
+	}
+	if code, _, msg, ok := parseErr(p); ok {
+		return fmt.Errorf("error %d: %s", code, msg)
+	}
+	if firstByte(p) != hdrOK {
+		return fmt.Errorf("unexpected answer %#x", firstByte(p))
+	}
+	_, up.status, _ = parseOK(p)
+	return nil
+}
+
+func parseGreeting(p []byte) (*targetGreeting, error) {
+	if len(p) < 1 || p[0] != 10 {
+		return nil, fmt.Errorf("target greeting: protocol %d, want 10", firstByte(p))
+	}
+	_, rest, ok := cstring(p[1:])
+	if !ok || len(rest) < 4+8+1+2+1+2+2+1+10 {
+		return nil, errors.New("target greeting: truncated")
+	}
+	g := &targetGreeting{thread: uint64(binary.LittleEndian.Uint32(rest))}
+	g.seed = append(g.seed, rest[4:12]...)
+	rest = rest[13:]
+	g.caps = uint32(binary.LittleEndian.Uint16(rest))
+	g.caps |= uint32(binary.LittleEndian.Uint16(rest[5:])) << 16
+	seedLen := int(rest[7])
+	rest = rest[18:]
+	n := max(13, seedLen-8)
+	if len(rest) < n {
+		return nil, errors.New("target greeting: truncated seed")
+	}
+	g.seed = append(g.seed, trimNUL(rest[:n])...)
+	g.plugin, _, _ = cstring(rest[n:])
+	if g.plugin == "" {
+		g.plugin = pluginNative
+	}
+	return g, nil
+}
+
+// handshakeResponse is a HandshakeResponse41 with no database.
+func handshakeResponse(caps uint32, charset byte, user, plugin string, auth []byte) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, caps)
+	b = binary.LittleEndian.AppendUint32(b, maxPacketPayload)
+	b = append(b, charset)
+	b = append(b, make([]byte, 23)...)
+	b = append(append(b, user...), 0)
+	b = append(append(b, byte(len(auth))), auth...)
+	return append(append(b, plugin...), 0)
+}
+
+// authData answers plugin's challenge: mysql_native_password's scramble
+// SHA1(pw) XOR SHA1(seed + SHA1(SHA1(pw))). The bastion always offers the
+// native answer first; a target whose user needs another plugin switches.
+func authData(plugin string, seed []byte, password string) []byte {
+	if plugin != pluginNative {
+		return nil
+	}
+	h1 := sha1.Sum([]byte(password))
+	h2 := sha1.Sum(h1[:])
+	h := sha1.New()
+	h.Write(seed)
+	h.Write(h2[:])
+	out := h.Sum(nil)
+	for i := range out {
+		out[i] ^= h1[i]
+	}
+	return out
+}
+
+func firstByte(p []byte) byte {
+	if len(p) == 0 {
+		return 0
+	}
+	return p[0]
+}
+
+// quoteIdent quotes an identifier with backticks.
+func quoteIdent(name string) string {
+	b := []byte{'`'}
+	for i := 0; i < len(name); i++ {
+		if name[i] == '`' {
+			b = append(b, '`')
+		}
+		b = append(b, name[i])
+	}
+	return string(append(b, '`'))
+}
