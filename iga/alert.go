@@ -72,19 +72,12 @@ type SweepResult struct {
 // ended, and alerts each review that became overdue.
 func (o *Oversight) Sweep(ctx context.Context) (SweepResult, error) {
 	now := o.Registry.now().Truncate(time.Second)
-	grants, err := o.Registry.Store.Grants(ctx, "")
-	if err != nil {
-		return SweepResult{}, fmt.Errorf("sweep break-glass grants: %w", err)
-	}
-	reviewed, err := o.reviewedGrants(ctx)
+	grants, err := o.unreviewedGrants(ctx)
 	if err != nil {
 		return SweepResult{}, fmt.Errorf("sweep break-glass grants: %w", err)
 	}
 	var res SweepResult
 	for _, g := range grants {
-		if reviewed[g.ID] {
-			continue
-		}
 		if err := o.followGrant(ctx, g, now, &res); err != nil {
 			return res, fmt.Errorf("sweep break-glass grant %s: %w", g.ID, err)
 		}
@@ -93,6 +86,51 @@ func (o *Oversight) Sweep(ctx context.Context) (SweepResult, error) {
 		return res, fmt.Errorf("sweep reviews: %w", err)
 	}
 	return res, nil
+}
+
+// OpenReviews creates the review of every grant that ended and has none,
+// raising no alert: the CLI runs it before it lists or completes reviews,
+// and leaves alerting to serve. It returns how many it created.
+func (o *Oversight) OpenReviews(ctx context.Context) (int, error) {
+	now := o.Registry.now().Truncate(time.Second)
+	grants, err := o.unreviewedGrants(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("open reviews: %w", err)
+	}
+	n := 0
+	for _, g := range grants {
+		ended, done := grantEnded(g, now)
+		if !done {
+			continue
+		}
+		created, err := o.ensureReview(ctx, g, ended)
+		if err != nil {
+			return n, fmt.Errorf("open review of grant %s: %w", g.ID, err)
+		}
+		if created {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// unreviewedGrants returns the grants that have no review yet.
+func (o *Oversight) unreviewedGrants(ctx context.Context) ([]Grant, error) {
+	grants, err := o.Registry.Store.Grants(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	reviewed, err := o.reviewedGrants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := grants[:0]
+	for _, g := range grants {
+		if !reviewed[g.ID] {
+			out = append(out, g)
+		}
+	}
+	return out, nil
 }
 
 // reviewedGrants is the set of grants that have a review.

@@ -103,9 +103,9 @@ Start with 'sallyport demo', then read 'sallyport iga --help'.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newServeCmd(g), newDemoCmd(g), newVersionCmd(), newIGACmd(g),
+	root.AddCommand(newServeCmd(g), newDemoCmd(g), newVersionCmd(), withGovernanceCmds(newIGACmd(g), g),
 		newAuditCmd(g), newTokenCmd(g), newBreakglassCmd(g), newReplayCmd(g), newVerifyCmd(g),
-		newRecordingCmd(g), newCACmd(g), newSessionsCmd(g))
+		newRecordingCmd(g), newCACmd(g), newSessionsCmd(g), newReviewCmd(g))
 	return root
 }
 

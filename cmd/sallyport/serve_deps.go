@@ -48,7 +48,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 // protocol listener for each kind of target the config has, and the web
 // listener last, so /healthz answers only once the proxies are up.
 func (d *serveDeps) components() ([]*component, error) {
-	comps := []*component{d.recorderComponent(), d.watcherComponent()}
+	comps := []*component{d.recorderComponent(), d.watcherComponent(), d.governanceComponent()}
 	for _, p := range []struct {
 		kind string
 		make func() (*component, error)
