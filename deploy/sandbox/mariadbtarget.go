@@ -73,7 +73,7 @@ GRANT SELECT ON mysql.user TO %[3]s;
 GRANT %[2]s TO %[3]s WITH ADMIN OPTION;
 CREATE TABLE %[1]s.orders (id INT PRIMARY KEY, customer VARCHAR(64) NOT NULL, amount DECIMAL(10,2) NOT NULL);
 INSERT INTO %[1]s.orders SELECT seq, CONCAT('customer-', seq %% 97), (seq * 7 %% 1000) / 10.0 FROM seq_1_to_%[5]d;
-CREATE TABLE %[1]s.imports (id INT, note TEXT, amount DOUBLE, at DATETIME(6), raw BLOB);
+CREATE TABLE %[1]s.imports (id INT, note TEXT, amount DOUBLE, at DATETIME(6), raw LONGBLOB);
 CREATE TABLE %[1]s.payroll (name VARCHAR(64), salary DECIMAL(12,2));
 INSERT INTO %[1]s.payroll VALUES ('ceo', 1000000);
 GRANT SELECT ON %[1]s.orders TO %[2]s;

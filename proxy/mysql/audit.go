@@ -80,7 +80,7 @@ type stmt struct {
 	sql    string
 	params int
 	types  []byte            // 2 bytes per parameter, from the last execute that sent them
-	long   map[uint16][]byte // COM_STMT_SEND_LONG_DATA, until the next execute
+	long   map[uint16]*longData // COM_STMT_SEND_LONG_DATA, until the next execute
 }
 
 // audit turns the commands of a session into query events. Commands come
@@ -121,7 +121,7 @@ func (a *audit) client(p []byte) error {
 	case comQuit:
 		return nil
 	case comQuery:
-		c.record, c.ev.SQL = true, string(body)
+		c.record, c.ev.SQL = true, sqlText(body)
 	case comInitDB:
 		c.record, c.ev.SQL = true, "USE "+quoteIdent(string(body))
 	case comProcessKill:
@@ -129,7 +129,7 @@ func (a *audit) client(p []byte) error {
 			c.record, c.ev.SQL = true, fmt.Sprintf("KILL %d", le32(body))
 		}
 	case comStmtPrepare:
-		c.sql = string(body)
+		c.sql = sqlText(body)
 	case comStmtExecute:
 		return a.execute(c, body)
 	case comStmtSendLongData:
@@ -183,9 +183,34 @@ func (a *audit) longData(body []byte) {
 	}
 	param := uint16(body[4]) | uint16(body[5])<<8
 	if st.long == nil {
-		st.long = map[uint16][]byte{}
+		st.long = map[uint16]*longData{}
 	}
-	st.long[param] = append(st.long[param], body[6:]...)
+	if st.long[param] == nil {
+		st.long[param] = &longData{}
+	}
+	st.long[param].add(body[6:])
+}
+
+// longData is a parameter sent in chunks: its first bytes and its size
+// (the audit does not hold a large value in memory).
+type longData struct {
+	head []byte
+	size int
+}
+
+func (l *longData) add(chunk []byte) {
+	l.size += len(chunk)
+	if room := maxRecordedValue - len(l.head); room > 0 {
+		l.head = append(l.head, chunk[:min(room, len(chunk))]...)
+	}
+}
+
+// value is how the parameter is recorded.
+func (l *longData) value() any {
+	if l.size <= maxRecordedValue {
+		return text(l.head)
+	}
+	return map[string]any{"bytes": l.size, "prefix": text(l.head[:recordedPrefix])}
 }
 
 func (a *audit) stmt(body []byte) *stmt {

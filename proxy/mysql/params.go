@@ -1,8 +1,10 @@
 package mysql
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -65,7 +67,7 @@ func decodeExecute(body []byte, st *stmt) ([]any, error) {
 			continue
 		}
 		if data, ok := st.long[uint16(i)]; ok {
-			out[i] = text(data)
+			out[i] = data.value()
 			continue
 		}
 		v, r, err := decodeValue(st.types[2*i], st.types[2*i+1]&unsignedFlag != 0, rest)
@@ -97,7 +99,7 @@ func decodeValue(typ byte, unsigned bool, b []byte) (any, []byte, error) {
 	if !ok {
 		return nil, nil, errTruncated
 	}
-	return text(s), rest, nil // strings, decimals, blobs, JSON, enums, bits, geometry
+	return value(s), rest, nil // strings, decimals, blobs, JSON, enums, bits, geometry
 }
 
 func fixedSize(typ byte) int {
@@ -140,6 +142,34 @@ func fixedValue(typ byte, unsigned bool, b []byte) any {
 		return u
 	}
 	return s
+}
+
+// Bounds of what a recording keeps of one statement: a replay reads
+// event lines of up to 8 MiB.
+const (
+	// maxRecordedValue: a longer parameter is recorded as its size,
+	// SHA-256 and first recordedPrefix bytes.
+	maxRecordedValue = 64 << 10
+	recordedPrefix   = 1 << 10
+	// maxRecordedSQL: longer statement text is cut, with its size noted.
+	maxRecordedSQL = 1 << 20
+)
+
+// value is how a parameter is recorded: text, or a digest when it is large.
+func value(s []byte) any {
+	if len(s) <= maxRecordedValue {
+		return text(s)
+	}
+	sum := sha256.Sum256(s)
+	return map[string]any{"bytes": len(s), "sha256": hex.EncodeToString(sum[:]), "prefix": text(s[:recordedPrefix])}
+}
+
+// sqlText is statement text as recorded.
+func sqlText(s []byte) string {
+	if len(s) <= maxRecordedSQL {
+		return string(s)
+	}
+	return fmt.Sprintf("%s… [cut: %d bytes]", s[:maxRecordedSQL], len(s))
 }
 
 // text is s as a string when it is UTF-8, else as {"base64": …}.

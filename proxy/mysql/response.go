@@ -45,6 +45,9 @@ func (a *audit) first(c *command, size int, b []byte) {
 	h := firstByte(b)
 	switch {
 	case h == hdrErr:
+		if c.cmd == comStmtPrepare { // a refused prepare is recorded: it shows intent
+			c.record, c.ev.SQL = true, c.sql
+		}
 		code, state, msg, _ := parseErr(b)
 		a.finish(c, errOutcome(code, state, msg))
 	case c.cmd == comStmtPrepare:
