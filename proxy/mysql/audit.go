@@ -79,7 +79,7 @@ type command struct {
 type stmt struct {
 	sql    string
 	params int
-	types  []byte            // 2 bytes per parameter, from the last execute that sent them
+	types  []byte               // 2 bytes per parameter, from the last execute that sent them
 	long   map[uint16]*longData // COM_STMT_SEND_LONG_DATA, until the next execute
 }
 

@@ -67,7 +67,7 @@ func TestMariadbClient(t *testing.T) {
 			want: []string{"2", "done"},
 			records: map[string]string{
 				"INSERT INTO imports (id, note) VALUES (1, 'a'), (2, 'b')": "OK 2",
-				"DELETE FROM imports": "OK 2",
+				"DELETE FROM imports":      "OK 2",
 				"USE `" + targetName + "`": "OK 0",
 			},
 		},
