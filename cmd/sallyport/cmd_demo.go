@@ -3,11 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"text/template"
@@ -16,39 +16,70 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/iga"
 )
 
+// demoAdminDSNEnv carries the sandbox PostgreSQL target's admin DSN from the
+// demo to serve, in this process's environment only.
+const demoAdminDSNEnv = "SALLYPORT_DEMO_ANALYTICS_ADMIN_DSN"
+
 func newDemoCmd(g *globals) *cobra.Command {
 	var dir, webListen string
+	var ports demoPorts
 	c := &cobra.Command{
 		Use:   "demo [--dir DIR]",
-		Short: "Run a throwaway bastion with a seeded registry and print what to try",
+		Short: "Run a throwaway bastion with real sandbox targets and print what to try",
 		Long: `demo writes a config, keys and a seeded registry under DIR (two owners, three
-NHIs in different states, one break-glass account), starts the bastion on the
-embedded default (SQLite, local disk) on loopback, and prints copy-paste
-commands. Stop it with Ctrl-C; DIR stays for inspection.`,
-		Example: `  sallyport demo --dir ./demo`,
+NHIs in different states, one break-glass account), starts sandbox targets — a
+real OpenSSH sshd trusting the bastion's CA and a real PostgreSQL with sample data
+— and the bastion on the embedded default (SQLite, local disk), all on loopback,
+then prints copy-paste commands. Ctrl-C stops everything; DIR stays.`,
+		Example: `  sallyport demo --dir ./sallyport-demo`,
 		Args:    args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runDemo(c.Context(), c.OutOrStdout(), dir, webListen)
+			return runDemo(c.Context(), c.OutOrStdout(), dir, webListen, ports)
 		},
 	}
 	c.Flags().StringVar(&dir, "dir", "./sallyport-demo", "directory for the demo's config, keys and data")
 	c.Flags().StringVar(&webListen, "web", "127.0.0.1:8080", "address of the health, metrics and console listener")
+	c.Flags().IntVar(&ports.ssh, "ssh-port", 2222, "loopback port of the SSH listener")
+	c.Flags().IntVar(&ports.postgres, "postgres-port", 6432, "loopback port of the PostgreSQL listener")
 	return c
 }
 
-func runDemo(ctx context.Context, out io.Writer, dir, webListen string) error {
+// demoPorts are the loopback ports the demo's listeners use.
+type demoPorts struct{ ssh, postgres int }
+
+// demo is what one demo run set up.
+type demo struct {
+	dir     string // as the user gave it, for printed commands
+	abs     string
+	login   string // the Unix login on the sshd target
+	sshd    *sandbox.SSHD
+	pg      *sandbox.PostgresTarget
+	notes   []string
+	webAddr string
+	cfgPath string
+	keyPub  string
+	userCA  string
+	ports   demoPorts
+}
+
+func runDemo(ctx context.Context, out io.Writer, dir, webListen string, ports demoPorts) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
 	}
-	cfgPath, err := writeDemoFiles(abs, webListen)
-	if err != nil {
+	d := &demo{dir: dir, abs: abs, login: currentLogin(), ports: ports}
+	if err := d.prepareKeys(); err != nil {
 		return err
 	}
-	cfg, err := LoadConfig(cfgPath)
+	defer d.startTargets(ctx)()
+	if err := d.writeFiles(webListen); err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(d.cfgPath)
 	if err != nil {
 		return err
 	}
@@ -57,46 +88,115 @@ func runDemo(ctx context.Context, out io.Writer, dir, webListen string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return serve(ctx, cfg, log, func(webAddr string) {
-		printDemoTour(out, dir, webAddr)
+		d.webAddr = webAddr
+		d.printTour(out)
 	})
 }
 
-// writeDemoFiles writes the config, the demo identity's SSH key and the
-// registry file under dir and returns the config's path.
-func writeDemoFiles(dir, webListen string) (string, error) {
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
-		return "", fmt.Errorf("create demo dir: %w", err)
+// prepareKeys creates the demo identity's SSH key and the bastion's user CA
+// (which the sandbox sshd must trust before it starts).
+func (d *demo) prepareKeys() error {
+	if err := os.MkdirAll(filepath.Join(d.abs, "keys"), 0o700); err != nil {
+		return fmt.Errorf("create demo dir: %w", err)
 	}
-	key, err := ca.LoadOrCreateKey(filepath.Join(dir, "keys", "svc-backup"))
+	key, err := ca.LoadOrCreateKey(filepath.Join(d.abs, "keys", "svc-backup"))
 	if err != nil {
-		return "", fmt.Errorf("create demo key: %w", err)
+		return fmt.Errorf("create demo key: %w", err)
 	}
-	pub := strings.TrimSpace(ca.AuthorizedKey(key))
-	if err := os.WriteFile(filepath.Join(dir, "keys", "svc-backup.pub"), []byte(pub+" svc-backup\n"), 0o644); err != nil {
-		return "", fmt.Errorf("write demo public key: %w", err)
+	d.keyPub = strings.TrimSpace(ca.AuthorizedKey(key))
+	if err := os.WriteFile(filepath.Join(d.abs, "keys", "svc-backup.pub"), []byte(d.keyPub+" svc-backup\n"), 0o644); err != nil {
+		return fmt.Errorf("write demo public key: %w", err)
 	}
-	cfgPath := filepath.Join(dir, "sallyport.yaml")
-	cfg := fmt.Sprintf(demoConfig, webListen)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return "", fmt.Errorf("write demo config: %w", err)
-	}
-	reg, err := demoRegistry(pub, time.Now().UTC())
+	caKey, err := ca.LoadOrCreateKey(filepath.Join(d.abs, "data", "keys", "ssh_user_ca"))
 	if err != nil {
-		return "", err
+		return fmt.Errorf("create the bastion's ssh user ca: %w", err)
 	}
-	return cfgPath, os.WriteFile(filepath.Join(dir, "registry.yaml"), reg, 0o600)
+	d.userCA = strings.TrimSpace(ca.AuthorizedKey(caKey))
+	return nil
+}
+
+// startTargets starts the sandbox sshd and PostgreSQL when installed and
+// returns what stops them. A missing server becomes a note, not a failure.
+func (d *demo) startTargets(ctx context.Context) func() {
+	var err error
+	d.sshd, err = sandbox.StartSSHD(ctx, sandbox.SSHDOptions{TrustedUserCAKeys: []string{d.userCA}})
+	if err != nil {
+		d.sshd = nil
+		d.notes = append(d.notes, "no sandbox sshd ("+demoReason(err)+"): the ssh lines below will be refused with unknown_target")
+	}
+	pg, err := sandbox.StartPostgres(ctx, sandbox.PostgresOptions{})
+	if err == nil {
+		d.pg, err = pg.NewTarget(ctx, sandbox.PostgresTargetOptions{})
+		if err != nil {
+			pg.Stop()
+		}
+	}
+	if err != nil {
+		d.pg = nil
+		d.notes = append(d.notes, "no sandbox PostgreSQL ("+demoReason(err)+"): the psql line below will be refused")
+	} else {
+		os.Setenv(demoAdminDSNEnv, d.pg.AdminDSN())
+	}
+	return func() {
+		if d.sshd != nil {
+			d.sshd.Stop()
+		}
+		if d.pg != nil {
+			d.pg.Stop()
+		}
+	}
+}
+
+func demoReason(err error) string {
+	if errors.Is(err, sandbox.ErrNotInstalled) {
+		return "run make deps to install it"
+	}
+	return err.Error()
+}
+
+func currentLogin() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "root"
+}
+
+// writeFiles writes the config and the registry file under dir.
+func (d *demo) writeFiles(webListen string) error {
+	d.cfgPath = filepath.Join(d.abs, "sallyport.yaml")
+	var targets []string
+	if d.sshd != nil {
+		d.login = d.sshd.User
+		targets = append(targets, fmt.Sprintf(`  - {name: web-01, kind: ssh, address: "%s", host_key: "%s", environment: prod}`,
+			d.sshd.Addr(), strings.TrimSpace(d.sshd.HostKey)))
+	}
+	if d.pg != nil {
+		targets = append(targets, fmt.Sprintf(`  - {name: analytics, kind: postgres, address: "%s", database: %s, admin_dsn_env: %s, environment: prod}`,
+			d.pg.Addr(), d.pg.Database, demoAdminDSNEnv))
+	}
+	cfg := fmt.Sprintf(demoConfig, d.ports.ssh, d.ports.postgres, webListen, strings.Join(targets, "\n"))
+	if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o600); err != nil {
+		return fmt.Errorf("write demo config: %w", err)
+	}
+	role := sandbox.DefaultTargetRole
+	if d.pg != nil {
+		role = d.pg.Role
+	}
+	reg, err := demoRegistry(d.keyPub, d.login, role, time.Now().UTC())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(d.abs, "registry.yaml"), reg, 0o600)
 }
 
 const demoConfig = `# sallyport demo config: everything on loopback, SQLite registry, recordings on local disk.
 data_dir: ./data
-ssh:      {listen: "127.0.0.1:2222"}
-postgres: {listen: "127.0.0.1:6432"}
-mysql:    {listen: "127.0.0.1:3307"}
+ssh:      {listen: "127.0.0.1:%d"}
+postgres: {listen: "127.0.0.1:%d"}
 web:      {listen: "%s"}
 breakglass: {max_duration: 1h}
 targets:
-  - {name: web-01,    kind: ssh,      address: "127.0.0.1:2022", environment: prod}
-  - {name: analytics, kind: postgres, address: "127.0.0.1:5432", database: analytics, environment: prod}
+%s
 `
 
 var demoRegistryTmpl = template.Must(template.New("registry").Parse(`# sallyport demo registry: apply with 'sallyport iga apply -f registry.yaml'.
@@ -114,6 +214,7 @@ identities:
       ssh_keys: [{key: "{{.Key}}", expires: {{.KeyExpires}}}]
     entitlements:
       - {target: web-01, login: {{.Login}}, actions: [exec, sftp, shell], expires: {{.EntExpires}}}
+      - {target: analytics, login: {{.Role}}, actions: [query], expires: {{.EntExpires}}}
     certification: {by: alice@example.com, at: {{.Today}}, until: {{.CertUntil}}}
   - id: ci-deploy
     kind: pipeline
@@ -121,6 +222,7 @@ identities:
     owner: bob@example.com
     environment: prod
     credentials:
+      ssh_keys: [{key: "{{.Key}}"}]
       oidc: [{issuer: "https://token.actions.githubusercontent.com", subject: "repo:acme/deploy:ref:refs/heads/main"}]
     entitlements:
       - {target: web-01, login: {{.Login}}, actions: [exec], expires: {{.EntExpires}}}
@@ -131,26 +233,24 @@ identities:
     owner: alice@example.com
     environment: prod
     entitlements:
-      - {target: analytics, login: reporting, actions: [query]}
+      - {target: analytics, login: {{.Role}}, actions: [query]}
   - id: bg-oncall
     kind: break-glass
     state: active
     owner: alice@example.com
     holders: [carol@example.com]
+    credentials:
+      ssh_keys: [{key: "{{.Key}}"}]
     entitlements:
       - {target: web-01, login: {{.Login}}, actions: [shell, exec]}
     certification: {by: alice@example.com, at: {{.Today}}, until: {{.CertUntil}}}
 `))
 
-func demoRegistry(pubKey string, now time.Time) ([]byte, error) {
-	login := "root"
-	if u, err := user.Current(); err == nil {
-		login = u.Username
-	}
+func demoRegistry(pubKey, login, role string, now time.Time) ([]byte, error) {
 	d := func(days int) string { return now.AddDate(0, 0, days).Format(time.DateOnly) }
 	var buf bytes.Buffer
 	err := demoRegistryTmpl.Execute(&buf, map[string]string{
-		"Key": pubKey, "Login": login, "Today": d(0), "CertUntil": d(60), "KeyExpires": d(180),
+		"Key": pubKey, "Login": login, "Role": role, "Today": d(0), "CertUntil": d(60), "KeyExpires": d(180),
 		"EntExpires": d(365), "LongAgo": d(-100), "Expired": d(-10),
 	})
 	return buf.Bytes(), err
@@ -174,31 +274,47 @@ func seedDemoRegistry(ctx context.Context, cfg *Config, path string) error {
 	return err
 }
 
-func printDemoTour(w io.Writer, dir, webAddr string) {
-	sp := selfCommand() + " --config " + filepath.Join(dir, "sallyport.yaml")
+func (d *demo) printTour(w io.Writer) {
+	sp := selfCommand() + " --config " + filepath.Join(d.dir, "sallyport.yaml")
+	key := filepath.Join(d.dir, "keys", "svc-backup")
+	ssh := fmt.Sprintf("ssh -p %d -i %s -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%s",
+		d.ports.ssh, key, filepath.Join(d.dir, "known_hosts"))
+	fmt.Fprintf(w, "\nsallyport demo is running (Ctrl-C stops it; %s stays for inspection).\n", d.dir)
+	for _, n := range d.notes {
+		fmt.Fprintf(w, "  note: %s\n", n)
+	}
 	fmt.Fprintf(w, `
-sallyport demo is running (Ctrl-C stops it; %s stays for inspection).
-  health:   curl -s http://%s/healthz
-  metrics:  curl -s http://%s/metrics | grep sallyport_
+Through the bastion with stock clients (exit status passes through):
+  %[2]s svc-backup@web-01@127.0.0.1 'echo hello from $(hostname); id -un'
+  %[2]s ci-deploy@web-01@127.0.0.1 true             # refused: certification_expired
+  PGPASSWORD=$(%[1]s token issue svc-backup --ttl 15m) psql "host=127.0.0.1 port=%[5]d user=svc-backup dbname=analytics sslmode=require" -c 'select count(*) from orders'
 
-Admission, as the bastion will decide it (exit 0 allow, 1 deny):
-  %s iga check svc-backup web-01 --action exec --key %s
-  %s iga check ci-deploy web-01 --action exec          # certification_expired
-  %s iga check agent-report analytics                  # not_active, not_certified
-  %s iga check svc-backup web-01 --action forward      # action_not_entitled
-  %s iga check bg-oncall web-01                        # breakglass_no_grant
+Every session is recorded, signed and verifiable:
+  %[1]s sessions list
+  %[1]s replay last --format text
+  %[1]s verify last
 
-Break-glass, then the same check allows:
-  %s breakglass open bg-oncall --target web-01 --by carol@example.com --reason "demo: incident drill" --for 15m
-  %s iga check bg-oncall web-01
+Admission, as the bastion decides it (exit 0 allow, 1 deny):
+  %[1]s iga check svc-backup web-01 --action exec --key %[3]s.pub
+  %[1]s iga check ci-deploy web-01 --action exec          # certification_expired
+  %[1]s iga check agent-report analytics                  # not_active, not_certified
+  %[1]s iga check svc-backup web-01 --action forward      # action_not_entitled
+  %[1]s iga check bg-oncall web-01                        # breakglass_no_grant
+
+Break-glass: a named holder, a reason, a time limit; then the session is let in and flagged:
+  %[1]s breakglass open bg-oncall --target web-01 --by carol@example.com --reason "demo: incident drill" --for 15m
+  %[2]s bg-oncall@web-01@127.0.0.1 'echo break-glass session'
 
 Governance:
-  %s iga show svc-backup
-  %s iga revoke svc-backup --by alice@example.com --reason "demo: retired"
-  %s audit list --identity svc-backup
-  %s iga export
-`, dir, webAddr, webAddr,
-		sp, filepath.Join(dir, "keys", "svc-backup.pub"), sp, sp, sp, sp, sp, sp, sp, sp, sp, sp)
+  %[1]s iga show svc-backup
+  %[1]s iga revoke svc-backup --by alice@example.com --reason "demo: retired"
+  %[1]s audit list --identity svc-backup
+  %[1]s iga export
+
+Health and metrics:
+  curl -s http://%[4]s/healthz
+  curl -s http://%[4]s/metrics | grep sallyport_
+`, sp, ssh, key, d.webAddr, d.ports.postgres)
 }
 
 // selfCommand is how the user ran this binary, so printed commands work

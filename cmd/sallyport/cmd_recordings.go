@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -34,8 +36,12 @@ func (g *globals) recordingSource(ctx context.Context, arg string) (recorder.Sou
 	if err != nil {
 		return recorder.Source{}, fmt.Errorf("open recording store: %w", err)
 	}
-	if started, ok := sessionStart(ctx, cfg, arg); ok {
-		return recorder.SessionSource(store, arg, started), nil
+	id, started, ok, err := lookupSession(ctx, cfg, arg)
+	if err != nil {
+		return recorder.Source{}, err
+	}
+	if ok {
+		return recorder.SessionSource(store, id, started), nil
 	}
 	return recorder.FindSession(ctx, store, arg)
 }
@@ -44,14 +50,16 @@ func newReplayCmd(g *globals) *cobra.Command {
 	var format, idle string
 	var speed float64
 	c := &cobra.Command{
-		Use:   "replay SESSION|PATH [--speed N] [--idle-limit D] [--format pty|json|text]",
+		Use:   "replay SESSION|last|PATH [--speed N] [--idle-limit D] [--format pty|json|text]",
 		Short: "Replay a recorded session from the store: a terminal, or a query timeline",
 		Long: `replay reads the recording from the configured store (or a copied recording
 directory) and streams it: memory stays flat however long the session was.
+SESSION "last" is the newest session in the index.
   pty   plays the terminal in real time (--speed, --idle-limit)
   text  prints the terminal output as a reader would see it, with events
   json  prints the metadata and every record and event as JSON lines`,
-		Example: `  sallyport replay 6745a1b2c3d4e5f6a7b8c9d0 --speed 2 --idle-limit 2s
+		Example: `  sallyport replay last --format text
+  sallyport replay 6745a1b2c3d4e5f6a7b8c9d0 --speed 2 --idle-limit 2s
   sallyport replay 6745a1b2c3d4e5f6a7b8c9d0 --format text | less`,
 		Args: args(1, "SESSION or PATH"),
 		RunE: func(c *cobra.Command, a []string) error {
@@ -227,17 +235,31 @@ func caKeyPathSSHUser(cfg *Config) string {
 	return cfg.Path("keys/ssh_user_ca")
 }
 
-// sessionStart asks the session index when a session started, so its
-// recording is found without listing the store.
-func sessionStart(ctx context.Context, cfg *Config, id string) (time.Time, bool) {
+// lastSession is the SESSION argument that names the newest session.
+const lastSession = "last"
+
+// lookupSession asks the session index for a session's start, so its
+// recording is found without listing the store; "last" names the newest
+// session. ok is false when the index does not know the id.
+func lookupSession(ctx context.Context, cfg *Config, arg string) (id string, started time.Time, ok bool, err error) {
 	ap, err := openApp(ctx, cfg, slog.Default())
 	if err != nil {
-		return time.Time{}, false
+		return "", time.Time{}, false, err
 	}
 	defer ap.Close()
-	r, err := ap.store.Session(ctx, id)
-	if err != nil {
-		return time.Time{}, false
+	if arg == lastSession {
+		rs, err := ap.store.Sessions(ctx, sqlstore.SessionFilter{Limit: 1})
+		if err != nil {
+			return "", time.Time{}, false, err
+		}
+		if len(rs) == 0 {
+			return "", time.Time{}, false, errors.New("no sessions recorded yet (see 'sallyport sessions list')")
+		}
+		return rs[0].ID, rs[0].StartedAt, true, nil
 	}
-	return r.StartedAt, true
+	r, err := ap.store.Session(ctx, arg)
+	if err != nil {
+		return arg, time.Time{}, false, nil
+	}
+	return r.ID, r.StartedAt, true, nil
 }

@@ -14,59 +14,108 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestDemoPrintsCommandsThatWork starts `sallyport demo` and runs the iga
-// check lines it prints, from the directory the demo was started in, as a
-// newcomer would paste them.
+// TestDemoPrintsCommandsThatWork starts `sallyport demo` and runs the lines
+// it prints, from the directory the demo was started in, as a newcomer
+// would paste them: an allowed ssh session, a refused one with its reason,
+// psql, replay and verify of the recording, the admission checks and the
+// break-glass flow.
 func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	work := t.TempDir()
-	cmd := exec.Command(binary, "demo", "--dir", "./demo", "--web", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	cmd := exec.Command(binary, "demo", "--dir", "./demo", "--web", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--ssh-port", fmt.Sprint(freePort(t)), "--postgres-port", fmt.Sprint(freePort(t)))
 	cmd.Dir = work
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := readTour(t, bufio.NewScanner(stdout))
 
-	lines := make(chan string, 256)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	var checks []string
-	deadline := time.After(30 * time.Second)
-	for done := false; !done; {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("demo exited before printing its tour")
-			}
-			if strings.Contains(l, " iga check ") {
-				checks = append(checks, strings.TrimSpace(l))
-			}
-			done = strings.Contains(l, "iga export")
-		case <-deadline:
-			t.Fatal("demo printed no tour within 30s")
-		}
-	}
-	require.GreaterOrEqual(t, len(checks), 4)
-
-	comment := regexp.MustCompile(`\s+#.*$`)
-	for i, line := range checks {
-		line = comment.ReplaceAllString(line, "")
-		sh := exec.Command("sh", "-c", line)
+	run := func(line string) (string, int) {
+		t.Helper()
+		sh := exec.Command("sh", "-c", regexp.MustCompile(`\s+#.*$`).ReplaceAllString(line, ""))
 		sh.Dir = work
 		out, _ := sh.CombinedOutput()
-		code := sh.ProcessState.ExitCode()
+		return string(out), sh.ProcessState.ExitCode()
+	}
+	find := func(substr string) string {
+		t.Helper()
+		for _, l := range lines {
+			if strings.Contains(l, substr) {
+				return l
+			}
+		}
+		t.Fatalf("the demo printed no line with %q", substr)
+		return ""
+	}
+	for _, l := range lines {
+		require.NotContains(t, l, "note:", "a sandbox target did not start")
+	}
+
+	out, code := run(find("svc-backup@web-01@"))
+	assert.Equal(t, 0, code, "the first ssh line is an allowed session: %s", out)
+	assert.Contains(t, out, "hello from")
+	out, code = run(find("ci-deploy@web-01@"))
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, out, "certification_expired", "the refusal says why")
+	out, code = run(find("psql "))
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "1000")
+
+	require.Eventually(t, func() bool { _, code := run(find(" verify last")); return code == 0 },
+		15*time.Second, 200*time.Millisecond, "the last recording never verified intact")
+	out, code = run(find(" replay last"))
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "select count(*) from orders", "the psql session's query is in its recording")
+
+	for i, l := range checkLines(lines) {
+		out, code := run(l)
 		if i == 0 {
-			assert.Equalf(t, 0, code, "first printed check must allow: %s\n%s", line, out)
+			assert.Equalf(t, 0, code, "first printed check must allow: %s\n%s", l, out)
 			continue
 		}
-		assert.Equalf(t, 1, code, "printed denial example %q: %s", line, out)
-		assert.Contains(t, string(out), "deny", line)
+		assert.Equalf(t, 1, code, "printed denial example %q: %s", l, out)
 	}
+
+	out, code = run(find("breakglass open"))
+	assert.Equal(t, 0, code, out)
+	out, code = run(find("bg-oncall@web-01@"))
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "break-glass session")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	assert.NoError(t, cmd.Wait(), "demo exits 0 on Ctrl-C")
+}
+
+// readTour reads the demo's output up to the end of its printed tour.
+func readTour(t *testing.T, sc *bufio.Scanner) []string {
+	t.Helper()
+	got := make(chan []string, 1)
+	go func() {
+		var lines []string
+		for sc.Scan() {
+			lines = append(lines, strings.TrimSpace(sc.Text()))
+			if strings.Contains(sc.Text(), "/metrics") {
+				break
+			}
+		}
+		got <- lines
+	}()
+	select {
+	case lines := <-got:
+		require.NotEmpty(t, lines, "demo exited before printing its tour")
+		return lines
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo printed no tour within 60s")
+		return nil
+	}
+}
+
+func checkLines(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.Contains(l, " iga check ") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
