@@ -111,7 +111,7 @@ identities:
 // harness is a bastion in front of a real sandbox sshd, with a real
 // registry and recorder, for the real ssh, scp and sftp clients.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	sshd    *sandbox.SSHD
 	reg     *iga.Registry
@@ -133,7 +133,7 @@ type harnessOptions struct {
 	watch bool // run a proxy.Live watcher
 }
 
-func needClients(t *testing.T) {
+func needClients(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"ssh", "scp", "sftp"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -142,7 +142,7 @@ func needClients(t *testing.T) {
 	}
 }
 
-func newHarness(t *testing.T, opts harnessOptions) *harness {
+func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	needClients(t)
 	h := &harness{t: t, dir: t.TempDir(), keys: map[string]string{}}
@@ -150,8 +150,9 @@ func newHarness(t *testing.T, opts harnessOptions) *harness {
 	require.NoError(t, err)
 	userCA := &ca.SSHUserCA{Key: caKey, TTL: 2 * time.Minute}
 	// The target accepts more env than the bastion's allow-list passes.
+	// "direct" logs in to sshd without the bastion, for the benchmarks.
 	h.sshd = sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{userCA.AuthorizedKey()}, RecordCertificates: true,
-		Config: []string{"AcceptEnv LANG LC_* TERM LD_PRELOAD"}})
+		AuthorizedKeys: []string{h.newKey("direct")}, Config: []string{"AcceptEnv LANG LC_* TERM LD_PRELOAD"}})
 	h.registry()
 	h.recorder()
 	h.live = &proxy.Live{Gate: h.reg, Logger: quietLogger(), Recheck: 500 * time.Millisecond}
@@ -278,6 +279,15 @@ func (h *harness) ssh(ctx context.Context, identity string, args ...string) *exe
 	return h.sshAs(ctx, identity, identity+"@web", args...)
 }
 
+// sshDirect runs ssh straight to the target, bypassing the bastion.
+func (h *harness) sshDirect(ctx context.Context, args ...string) *exec.Cmd {
+	kh := filepath.Join(h.dir, "known_hosts_direct")
+	_ = os.WriteFile(kh, []byte(h.sshd.KnownHostsLine()+"\n"), 0o600)
+	a := []string{"-F", "/dev/null", "-i", h.keys["direct"], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile=" + kh, "-o", "StrictHostKeyChecking=yes", "-o", "User=" + h.sshd.User, "-p", strconv.Itoa(h.sshd.Port)}
+	return exec.CommandContext(ctx, "ssh", append(a, args...)...)
+}
+
 func (h *harness) sshAs(ctx context.Context, identity, user string, args ...string) *exec.Cmd {
 	a := append(h.opts(identity, user), "-p", h.port)
 	a = append(a, args...)
@@ -292,7 +302,7 @@ type result struct {
 	code           int
 }
 
-func run(t *testing.T, cmd *exec.Cmd, stdin string) result {
+func run(t testing.TB, cmd *exec.Cmd, stdin string) result {
 	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdin = strings.NewReader(stdin)
@@ -307,7 +317,7 @@ func run(t *testing.T, cmd *exec.Cmd, stdin string) result {
 	return result{stdout: out.String(), stderr: errb.String(), code: code}
 }
 
-func testCtx(t *testing.T, d time.Duration) context.Context {
+func testCtx(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
@@ -336,7 +346,7 @@ func (h *harness) recordings(ctx context.Context) []recorder.Source {
 }
 
 // replayJSON returns the recording's JSON lines decoded.
-func replayJSON(t *testing.T, ctx context.Context, src recorder.Source) []map[string]any {
+func replayJSON(t testing.TB, ctx context.Context, src recorder.Source) []map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
 	require.NoError(t, recorder.Replay(ctx, src, &buf, recorder.ReplayOptions{Format: recorder.FormatJSON}))

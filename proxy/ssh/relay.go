@@ -125,9 +125,17 @@ func (r *relay) resize(payload []byte) {
 }
 
 // pipe copies src to dst through tap, marking activity. It never buffers
-// more than one read: a client that stops reading stops the target.
+// more than one read: a client that stops reading stops the target. It
+// reads into a small buffer while the stream trickles and borrows a large
+// one while it flows, so idle sessions hold almost nothing.
 func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte)) int64 {
-	buf := make([]byte, size)
+	var small [smallBuffer]byte
+	buf, big := small[:], (*[]byte)(nil)
+	defer func() {
+		if big != nil {
+			bigBuffers.Put(big)
+		}
+	}()
 	var n int64
 	for {
 		k, err := src.Read(buf)
@@ -144,5 +152,22 @@ func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte)) in
 		if err != nil {
 			return n
 		}
+		switch {
+		case big == nil && k == len(buf): // flowing: borrow a big buffer
+			big = bigBuffers.Get().(*[]byte)
+			buf = (*big)[:size]
+		case big != nil && k < smallBuffer: // trickling again: give it back
+			bigBuffers.Put(big)
+			big, buf = nil, small[:]
+		}
 	}
 }
+
+// smallBuffer is what a pipe reads into while little flows.
+const smallBuffer = 1 << 10
+
+// bigBuffers lends pipes their flowing-stream buffers.
+var bigBuffers = sync.Pool{New: func() any { b := make([]byte, maxBuffer); return &b }}
+
+// maxBuffer is the largest relay buffer size.
+const maxBuffer = stdoutBuffer
