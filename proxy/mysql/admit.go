@@ -65,6 +65,9 @@ func route(l *login) (identity, target string) {
 // Every refusal is a *refusal the client will see.
 func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	identity, targetName := route(c.l)
+	if targetName == "" {
+		targetName = s.liveTarget(identity)
+	}
 	switch {
 	case identity == "":
 		return nil, refuse(codeAccessDenied, stateAccessDenied, "no user: connect with -u IDENTITY -D TARGET and a token as password")
@@ -112,6 +115,31 @@ func denial(err error, doing string) error {
 	r := refuse(codeUnknownError, stateGeneral, "cannot %s now (registry unavailable); try again", doing)
 	r.cause = err
 	return r
+}
+
+// liveTarget is the target of the identity's live sessions on this
+// bastion when they all go to one: the mysql client's Ctrl-C connects
+// without a database to send KILL QUERY, and that login goes where the
+// query runs. Empty when there is none or the choice is not clear.
+func (s *Server) liveTarget(identity string) string {
+	var target string
+	clear := true
+	s.byID.Range(func(_, v any) bool {
+		ss := v.(*session)
+		if ss.adm.req.Identity != identity {
+			return true
+		}
+		if target != "" && target != ss.adm.req.Target {
+			clear = false
+			return false
+		}
+		target = ss.adm.req.Target
+		return true
+	})
+	if !clear {
+		return ""
+	}
+	return target
 }
 
 func (s *Server) target(name string) (*Target, bool) {

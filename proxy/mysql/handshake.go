@@ -153,17 +153,15 @@ func greeting(id uint32, seed [20]byte, caps uint32) []byte {
 }
 
 // startTLS answers an SSLRequest with the TLS handshake and reads the real
-// handshake response over it. Bytes the client sent after the request but
-// before the handshake would be taken as if they came encrypted, so they
-// are refused.
+// handshake response over it. The client starts the handshake right after
+// the request, without an answer, so its first bytes may already be in the
+// reader's buffer: TLS reads through it (TLS authenticates every record,
+// so nothing sent in clear can pass for encrypted).
 func (c *client) startTLS(req []byte, cfg *tls.Config) ([]byte, error) {
 	if cfg == nil || binary.LittleEndian.Uint32(req)&capSSL == 0 {
 		return nil, fmt.Errorf("%w: SSLRequest without TLS offered", errHandshake)
 	}
-	if c.r.Buffered() > 0 {
-		return nil, fmt.Errorf("%w: %d unencrypted bytes after SSLRequest", errHandshake, c.r.Buffered())
-	}
-	tc := tls.Server(c.conn, cfg)
+	tc := tls.Server(&bufferedConn{Conn: c.conn, r: c.r}, cfg)
 	if err := tc.Handshake(); err != nil {
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
@@ -241,3 +239,11 @@ func trimNUL(b []byte) []byte {
 	}
 	return b
 }
+
+// bufferedConn reads through the reader that already holds its first bytes.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
