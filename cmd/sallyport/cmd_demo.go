@@ -83,10 +83,10 @@ func runDemo(ctx context.Context, out io.Writer, dir, webListen string, ports de
 	if err != nil {
 		return err
 	}
-	if err := seedDemoRegistry(ctx, cfg, filepath.Join(abs, "registry.yaml")); err != nil {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := seedDemoRegistry(ctx, cfg, filepath.Join(abs, "registry.yaml"), log); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	return serve(ctx, cfg, log, func(webAddr string) {
 		d.webAddr = webAddr
 		d.printTour(out)
@@ -256,7 +256,7 @@ func demoRegistry(pubKey, login, role string, now time.Time) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-func seedDemoRegistry(ctx context.Context, cfg *Config, path string) error {
+func seedDemoRegistry(ctx context.Context, cfg *Config, path string, log *slog.Logger) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -265,7 +265,7 @@ func seedDemoRegistry(ctx context.Context, cfg *Config, path string) error {
 	if err != nil {
 		return fmt.Errorf("demo registry: %w", err)
 	}
-	ap, err := openApp(ctx, cfg, slog.Default())
+	ap, err := openApp(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
