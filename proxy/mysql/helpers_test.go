@@ -224,7 +224,13 @@ func (e *env) driverConfig(identity, token string) *gomysql.Config {
 // db opens a database/sql pool through the bastion.
 func (e *env) db(t testing.TB, identity, token string) *sql.DB {
 	t.Helper()
-	conn, err := gomysql.NewConnector(e.driverConfig(identity, token))
+	return e.dbWith(t, e.driverConfig(identity, token))
+}
+
+// dbWith opens a database/sql pool with cfg.
+func (e *env) dbWith(t testing.TB, cfg *gomysql.Config) *sql.DB {
+	t.Helper()
+	conn, err := gomysql.NewConnector(cfg)
 	require.NoError(t, err)
 	db := sql.OpenDB(conn)
 	t.Cleanup(func() { db.Close() })

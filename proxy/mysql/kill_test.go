@@ -3,11 +3,11 @@ package mysql_test
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
-	"database/sql"
 	"strings"
 	"syscall"
 	"testing"
