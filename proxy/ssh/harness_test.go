@@ -183,6 +183,7 @@ func (h *harness) registry() {
 		},
 		Now:    func() time.Time { return time.Now().Add(time.Duration(h.offset.Load())) },
 		Logger: quietLogger(),
+		Tokens: iga.TokenConfig{SigningKey: tokenKey(t)},
 	}
 	now := time.Now().UTC()
 	repl := []string{"{{login}}", h.sshd.User, "{{past}}", now.Add(-24 * time.Hour).Format(time.RFC3339),
@@ -195,6 +196,12 @@ func (h *harness) registry() {
 	require.NoError(t, err)
 	_, err = h.reg.Apply(context.Background(), f, iga.ApplyOptions{Actor: "test"})
 	require.NoError(t, err)
+}
+
+func tokenKey(t testing.TB) ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	return k
 }
 
 // newKey writes an ed25519 key for id and returns its public line.
