@@ -36,7 +36,7 @@ func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request,
 	id := cc.id
 	switch {
 	case action == iga.ActionSFTP && command == "": // the sftp subsystem, not legacy scp
-		p := newSFTPParser(rec, id)
+		p := newSFTPParser(func(ev recorder.Event) { _ = rec.Event(ev) }, id)
 		r.out, r.in, r.end = p.fromServer, p.fromClient, p.flush
 	case action == iga.ActionShell || cc.ptyOK:
 		r.out = func(p []byte) { _ = rec.Output(id, p) }

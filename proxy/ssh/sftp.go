@@ -39,8 +39,8 @@ const maxSFTPPending = 4096
 // operations: opens with their outcome, read and written byte counts per
 // file, removes, renames, mkdir, rmdir, setstat and symlinks.
 type sftpParser struct {
-	rec *recorder.Session
-	ch  int
+	emit func(recorder.Event)
+	ch   int
 
 	mu      sync.Mutex
 	pending map[uint32]sftpPending
@@ -60,8 +60,8 @@ type sftpFile struct {
 	read, written int64
 }
 
-func newSFTPParser(rec *recorder.Session, ch int) *sftpParser {
-	p := &sftpParser{rec: rec, ch: ch, pending: map[uint32]sftpPending{}, handles: map[string]*sftpFile{}}
+func newSFTPParser(emit func(recorder.Event), ch int) *sftpParser {
+	p := &sftpParser{emit: emit, ch: ch, pending: map[uint32]sftpPending{}, handles: map[string]*sftpFile{}}
 	p.cli.handle, p.srv.handle = p.request, p.response
 	return p
 }
@@ -80,7 +80,7 @@ func (p *sftpParser) flush() {
 
 func (p *sftpParser) event(op, path, to string, bytes int64, outcome *recorder.Outcome) {
 	ch := p.ch
-	_ = p.rec.Event(recorder.Event{Type: recorder.EventSFTP, Channel: &ch, Op: op, Path: path, To: to, Bytes: bytes, Outcome: outcome})
+	p.emit(recorder.Event{Type: recorder.EventSFTP, Channel: &ch, Op: op, Path: path, To: to, Bytes: bytes, Outcome: outcome})
 }
 
 // request handles one client packet (body is its captured prefix).
