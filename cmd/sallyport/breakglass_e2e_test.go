@@ -258,3 +258,119 @@ func e2eWaitStored(t *testing.T, store *sqlstore.Store) {
 		return true
 	}, 15*time.Second, 100*time.Millisecond, "recordings not stored")
 }
+
+// e2ePsqlRegistry: bg-db is alice's break-glass account on the analytics
+// database, with carol as its holder.
+const e2ePsqlRegistry = `people:
+  - {id: alice@example.com, name: Alice, roles: [owner], status: active}
+  - {id: carol@example.com, name: Carol, roles: [auditor], status: active}
+identities:
+  - id: bg-db
+    kind: break-glass
+    state: active
+    owner: alice@example.com
+    holders: [carol@example.com]
+    entitlements: [{target: analytics, login: %s, actions: [query]}]
+    certification: {by: alice@example.com, at: %s, until: %s}
+`
+
+// e2ePsqlEnv points the env's analytics target at a sandbox PostgreSQL
+// target, fixes serve's postgres listener and writes the bg-db registry.
+// It returns the listener's port.
+func e2ePsqlEnv(t *testing.T, e *env) int {
+	t.Helper()
+	target := sandbox.PostgresTargetT(t, sandbox.PostgresTargetOptions{Database: "bg_analytics", Role: "bg_analyst", Admin: "bg_admin"})
+	port := freePort(t)
+	data, err := os.ReadFile(e.config)
+	require.NoError(t, err)
+	cfg := strings.NewReplacer(
+		`{name: analytics, kind: postgres, address: "127.0.0.1:5432", database: analytics}`,
+		fmt.Sprintf(`{name: analytics, kind: postgres, address: %q, database: %s, admin_dsn_env: TEST_ADMIN_DSN}`, target.Addr(), target.Database),
+		`postgres: {listen: "127.0.0.1:0"}`, fmt.Sprintf(`postgres: {listen: "127.0.0.1:%d"}`, port),
+	).Replace(string(data))
+	require.NoError(t, os.WriteFile(e.config, []byte(cfg), 0o600))
+	e.extraEnv = append(e.extraEnv, "TEST_ADMIN_DSN="+target.AdminDSN())
+	now := time.Now().UTC()
+	require.NoError(t, os.WriteFile(e.registry, []byte(fmt.Sprintf(e2ePsqlRegistry, target.Role,
+		now.Add(-24*time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339))), 0o600))
+	return port
+}
+
+// e2ePsql runs the real psql through serve's listener as bg-db.
+func e2ePsql(t *testing.T, port int, token, sql string) e2eResult {
+	t.Helper()
+	bin := "psql"
+	for _, dir := range []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"} {
+		if _, err := os.Stat(filepath.Join(dir, "psql")); err == nil {
+			bin = filepath.Join(dir, "psql")
+		}
+	}
+	if _, err := exec.LookPath(bin); err != nil {
+		sandbox.Need(t, fmt.Errorf("psql not in PATH: install postgresql-client: %w", sandbox.ErrNotInstalled))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGUSER=bg-db", "PGDATABASE=analytics",
+		"PGPASSWORD="+token, "PGSSLMODE=require", "PGCONNECT_TIMEOUT=10", "PSQLRC=/dev/null")
+	return e2eRun(t, cmd)
+}
+
+// TestBreakglassEndToEndPsql is the same flow through the real psql and
+// serve's PostgreSQL listener: the evidence holds the session's query.
+func TestBreakglassEndToEndPsql(t *testing.T) {
+	rcv := &revReceiver{secret: []byte("e2e-hook-secret")}
+	hook := httptest.NewServer(rcv)
+	t.Cleanup(hook.Close)
+	e := newEnv(t, fmt.Sprintf("alerts: {webhook_url: %q, secret_env: TEST_HOOK_SECRET}", hook.URL))
+	e.extraEnv = []string{"TEST_HOOK_SECRET=" + string(rcv.secret)}
+	port := e2ePsqlEnv(t, e)
+	_, logs := revServe(t, e)
+	e.ok("iga", "apply", "-f", e.registry)
+	token := strings.TrimSpace(e.ok("token", "issue", "bg-db", "--ttl", "15m"))
+
+	res := e2ePsql(t, port, token, "select 1")
+	assert.NotEqual(t, 0, res.code, "no grant, no session")
+	assert.Contains(t, res.stderr, "breakglass_no_grant")
+
+	out := e.ok("breakglass", "open", "bg-db", "--target", "analytics", "--by", "carol@example.com",
+		"--reason", "INC-9 stuck import job", "--for", "15m", "--json")
+	var g struct{ ID string }
+	require.NoError(t, json.Unmarshal([]byte(out), &g))
+	require.Eventually(t, func() bool { return len(rcv.kinds()) >= 1 }, 10*time.Second, 50*time.Millisecond, "no alert; logs: %s", logs)
+	assert.Equal(t, "breakglass_opened "+g.ID, rcv.kinds()[0])
+	assert.Zero(t, rcv.bad, "the alert's signature verifies")
+
+	res = e2ePsql(t, port, token, "select count(*) from orders")
+	require.Equalf(t, 0, res.code, "psql during the grant: %s", res.stderr)
+	assert.Equal(t, "1000", strings.TrimSpace(res.stdout))
+	e.ok("breakglass", "close", g.ID)
+	require.Eventually(t, func() bool {
+		var ss []struct{ State string }
+		return json.Unmarshal([]byte(e.ok("sessions", "list", "--json")), &ss) == nil && len(ss) == 1 && ss[0].State == "stored"
+	}, 15*time.Second, 100*time.Millisecond, "the psql session's recording is not stored; logs: %s", logs)
+
+	rs := revList(t, e)
+	require.Len(t, rs, 1)
+	assert.Equal(t, "alice@example.com", rs[0].AssignedTo)
+	_, errOut, code := e.run("", "review", "complete", rs[0].ID, "--by", "carol@example.com", "--outcome", "legitimate", "--note", "mine")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "dual control")
+	e.ok("review", "complete", rs[0].ID, "--by", "alice@example.com", "--outcome", "legitimate", "--note", "import unstuck")
+	var ev struct {
+		Sessions []struct {
+			Verify string
+			Events []map[string]any
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(e.ok("review", "export", rs[0].ID)), &ev))
+	require.Len(t, ev.Sessions, 1)
+	assert.Equal(t, "intact", ev.Sessions[0].Verify)
+	var queries []string
+	for _, x := range ev.Sessions[0].Events {
+		if x["type"] == "query" {
+			queries = append(queries, fmt.Sprint(x["sql"]))
+		}
+	}
+	assert.Contains(t, queries, "select count(*) from orders")
+}
