@@ -148,8 +148,8 @@ func printReviews(w io.Writer, rs []reviewOut) {
 func newReviewCompleteCmd(g *globals) *cobra.Command {
 	var rc iga.ReviewCompletion
 	c := &cobra.Command{
-		Use:   "complete ID --by PERSON --outcome legitimate|misuse|drill --note TEXT",
-		Short: "Record the verdict of a review (never by the person who opened the grant)",
+		Use:   "complete ID|last --by PERSON --outcome legitimate|misuse|drill --note TEXT",
+		Short: "Record the verdict of a review (never by the person who opened the grant); last: the newest review",
 		Example: `  sallyport review complete rv-1a2b3c4d --by alice@example.com --outcome legitimate \
     --note "restarted the stuck replica, as the ticket says"`,
 		Args: args(1, "ID"),
@@ -162,7 +162,9 @@ func newReviewCompleteCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer ap.Close()
-			rc.ID = a[0]
+			if rc.ID, err = resolveReview(c.Context(), ap, a[0]); err != nil {
+				return err
+			}
 			rv, err := ap.reg.CompleteReview(c.Context(), rc)
 			if err != nil {
 				return err
@@ -180,7 +182,7 @@ func newReviewCompleteCmd(g *globals) *cobra.Command {
 func newReviewExportCmd(g *globals) *cobra.Command {
 	var out string
 	c := &cobra.Command{
-		Use:   "export ID [-o FILE]",
+		Use:   "export ID|last [-o FILE]",
 		Short: "Write a review's evidence bundle: grant, reason, sessions, their commands and queries, verify status",
 		Long: `The bundle is one JSON document (docs/cli.md): the review, the grant with its reason
 and ticket, who opened and who reviewed it, and every session of the identity in
@@ -209,8 +211,37 @@ recording, a text transcript of its terminal, and the recording's verify status.
 	return c
 }
 
+// lastReview is what the id "last" names: the review of the grant that
+// ended last.
+const lastReview = "last"
+
+// resolveReview turns "last" into the id of the newest review.
+func resolveReview(ctx context.Context, ap *app, id string) (string, error) {
+	if id != lastReview {
+		return id, nil
+	}
+	rvs, err := ap.store.Reviews(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(rvs) == 0 {
+		return "", errors.New("there are no reviews yet; a review is created when a break-glass grant ends")
+	}
+	newest := rvs[0]
+	for _, rv := range rvs[1:] {
+		if rv.CreatedAt.After(newest.CreatedAt) {
+			newest = rv
+		}
+	}
+	return newest.ID, nil
+}
+
 // findReview reads a review, saying how to find the right id when it is not there.
 func findReview(ctx context.Context, ap *app, id string) (iga.Review, error) {
+	id, err := resolveReview(ctx, ap, id)
+	if err != nil {
+		return iga.Review{}, err
+	}
 	rv, err := ap.store.Review(ctx, id)
 	if errors.Is(err, iga.ErrNotFound) {
 		return iga.Review{}, fmt.Errorf("no review %s (see 'sallyport review list')", id)

@@ -91,6 +91,9 @@ func TestCLIReviewFlow(t *testing.T) {
 	e.ok("iga", "apply", "-f", e.registry)
 	grant := revOpenGrant(t, e)
 	assert.Empty(t, revList(t, e), "an open grant has no review yet")
+	_, errOut, code := e.run("", "review", "export", "last")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "no reviews yet")
 	session := revRecordBreakglass(t, e, grant)
 	e.ok("breakglass", "close", grant)
 
@@ -123,7 +126,7 @@ func TestCLIReviewFlow(t *testing.T) {
 	assert.Contains(t, out, "completed by alice@example.com")
 
 	file := filepath.Join(e.dir, "evidence.json")
-	e.ok("review", "export", rv.ID, "-o", file)
+	e.ok("review", "export", "last", "-o", file)
 	revCheckEvidence(t, file, grant, session)
 }
 
