@@ -129,8 +129,10 @@ type harness struct {
 }
 
 type harnessOptions struct {
-	tune  func(*Server)
-	watch bool // run a proxy.Live watcher
+	tune func(*Server)
+	// tuneRecorder adjusts the recorder before it starts.
+	tuneRecorder func(*recorder.Recorder)
+	watch        bool // run a proxy.Live watcher
 }
 
 func needClients(t testing.TB) {
@@ -154,7 +156,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	h.sshd = sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{userCA.AuthorizedKey()}, RecordCertificates: true,
 		AuthorizedKeys: []string{h.newKey("direct")}, Config: []string{"AcceptEnv LANG LC_* TERM LD_PRELOAD"}})
 	h.registry()
-	h.recorder()
+	h.recorder(opts.tuneRecorder)
 	h.live = &proxy.Live{Gate: h.reg, Logger: quietLogger(), Recheck: 500 * time.Millisecond}
 	h.serve(userCA, opts)
 	return h
@@ -218,7 +220,7 @@ func (h *harness) newKey(id string) string {
 	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sp)))
 }
 
-func (h *harness) recorder() {
+func (h *harness) recorder(tune func(*recorder.Recorder)) {
 	t := h.t
 	var err error
 	h.store, err = recorder.NewFileStore(filepath.Join(h.dir, "store"))
@@ -228,6 +230,9 @@ func (h *harness) recorder() {
 	h.rec = &recorder.Recorder{
 		Config: recorder.Config{DataDir: filepath.Join(h.dir, "data"), FlushInterval: 50 * time.Millisecond, FailClosed: true},
 		Store:  h.store, Key: h.recKey, Logger: quietLogger(),
+	}
+	if tune != nil {
+		tune(h.rec)
 	}
 	require.NoError(t, h.rec.Start(context.Background()))
 	t.Cleanup(func() {

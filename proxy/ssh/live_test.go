@@ -149,3 +149,24 @@ func TestCertificateSSHDAccepted(t *testing.T) {
 	meta := eventsOf(lines, "session")[0]["session"].(map[string]any)
 	assert.Equal(t, strconv.FormatUint(c.Serial, 10), meta["cert_serial"], "recording names the certificate serial")
 }
+
+// TestRecordingFailureEndsSession: with fail_closed, a session whose
+// recording cannot keep up is ended with recording_unavailable.
+func TestRecordingFailureEndsSession(t *testing.T) {
+	h := newHarness(t, harnessOptions{tuneRecorder: func(r *recorder.Recorder) {
+		r.BufferSize, r.MaxWriteWait = 1, time.Nanosecond // any burst overflows
+	}})
+	ctx := testCtx(t, 30*time.Second)
+	start := time.Now()
+	// A shell (recorded as a terminal) that floods, then would idle.
+	r := run(t, h.ssh(ctx, "svc-ops", hostArgs()...), "head -c 50000000 /dev/zero; sleep 20\n")
+	assert.Less(t, time.Since(start), 15*time.Second, "the session outlived its recording")
+	assert.Contains(t, r.stderr, "sallyport: session ended (recording_unavailable)")
+	assert.NotEqual(t, 0, r.code)
+	srcs := h.recordings(ctx)
+	require.Len(t, srcs, 1)
+	ends := eventsOf(replayJSON(t, ctx, srcs[0]), "end")
+	if assert.Len(t, ends, 1) {
+		assert.Contains(t, ends[0]["reason"], "can no longer be recorded")
+	}
+}
