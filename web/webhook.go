@@ -32,8 +32,8 @@ const (
 	// webhookQueue is how many alerts wait for delivery before Send drops
 	// new ones (each is logged at WARN anyway).
 	webhookQueue = 256
-	// defaultAttempts and defaultBackoff retry for about a minute in all:
-	// 1+2+4+8+16 s between six attempts.
+	// defaultAttempts and defaultBackoff retry for about half a minute in
+	// all: 1+2+4+8+16 s between six attempts.
 	defaultAttempts = 6
 	defaultBackoff  = time.Second
 	// maxBackoff caps the wait between two attempts.

@@ -276,3 +276,20 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestServeRefusesUnsignedWebhook: a webhook without its signing secret is
+// a config problem serve reports at start, naming the variable, not the URL.
+func TestServeRefusesUnsignedWebhook(t *testing.T) {
+	e := newEnv(t, `alerts: {webhook_url: "https://hooks.example.com/T0K3N", secret_env: TEST_MISSING_SECRET}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "--config", e.config, "serve")
+	cmd.Env = append(os.Environ(), "TEST_MISSING_SECRET=")
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	err := cmd.Run()
+	require.Error(t, err, "serve must not run without the webhook secret")
+	assert.Equal(t, exitUsage, cmd.ProcessState.ExitCode(), "a config problem exits 2; logs: %s", &logs)
+	assert.Contains(t, logs.String(), "TEST_MISSING_SECRET is empty")
+	assert.NotContains(t, logs.String(), "T0K3N", "the webhook URL may hold a token")
+}
