@@ -51,11 +51,27 @@ type Finding struct {
 	Detail   string `json:"detail"`
 }
 
-// SessionHistory is what the report reads of the session index; the
-// stores of package sqlstore have it.
+// SessionHistory is what the report reads of the session index and the
+// admissions; the stores of package sqlstore have it.
 type SessionHistory interface {
 	// LastSessions returns when each identity's latest session started.
 	LastSessions(ctx context.Context) (map[string]time.Time, error)
+	// AdmissionUses returns the allowed admissions (not dry runs) since a
+	// time, one row per identity, target, action, source and audit detail:
+	// months of decisions in a few rows.
+	AdmissionUses(ctx context.Context, since time.Time) ([]AdmissionUse, error)
+}
+
+// AdmissionUse is how often one identity was admitted to one target for
+// one action from one source with one credential.
+type AdmissionUse struct {
+	Identity string
+	Target   string
+	Action   Action
+	Source   string
+	Detail   string // the decision's audit detail: login, grant, credential
+	Count    int
+	Last     time.Time
 }
 
 // HygieneOptions tune the report. Zero fields take the defaults.
@@ -77,7 +93,7 @@ type hygieneFacts struct {
 	identities []Identity
 	people     map[string]Person
 	lastUse    map[string]time.Time // identity → latest session or admission
-	decisions  []AuditEvent         // allowed admissions within the window
+	uses       []AdmissionUse       // allowed admissions within the window
 	boundAt    map[string]time.Time // identity → when its credentials last changed
 }
 
@@ -127,20 +143,15 @@ func (r *Registry) hygieneFacts(ctx context.Context, sessions SessionHistory, op
 			f.lastUse[id.ID] = id.LastUsed
 		}
 	}
-	return f, r.readHistory(ctx, f)
+	return f, r.readHistory(ctx, sessions, f)
 }
 
 // readHistory reads the allowed admissions in the window and when each
 // identity's credentials were last applied.
-func (r *Registry) readHistory(ctx context.Context, f *hygieneFacts) error {
-	evs, err := r.Store.Audit(ctx, AuditFilter{Type: decisionEventType, Since: f.now.Add(-f.opts.Window)})
-	if err != nil {
-		return fmt.Errorf("read decisions: %w", err)
-	}
-	for _, e := range evs {
-		if e.Allow {
-			f.decisions = append(f.decisions, e)
-		}
+func (r *Registry) readHistory(ctx context.Context, sessions SessionHistory, f *hygieneFacts) error {
+	var err error
+	if f.uses, err = sessions.AdmissionUses(ctx, f.now.Add(-f.opts.Window)); err != nil {
+		return err
 	}
 	applied, err := r.Store.Audit(ctx, AuditFilter{Type: "apply"})
 	if err != nil {
@@ -240,8 +251,8 @@ func (f *hygieneFacts) used(identity string) bool {
 // in the window (NHI5). Dormant identities are reported as dormant instead.
 func findUnusedEntitlements(f *hygieneFacts) []Finding {
 	used := map[string]bool{} // identity/target/action
-	for _, e := range f.decisions {
-		used[e.Identity+"/"+e.Target+"/"+string(e.Action)] = true
+	for _, u := range f.uses {
+		used[u.Identity+"/"+u.Target+"/"+string(u.Action)] = true
 	}
 	var out []Finding
 	for _, id := range f.identities {
@@ -310,16 +321,16 @@ func keyName(line string) string {
 func findReusedCredentials(f *hygieneFacts) []Finding {
 	type use struct{ identity, credential string }
 	sources := map[use]map[string]bool{}
-	for _, e := range f.decisions {
-		cred := decisionCredential(e.Detail)
-		if cred == "" || e.Source == "" {
+	for _, au := range f.uses {
+		cred := decisionCredential(au.Detail)
+		if cred == "" || au.Source == "" {
 			continue
 		}
-		u := use{e.Identity, cred}
+		u := use{au.Identity, cred}
 		if sources[u] == nil {
 			sources[u] = map[string]bool{}
 		}
-		sources[u][e.Source] = true
+		sources[u][au.Source] = true
 	}
 	var out []Finding
 	for u, srcs := range sources {
@@ -376,10 +387,12 @@ func findShells(f *hygieneFacts) []Finding {
 	}
 	count := map[string]int{}
 	last := map[string]time.Time{}
-	for _, e := range f.decisions {
-		if k := kinds[e.Identity]; e.Action == ActionShell && (k == KindPipeline || k == KindWorkload) {
-			count[e.Identity]++
-			last[e.Identity] = e.Time
+	for _, u := range f.uses {
+		if k := kinds[u.Identity]; u.Action == ActionShell && (k == KindPipeline || k == KindWorkload) {
+			count[u.Identity] += u.Count
+			if u.Last.After(last[u.Identity]) {
+				last[u.Identity] = u.Last
+			}
 		}
 	}
 	var out []Finding

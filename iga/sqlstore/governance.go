@@ -174,3 +174,23 @@ func (s *Store) LastSessions(ctx context.Context) (map[string]time.Time, error) 
 	}
 	return out, nil
 }
+
+// AdmissionUses returns the allowed admission decisions since a time,
+// grouped by identity, target, action, source and detail.
+func (s *Store) AdmissionUses(ctx context.Context, since time.Time) ([]iga.AdmissionUse, error) {
+	var e encoder
+	from := e.time(since)
+	if e.err != nil {
+		return nil, fmt.Errorf("read admissions: since: %w", e.err)
+	}
+	rows, err := s.query(ctx, `SELECT identity_id, target, action, source, detail, COUNT(*), MAX(occurred_at)
+		FROM audit_events WHERE event_type = 'decision' AND allowed = 1 AND occurred_at >= ?
+		GROUP BY identity_id, target, action, source, detail`, from)
+	uses, err := collect(rows, err, func(sc scanner) (u iga.AdmissionUse, err error) {
+		return u, sc.Scan(&u.Identity, &u.Target, &u.Action, &u.Source, &u.Detail, &u.Count, timeCol{&u.Last})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read admissions: %w", err)
+	}
+	return uses, nil
+}
