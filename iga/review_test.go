@@ -113,14 +113,20 @@ func TestBreakglassAlertOnce(t *testing.T) {
 func TestReviewAssignment(t *testing.T) {
 	for _, tc := range []struct {
 		name, opener, wantAssigned string
+		ownerLeft                  bool
 	}{
-		{"a holder opened it: the owner reviews", "erin@example.com", "alice@example.com"},
-		{"the owner opened it: any auditor but the owner", "alice@example.com", ""},
+		{"a holder opened it: the owner reviews", "erin@example.com", "alice@example.com", false},
+		{"the owner opened it: any auditor but the owner", "alice@example.com", "", false},
+		{"the owner left meanwhile: any auditor", "erin@example.com", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			admEachDriver(t, func(t *testing.T, s iga.Store) {
 				reg, o, clock, _ := govSetup(t, s)
 				g := govOpen(t, reg, tc.opener)
+				if tc.ownerLeft {
+					_, err := reg.Offboard(context.Background(), "alice@example.com", "hr")
+					require.NoError(t, err)
+				}
 				assert.Equal(t, 0, govSweep(t, o).ReviewsOpened, "an open grant has no review yet")
 				clock.Add(10 * time.Minute)
 				_, err := reg.CloseGrant(context.Background(), g.ID, tc.opener)
