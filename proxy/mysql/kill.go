@@ -1,6 +1,7 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"regexp"
@@ -30,7 +31,7 @@ func parseKill(p []byte) (kill, bool) {
 	case p[0] == comProcessKill && len(p) >= 5:
 		id := le32(p[1:])
 		return kill{id: id, sql: fmt.Sprintf("KILL %d", id)}, true
-	case p[0] != comQuery || len(p) > 64:
+	case p[0] != comQuery || len(p) > 64 || !mentionsKill(p[1:]):
 		return kill{}, false
 	}
 	m := killStmt.FindSubmatch(p[1:])
@@ -42,6 +43,13 @@ func parseKill(p []byte) (kill, bool) {
 		return kill{}, false
 	}
 	return kill{id: uint32(id), query: len(m[1]) > 0 && (m[1][0] == 'Q' || m[1][0] == 'q'), sql: string(p[1:])}, true
+}
+
+// mentionsKill is a cheap test before the regexp: most short queries are
+// not KILLs.
+func mentionsKill(q []byte) bool {
+	q = bytes.TrimLeft(q, " \t\r\n")
+	return len(q) >= 4 && bytes.EqualFold(q[:4], []byte("KILL"))
 }
 
 // kill carries out a KILL of another bastion connection: allowed only for
