@@ -1,10 +1,12 @@
 // Package web serves sallyport's HTTP side on web.listen: health, Prometheus
-// metrics, and the JSON API and console for auditors, owners and reviewers.
-// It is the only package that speaks HTTP status codes.
+// metrics, and the console and JSON API for auditors, owners and admins,
+// signed in with OIDC. It is the only package that speaks HTTP status codes.
 package web
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -23,10 +25,16 @@ const (
 	// healthTimeout bounds the health check so a stuck registry shows as
 	// unhealthy instead of hanging the load balancer's probe.
 	healthTimeout = 3 * time.Second
+	// oidcTimeout bounds discovery and the code exchange with the provider.
+	oidcTimeout = 15 * time.Second
+	// pageTimeout bounds the registry and index reads behind one page; a
+	// recording download streams and is not bound by it.
+	pageTimeout = 20 * time.Second
 )
 
 // Server is the HTTP server. Its zero value serves /healthz as always
-// healthy, no metrics, and refuses every API call with 401.
+// healthy, no metrics, a console that says sign-in is not configured, and
+// refuses every API call with 401.
 type Server struct {
 	// Metrics serves /metrics. Nil: /metrics answers 404.
 	Metrics http.Handler
@@ -36,8 +44,38 @@ type Server struct {
 	// Logger receives request errors. Nil: slog.Default().
 	Logger *slog.Logger
 
-	mu  sync.Mutex
-	srv *http.Server
+	// OIDC is the provider people sign in with. Zero: nobody signs in.
+	OIDC OIDCConfig
+	// TLSCertFile and TLSKeyFile, both set, make Serve speak HTTPS.
+	TLSCertFile, TLSKeyFile string
+	// SessionKey signs the console's cookies (32 bytes or more). Nil: a
+	// random key per process, so sign-ins end when serve restarts.
+	SessionKey []byte
+	// BearerToken maps an API bearer token to a person's e-mail. Nil:
+	// bearer tokens are refused.
+	BearerToken func(ctx context.Context, token string) (string, error)
+
+	// Directory is the registry people sign in against and the console
+	// shows. Nil: nobody signs in.
+	Directory Directory
+	// Sessions is the session index. Nil: no sessions are shown.
+	Sessions SessionIndex
+	// Recordings reads recordings. Nil: no replay, downloads or integrity.
+	Recordings Recordings
+	// Workflows completes reviews and decides campaign items. Nil: those
+	// forms are refused.
+	Workflows Workflows
+
+	// HTTPClient talks to the OIDC provider. Nil: http.DefaultClient.
+	HTTPClient *http.Client
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	srv     *http.Server
+	keyOnce sync.Once
+	key     []byte
+	oidc    oidcProvider
 }
 
 // Handler returns the server's routes.
@@ -47,11 +85,18 @@ func (s *Server) Handler() http.Handler {
 	if s.Metrics != nil {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
-	mux.HandleFunc("/api/v1/", s.unauthenticated)
+	mux.Handle("GET /static/", staticHandler())
+	mux.HandleFunc("GET /auth/signin", s.signInPage)
+	mux.HandleFunc("GET /auth/login", s.login)
+	mux.HandleFunc("GET /auth/callback", s.callback)
+	mux.HandleFunc("POST /auth/logout", s.page(nil, s.logout))
+	s.pageRoutes(mux)
+	s.apiRoutes(mux)
 	return securityHeaders(mux)
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown, over TLS when the
+// certificate and key files are set.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	s.srv = &http.Server{
@@ -59,9 +104,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: readHeaderTimeout,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.logger().Handler(), slog.LevelWarn),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	srv := s.srv
 	s.mu.Unlock()
+	if s.TLSCertFile != "" && s.TLSKeyFile != "" {
+		return srv.ServeTLS(ln, s.TLSCertFile, s.TLSKeyFile)
+	}
 	return srv.Serve(ln)
 }
 
@@ -83,6 +132,25 @@ func (s *Server) logger() *slog.Logger {
 	return slog.Default()
 }
 
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// codec signs cookies with SessionKey, or a random per-process key.
+func (s *Server) codec() cookieCodec {
+	s.keyOnce.Do(func() {
+		s.key = s.SessionKey
+		if len(s.key) == 0 {
+			s.key = make([]byte, 32)
+			rand.Read(s.key)
+		}
+	})
+	return cookieCodec{key: s.key}
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if s.Health != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
@@ -96,13 +164,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// unauthenticated refuses API calls until sign-in exists; anonymous callers
-// never reach the registry or recordings.
-func (s *Server) unauthenticated(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="sallyport"`)
-	writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "authentication required: sign in to the console or send an API token"})
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -110,12 +171,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// contentSecurityPolicy allows only this origin's scripts and styles;
+// 'wasm-unsafe-eval' lets the player compile its bundled terminal emulator
+// (WebAssembly), nothing else is evaluated.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; " +
+	"img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")
+		if r.TLS != nil {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
 		next.ServeHTTP(w, r)
 	})
 }

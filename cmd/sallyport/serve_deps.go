@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"net"
@@ -66,10 +67,25 @@ func (d *serveDeps) components() ([]*component, error) {
 }
 
 func (d *serveDeps) webComponent() *component {
+	cfg := d.ap.cfg.Web
 	ws := &web.Server{
-		Metrics: promhttp.HandlerFor(d.metrics.registry, promhttp.HandlerOpts{}),
-		Health:  func(ctx context.Context) error { _, err := d.ap.store.People(ctx); return err },
-		Logger:  d.log,
+		Metrics:     promhttp.HandlerFor(d.metrics.registry, promhttp.HandlerOpts{}),
+		Health:      func(ctx context.Context) error { _, err := d.ap.store.People(ctx); return err },
+		Logger:      d.log,
+		OIDC:        web.OIDCConfig{Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID},
+		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile,
+		Directory: d.ap.store, Sessions: d.ap.store, Workflows: d.ap.reg,
+		Recordings: web.StoreRecordings{Store: d.recorder.Store, Key: d.recorder.Key.Public().(ed25519.PublicKey)},
+	}
+	if cfg.OIDC.ClientSecretEnv != "" {
+		ws.OIDC.ClientSecret = os.Getenv(cfg.OIDC.ClientSecretEnv)
+	}
+	// Cookies are signed with a key kept under data_dir, so sign-ins
+	// survive a restart; a failure only costs people a new sign-in.
+	if key, err := ca.LoadOrCreateKey(d.ap.cfg.Path("keys/web-session.key")); err == nil {
+		ws.SessionKey = key.Seed()
+	} else {
+		d.log.Warn("web: no persistent cookie key; sign-ins end on restart", "err", err)
 	}
 	return &component{
 		name:     "web",

@@ -1,0 +1,195 @@
+package web
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/recorder"
+)
+
+const (
+	// maxTimeline caps the events a session page lists; the JSON download
+	// has them all.
+	maxTimeline = 1000
+	// maxScannedTerminal is the largest terminal recording whose events the
+	// page looks for: beyond it, reading the whole recording for a page is
+	// too slow, and the JSON download has them.
+	maxScannedTerminal = 16 << 20
+)
+
+// sessionDetail is what the session page and GET /api/v1/sessions/{id} show.
+type sessionDetail struct {
+	Session     sqlstore.SessionRecord `json:"session"`
+	CertSerial  string                 `json:"cert_serial,omitempty"`
+	Identity    *iga.Identity          `json:"-"`
+	Entitlement *iga.Entitlement       `json:"entitlement,omitempty"`
+	Integrity   *recorder.Report       `json:"integrity,omitempty"`
+	Problem     string                 `json:"problem,omitempty"` // why the recording could not be read
+	Timeline    []recorder.Event       `json:"timeline,omitempty"`
+	Truncated   bool                   `json:"timeline_truncated,omitempty"`
+	Terminal    bool                   `json:"terminal"`
+}
+
+func (s *Server) sessionDetail(ctx context.Context, id string) (sessionDetail, error) {
+	if s.Sessions == nil {
+		return sessionDetail{}, errUnavailable
+	}
+	rec, err := s.Sessions.Session(ctx, id)
+	if err != nil {
+		return sessionDetail{}, fmt.Errorf("read session %s: %w", id, err)
+	}
+	d := sessionDetail{Session: rec, Terminal: rec.Protocol == "ssh"}
+	s.addIdentity(ctx, &d)
+	if s.Recordings == nil || rec.EndedAt.IsZero() {
+		return d, nil
+	}
+	rep, err := s.Recordings.Verify(ctx, rec.ID, rec.StartedAt)
+	if err != nil {
+		d.Problem = "the recording could not be read: " + err.Error()
+		return d, nil
+	}
+	d.Integrity = &rep
+	if !d.Terminal || rec.Bytes <= maxScannedTerminal {
+		s.readTimeline(ctx, &d)
+	}
+	return d, nil
+}
+
+// addIdentity adds the identity's certification and the entitlement the
+// session used, as the registry has them now.
+func (s *Server) addIdentity(ctx context.Context, d *sessionDetail) {
+	if s.Directory == nil {
+		return
+	}
+	id, err := s.Directory.Identity(ctx, d.Session.Identity)
+	if err != nil {
+		return
+	}
+	d.Identity = &id
+	for i, e := range id.Entitlements {
+		if e.Target == d.Session.Target && e.Login == d.Session.Login {
+			d.Entitlement = &id.Entitlements[i]
+			break
+		}
+	}
+}
+
+// timelineLine is the part of a JSON replay line the timeline looks at.
+type timelineLine struct {
+	Type    string               `json:"type"`
+	Session recorder.SessionMeta `json:"session"`
+}
+
+// readTimeline streams the recording as JSON lines and keeps its events
+// (queries, commands, transfers) and the credential serial.
+func (s *Server) readTimeline(ctx context.Context, d *sessionDetail) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(s.Recordings.Events(ctx, d.Session.ID, d.Session.StartedAt, pw)) }()
+	defer pr.Close()
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var l timelineLine
+		if json.Unmarshal(sc.Bytes(), &l) != nil {
+			continue
+		}
+		switch l.Type {
+		case "session":
+			d.CertSerial = l.Session.CertSerial
+		case "output", "input", "resize":
+		default:
+			if len(d.Timeline) == maxTimeline {
+				d.Truncated = true
+				return
+			}
+			var ev recorder.Event
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				d.Timeline = append(d.Timeline, ev)
+			}
+		}
+	}
+}
+
+func (s *Server) sessionPage(w http.ResponseWriter, r *http.Request, p *principal) {
+	d, err := s.sessionDetail(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	s.render(w, r, p, http.StatusOK, "session.html", "Session "+d.Session.ID, d)
+}
+
+// recordingTimeout bounds one download: a 200 MB recording streams in far
+// less, and a stalled client must not hold the store's reader for ever.
+const recordingTimeout = 30 * time.Minute
+
+// cast streams the terminal as asciicast v2 straight from the store: the
+// server holds one chunk at a time, whatever the recording's size.
+func (s *Server) cast(w http.ResponseWriter, r *http.Request, p *principal) {
+	s.download(w, r, p, "application/x-asciicast", ".cast", s.recordingsCast)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request, p *principal) {
+	s.download(w, r, p, "application/jsonl", ".jsonl", s.recordingsEvents)
+}
+
+func (s *Server) recordingsCast(ctx context.Context, rec sqlstore.SessionRecord, w io.Writer) error {
+	return s.Recordings.Cast(ctx, rec.ID, rec.StartedAt, w)
+}
+
+func (s *Server) recordingsEvents(ctx context.Context, rec sqlstore.SessionRecord, w io.Writer) error {
+	return s.Recordings.Events(ctx, rec.ID, rec.StartedAt, w)
+}
+
+type streamFunc func(ctx context.Context, rec sqlstore.SessionRecord, w io.Writer) error
+
+func (s *Server) download(w http.ResponseWriter, r *http.Request, p *principal, ctype, ext string, stream streamFunc) {
+	if s.Sessions == nil || s.Recordings == nil {
+		s.fail(w, r, p, errUnavailable)
+		return
+	}
+	// The page's deadline would cut a long download short.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), recordingTimeout)
+	defer cancel()
+	stop := context.AfterFunc(r.Context(), cancel) // the client went away
+	defer stop()
+	rec, err := s.Sessions.Session(ctx, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, p, fmt.Errorf("read session: %w", err))
+		return
+	}
+	cw := &countingWriter{w: w}
+	w.Header().Set("Content-Type", ctype)
+	if r.URL.Query().Has("download") {
+		w.Header().Set("Content-Disposition", `attachment; filename="`+rec.ID+ext+`"`)
+	}
+	if err := stream(ctx, rec, cw); err != nil {
+		if cw.n == 0 {
+			s.fail(w, r, p, fmt.Errorf("%w: recording of session %s: %v", errNotRecorded, rec.ID, err))
+			return
+		}
+		s.logger().Warn("recording download cut short", "session", rec.ID, "err", err)
+	}
+}
+
+var errNotRecorded = fmt.Errorf("%w: no readable recording", iga.ErrNotFound)
+
+// countingWriter tells whether anything was sent before an error, when a
+// status can no longer be changed.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}

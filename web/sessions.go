@@ -1,0 +1,189 @@
+package web
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sallyport/sallyport/iga/sqlstore"
+)
+
+// sessionsPerPage is how many sessions one page of search results shows.
+const sessionsPerPage = 50
+
+// sessionQuery is a session search as the form and the API take it.
+type sessionQuery struct {
+	Identity, Owner, Target, Protocol string
+	From, To                          string // dates (2006-01-02) or RFC 3339 times
+	Breakglass                        bool
+	Page                              int // from 1
+	from, to                          time.Time
+}
+
+func parseSessionQuery(v url.Values) (sessionQuery, error) {
+	q := sessionQuery{Identity: strings.TrimSpace(v.Get("identity")), Owner: strings.TrimSpace(v.Get("owner")),
+		Target: strings.TrimSpace(v.Get("target")), Protocol: v.Get("protocol"),
+		From: v.Get("from"), To: v.Get("to"), Breakglass: v.Get("breakglass") != "", Page: 1}
+	if p, err := strconv.Atoi(v.Get("page")); err == nil && p > 0 {
+		q.Page = p
+	}
+	var err error
+	if q.from, err = parseWhen(q.From, false); err != nil {
+		return q, err
+	}
+	q.to, err = parseWhen(q.To, true)
+	return q, err
+}
+
+// parseWhen reads a date or an RFC 3339 time; a date as the end of a
+// range means the end of that day.
+func parseWhen(s string, end bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse("2006-01-02", s)
+	if err != nil {
+		return t, fmt.Errorf("%w: time %q: want 2006-01-02 or an RFC 3339 time", errBadRequest, s)
+	}
+	if end {
+		t = t.Add(24 * time.Hour)
+	}
+	return t, nil
+}
+
+func (q sessionQuery) filter() sqlstore.SessionFilter {
+	return sqlstore.SessionFilter{Identity: q.Identity, Target: q.Target, Since: q.from}
+}
+
+// match applies what the index cannot filter on itself.
+func (q sessionQuery) match(r sqlstore.SessionRecord) bool {
+	return (q.Owner == "" || r.Owner == q.Owner) && (q.Protocol == "" || r.Protocol == q.Protocol) &&
+		(q.to.IsZero() || r.StartedAt.Before(q.to)) && (!q.Breakglass || r.BreakglassGrant != "")
+}
+
+// values is q as URL parameters, for paging links.
+func (q sessionQuery) values(page int) string {
+	v := url.Values{}
+	for k, s := range map[string]string{"identity": q.Identity, "owner": q.Owner, "target": q.Target,
+		"protocol": q.Protocol, "from": q.From, "to": q.To} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Breakglass {
+		v.Set("breakglass", "1")
+	}
+	v.Set("page", strconv.Itoa(page))
+	return v.Encode()
+}
+
+// sessionPage is one page of search results, newest first.
+type sessionPage struct {
+	Query      sessionQuery
+	Sessions   []sqlstore.SessionRecord
+	Total      int
+	Prev, Next string // query strings; empty at either end
+	Protocols  []string
+}
+
+func (s *Server) searchSessions(r *http.Request, q sessionQuery) (sessionPage, error) {
+	out := sessionPage{Query: q, Protocols: []string{"ssh", "postgres", "mysql"}}
+	if s.Sessions == nil {
+		return out, nil
+	}
+	all, err := s.Sessions.Sessions(r.Context(), q.filter())
+	if err != nil {
+		return out, fmt.Errorf("search sessions: %w", err)
+	}
+	var hits []sqlstore.SessionRecord
+	for _, rec := range slices.Backward(all) {
+		if q.match(rec) {
+			hits = append(hits, rec)
+		}
+	}
+	out.Total = len(hits)
+	start := min((q.Page-1)*sessionsPerPage, len(hits))
+	end := min(start+sessionsPerPage, len(hits))
+	out.Sessions = hits[start:end]
+	if q.Page > 1 {
+		out.Prev = q.values(q.Page - 1)
+	}
+	if end < len(hits) {
+		out.Next = q.values(q.Page + 1)
+	}
+	return out, nil
+}
+
+func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, p *principal) {
+	q, err := parseSessionQuery(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	page, err := s.searchSessions(r, q)
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	s.render(w, r, p, http.StatusOK, "sessions.html", "Sessions", page)
+}
+
+func (s *Server) livePage(w http.ResponseWriter, r *http.Request, p *principal) {
+	live, err := s.liveSessions(r)
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	s.render(w, r, p, http.StatusOK, "live.html", "Live sessions", live)
+}
+
+func (s *Server) liveSessions(r *http.Request) ([]sqlstore.SessionRecord, error) {
+	if s.Sessions == nil {
+		return nil, nil
+	}
+	live, err := s.Sessions.Sessions(r.Context(), sqlstore.SessionFilter{Live: true})
+	if err != nil {
+		return nil, fmt.Errorf("list live sessions: %w", err)
+	}
+	return live, nil
+}
+
+// kill asks the process running the session to end it; the proxy's
+// session watcher does so within seconds.
+func (s *Server) kill(w http.ResponseWriter, r *http.Request, p *principal) {
+	if err := s.requestKill(r, p); err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	http.Redirect(w, r, "/live", http.StatusSeeOther)
+}
+
+func (s *Server) requestKill(r *http.Request, p *principal) error {
+	if s.Sessions == nil {
+		return errUnavailable
+	}
+	id := r.PathValue("id")
+	rec, err := s.Sessions.Session(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("kill session %s: %w", id, err)
+	}
+	if !rec.EndedAt.IsZero() {
+		return fmt.Errorf("%w: session %s already ended at %s", errConflict, id, rec.EndedAt.UTC().Format(time.RFC3339))
+	}
+	reason := "ended by " + p.ID + " from the console"
+	if note := strings.TrimSpace(r.PostFormValue("reason")); note != "" {
+		reason += ": " + note
+	}
+	if err := s.Sessions.RequestKill(r.Context(), id, reason, s.now()); err != nil {
+		return fmt.Errorf("kill session %s: %w", id, err)
+	}
+	s.logger().Warn("session kill requested", "session", id, "by", p.ID)
+	return nil
+}
