@@ -121,6 +121,9 @@ func (c *conn) begin(d iga.Decision, req iga.Request, prof profile, t Target) (s
 	}
 	c.sess, c.rec = sess, rec
 	c.ups[prof] = &upstream{cert: cert}
+	s.logger().Info("ssh session started", "session", sess.ID, "identity", d.Identity, "target", t.Name,
+		"login", d.Login, "action", d.Action, "source", c.sc.RemoteAddr().String(), "cert_serial", cert.Cert.Serial,
+		"breakglass_grant", d.Grant)
 	c.touch()
 	go c.supervise()
 	return "", nil
@@ -279,6 +282,7 @@ func (c *conn) seal(reason string) {
 	if err := c.rec.Close(ctx, recorder.End{ExitStatus: exit, Reason: reason}); err != nil {
 		c.srv.logger().Error("seal ssh session recording", "session", c.sess.ID, "err", err)
 	}
+	c.srv.logger().Info("ssh session ended", "session", c.sess.ID, "identity", c.sess.Request.Identity, "reason", reason)
 	c.srv.live().End(c.sess)
 }
 
