@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime/debug"
@@ -223,10 +225,11 @@ func grantJSON(g iga.Grant) grantOut {
 func newBreakglassCloseCmd(g *globals) *cobra.Command {
 	var by string
 	c := &cobra.Command{
-		Use:     "close GRANT",
-		Short:   "Close a break-glass grant before it expires",
-		Example: `  sallyport breakglass close bg-1a2b3c4d`,
-		Args:    args(1, "GRANT"),
+		Use:   "close GRANT",
+		Short: "Close a break-glass grant before it expires (GRANT last: the newest open one)",
+		Example: `  sallyport breakglass close bg-1a2b3c4d
+  sallyport breakglass close last`,
+		Args: args(1, "GRANT"),
 		RunE: func(c *cobra.Command, a []string) error {
 			ap, err := g.open(c.Context())
 			if err != nil {
@@ -236,7 +239,11 @@ func newBreakglassCloseCmd(g *globals) *cobra.Command {
 			if by == "" {
 				by = operator()
 			}
-			gr, err := ap.reg.CloseGrant(c.Context(), a[0], by)
+			id, err := grantID(c.Context(), ap, a[0])
+			if err != nil {
+				return err
+			}
+			gr, err := ap.reg.CloseGrant(c.Context(), id, by)
 			if err != nil {
 				return err
 			}
@@ -246,6 +253,24 @@ func newBreakglassCloseCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&by, "by", "", "who closes it (default: the operator running the command)")
 	return c
+}
+
+// grantID resolves "last" to the newest open grant.
+func grantID(ctx context.Context, ap *app, arg string) (string, error) {
+	if arg != "last" {
+		return arg, nil
+	}
+	grants, err := ap.store.Grants(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	for i := len(grants) - 1; i >= 0; i-- {
+		if grants[i].Open(now) {
+			return grants[i].ID, nil
+		}
+	}
+	return "", errors.New("no open break-glass grant (see 'sallyport iga show IDENTITY')")
 }
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".

@@ -304,6 +304,13 @@ Admission, as the bastion decides it (exit 0 allow, 1 deny):
 Break-glass: a named holder, a reason, a time limit; then the session is let in and flagged:
   %[1]s breakglass open bg-oncall --target web-01 --by carol@example.com --reason "demo: incident drill" --for 15m
   %[2]s bg-oncall@web-01@127.0.0.1 'echo break-glass session'
+  %[1]s breakglass close last
+Afterwards someone other than the opener reviews what happened:
+  %[1]s review list
+  %[1]s review complete last --by carol@example.com --outcome drill --note "my own grant"   # refused: dual control
+  %[1]s review complete last --by alice@example.com --outcome drill --note "demo drill, commands as expected"
+  %[1]s review export last -o %[6]s
+  %[1]s iga report                                        # hygiene findings with OWASP NHI ids
 
 Governance:
   %[1]s iga show svc-backup
@@ -314,7 +321,7 @@ Governance:
 Health and metrics:
   curl -s http://%[4]s/healthz
   curl -s http://%[4]s/metrics | grep sallyport_
-`, sp, ssh, key, d.webAddr, d.ports.postgres)
+`, sp, ssh, key, d.webAddr, d.ports.postgres, filepath.Join(d.dir, "evidence.json"))
 }
 
 // selfCommand is how the user ran this binary, so printed commands work

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -81,6 +83,22 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	out, code = run(find("bg-oncall@web-01@"))
 	assert.Equal(t, 0, code, out)
 	assert.Contains(t, out, "break-glass session")
+	out, code = run(find("breakglass close last"))
+	assert.Equal(t, 0, code, out)
+	require.Eventually(t, func() bool { out, _ := run(find(" review list")); return strings.Contains(out, "bg-oncall") },
+		10*time.Second, 200*time.Millisecond, "no review after the grant closed")
+	out, code = run(find("review complete last --by carol"))
+	assert.Equal(t, 1, code, "the opener may not review her own grant: %s", out)
+	out, code = run(find("review complete last --by alice"))
+	assert.Equal(t, 0, code, out)
+	out, code = run(find("review export last"))
+	assert.Equal(t, 0, code, out)
+	evidence, err := os.ReadFile(filepath.Join(work, "demo", "evidence.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(evidence), "echo break-glass session", "the evidence holds the session's command")
+	out, code = run(find(" iga report"))
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "NHI")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	assert.NoError(t, cmd.Wait(), "demo exits 0 on Ctrl-C")
