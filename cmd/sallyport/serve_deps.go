@@ -53,7 +53,7 @@ func (d *serveDeps) components() ([]*component, error) {
 	for _, p := range []struct {
 		kind string
 		make func() (*component, error)
-	}{{"ssh", d.sshComponent}, {"postgres", d.postgresComponent}} {
+	}{{"ssh", d.sshComponent}, {"postgres", d.postgresComponent}, {"mysql", d.mysqlComponent}} {
 		if !d.ap.cfg.hasTargetKind(p.kind) {
 			continue
 		}
