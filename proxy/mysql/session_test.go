@@ -162,4 +162,13 @@ func TestLargeResult(t *testing.T) {
 	evs := e.events(t, e.lastSession(t))
 	assert.Equal(t, int64(1000), rows(bySQL(t, evs, "SELECT id, REPEAT('x', 10240) FROM orders")))
 	assert.Equal(t, int64(1), rows(bySQL(t, evs, "SELECT raw FROM imports WHERE id = 7")))
+	// go-sql-driver sends a parameter this large with COM_STMT_SEND_LONG_DATA;
+	// the recording keeps its size and first bytes.
+	ins := bySQL(t, evs, "INSERT INTO imports (id, raw) VALUES (?, ?)")
+	require.Len(t, ins.Params, 2)
+	assert.Equal(t, float64(7), ins.Params[0])
+	long, ok := ins.Params[1].(map[string]any)
+	require.True(t, ok, "got %T, want the long value's summary", ins.Params[1])
+	assert.Equal(t, float64(len(big)), long["bytes"])
+	assert.Equal(t, strings.Repeat("y", 1024), long["prefix"])
 }
