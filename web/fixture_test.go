@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -53,8 +54,11 @@ func newConsole(t *testing.T) *console {
 	seedRegistry(t, store)
 	rstore, pub := recordSessions(t, dir, store)
 	op := newTestOP(t)
-	reg := &iga.Registry{Store: store}
-	ws := &web.Server{OIDC: web.OIDCConfig{Issuer: op.srv.URL, ClientID: op.clientID, ClientSecret: op.secret},
+	reg := &iga.Registry{Store: store, Targets: func(name string) (iga.Target, bool) {
+		return iga.Target{Name: name, Kind: "ssh"}, name == "web-01"
+	}, Logger: quietLogger()}
+	seedGovernance(t, reg)
+	ws := &web.Server{Logger: quietLogger(), OIDC: web.OIDCConfig{Issuer: op.srv.URL, ClientID: op.clientID, ClientSecret: op.secret},
 		Directory: store, Sessions: store, Workflows: reg, Recordings: web.StoreRecordings{Store: rstore, Key: pub}}
 	srv := httptest.NewServer(ws.Handler())
 	t.Cleanup(srv.Close)
@@ -80,12 +84,17 @@ func seedRegistry(t *testing.T, store *sqlstore.Store) {
 			{ID: "svc-report", Kind: iga.KindServiceAccount, State: iga.StateActive, Owner: owner},
 			{ID: "svc-orphan", Kind: iga.KindWorkload, State: iga.StateActive},
 			{ID: "svc-ghost", Kind: iga.KindWorkload, State: iga.StateActive, Owner: inactive},
+			{ID: "bg-root", Kind: iga.KindBreakGlass, State: iga.StateActive, Owner: owner, Holders: []string{admin},
+				Entitlements: []iga.Entitlement{{Target: "web-01", Login: "root", Actions: []iga.Action{iga.ActionShell}}}},
 		} {
 			if err := tx.PutIdentity(context.Background(), id); err != nil {
 				return err
 			}
 		}
 		if err := tx.AddCertification(context.Background(), "svc-backup", iga.Certification{Decision: iga.DecisionCertify, By: owner, At: now, Until: now.Add(80 * 24 * time.Hour)}); err != nil {
+			return err
+		}
+		if err := tx.AddCertification(context.Background(), "bg-root", iga.Certification{Decision: iga.DecisionCertify, By: owner, At: now, Until: now.Add(80 * 24 * time.Hour)}); err != nil {
 			return err
 		}
 		return tx.AddCertification(context.Background(), "svc-report", iga.Certification{Decision: iga.DecisionCertify, By: owner, At: now, Until: now.Add(10 * 24 * time.Hour)})
@@ -169,3 +178,19 @@ func (c *console) post(b *http.Client, path string, form url.Values) *http.Respo
 	resp.Body.Close()
 	return resp
 }
+
+// seedGovernance opens and closes a break-glass grant (admin is the
+// opener, so the review goes to the owner) and starts a campaign.
+func seedGovernance(t *testing.T, reg *iga.Registry) {
+	ctx := context.Background()
+	g, err := reg.OpenGrant(ctx, iga.GrantRequest{Identity: "bg-root", Target: "web-01", By: admin, Reason: "disk full on web-01, paging", Ticket: "INC-7"})
+	require.NoError(t, err)
+	_, err = reg.CloseGrant(ctx, g.ID, admin)
+	require.NoError(t, err)
+	_, err = (&iga.Oversight{Registry: reg}).Sweep(ctx)
+	require.NoError(t, err)
+	_, err = reg.StartCampaign(ctx, iga.CampaignRequest{Name: "Q4 recertification", Scope: "owner:" + owner, Due: 14 * 24 * time.Hour, By: admin})
+	require.NoError(t, err)
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
