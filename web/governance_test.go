@@ -72,7 +72,7 @@ func TestCampaigns(t *testing.T) {
 	own, _, _ := c.signIn(owner)
 	var cs []struct {
 		ID    string
-		Open  bool `json:"open"`
+		Open  bool                                            `json:"open"`
 		Items []struct{ Identity, Reviewer, Decision string } `json:"items"`
 	}
 	require.Equal(t, http.StatusOK, getJSON(t, own, c.srv.URL+"/api/v1/campaigns", &cs))
