@@ -59,6 +59,7 @@ type envOptions struct {
 	plaintext bool          // AllowPlaintext
 	startup   time.Duration // StartupTimeout
 	maxMsg    int
+	maxSess   time.Duration // MaxSession
 	logger    *slog.Logger
 }
 
@@ -130,7 +131,7 @@ func (e *env) serve(t testing.TB, opts envOptions) {
 		Gate: e.reg, Live: e.live, Recorder: recorderFunc(e.open),
 		Targets:        func(name string) (*mysql.Target, bool) { return target, name == targetName },
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{cert}},
-		AllowPlaintext: opts.plaintext, StartupTimeout: opts.startup, MaxMessageSize: opts.maxMsg,
+		AllowPlaintext: opts.plaintext, StartupTimeout: opts.startup, MaxMessageSize: opts.maxMsg, MaxSession: opts.maxSess,
 		Logger: logger,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -82,6 +82,16 @@ func TestRevocationEndsSessionWithin5s(t *testing.T) {
 	e.waitNoUsers(t, 5*time.Second)
 }
 
+// TestMaxSession: MySQL users have no VALID UNTIL, so the bastion ends a
+// session at its maximum duration and tells the client why.
+func TestMaxSession(t *testing.T) {
+	e := newEnv(t, envOptions{maxSess: time.Second})
+	out, err := e.mariadb(t, okIdentity, e.token(okIdentity), "", "-D", targetName, "--ssl", "-e", "SELECT SLEEP(10)")
+	require.Error(t, err, "mariadb: %s", out)
+	assert.Contains(t, out, "sallyport: session ended: session reached its maximum duration", "mariadb output: %s", out)
+	e.waitNoUsers(t, 5*time.Second)
+}
+
 // TestCtrlCCancelsQuery sends SIGINT to the mariadb client running
 // SELECT SLEEP(30): the client sends KILL QUERY with the bastion's
 // connection id on a second connection, which the bastion maps to the
