@@ -4,11 +4,11 @@ BIN       := bin/sallyport
 DEMO_DIR  ?= ./sallyport-demo
 PKGS      := ./...
 # Debian packages the tests, demo and benchmarks talk to (real servers and clients).
-DEB_PKGS  := openssh-server openssh-client postgresql postgresql-client mariadb-server mariadb-client asciinema
+DEB_PKGS  := openssh-server openssh-client postgresql postgresql-client mariadb-server mariadb-client asciinema chromium
 # Every test package gets this long; the whole run must stay well under 20 minutes.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test deps vet lint demo bench fuzz clean
+.PHONY: all build test deps vet lint demo bench fuzz clean web-assets
 
 all: build
 
@@ -52,6 +52,17 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 20s $$pkg || exit 1; \
 		done; \
 	done
+
+## web-assets: refresh the console's asciinema-player (npm package, built files and licence).
+ASCIINEMA_PLAYER ?= asciinema-player@3.18.0
+web-assets:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd "$$tmp" && npm pack --silent $(ASCIINEMA_PLAYER) >/dev/null && tar xzf asciinema-player-*.tgz) && \
+	cp "$$tmp/package/dist/bundle/asciinema-player.min.js" "$$tmp/package/dist/bundle/asciinema-player.css" web/static/ && \
+	cp "$$tmp/package/LICENSE" web/static/asciinema-player.LICENSE && \
+	v=$$(sed -n 's/^  "version": "\(.*\)",/\1/p' "$$tmp/package/package.json") && \
+	echo "asciinema-player $$v (npm), Apache-2.0: asciinema-player.min.js and asciinema-player.css from dist/bundle; refreshed by make web-assets" > web/static/asciinema-player.VERSION && \
+	echo "web/static: asciinema-player $$v"
 
 clean:
 	rm -rf bin

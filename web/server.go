@@ -174,7 +174,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // contentSecurityPolicy allows only this origin's scripts and styles;
 // 'wasm-unsafe-eval' lets the player compile its bundled terminal emulator
 // (WebAssembly), nothing else is evaluated.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; " +
+const contentSecurityPolicy = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
 	"img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 func securityHeaders(next http.Handler) http.Handler {
