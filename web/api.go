@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html/template"
 	"net/http"
 	"time"
 )
@@ -37,7 +38,8 @@ func (s *Server) apiSessions(w http.ResponseWriter, r *http.Request, p *principa
 	for i, rec := range page.Sessions {
 		out[i] = toAPISession(rec)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sessions": out, "total": page.Total, "next": page.Next, "prev": page.Prev})
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out, "total": page.Total,
+		"next": apiPage(page.Next), "prev": apiPage(page.Prev)})
 }
 
 func (s *Server) apiSession(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -102,4 +104,12 @@ func (s *Server) apiDecide(w http.ResponseWriter, r *http.Request, p *principal)
 		return
 	}
 	writeJSON(w, http.StatusOK, it)
+}
+
+// apiPage turns a console page link into the same page of the API.
+func apiPage(link template.URL) string {
+	if link == "" {
+		return ""
+	}
+	return "/api/v1" + string(link)
 }

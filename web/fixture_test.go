@@ -52,6 +52,7 @@ func newConsole(t *testing.T) *console {
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	seedRegistry(t, store)
+	seedRefusals(t, store)
 	rstore, pub := recordSessions(t, dir, store)
 	op := newTestOP(t)
 	reg := &iga.Registry{Store: store, Targets: func(name string) (iga.Target, bool) {
@@ -194,3 +195,12 @@ func seedGovernance(t *testing.T, reg *iga.Registry) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// seedRefusals records refused admissions, as the proxies would.
+func seedRefusals(t *testing.T, store *sqlstore.Store) {
+	for i, code := range []string{iga.ReasonNotCertified, iga.ReasonNotCertified, iga.ReasonSourceNotAllowed} {
+		require.NoError(t, store.RecordDecision(context.Background(), iga.AuditEvent{Time: time.Now().Add(-time.Duration(i) * 24 * time.Hour),
+			Type: "decision", Actor: "sallyport", Identity: "svc-ghost", Target: "web-01", Action: iga.ActionShell,
+			Reasons: []iga.Reason{{Code: code, Message: "refused"}}}))
+	}
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -89,7 +90,7 @@ type sessionPage struct {
 	Query      sessionQuery
 	Sessions   []sqlstore.SessionRecord
 	Total      int
-	Prev, Next string // query strings; empty at either end
+	Prev, Next template.URL // the pages before and after; empty at either end
 	Protocols  []string
 }
 
@@ -113,10 +114,10 @@ func (s *Server) searchSessions(r *http.Request, q sessionQuery) (sessionPage, e
 	end := min(start+sessionsPerPage, len(hits))
 	out.Sessions = hits[start:end]
 	if q.Page > 1 {
-		out.Prev = q.values(q.Page - 1)
+		out.Prev = template.URL("/sessions?" + q.values(q.Page-1))
 	}
 	if end < len(hits) {
-		out.Next = q.values(q.Page + 1)
+		out.Next = template.URL("/sessions?" + q.values(q.Page+1))
 	}
 	return out, nil
 }

@@ -1,0 +1,176 @@
+package web_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/iga/sqlstore"
+)
+
+func getBody(t *testing.T, b *http.Client, u string) (int, http.Header, string) {
+	resp, err := b.Get(u)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+type sessionsAnswer struct {
+	Sessions []struct {
+		ID, Identity, Protocol string
+		Breakglass             string `json:"breakglass_grant"`
+	} `json:"sessions"`
+	Total int    `json:"total"`
+	Next  string `json:"next"`
+	Prev  string `json:"prev"`
+}
+
+// TestSessionSearch: every search field narrows the list; pages hold 50,
+// newest first, and the page links carry the search.
+func TestSessionSearch(t *testing.T) {
+	c := newConsole(t)
+	base := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
+	for i := range 60 {
+		require.NoError(t, c.store.PutSession(t.Context(), sqlstore.SessionRecord{ID: fmt.Sprintf("s-bulk-%02d", i), Identity: "svc-bulk",
+			Owner: "carol@example.com", Target: "billing", Protocol: "mysql", Login: "app", State: "stored",
+			StartedAt: base.Add(time.Duration(i) * time.Minute), EndedAt: base.Add(time.Duration(i)*time.Minute + time.Second)}))
+	}
+	require.NoError(t, c.store.PutSession(t.Context(), sqlstore.SessionRecord{ID: "s-bg", Identity: "bg-root", Owner: owner,
+		Target: "web-01", Protocol: "ssh", Login: "root", BreakglassGrant: "bg-1", State: "stored", StartedAt: base, EndedAt: base.Add(time.Minute)}))
+	aud, _, _ := c.signIn(auditor)
+	for _, tc := range []struct {
+		query     string
+		wantTotal int
+		wantFirst string
+	}{
+		{"", 64, "s-live"},
+		{"identity=svc-bulk", 60, "s-bulk-59"},
+		{"owner=carol@example.com&page=2", 60, "s-bulk-09"},
+		{"target=web-01", 3, "s-live"},
+		{"protocol=postgres", 1, "s-pg"},
+		{"breakglass=1", 1, "s-bg"},
+		{"from=" + time.Now().UTC().Format("2006-01-02"), 3, "s-live"},
+		{"to=" + base.Format(time.RFC3339) + "&identity=svc-bulk", 0, ""},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			var a sessionsAnswer
+			require.Equal(t, http.StatusOK, getJSON(t, aud, c.srv.URL+"/api/v1/sessions?"+tc.query, &a))
+			assert.Equal(t, tc.wantTotal, a.Total)
+			if tc.wantFirst != "" {
+				require.NotEmpty(t, a.Sessions)
+				assert.Equal(t, tc.wantFirst, a.Sessions[0].ID)
+			}
+			assert.LessOrEqual(t, len(a.Sessions), 50)
+		})
+	}
+	var a sessionsAnswer
+	require.Equal(t, http.StatusOK, getJSON(t, aud, c.srv.URL+"/api/v1/sessions?identity=svc-bulk", &a))
+	assert.Contains(t, a.Next, "/api/v1/sessions?identity=svc-bulk")
+	assert.Contains(t, a.Next, "page=2")
+	_, _, page := getBody(t, aud, c.srv.URL+"/sessions?identity=svc-bulk")
+	assert.Contains(t, page, `href="/sessions?identity=svc-bulk&amp;page=2"`, "the page links to the next page without JavaScript")
+	code, _, _ := getBody(t, aud, c.srv.URL+"/api/v1/sessions?from=yesterday")
+	assert.Equal(t, http.StatusBadRequest, code)
+}
+
+// TestRecordingDownloads: the cast is one asciicast v2 file streamed from
+// the store; the JSON download has the session line and every event.
+func TestRecordingDownloads(t *testing.T) {
+	c := newConsole(t)
+	aud, _, _ := c.signIn(auditor)
+	code, h, body := getBody(t, aud, c.srv.URL+"/sessions/s-ssh/cast?download=1")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, h.Get("Content-Disposition"), `filename="s-ssh.cast"`)
+	first, _, _ := strings.Cut(body, "\n")
+	var header struct{ Version, Width, Height int }
+	require.NoError(t, json.Unmarshal([]byte(first), &header))
+	assert.Equal(t, 2, header.Version)
+	assert.Contains(t, body, recordedText)
+
+	code, _, body = getBody(t, aud, c.srv.URL+"/api/v1/sessions/s-pg/events")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, body, `"type":"session"`)
+	assert.Contains(t, body, "SELECT name FROM customers")
+
+	code, _, _ = getBody(t, aud, c.srv.URL+"/sessions/s-pg/cast")
+	assert.Equal(t, http.StatusNotFound, code, "a database session has no terminal")
+	code, _, _ = getBody(t, aud, c.srv.URL+"/sessions/nope/events")
+	assert.Equal(t, http.StatusNotFound, code)
+}
+
+// TestSessionDetail: metadata, the integrity badge and the query timeline.
+func TestSessionDetail(t *testing.T) {
+	c := newConsole(t)
+	aud, _, _ := c.signIn(auditor)
+	var d struct {
+		CertSerial  string `json:"cert_serial"`
+		Entitlement struct{ Login string }
+		Integrity   struct{ Status string }
+		Timeline    []struct {
+			Type, SQL string
+			Params    []any
+			Outcome   struct {
+				Tag       string
+				ErrorCode string `json:"error_code"`
+			}
+		}
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, aud, c.srv.URL+"/api/v1/sessions/s-ssh", &d))
+	assert.Equal(t, "4711", d.CertSerial)
+	assert.Equal(t, "backup", d.Entitlement.Login)
+	assert.Equal(t, "intact", d.Integrity.Status)
+	require.Equal(t, http.StatusOK, getJSON(t, aud, c.srv.URL+"/api/v1/sessions/s-pg", &d))
+	require.Len(t, d.Timeline, 3) // two queries and the end
+	assert.Equal(t, []any{"42"}, d.Timeline[0].Params)
+	assert.Equal(t, "SELECT 3", d.Timeline[0].Outcome.Tag)
+	assert.Equal(t, "42501", d.Timeline[1].Outcome.ErrorCode)
+	_, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-ssh")
+	assert.Contains(t, page, `<span class="badge intact" id="integrity">recording intact</span>`)
+	assert.Contains(t, page, `data-cast="/sessions/s-ssh/cast"`)
+}
+
+// TestRegistryFlags: each risk the registry view flags.
+func TestRegistryFlags(t *testing.T) {
+	c := newConsole(t)
+	own, _, _ := c.signIn(owner)
+	var rows []struct {
+		ID    string
+		Flags []string
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, own, c.srv.URL+"/api/v1/identities", &rows))
+	flags := map[string][]string{}
+	for _, r := range rows {
+		flags[r.ID] = r.Flags
+	}
+	assert.Empty(t, flags["svc-backup"])
+	assert.Equal(t, []string{"expiring in 30 days"}, flags["svc-report"])
+	assert.Equal(t, []string{"no owner", "not certified"}, flags["svc-orphan"])
+	assert.Equal(t, []string{"owner inactive", "not certified"}, flags["svc-ghost"])
+	_, _, page := getBody(t, own, c.srv.URL+"/registry")
+	assert.Contains(t, page, `<span class="flag">owner inactive</span>`)
+}
+
+// TestOverview: live sessions, expiring certifications and the two charts
+// drawn on the server.
+func TestOverview(t *testing.T) {
+	c := newConsole(t)
+	aud, _, _ := c.signIn(auditor)
+	code, _, page := getBody(t, aud, c.srv.URL+"/")
+	require.Equal(t, http.StatusOK, code)
+	assert.Contains(t, page, `<a href="/sessions/s-live">s-live</a>`)
+	assert.Contains(t, page, "Certifications expiring within 30 days (1)")
+	assert.Equal(t, 2, strings.Count(page, `<svg class="chart"`))
+	assert.Contains(t, page, "not_certified: 1</title>", "refusals by reason")
+	assert.Contains(t, page, "source_not_allowed: 1</title>")
+	assert.Contains(t, page, "ssh: 2</title>", "sessions by protocol")
+	assert.Contains(t, page, "postgres: 1</title>")
+}
