@@ -2,11 +2,12 @@ package mysql
 
 // Bounds of what the server-side scanner keeps of a packet.
 const (
-	// keepWhole: packets up to this size are handed over whole (OK, ERR,
-	// EOF, column counts, prepare answers are all far smaller).
+	// keepWhole: packets up to this size whose first byte may start an OK,
+	// ERR or EOF are handed over whole (those are far smaller).
 	keepWhole = 4 << 10
-	// keepPrefix: of larger packets (rows) only this much is kept: enough
-	// to tell a row from an end-of-rows packet.
+	// keepPrefix: of other packets (rows, column counts and definitions)
+	// only this much is kept: enough for a column count, and to tell a row
+	// from an end-of-rows packet.
 	keepPrefix = 16
 )
 
@@ -21,6 +22,7 @@ type packetScanner struct {
 	nhdr   int
 	remain int  // bytes left of the current physical packet
 	full   bool // the current physical packet is 16 MB: the logical one goes on
+	whole  bool // the current logical packet is kept whole
 	size   int  // logical size so far
 	body   []byte
 }
@@ -43,6 +45,9 @@ func (f *packetScanner) feed(p []byte) {
 			}
 		}
 		take := min(len(p), f.remain)
+		if f.size == 0 && take > 0 {
+			f.whole = !f.full && f.remain <= keepWhole && mayEndResult(p[0])
+		}
 		if room := f.limit() - len(f.body); room > 0 {
 			f.body = append(f.body, p[:min(take, room)]...)
 		}
@@ -55,13 +60,16 @@ func (f *packetScanner) feed(p []byte) {
 
 // limit is how much of the current packet is kept.
 func (f *packetScanner) limit() int {
-	if f.full || f.size > 0 && f.size+f.remain > keepWhole {
-		return keepPrefix
+	if f.whole {
+		return keepWhole
 	}
-	if f.size == 0 && f.remain > keepWhole {
-		return keepPrefix
-	}
-	return keepWhole
+	return keepPrefix
+}
+
+// mayEndResult reports whether a packet starting with b may be an OK (or a
+// prepare answer, or a binary row), an EOF, an ERR or a LOCAL INFILE request.
+func mayEndResult(b byte) bool {
+	return b == hdrOK || b == hdrEOF || b == hdrErr || b == hdrLocalInfile
 }
 
 // end closes a physical packet: the logical one is complete unless this
