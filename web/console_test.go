@@ -1,7 +1,10 @@
 package web_test
 
 import (
+	"context"
+	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -186,4 +189,63 @@ func TestSecurityHeaders(t *testing.T) {
 			assert.NotContains(t, csp, " 'unsafe-eval'", "only WebAssembly may be compiled, no eval")
 		})
 	}
+}
+
+// TestClientSecretStaysOutOfLogs: a provider refusing the console's
+// credentials fails the sign-in; the log says why without the secret.
+func TestClientSecretStaysOutOfLogs(t *testing.T) {
+	c := newConsole(t)
+	var logs strings.Builder
+	ws := &web.Server{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Directory: c.ws.Directory,
+		OIDC: web.OIDCConfig{Issuer: c.op.srv.URL, ClientID: c.op.clientID, ClientSecret: "wrong-secret-9f2c"}}
+	srv := httptest.NewServer(ws.Handler())
+	t.Cleanup(srv.Close)
+	c.op.signInAs(auditor, true)
+	resp, err := c.browser().Get(srv.URL + "/sessions")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Contains(t, logs.String(), "invalid_client")
+	assert.NotContains(t, logs.String(), "wrong-secret-9f2c")
+	assert.NotContains(t, string(body), "wrong-secret-9f2c")
+}
+
+// TestBearerToken: scripts authenticate with a bearer token the hook maps
+// to a person; the person's roles and status still come from the registry.
+func TestBearerToken(t *testing.T) {
+	c := newConsole(t)
+	c.ws.BearerToken = func(_ context.Context, tok string) (string, error) {
+		people := map[string]string{"t-alice": auditor, "t-ivan": inactive, "t-olivia": owner}
+		if p, ok := people[tok]; ok {
+			return p, nil
+		}
+		return "", errors.New("unknown token")
+	}
+	for _, tc := range []struct {
+		token, path string
+		want        int
+	}{
+		{"t-alice", "/api/v1/sessions", 200},
+		{"t-olivia", "/api/v1/sessions", 403},
+		{"t-ivan", "/api/v1/sessions", 401},
+		{"t-unknown", "/api/v1/sessions", 401},
+	} {
+		t.Run(tc.token, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", c.srv.URL+tc.path, nil)
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tc.want, resp.StatusCode)
+		})
+	}
+	t.Run("a bearer POST needs no CSRF token", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", c.srv.URL+"/api/v1/sessions/s-live/kill", nil)
+		req.Header.Set("Authorization", "Bearer t-alice")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, "an auditor still cannot kill")
+	})
 }
