@@ -49,14 +49,12 @@ type admission struct {
 }
 
 // route splits the login into identity and target: user IDENTITY with
-// database TARGET, or user IDENTITY@TARGET (split at the last '@').
+// database TARGET, or user IDENTITY@TARGET (split at the last '@'; with a
+// database that names another target, the whole user is the identity).
 func route(l *login) (identity, target string) {
 	identity, target = l.user, l.database
-	if i := strings.LastIndexByte(l.user, '@'); i >= 0 {
-		identity = l.user[:i]
-		if target == "" || target == l.user[i+1:] {
-			target = l.user[i+1:]
-		}
+	if i := strings.LastIndexByte(l.user, '@'); i >= 0 && (target == "" || target == l.user[i+1:]) {
+		identity, target = l.user[:i], l.user[i+1:]
 	}
 	return identity, target
 }
@@ -78,6 +76,7 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 			"TLS required: connect with --ssl (the password is a bearer token and is only accepted encrypted)")
 	}
 	token, err := c.token()
+	c.l.auth = nil // the token is not kept past admission
 	if err != nil {
 		return nil, err
 	}

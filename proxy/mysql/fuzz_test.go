@@ -45,7 +45,7 @@ func TestParseLogin(t *testing.T) {
 		{"svc@billing", "", "svc", "billing"},
 		{"a@b@billing", "", "a@b", "billing"},
 		{"svc@billing", "billing", "svc", "billing"},
-		{"svc@billing", "other", "svc", "other"}, // the user's @ names the identity; -D the target
+		{"ci@acme", "billing", "ci@acme", "billing"}, // an identity with an @ and -D
 	}
 	for _, tt := range tests {
 		t.Run(tt.user+" -D "+tt.db, func(t *testing.T) {
