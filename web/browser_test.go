@@ -62,7 +62,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func TestBrowser(t *testing.T) {
 	c := newConsole(t)
 	ctx := newBrowser(t)
-	c.op.signInAs(owner, true)
+	c.op.SignInAs(owner, true)
 
 	t.Run("owner completes a break-glass review", func(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/reviews"),
@@ -81,7 +81,7 @@ func TestBrowser(t *testing.T) {
 	// Sign out and in again as the auditor.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`header form button`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.button`))))
-	c.op.signInAs(auditor, true)
+	c.op.SignInAs(auditor, true)
 
 	t.Run("auditor replays the SSH session", func(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/sessions/s-ssh"),

@@ -58,7 +58,7 @@ const recordedTextSessionID = "s-ssh"
 // verified e-mail and a callback whose state was not issued here are refused.
 func TestSignInRefusesUnverifiedEmailAndForgedState(t *testing.T) {
 	c := newConsole(t)
-	c.op.signInAs(auditor, false)
+	c.op.SignInAs(auditor, false)
 	b := c.browser()
 	resp, err := b.Get(c.srv.URL + "/")
 	require.NoError(t, err)
@@ -197,10 +197,10 @@ func TestClientSecretStaysOutOfLogs(t *testing.T) {
 	c := newConsole(t)
 	var logs strings.Builder
 	ws := &web.Server{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Directory: c.ws.Directory,
-		OIDC: web.OIDCConfig{Issuer: c.op.srv.URL, ClientID: c.op.clientID, ClientSecret: "wrong-secret-9f2c"}}
+		OIDC: web.OIDCConfig{Issuer: c.op.URL, ClientID: c.op.ClientID, ClientSecret: "wrong-secret-9f2c"}}
 	srv := httptest.NewServer(ws.Handler())
 	t.Cleanup(srv.Close)
-	c.op.signInAs(auditor, true)
+	c.op.SignInAs(auditor, true)
 	resp, err := c.browser().Get(srv.URL + "/sessions")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)

@@ -21,6 +21,7 @@ import (
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/recorder"
 	"github.com/sallyport/sallyport/web"
+	"github.com/sallyport/sallyport/web/oidctest"
 )
 
 // People of the test registry.
@@ -36,10 +37,10 @@ const (
 const recordedText = "backup finished: 42 files"
 
 // console is a console served over real HTTP with a real registry, session
-// index and recordings, signed in through testOP.
+// index and recordings, signed in through an oidctest.Provider.
 type console struct {
 	t     *testing.T
-	op    *testOP
+	op    *oidctest.Provider
 	store *sqlstore.Store
 	srv   *httptest.Server
 	ws    *web.Server
@@ -54,12 +55,12 @@ func newConsole(t *testing.T) *console {
 	seedRegistry(t, store)
 	seedRefusals(t, store)
 	rstore, pub := recordSessions(t, dir, store)
-	op := newTestOP(t)
+	op := oidctest.New(t)
 	reg := &iga.Registry{Store: store, Targets: func(name string) (iga.Target, bool) {
 		return iga.Target{Name: name, Kind: "ssh"}, name == "web-01"
 	}, Logger: quietLogger()}
 	seedGovernance(t, reg)
-	ws := &web.Server{Logger: quietLogger(), OIDC: web.OIDCConfig{Issuer: op.srv.URL, ClientID: op.clientID, ClientSecret: op.secret},
+	ws := &web.Server{Logger: quietLogger(), OIDC: web.OIDCConfig{Issuer: op.URL, ClientID: op.ClientID, ClientSecret: op.Secret},
 		Directory: store, Sessions: store, Workflows: reg, Recordings: web.StoreRecordings{Store: rstore, Key: pub}}
 	srv := httptest.NewServer(ws.Handler())
 	t.Cleanup(srv.Close)
@@ -152,7 +153,7 @@ func (c *console) browser() *http.Client {
 // signIn walks the sign-in round trip as email and returns the client and
 // the final response.
 func (c *console) signIn(email string) (*http.Client, *http.Response, string) {
-	c.op.signInAs(email, true)
+	c.op.SignInAs(email, true)
 	b := c.browser()
 	resp, err := b.Get(c.srv.URL + "/sessions")
 	require.NoError(c.t, err)

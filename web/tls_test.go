@@ -67,7 +67,7 @@ func TestTLS(t *testing.T) {
 			setCookies = append(setCookies, req.Response.Header.Values("Set-Cookie")...)
 			return nil
 		}}
-	c.op.signInAs(auditor, true)
+	c.op.SignInAs(auditor, true)
 	resp, err := b.Get("https://" + ln.Addr().String() + "/api/v1/me")
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -88,5 +88,5 @@ func TestTLS(t *testing.T) {
 	for _, attr := range []string{"HttpOnly", "Secure", "SameSite=Lax"} {
 		assert.Contains(t, session, attr)
 	}
-	assert.NotContains(t, session, c.op.secret)
+	assert.NotContains(t, session, c.op.Secret)
 }

@@ -1,4 +1,10 @@
-package web_test
+// Package oidctest runs an OpenID provider over real HTTP for the console's
+// tests and the end-to-end tests of serve: discovery, JWKS, an authorize
+// endpoint that signs in whoever the test names (standing in for the
+// provider's own login page), and a token endpoint that checks the client
+// secret and the PKCE verifier and issues an RS256-signed ID token. It is
+// a test fixture, never a provider for people.
+package oidctest
 
 import (
 	"crypto/rand"
@@ -15,18 +21,17 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/stretchr/testify/require"
 )
 
-// testOP is an OpenID provider run by the test over real HTTP: discovery,
-// JWKS, an authorize endpoint that signs in whoever the test says (as a
-// provider would after its own login page) and redirects back with a
-// code, and a token endpoint that checks the client secret and the PKCE
-// verifier and issues an RS256-signed ID token.
-type testOP struct {
-	srv              *httptest.Server
-	key              *rsa.PrivateKey
-	clientID, secret string
+// Provider is a running OpenID provider with one confidential client.
+type Provider struct {
+	// URL is the issuer.
+	URL string
+	// ClientID and Secret are the one client's credentials.
+	ClientID, Secret string
+
+	srv *httptest.Server
+	key *rsa.PrivateKey
 
 	mu       sync.Mutex
 	email    string // who the next authorization signs in
@@ -39,27 +44,33 @@ type authRequest struct {
 	verified                          bool
 }
 
-func newTestOP(t *testing.T) *testOP {
+// New starts a provider; it stops when the test ends.
+func New(t testing.TB) *Provider {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	op := &testOP{key: key, clientID: "sallyport-console", secret: "op-client-secret", codes: map[string]authRequest{}, verified: true}
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := &Provider{key: key, ClientID: "sallyport-console", Secret: "op-client-secret", codes: map[string]authRequest{}, verified: true}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", op.discovery)
 	mux.HandleFunc("GET /jwks", op.jwks)
 	mux.HandleFunc("GET /authorize", op.authorize)
 	mux.HandleFunc("POST /token", op.token)
 	op.srv = httptest.NewServer(mux)
+	op.URL = op.srv.URL
 	t.Cleanup(op.srv.Close)
 	return op
 }
 
-func (op *testOP) signInAs(email string, verified bool) {
+// SignInAs makes the next authorizations sign in email, with
+// email_verified as given.
+func (op *Provider) SignInAs(email string, verified bool) {
 	op.mu.Lock()
 	defer op.mu.Unlock()
 	op.email, op.verified = email, verified
 }
 
-func (op *testOP) discovery(w http.ResponseWriter, r *http.Request) {
+func (op *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	u := op.srv.URL
 	json.NewEncoder(w).Encode(map[string]any{"issuer": u, "authorization_endpoint": u + "/authorize",
 		"token_endpoint": u + "/token", "jwks_uri": u + "/jwks", "response_types_supported": []string{"code"},
@@ -67,13 +78,13 @@ func (op *testOP) discovery(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported": []string{"S256"}})
 }
 
-func (op *testOP) jwks(w http.ResponseWriter, r *http.Request) {
+func (op *Provider) jwks(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &op.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 }
 
-func (op *testOP) authorize(w http.ResponseWriter, r *http.Request) {
+func (op *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("client_id") != op.clientID || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
+	if q.Get("client_id") != op.ClientID || q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
 		http.Error(w, "bad authorization request", http.StatusBadRequest)
 		return
 	}
@@ -89,7 +100,7 @@ func (op *testOP) authorize(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, back.String(), http.StatusFound)
 }
 
-func (op *testOP) token(w http.ResponseWriter, r *http.Request) {
+func (op *Provider) token(w http.ResponseWriter, r *http.Request) {
 	id, secret, ok := r.BasicAuth()
 	if !ok {
 		id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
@@ -100,7 +111,7 @@ func (op *testOP) token(w http.ResponseWriter, r *http.Request) {
 	op.mu.Unlock()
 	sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
 	switch {
-	case id != op.clientID || secret != op.secret:
+	case id != op.ClientID || secret != op.Secret:
 		writeTokenError(w, "invalid_client")
 		return
 	case !found || req.redirect != r.PostFormValue("redirect_uri"):
@@ -114,13 +125,13 @@ func (op *testOP) token(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"access_token": rand.Text(), "token_type": "Bearer", "expires_in": 300, "id_token": op.idToken(req)})
 }
 
-func (op *testOP) idToken(req authRequest) string {
+func (op *Provider) idToken(req authRequest) string {
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: op.key}, (&jose.SignerOptions{}).WithHeader("kid", "k1").WithType("JWT"))
 	if err != nil {
 		panic(err)
 	}
 	now := time.Now()
-	claims := map[string]any{"iss": op.srv.URL, "sub": "sub-" + req.email, "aud": op.clientID, "iat": now.Unix(),
+	claims := map[string]any{"iss": op.srv.URL, "sub": "sub-" + req.email, "aud": op.ClientID, "iat": now.Unix(),
 		"exp": now.Add(5 * time.Minute).Unix(), "nonce": req.nonce, "email": req.email, "email_verified": req.verified}
 	tok, err := jwt.Signed(sig).Claims(claims).Serialize()
 	if err != nil {
