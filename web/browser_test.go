@@ -93,6 +93,16 @@ func TestBrowser(t *testing.T) {
 		got := waitForText(t, ctx, `#player`, recordedText)
 		assert.Contains(t, got, recordedText)
 		screenshot(t, ctx, "session-ssh")
+
+		// A new speed restarts the player where it was, at that speed.
+		_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { window.before = window.sallyportPlayer; const s = document.querySelector("#speed select");
+			s.value = "2"; s.dispatchEvent(new Event("change")); return true })()`))
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			replaced, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sallyportPlayer !== window.before`))
+			return err == nil && replaced
+		}, 5*time.Second, 100*time.Millisecond)
+		assert.Contains(t, waitForText(t, ctx, `#player`, recordedText), recordedText, "the terminal survives a speed change")
 	})
 
 	t.Run("auditor reads a database session's queries", func(t *testing.T) {

@@ -34,6 +34,7 @@ var templateFuncs = template.FuncMap{
 		return t.UTC().Format("2006-01-02")
 	},
 	"join":   strings.Join,
+	"speeds": func() []string { return []string{"0.5", "1", "2", "4", "8"} },
 	"bytes":  humanBytes,
 	"pathid": func(s string) string { return template.URLQueryEscaper(s) },
 }
