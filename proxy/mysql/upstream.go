@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"context"
-	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -104,39 +103,15 @@ func (up *upstream) login(u *camysql.User, l *login) error {
 		return fmt.Errorf("the target lacks capabilities %#x the client uses", missing)
 	}
 	up.caps = want & (g.caps | capLongPassword)
-	if err := up.r.write(handshakeResponse(up.caps, l.charset, u.Name, pluginNative, authData(pluginNative, g.seed, u.Password))); err != nil {
+	plugin := g.plugin
+	if plugin != pluginCachingSHA2 {
+		plugin = pluginNative
+	}
+	data, _ := authData(plugin, g.seed, u.Password)
+	if err := up.r.write(handshakeResponse(up.caps, l.charset, u.Name, plugin, data)); err != nil {
 		return fmt.Errorf("send handshake response: %w", err)
 	}
-	return up.authResult(u.Password)
-}
-
-// authResult reads the end of authentication, answering one auth switch.
-func (up *upstream) authResult(password string) error {
-	for range 2 {
-		p, err := up.r.read()
-		if err != nil {
-			return fmt.Errorf("read auth result: %w", err)
-		}
-		switch {
-		case len(p) > 0 && p[0] == hdrOK:
-			_, up.status, _ = parseOK(p)
-			return nil
-		case len(p) > 0 && p[0] == hdrErr:
-			code, _, msg, _ := parseErr(p)
-			return fmt.Errorf("refused: error %d: %s", code, msg)
-		case len(p) > 0 && p[0] == hdrEOF:
-			plugin, seed, _ := cstring(p[1:])
-			if plugin != pluginNative {
-				return fmt.Errorf("target asks for auth plugin %q; sallyport logs in with %s", plugin, pluginNative)
-			}
-			if err := up.r.write(authData(plugin, trimNUL(seed), password)); err != nil {
-				return fmt.Errorf("answer auth switch: %w", err)
-			}
-		default:
-			return fmt.Errorf("unexpected auth packet %#x", firstByte(p))
-		}
-	}
-	return errors.New("target switched auth plugins twice")
+	return up.authResult(plugin, u.Password, g.seed)
 }
 
 // exec runs one statement with no result set.
@@ -195,25 +170,6 @@ func handshakeResponse(caps uint32, charset byte, user, plugin string, auth []by
 	b = append(append(b, user...), 0)
 	b = append(append(b, byte(len(auth))), auth...)
 	return append(append(b, plugin...), 0)
-}
-
-// authData answers plugin's challenge: mysql_native_password's scramble
-// SHA1(pw) XOR SHA1(seed + SHA1(SHA1(pw))). The bastion always offers the
-// native answer first; a target whose user needs another plugin switches.
-func authData(plugin string, seed []byte, password string) []byte {
-	if plugin != pluginNative {
-		return nil
-	}
-	h1 := sha1.Sum([]byte(password))
-	h2 := sha1.Sum(h1[:])
-	h := sha1.New()
-	h.Write(seed)
-	h.Write(h2[:])
-	out := h.Sum(nil)
-	for i := range out {
-		out[i] ^= h1[i]
-	}
-	return out
 }
 
 func firstByte(p []byte) byte {
