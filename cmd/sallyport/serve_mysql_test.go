@@ -90,7 +90,7 @@ func TestBreakglassEndToEndMySQL(t *testing.T) {
 	e.ok("breakglass", "close", g.ID)
 
 	var ss []struct {
-		State, Protocol, Login string
+		ID, State, Protocol, Login string
 		BreakglassGrant        string `json:"breakglass_grant"`
 	}
 	require.Eventually(t, func() bool {
@@ -98,4 +98,7 @@ func TestBreakglassEndToEndMySQL(t *testing.T) {
 	}, 15*time.Second, 100*time.Millisecond, "the mysql session's recording is not stored; logs: %s", logs)
 	assert.Equal(t, "mysql", ss[0].Protocol)
 	assert.Equal(t, g.ID, ss[0].BreakglassGrant, "the session is flagged with its grant")
+	replay := e.ok("replay", ss[0].ID, "--format", "text")
+	assert.Contains(t, replay, "SELECT COUNT(*) FROM orders", "the replay shows the statement timeline")
+	e.ok("verify", ss[0].ID)
 }
