@@ -61,7 +61,8 @@ func newConsole(t *testing.T) *console {
 	}, Logger: quietLogger()}
 	seedGovernance(t, reg)
 	ws := &web.Server{Logger: quietLogger(), OIDC: web.OIDCConfig{Issuer: op.URL, ClientID: op.ClientID, ClientSecret: op.Secret},
-		Directory: store, Sessions: store, Workflows: reg, Recordings: web.StoreRecordings{Store: rstore, Key: pub}}
+		Directory: store, Sessions: store, Workflows: reg, Recordings: web.StoreRecordings{Store: rstore, Key: pub},
+		Hygiene: func(ctx context.Context) ([]iga.Finding, error) { return reg.Hygiene(ctx, store, iga.HygieneOptions{}) }}
 	srv := httptest.NewServer(ws.Handler())
 	t.Cleanup(srv.Close)
 	return &console{t: t, op: op, store: store, srv: srv, ws: ws}

@@ -143,14 +143,19 @@ func TestRegistryFlags(t *testing.T) {
 	c := newConsole(t)
 	own, _, _ := c.signIn(owner)
 	var rows []struct {
-		ID    string
-		Flags []string
+		ID       string
+		Flags    []string
+		Findings []struct{ NHI, Kind string } `json:"hygiene"`
 	}
 	require.Equal(t, http.StatusOK, getJSON(t, own, c.srv.URL+"/api/v1/identities", &rows))
-	flags := map[string][]string{}
+	flags, findings := map[string][]string{}, map[string][]string{}
 	for _, r := range rows {
 		flags[r.ID] = r.Flags
+		for _, f := range r.Findings {
+			findings[r.ID] = append(findings[r.ID], f.NHI+" "+f.Kind)
+		}
 	}
+	assert.Contains(t, findings["svc-orphan"], "NHI1 no_owner", "hygiene findings from the registry's report")
 	assert.Empty(t, flags["svc-backup"])
 	assert.Equal(t, []string{"expiring in 30 days"}, flags["svc-report"])
 	assert.Equal(t, []string{"no owner", "not certified"}, flags["svc-orphan"])

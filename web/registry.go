@@ -32,6 +32,7 @@ type identityRow struct {
 	Entitlements  []iga.Entitlement  `json:"entitlements"`
 	LastUsed      time.Time          `json:"last_used,omitzero"`
 	Flags         []string           `json:"flags"`
+	Findings      []iga.Finding      `json:"hygiene,omitempty"`
 }
 
 func (s *Server) identityRows(ctx context.Context) ([]identityRow, error) {
@@ -50,13 +51,33 @@ func (s *Server) identityRows(ctx context.Context) ([]identityRow, error) {
 	for _, p := range people {
 		active[p.ID] = p.Status == iga.PersonActive
 	}
+	findings, err := s.hygiene(ctx)
+	if err != nil {
+		return nil, err
+	}
 	rows := make([]identityRow, 0, len(ids))
 	for _, id := range ids {
 		rows = append(rows, identityRow{ID: id.ID, Kind: id.Kind, State: id.State, Owner: id.Owner,
 			Environment: id.Environment, Certification: id.Certification, Entitlements: id.Entitlements,
-			LastUsed: id.LastUsed, Flags: riskFlags(id, active, s.now())})
+			LastUsed: id.LastUsed, Flags: riskFlags(id, active, s.now()), Findings: findings[id.ID]})
 	}
 	return rows, nil
+}
+
+// hygiene groups the hygiene findings by identity.
+func (s *Server) hygiene(ctx context.Context) (map[string][]iga.Finding, error) {
+	out := map[string][]iga.Finding{}
+	if s.Hygiene == nil {
+		return out, nil
+	}
+	fs, err := s.Hygiene(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read hygiene findings: %w", err)
+	}
+	for _, f := range fs {
+		out[f.Identity] = append(out[f.Identity], f)
+	}
+	return out, nil
 }
 
 // riskFlags says what is wrong with an identity's governance.

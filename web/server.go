@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/sallyport/sallyport/iga"
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -65,6 +67,9 @@ type Server struct {
 	// Workflows completes reviews and decides campaign items. Nil: those
 	// forms are refused.
 	Workflows Workflows
+	// Hygiene lists the registry's hygiene findings (OWASP NHI Top 10) for
+	// the registry view. Nil: none are shown.
+	Hygiene func(ctx context.Context) ([]iga.Finding, error)
 
 	// HTTPClient talks to the OIDC provider. Nil: http.DefaultClient.
 	HTTPClient *http.Client

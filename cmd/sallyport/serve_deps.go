@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 	"github.com/sallyport/sallyport/web"
@@ -76,6 +77,9 @@ func (d *serveDeps) webComponent() *component {
 		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile,
 		Directory: d.ap.store, Sessions: d.ap.store, Workflows: d.ap.reg,
 		Recordings: web.StoreRecordings{Store: d.recorder.Store, Key: d.recorder.Key.Public().(ed25519.PublicKey)},
+		Hygiene: func(ctx context.Context) ([]iga.Finding, error) {
+			return d.ap.reg.Hygiene(ctx, d.ap.store, iga.HygieneOptions{})
+		},
 	}
 	if cfg.OIDC.ClientSecretEnv != "" {
 		ws.OIDC.ClientSecret = os.Getenv(cfg.OIDC.ClientSecretEnv)
