@@ -135,6 +135,19 @@ func (cc *clientChannel) stderrLine(line string) {
 	_, _ = cc.ch.Stderr().Write([]byte(line + end))
 }
 
+// endStatus is the exit status a client sees when the bastion ends its
+// session (kill, revocation, timeout, recording failure): the one OpenSSH
+// uses for its own failures, not one a remote command would likely return.
+const endStatus = 255
+
+// end closes a relayed channel from the bastion's side, saying why.
+func (cc *clientChannel) end(line string) {
+	cc.stderrLine(line)
+	_, _ = cc.ch.SendRequest("exit-status", false, gossh.Marshal(struct{ Status uint32 }{endStatus}))
+	_ = cc.ch.CloseWrite()
+	_ = cc.ch.Close()
+}
+
 // refuse answers a start request with the refusal line and exit status 1.
 func (cc *clientChannel) refuse(req *gossh.Request, line string) {
 	reply(req, true)

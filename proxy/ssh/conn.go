@@ -203,7 +203,7 @@ func (c *conn) supervise() {
 	if code != "" {
 		c.srv.logger().Warn("ssh session ended", "session", c.sess.ID, "identity", c.sess.Request.Identity, "reason", reason)
 		notify(chans, "sallyport: session ended ("+code+"): "+reason)
-		_ = c.sc.Close()
+		c.leaveOrClose(len(chans) > 0)
 	}
 	c.closeUpstreams()
 	waitTimeout(&c.work, drainTimeout)
@@ -286,15 +286,30 @@ func (c *conn) seal(reason string) {
 	c.srv.live().End(c.sess)
 }
 
-// notify writes line to the stderr of every open session channel, giving up
-// after noticeTimeout on a client that does not read.
+// leaveOrClose gives a client whose channels were just closed a moment to
+// disconnect by itself (closing at once could reset the connection before
+// the client read why), then closes the connection.
+func (c *conn) leaveOrClose(grace bool) {
+	if grace {
+		t := time.NewTimer(leaveGrace)
+		defer t.Stop()
+		select {
+		case <-c.ctx.Done():
+		case <-t.C:
+		}
+	}
+	_ = c.sc.Close()
+}
+
+// notify ends every open session channel with line on its stderr, giving
+// up after noticeTimeout on a client that does not read.
 func notify(chans []*clientChannel, line string) {
 	var wg sync.WaitGroup
 	for _, cc := range chans {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cc.stderrLine(line)
+			cc.end(line)
 		}()
 	}
 	done := make(chan struct{})

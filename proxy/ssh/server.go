@@ -105,6 +105,9 @@ const (
 	// noticeTimeout bounds writing the "session ended" line to a client
 	// that may have stopped reading.
 	noticeTimeout = 200 * time.Millisecond
+	// leaveGrace is how long a client whose session was ended may take to
+	// disconnect by itself; kills must take effect within 1s in all.
+	leaveGrace = 500 * time.Millisecond
 )
 
 // serverVersion is the banner clients see.
