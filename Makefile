@@ -41,9 +41,12 @@ test: deps lint
 demo: build
 	./$(BIN) demo --dir $(DEMO_DIR)
 
-## bench: direct-vs-bastion ratios and registry figures (not timed tests).
+## bench: direct-vs-bastion ratios and registry figures (not timed tests). The
+## registry and recorder benchmarks take samples (-benchtime default); the proxy
+## ones run their own load generators (pgbench, mysqlslap, ssh) once each.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./iga/... ./recorder/...
+	$(GO) test -run '^$$' -bench . -timeout 30m ./iga/... ./recorder/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxy/... ./deploy/...
 
 ## fuzz: a short run of every fuzz target.
 fuzz:
