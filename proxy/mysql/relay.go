@@ -17,6 +17,9 @@ const (
 	relayBuffer = 32 << 10
 	// farewellTimeout bounds telling a client why its session was ended.
 	farewellTimeout = time.Second
+	// keepCommandBuffer is the command buffer a session keeps between
+	// commands; one that grew larger for a big command is released.
+	keepCommandBuffer = 1 << 20
 )
 
 // run relays until either side closes or the session must end, and
@@ -93,6 +96,9 @@ func (ss *session) pumpClient(ctx context.Context) (reason string, code uint16) 
 			return ss.clientReadError(err)
 		}
 		buf = p
+		if cap(buf) > keepCommandBuffer {
+			buf = nil // p stays valid for this command
+		}
 		if answered, err := ss.answerLocally(ctx, p); err != nil {
 			return "client connection lost: " + err.Error(), 0
 		} else if answered {
@@ -103,7 +109,11 @@ func (ss *session) pumpClient(ctx context.Context) (reason string, code uint16) 
 		}
 		seq = 0
 		out = appendPacket(out[:0], &seq, p)
-		if _, err := ss.up.conn.Write(out); err != nil {
+		_, err = ss.up.conn.Write(out)
+		if cap(out) > keepCommandBuffer {
+			out = nil
+		}
+		if err != nil {
 			return "target connection lost: " + err.Error(), 0
 		}
 		if p[0] == comQuit {
