@@ -91,7 +91,7 @@ func TestBreakglassEndToEndMySQL(t *testing.T) {
 
 	var ss []struct {
 		ID, State, Protocol, Login string
-		BreakglassGrant        string `json:"breakglass_grant"`
+		BreakglassGrant            string `json:"breakglass_grant"`
 	}
 	require.Eventually(t, func() bool {
 		return json.Unmarshal([]byte(e.ok("sessions", "list", "--json")), &ss) == nil && len(ss) == 1 && ss[0].State == "stored"
