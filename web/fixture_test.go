@@ -188,6 +188,9 @@ func seedGovernance(t *testing.T, reg *iga.Registry) {
 	ctx := context.Background()
 	g, err := reg.OpenGrant(ctx, iga.GrantRequest{Identity: "bg-root", Target: "web-01", By: admin, Reason: "disk full on web-01, paging", Ticket: "INC-7"})
 	require.NoError(t, err)
+	require.NoError(t, reg.Store.(*sqlstore.Store).PutSession(ctx, sqlstore.SessionRecord{ID: "s-grant", Identity: "bg-root", Owner: owner,
+		Target: "web-01", Protocol: "ssh", Login: "root", BreakglassGrant: g.ID, State: "stored",
+		StartedAt: time.Now().Add(-2 * time.Minute), EndedAt: time.Now().Add(-time.Minute)}))
 	_, err = reg.CloseGrant(ctx, g.ID, admin)
 	require.NoError(t, err)
 	_, err = (&iga.Oversight{Registry: reg}).Sweep(ctx)

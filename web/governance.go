@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/iga/sqlstore"
 )
 
 // reviewsView lists break-glass reviews: pending first (earliest due),
@@ -23,6 +24,8 @@ type reviewRow struct {
 	// Grant is the reviewed grant: its reason and ticket are the evidence.
 	GrantReason string `json:"grant_reason,omitempty"`
 	GrantTicket string `json:"grant_ticket,omitempty"`
+	// Sessions ran under the grant: what the reviewer replays.
+	Sessions []apiSession `json:"sessions"`
 }
 
 // reviews returns what p may see: auditors and admins all reviews, an
@@ -49,6 +52,9 @@ func (s *Server) reviews(ctx context.Context, p *principal) (reviewsView, error)
 			continue
 		}
 		row := reviewRow{Review: rv, Overdue: rv.Overdue(s.now()), GrantReason: byID[rv.Grant].Reason, GrantTicket: byID[rv.Grant].Ticket}
+		if row.Sessions, err = s.grantSessions(ctx, rv); err != nil {
+			return v, err
+		}
 		if rv.Pending() {
 			v.Pending = append(v.Pending, row)
 		} else {
@@ -144,4 +150,22 @@ func (s *Server) decideForm(w http.ResponseWriter, r *http.Request, p *principal
 		return
 	}
 	http.Redirect(w, r, "/campaigns", http.StatusSeeOther)
+}
+
+// grantSessions lists the sessions run under the reviewed grant.
+func (s *Server) grantSessions(ctx context.Context, rv iga.Review) ([]apiSession, error) {
+	out := []apiSession{}
+	if s.Sessions == nil {
+		return out, nil
+	}
+	recs, err := s.Sessions.Sessions(ctx, sqlstore.SessionFilter{Identity: rv.Identity, Target: rv.Target})
+	if err != nil {
+		return nil, fmt.Errorf("read sessions of grant %s: %w", rv.Grant, err)
+	}
+	for _, r := range recs {
+		if r.BreakglassGrant == rv.Grant {
+			out = append(out, toAPISession(r))
+		}
+	}
+	return out, nil
 }

@@ -14,6 +14,7 @@ type reviewList struct {
 	Pending []struct {
 		ID, OpenedBy, AssignedTo string
 		GrantReason              string `json:"grant_reason"`
+		Sessions                 []struct{ ID string }
 	} `json:"pending"`
 	Completed []struct{ ID, CompletedBy, Outcome string } `json:"completed"`
 }
@@ -40,6 +41,8 @@ func TestReviews(t *testing.T) {
 	rv := rl.Pending[0]
 	assert.Equal(t, admin, rv.OpenedBy)
 	assert.Equal(t, "disk full on web-01, paging", rv.GrantReason, "the grant's reason is the evidence")
+	require.Len(t, rv.Sessions, 1, "and the sessions run under the grant")
+	assert.Equal(t, "s-grant", rv.Sessions[0].ID)
 	path := "/reviews/" + rv.ID + "/complete"
 	for _, tc := range []struct {
 		name   string
