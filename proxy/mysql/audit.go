@@ -100,6 +100,8 @@ type audit struct {
 	// Server pump only: events completed by the current read, handed to the
 	// recorder after the bytes went on to the client.
 	done []recorder.Event
+	// violation is set when the target sent what must not reach the client.
+	violation string
 }
 
 func newAudit(now func() time.Time, deprecateEOF bool) *audit {
@@ -259,6 +261,14 @@ func (a *audit) local(sql string, outcome *recorder.Outcome) {
 	defer a.mu.Unlock()
 	now := a.now()
 	a.done = append(a.done, recorder.Event{Type: recorder.EventQuery, Time: now, SQL: sql, Outcome: outcome})
+}
+
+// serverViolation is why the target's last bytes must not be forwarded;
+// empty when they may.
+func (a *audit) serverViolation() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.violation
 }
 
 // flush hands the completed events to the recorder.

@@ -62,6 +62,16 @@ func TestAuditResponses(t *testing.T) {
 	}
 }
 
+func TestAuditRefusesLocalInfile(t *testing.T) {
+	a := newAudit(time.Now, false)
+	require.NoError(t, a.client([]byte("\x03LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t")))
+	s := &packetScanner{handle: a.server}
+	s.feed(stream(append([]byte{hdrLocalInfile}, "/home/me/.ssh/id_ed25519"...)))
+	assert.Contains(t, a.serverViolation(), "LOAD DATA LOCAL", "a file request from the target must stop the relay")
+	require.Len(t, a.done, 1, "the statement is recorded with the refusal")
+	assert.Contains(t, a.done[0].Outcome.Error, "client file")
+}
+
 func TestAuditPrepare(t *testing.T) {
 	for _, deprecateEOF := range []bool{false, true} {
 		a := newAudit(time.Now, deprecateEOF)

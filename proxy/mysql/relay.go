@@ -182,6 +182,10 @@ func (ss *session) pumpServer() (reason string, code uint16) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			scan.feed(buf[:n])
+			if v := ss.audit.serverViolation(); v != "" {
+				_ = ss.audit.flush(ss.rec)
+				return "protocol violation by the target: " + v, codeKilled
+			}
 			ss.writeMu.Lock()
 			_, werr := ss.client.conn.Write(buf[:n])
 			ss.writeMu.Unlock()

@@ -62,6 +62,11 @@ func (a *audit) first(c *command, size int, b []byte) {
 		a.finishOK(c, b) // one packet: OK, EOF or COM_STATISTICS' text
 	case h == hdrOK:
 		a.resultOK(c, b)
+	case h == hdrLocalInfile:
+		// The client may still honour it even though LOCAL_FILES was not
+		// negotiated: a target must not read the client's files.
+		a.violation = "the target asked for a client file (LOAD DATA LOCAL), which sallyport does not relay"
+		a.finish(c, &recorder.Outcome{Error: a.violation})
 	default:
 		n, _, ok := lenenc(b)
 		if !ok || n == 0 {
