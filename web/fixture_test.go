@@ -44,6 +44,7 @@ type console struct {
 	store *sqlstore.Store
 	srv   *httptest.Server
 	ws    *web.Server
+	dir   string // data dir: registry, spool and the file store
 }
 
 func newConsole(t *testing.T) *console {
@@ -65,7 +66,7 @@ func newConsole(t *testing.T) *console {
 		Hygiene: func(ctx context.Context) ([]iga.Finding, error) { return reg.Hygiene(ctx, store, iga.HygieneOptions{}) }}
 	srv := httptest.NewServer(ws.Handler())
 	t.Cleanup(srv.Close)
-	return &console{t: t, op: op, store: store, srv: srv, ws: ws}
+	return &console{t: t, op: op, store: store, srv: srv, ws: ws, dir: dir}
 }
 
 func seedRegistry(t *testing.T, store *sqlstore.Store) {

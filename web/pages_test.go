@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,4 +184,30 @@ func TestOverview(t *testing.T) {
 	}
 	assert.Contains(t, page, " source_not_allowed: 1</title>", "refusals by reason")
 	assert.Contains(t, page, " postgres: 1</title>", "sessions by protocol")
+}
+
+// TestIntegrityBadge: a flipped byte in a stored chunk turns the badge red
+// and names the chunk; the player is still offered for what can be read.
+func TestIntegrityBadge(t *testing.T) {
+	c := newConsole(t)
+	var chunk string
+	require.NoError(t, filepath.WalkDir(filepath.Join(c.dir, "recordings"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.Contains(p, "s-ssh") {
+			return err
+		}
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), recordedText) {
+			chunk = p
+		}
+		return nil
+	}))
+	require.NotEmpty(t, chunk, "the SSH session's terminal chunk in the file store")
+	b, err := os.ReadFile(chunk)
+	require.NoError(t, err)
+	i := strings.Index(string(b), "backup finished")
+	require.Positive(t, i)
+	b[i] = 'B'
+	require.NoError(t, os.WriteFile(chunk, b, 0o600))
+	aud, _, _ := c.signIn(auditor)
+	_, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-ssh")
+	assert.Contains(t, page, `<span class="badge tampered" id="integrity">recording tampered</span>`)
 }
