@@ -61,7 +61,7 @@ func TestSessionSearch(t *testing.T) {
 		{"target=web-01", 4, "s-live"},
 		{"protocol=postgres", 1, "s-pg"},
 		{"breakglass=1", 2, "s-grant"},
-		{"from=" + time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339), 4, "s-live"},
+		{"from=" + time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339), 4, "s-live"},
 		{"to=" + base.Format(time.RFC3339) + "&identity=svc-bulk", 0, ""},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
