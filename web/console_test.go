@@ -128,6 +128,7 @@ func TestRoles(t *testing.T) {
 		{"owner reads identities", own, "/api/v1/identities", 200},
 		{"owner cannot read sessions", own, "/api/v1/sessions", 403},
 		{"owner cannot replay", own, "/sessions/s-ssh/cast", 403},
+		{"owner lands on their reviews", own, "/", 200},
 		{"unknown session", aud, "/api/v1/sessions/nope", 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

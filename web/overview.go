@@ -21,6 +21,16 @@ type overview struct {
 	RefusalsChart  template.HTML
 }
 
+// home is the overview for auditors and admins; owners, who may not read
+// sessions, land on their break-glass reviews.
+func (s *Server) home(w http.ResponseWriter, r *http.Request, p *principal) {
+	if !p.has(readers...) {
+		http.Redirect(w, r, "/reviews", http.StatusFound)
+		return
+	}
+	s.overviewPage(w, r, p)
+}
+
 func (s *Server) overviewPage(w http.ResponseWriter, r *http.Request, p *principal) {
 	o, err := s.overview(r)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 // recordings needs auditor or admin; killing needs admin; reviews and
 // campaigns are open to owners too (each sees their own).
 func (s *Server) pageRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /{$}", s.page(readers, s.overviewPage))
+	mux.HandleFunc("GET /{$}", s.page(governance, s.home))
 	mux.HandleFunc("GET /sessions", s.page(readers, s.sessionsPage))
 	mux.HandleFunc("GET /sessions/{id}", s.page(readers, s.sessionPage))
 	mux.HandleFunc("GET /sessions/{id}/cast", s.page(readers, s.cast))
