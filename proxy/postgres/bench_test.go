@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"syscall"
@@ -99,11 +101,24 @@ func (e *env) directEnv(port int) []string {
 	return append(append(os.Environ(), e.target.Env()...), "PGPORT="+strconv.Itoa(port)) // last PGPORT wins
 }
 
+// pgbenchTimeout bounds one pgbench run of benchSeconds, so a stuck run
+// fails with a diagnosis instead of hanging `make bench`.
+const pgbenchTimeout = 60 * time.Second
+
 // pgbench runs pgbench for benchSeconds and returns its tps.
 func (e *env) pgbench(b *testing.B, env []string, args ...string) float64 {
 	b.Helper()
-	cmd := exec.Command(clientBinary(b, "pgbench"), append([]string{"-n", "-T", benchSeconds}, append(args, e.target.Database)...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), pgbenchTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, clientBinary(b, "pgbench"), append([]string{"-n", "-T", benchSeconds}, append(args, e.target.Database)...)...)
 	cmd.Env = env
+	cmd.Cancel = func() error {
+		sockets, _ := exec.Command("ss", "-tnpo").CombinedOutput()
+		var goroutines bytes.Buffer
+		_ = pprof.Lookup("goroutine").WriteTo(&goroutines, 1)
+		b.Logf("pgbench stuck after %s; sockets:\n%s\ngoroutines:\n%s", pgbenchTimeout, sockets, goroutines.String())
+		return cmd.Process.Kill()
+	}
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "pgbench: %s", out)
 	m := tpsRE.FindSubmatch(out)
