@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -108,34 +109,8 @@ func TestSCPAndSFTP(t *testing.T) {
 		assert.Contains(t, r.stderr, "access denied (action_not_entitled)")
 		assert.NoFileExists(t, filepath.Join(remote, "nope"))
 	})
-	t.Run("sftp batch", func(t *testing.T) {
-		batch := filepath.Join(h.dir, "batch")
-		cmds := strings.Join([]string{"mkdir " + remote + "/d", "put " + local + " " + remote + "/d/a.bin",
-			"rename " + remote + "/d/a.bin " + remote + "/d/b.bin", "ls " + remote + "/d", "rm " + remote + "/d/b.bin", "rmdir " + remote + "/d"}, "\n")
-		require.NoError(t, os.WriteFile(batch, []byte(cmds+"\n"), 0o600))
-		a := append(h.opts("svc-sftp", "svc-sftp@web"), "-P", h.port, "-b", batch, "127.0.0.1")
-		r := run(t, exec.CommandContext(ctx, "sftp", a...), "")
-		require.Equal(t, 0, r.code, "sftp: %s", r.stderr)
-		assert.Contains(t, r.stdout, "b.bin")
-		assert.NoDirExists(t, remote+"/d")
-	})
-	t.Run("sftp operations are recorded", func(t *testing.T) {
-		var ops []string
-		var written int64
-		for _, src := range h.recordings(ctx) {
-			for _, e := range eventsOf(replayJSON(t, ctx, src), "sftp") {
-				ops = append(ops, e["op"].(string)+" "+e["path"].(string))
-				if e["op"] == "write" && strings.HasSuffix(e["path"].(string), "/d/a.bin") {
-					written = int64(e["bytes"].(float64))
-				}
-			}
-		}
-		for _, want := range []string{"mkdir " + remote + "/d", "open " + remote + "/d/a.bin", "write " + remote + "/d/a.bin",
-			"rename " + remote + "/d/a.bin", "remove " + remote + "/d/b.bin", "rmdir " + remote + "/d"} {
-			assert.Contains(t, ops, want)
-		}
-		assert.Equal(t, int64(len(data)), written, "got %d bytes written, want %d", written, len(data))
-	})
+	t.Run("sftp batch", func(t *testing.T) { sftpBatch(t, ctx, h, local, remote) })
+	t.Run("sftp operations are recorded", func(t *testing.T) { sftpRecorded(t, ctx, h, remote, len(data)) })
 }
 
 // echoServer accepts connections on loopback and echoes until EOF.
@@ -161,28 +136,7 @@ func TestForward(t *testing.T) {
 	echo := echoServer(t)
 	_, echoPort, _ := net.SplitHostPort(echo)
 
-	t.Run("ssh -L for an entitled identity", func(t *testing.T) {
-		lport := freeLocalPort(t)
-		cmd := h.ssh(ctx, "svc-ops", append([]string{"-N", "-o", "ExitOnForwardFailure=yes", "-L", lport + ":localhost:" + echoPort}, hostArgs()...)...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		require.NoError(t, cmd.Start())
-		defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-		var c net.Conn
-		require.Eventually(t, func() bool {
-			var err error
-			c, err = net.Dial("tcp", "127.0.0.1:"+lport)
-			return err == nil
-		}, 10*time.Second, 50*time.Millisecond)
-		defer c.Close()
-		_, err := c.Write([]byte("through the tunnel\n"))
-		require.NoError(t, err)
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		buf := make([]byte, 19)
-		_, err = io.ReadFull(c, buf)
-		require.NoError(t, err, "stderr: %s", stderr.String())
-		assert.Equal(t, "through the tunnel\n", string(buf))
-	})
+	t.Run("ssh -L for an entitled identity", func(t *testing.T) { localForward(t, ctx, h, echoPort) })
 	tests := []struct {
 		name, identity, dest, want string
 	}{
@@ -218,4 +172,57 @@ func freeLocalPort(t *testing.T) string {
 	defer ln.Close()
 	_, p, _ := net.SplitHostPort(ln.Addr().String())
 	return p
+}
+
+func sftpBatch(t *testing.T, ctx context.Context, h *harness, local, remote string) {
+	batch := filepath.Join(h.dir, "batch")
+	cmds := strings.Join([]string{"mkdir " + remote + "/d", "put " + local + " " + remote + "/d/a.bin",
+		"rename " + remote + "/d/a.bin " + remote + "/d/b.bin", "ls " + remote + "/d", "rm " + remote + "/d/b.bin", "rmdir " + remote + "/d"}, "\n")
+	require.NoError(t, os.WriteFile(batch, []byte(cmds+"\n"), 0o600))
+	a := append(h.opts("svc-sftp", "svc-sftp@web"), "-P", h.port, "-b", batch, "127.0.0.1")
+	r := run(t, exec.CommandContext(ctx, "sftp", a...), "")
+	require.Equal(t, 0, r.code, "sftp: %s", r.stderr)
+	assert.Contains(t, r.stdout, "b.bin")
+	assert.NoDirExists(t, remote+"/d")
+}
+
+func sftpRecorded(t *testing.T, ctx context.Context, h *harness, remote string, size int) {
+	var ops []string
+	var written int64
+	for _, src := range h.recordings(ctx) {
+		for _, e := range eventsOf(replayJSON(t, ctx, src), "sftp") {
+			ops = append(ops, e["op"].(string)+" "+e["path"].(string))
+			if e["op"] == "write" && strings.HasSuffix(e["path"].(string), "/d/a.bin") {
+				written = int64(e["bytes"].(float64))
+			}
+		}
+	}
+	for _, want := range []string{"mkdir " + remote + "/d", "open " + remote + "/d/a.bin", "write " + remote + "/d/a.bin",
+		"rename " + remote + "/d/a.bin", "remove " + remote + "/d/b.bin", "rmdir " + remote + "/d"} {
+		assert.Contains(t, ops, want)
+	}
+	assert.Equal(t, int64(size), written, "got %d bytes written, want %d", written, size)
+}
+
+func localForward(t *testing.T, ctx context.Context, h *harness, echoPort string) {
+	lport := freeLocalPort(t)
+	cmd := h.ssh(ctx, "svc-ops", append([]string{"-N", "-o", "ExitOnForwardFailure=yes", "-L", lport + ":localhost:" + echoPort}, hostArgs()...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	var c net.Conn
+	require.Eventually(t, func() bool {
+		var err error
+		c, err = net.Dial("tcp", "127.0.0.1:"+lport)
+		return err == nil
+	}, 10*time.Second, 50*time.Millisecond)
+	defer c.Close()
+	_, err := c.Write([]byte("through the tunnel\n"))
+	require.NoError(t, err)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 19)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err, "stderr: %s", stderr.String())
+	assert.Equal(t, "through the tunnel\n", string(buf))
 }
