@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/sallyport/sallyport/iga"
 )
@@ -22,17 +23,23 @@ var (
 
 // page guards a console route: anonymous browsers go to sign-in, people
 // without one of roles (nil: any signed-in person) get 403, and every POST
-// must carry the session's CSRF token.
+// must carry the session's CSRF token. The handler gets pageTimeout.
 func (s *Server) page(roles []string, h handler) http.HandlerFunc {
-	return s.guard(roles, h, false)
+	return s.guard(roles, h, false, pageTimeout)
 }
 
 // api guards an /api/v1 route the same way, answering in JSON.
 func (s *Server) api(roles []string, h handler) http.HandlerFunc {
-	return s.guard(roles, h, true)
+	return s.guard(roles, h, true, pageTimeout)
 }
 
-func (s *Server) guard(roles []string, h handler, api bool) http.HandlerFunc {
+// stream guards a recording download, which bounds its own time: a page's
+// deadline would cut a long recording short.
+func (s *Server) stream(roles []string, h handler, api bool) http.HandlerFunc {
+	return s.guard(roles, h, api, 0)
+}
+
+func (s *Server) guard(roles []string, h handler, api bool, timeout time.Duration) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.who(r)
 		switch {
@@ -42,8 +49,10 @@ func (s *Server) guard(roles []string, h handler, api bool) http.HandlerFunc {
 			s.fail(w, r, p, errForbidden)
 		case r.Method == http.MethodPost && p.nonce != "" && !s.codec().checkCSRF(p.nonce, csrfOf(r)):
 			s.fail(w, r, p, errCSRF)
+		case timeout == 0:
+			h(w, r, p)
 		default:
-			ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
 			defer cancel()
 			h(w, r.WithContext(ctx), p)
 		}

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/web"
 )
 
 func getBody(t *testing.T, b *http.Client, u string) (int, http.Header, string) {
@@ -210,4 +212,45 @@ func TestIntegrityBadge(t *testing.T) {
 	aud, _, _ := c.signIn(auditor)
 	_, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-ssh")
 	assert.Contains(t, page, `<span class="badge tampered" id="integrity">recording tampered</span>`)
+}
+
+// gatedRecordings writes the first part of a cast, then waits for the
+// test to have read it before writing the rest: a server that buffered the
+// recording would deadlock.
+type gatedRecordings struct {
+	web.Recordings
+	gate chan struct{}
+}
+
+func (g gatedRecordings) Cast(ctx context.Context, id string, started time.Time, w io.Writer) error {
+	if _, err := io.WriteString(w, `{"version": 2, "width": 80, "height": 24}`+"\n"+strings.Repeat(`[0.1, "o", "x"]`+"\n", 20000)); err != nil {
+		return err
+	}
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	_, err := io.WriteString(w, `[0.2, "o", "the end"]`+"\n")
+	return err
+}
+
+// TestCastStreams: the cast reaches the browser while the store is still
+// being read, so a recording of any size is never held whole by the server.
+func TestCastStreams(t *testing.T) {
+	c := newConsole(t)
+	gate := make(chan struct{})
+	c.ws.Recordings = gatedRecordings{Recordings: c.ws.Recordings, gate: gate}
+	aud, _, _ := c.signIn(auditor)
+	resp, err := aud.Get(c.srv.URL + "/sessions/s-ssh/cast")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	first := make([]byte, 64)
+	_, err = io.ReadFull(resp.Body, first)
+	require.NoError(t, err, "the first bytes arrive before the recording has been read to the end")
+	assert.Contains(t, string(first), `"version": 2`)
+	close(gate)
+	rest, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(string(rest), "the end\"]\n"))
 }

@@ -155,11 +155,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, p *principal, 
 		s.fail(w, r, p, errUnavailable)
 		return
 	}
-	// The page's deadline would cut a long download short.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), recordingTimeout)
+	// The request's context ends when the client goes away.
+	ctx, cancel := context.WithTimeout(r.Context(), recordingTimeout)
 	defer cancel()
-	stop := context.AfterFunc(r.Context(), cancel) // the client went away
-	defer stop()
 	rec, err := s.Sessions.Session(ctx, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, p, fmt.Errorf("read session: %w", err))
