@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -114,7 +116,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := s.srv
 	s.mu.Unlock()
 	if s.TLSCertFile != "" && s.TLSKeyFile != "" {
-		return srv.ServeTLS(ln, s.TLSCertFile, s.TLSKeyFile)
+		err := srv.ServeTLS(ln, s.TLSCertFile, s.TLSKeyFile)
+		if !errors.Is(err, ErrServerClosed) {
+			err = fmt.Errorf("serve the console over TLS (web.tls_cert_file %s): %w", s.TLSCertFile, err)
+		}
+		return err
 	}
 	return srv.Serve(ln)
 }

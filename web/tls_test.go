@@ -90,3 +90,15 @@ func TestTLS(t *testing.T) {
 	}
 	assert.NotContains(t, session, c.op.Secret)
 }
+
+// TestTLSMissingCertificate: a missing certificate stops Serve with an
+// error that names the setting.
+func TestTLSMissingCertificate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ws := &web.Server{TLSCertFile: filepath.Join(t.TempDir(), "missing.pem"), TLSKeyFile: "missing.key"}
+	err = ws.Serve(context.Background(), ln)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "web.tls_cert_file")
+	assert.Contains(t, err.Error(), "missing.pem")
+}
