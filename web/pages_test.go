@@ -141,6 +141,8 @@ func TestSessionDetail(t *testing.T) {
 	_, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-ssh")
 	assert.Contains(t, page, `<span class="badge intact" id="integrity">recording intact</span>`)
 	assert.Contains(t, page, `data-cast="/sessions/s-ssh/cast"`)
+	_, _, page = getBody(t, aud, c.srv.URL+"/sessions/s-pg")
+	assert.Contains(t, page, "SELECT 3 (3 rows)")
 }
 
 // TestRegistryFlags: each risk the registry view flags.
