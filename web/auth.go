@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -220,9 +221,13 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ *principal) {
 	http.Redirect(w, r, "/auth/signin", http.StatusSeeOther)
 }
 
-// safeReturn keeps post-sign-in redirects on this site.
+// safeReturn keeps post-sign-in redirects on this site: a path, never a
+// scheme or host, nor what a browser would read as one ("//", "/\\",
+// tabs and newlines it strips).
 func safeReturn(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(p, "/") ||
+		strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\t\r\n") {
 		return "/"
 	}
 	return p
