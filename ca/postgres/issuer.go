@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -48,8 +47,6 @@ type DB interface {
 type Issuer struct {
 	// DB is the admin connection to the target's database. Required.
 	DB DB
-	// Logger receives drops that failed. Nil: slog.Default().
-	Logger *slog.Logger
 	// Now returns the current time. Nil: time.Now.
 	Now func() time.Time
 	// JanitorGrace is how old a session must be before the janitor may drop
@@ -180,11 +177,4 @@ func (i *Issuer) now() time.Time {
 		return i.Now()
 	}
 	return time.Now()
-}
-
-func (i *Issuer) logger() *slog.Logger {
-	if i.Logger != nil {
-		return i.Logger
-	}
-	return slog.Default()
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -80,7 +79,7 @@ func (d *serveDeps) postgresTargets() (map[string]*postgres.Target, error) {
 				"target", tc.Name, "admin_dsn_env", tc.AdminDSNEnv)
 			continue
 		}
-		t, err := postgresTarget(tc, dsn, d.log)
+		t, err := postgresTarget(tc, dsn)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +88,7 @@ func (d *serveDeps) postgresTargets() (map[string]*postgres.Target, error) {
 	return out, nil
 }
 
-func postgresTarget(tc TargetConfig, dsn string, log *slog.Logger) (*postgres.Target, error) {
+func postgresTarget(tc TargetConfig, dsn string) (*postgres.Target, error) {
 	db := tc.Database
 	if db == "" {
 		db = tc.Name
@@ -112,7 +111,7 @@ func postgresTarget(tc TargetConfig, dsn string, log *slog.Logger) (*postgres.Ta
 	if err != nil {
 		return nil, fmt.Errorf("target %s: admin pool: %w", tc.Name, err)
 	}
-	return &postgres.Target{Name: tc.Name, Database: db, Conn: conn, Roles: &capg.Issuer{DB: pool, Logger: log}}, nil
+	return &postgres.Target{Name: tc.Name, Database: db, Conn: conn, Roles: &capg.Issuer{DB: pool}}, nil
 }
 
 // pointAt directs a connection config (and its TLS fallbacks) at the
