@@ -271,22 +271,22 @@ func (a *audit) serverViolation() string {
 	return a.violation
 }
 
-// flush hands the completed events to the recorder.
-func (a *audit) flush(rec *recorder.Session) error {
+// take returns the completed events, leaving spare (emptied) to collect
+// the next ones.
+func (a *audit) take(spare []recorder.Event) []recorder.Event {
+	clear(spare)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.done) == 0 {
-		return nil
-	}
-	var err error
-	for i, ev := range a.done {
-		if err == nil {
-			err = rec.Event(ev)
-		}
-		a.done[i] = recorder.Event{}
-	}
-	a.done = a.done[:0]
-	return err
+	out := a.done
+	a.done = spare[:0]
+	return out
+}
+
+// pending is how many completed events wait for the recorder.
+func (a *audit) pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.done)
 }
 
 func le32(b []byte) uint32 {

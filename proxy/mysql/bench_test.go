@@ -41,7 +41,8 @@ const (
 
 // BenchmarkMysqlslapSelect runs mysqlslap's read-only queries with 4
 // clients direct, through a bare TCP relay (the floor of any proxy: one
-// more hop each way) and through sallyport with every query recorded, and
+// more hop each way) and through sallyport with every query recorded —
+// without TLS like the others, and with TLS as production runs it — and
 // reports each one's queries/s and the ratios.
 func BenchmarkMysqlslapSelect(b *testing.B) {
 	e := newBenchEnv(b)
@@ -49,12 +50,14 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 	for _, q := range []struct{ name, sql string }{{"point", pointQuery}, {"range100", rangeQuery}} {
 		b.Run(q.name, func(b *testing.B) {
 			for b.Loop() {
-				direct := e.mysqlslap(b, q.sql, benchUser, benchPassword, e.target.Port)
-				viaRelay := e.mysqlslap(b, q.sql, benchUser, benchPassword, relay)
-				viaSallyport := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port)
+				direct := e.mysqlslap(b, q.sql, benchUser, benchPassword, e.target.Port, "--skip-ssl")
+				viaRelay := e.mysqlslap(b, q.sql, benchUser, benchPassword, relay, "--skip-ssl")
+				viaSallyport := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port, "--skip-ssl")
+				viaSallyportTLS := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port, "--ssl")
 				b.ReportMetric(direct, "direct_qps")
 				b.ReportMetric(viaRelay, "relay_qps")
 				b.ReportMetric(viaSallyport, "sallyport_qps")
+				b.ReportMetric(viaSallyportTLS, "sallyport_tls_qps")
 				b.ReportMetric(viaSallyport/direct, "sallyport/direct")
 				b.ReportMetric(viaSallyport/viaRelay, "sallyport/relay")
 			}
@@ -112,12 +115,12 @@ func newBenchEnv(b *testing.B) *env {
 	return e
 }
 
-func (e *env) mysqlslap(b *testing.B, query, user, password string, port int) float64 {
+func (e *env) mysqlslap(b *testing.B, query, user, password string, port int, tls string) float64 {
 	b.Helper()
 	bin := clientBinary(b, "mysqlslap")
 	cmd := exec.Command(bin, "--no-defaults", "--protocol=TCP", "-h", "127.0.0.1", "-P", strconv.Itoa(port), "-u", user,
 		"--create-schema="+targetName, "--no-drop", "--query="+query,
-		"--concurrency="+strconv.Itoa(benchConcurrency), "--number-of-queries="+strconv.Itoa(benchQueries), "--iterations=1")
+		"--concurrency="+strconv.Itoa(benchConcurrency), "--number-of-queries="+strconv.Itoa(benchQueries), "--iterations=1", tls)
 	cmd.Env = append(os.Environ(), "MYSQL_PWD="+password)
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "mysqlslap: %s", out)

@@ -20,6 +20,13 @@ const (
 	// keepCommandBuffer is the command buffer a session keeps between
 	// commands; one that grew larger for a big command is released.
 	keepCommandBuffer = 1 << 20
+	// eventFlushEvery is how often completed statements go to the recorder:
+	// encoding them is kept off the relay's path, and the recorder's own
+	// flush interval (1 s by default) bounds what a crash loses anyway.
+	eventFlushEvery = 25 * time.Millisecond
+	// maxPendingEvents makes the server pump hand events over itself when a
+	// burst of statements outpaces the flusher: memory stays bounded.
+	maxPendingEvents = 1024
 )
 
 // run relays until either side closes or the session must end, and
@@ -36,6 +43,13 @@ func (ss *session) run() string {
 	done := make(chan struct{})
 	defer close(done)
 	go ss.watchRecording(done)
+	recorded := make(chan struct{})
+	stopRecording := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		ss.recordEvents(stopRecording)
+	}()
+	defer func() { close(stopRecording); <-recorded }() // every event is handed over before the teardown
 	fromServer := make(chan struct{})
 	go func() {
 		defer close(fromServer)
@@ -63,6 +77,40 @@ func (ss *session) stop(reason string, code uint16) {
 		_ = ss.client.conn.SetReadDeadline(time.Unix(1, 0))
 		ss.audit.stop()
 	})
+}
+
+// recordEvents hands completed statements to the recorder every
+// eventFlushEvery, and once more when stop closes.
+func (ss *session) recordEvents(stop <-chan struct{}) {
+	tick := time.NewTicker(eventFlushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			ss.flushEvents()
+		case <-stop:
+			ss.flushEvents()
+			return
+		}
+	}
+}
+
+// flushEvents hands the completed statements to the recorder, in order;
+// a recording that fails ends the session (fail closed).
+func (ss *session) flushEvents() {
+	ss.flushMu.Lock()
+	defer ss.flushMu.Unlock()
+	evs := ss.audit.take(ss.spare)
+	var err error
+	for _, ev := range evs {
+		if err = ss.rec.Event(ev); err != nil {
+			break
+		}
+	}
+	ss.spare = evs
+	if err != nil {
+		ss.stop("recording_unavailable: "+err.Error(), codeKilled)
+	}
 }
 
 // watchRecording ends the session when its recording fails (fail closed).
@@ -155,8 +203,7 @@ func (ss *session) answerLocally(ctx context.Context, p []byte) (bool, error) {
 	return true, ss.reply(ss.kill(ctx, k, other.(*session)))
 }
 
-// reply sends a packet the bastion made once no response is in flight,
-// and hands its event (if any) to the recorder.
+// reply sends a packet the bastion made once no response is in flight.
 func (ss *session) reply(packet []byte) error {
 	if !ss.audit.waitIdle() {
 		return errors.New("session ended")
@@ -165,15 +212,12 @@ func (ss *session) reply(packet []byte) error {
 	ss.writeMu.Lock()
 	_, err := ss.client.conn.Write(appendPacket(nil, &seq, packet))
 	ss.writeMu.Unlock()
-	if rerr := ss.audit.flush(ss.rec); rerr != nil {
-		ss.stop("recording_unavailable: "+rerr.Error(), codeKilled)
-	}
 	return err
 }
 
 // pumpServer forwards target bytes to the client as they come, scanning
 // packet boundaries and reading only the packets that end results; events
-// go to the recorder after the bytes went on, off the client's path.
+// go to the recorder from recordEvents, off the client's path.
 func (ss *session) pumpServer() (reason string, code uint16) {
 	buf := make([]byte, relayBuffer)
 	scan := &packetScanner{handle: ss.audit.server}
@@ -183,7 +227,6 @@ func (ss *session) pumpServer() (reason string, code uint16) {
 		if n > 0 {
 			scan.feed(buf[:n])
 			if v := ss.audit.serverViolation(); v != "" {
-				_ = ss.audit.flush(ss.rec)
 				return "protocol violation by the target: " + v, codeKilled
 			}
 			ss.writeMu.Lock()
@@ -192,8 +235,8 @@ func (ss *session) pumpServer() (reason string, code uint16) {
 			if werr != nil {
 				return "client connection lost: " + werr.Error(), 0
 			}
-			if rerr := ss.audit.flush(ss.rec); rerr != nil {
-				return "recording_unavailable: " + rerr.Error(), codeKilled
+			if ss.audit.pending() >= maxPendingEvents {
+				ss.flushEvents()
 			}
 		}
 		if err != nil {

@@ -35,6 +35,8 @@ type session struct {
 	audit  *audit
 
 	writeMu  sync.Mutex // client writes: server pump and local replies
+	flushMu  sync.Mutex // hands events to the recorder in order
+	spare    []recorder.Event
 	stopOnce sync.Once
 	reason   string
 	code     uint16 // of the ERR the client gets at the end; 0: none
