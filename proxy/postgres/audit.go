@@ -23,6 +23,10 @@ const (
 	eventDelay = 25 * time.Millisecond
 )
 
+// noOutcome is the outcome of a statement still running when the session
+// ended.
+const noOutcome = "no outcome: the session ended while it ran"
+
 // notExecuted is the outcome of an Execute the server skipped because an
 // earlier message of its pipeline failed.
 const notExecuted = "not executed: an earlier message in the pipeline failed"
@@ -300,6 +304,22 @@ func (a *audit) ready() {
 			return
 		}
 	}
+}
+
+// abandon records the statements still in flight when the session ended:
+// what was sent belongs in the recording even without its outcome.
+func (a *audit) abandon() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, q := range a.queue {
+		if !q.finished && q.kind != 'S' {
+			if q.ev.Outcome == nil {
+				q.ev.Outcome = &recorder.Outcome{Error: noOutcome}
+			}
+			a.finish(q)
+		}
+	}
+	a.queue = nil
 }
 
 // finish records q; called locked.

@@ -112,14 +112,24 @@ func (e *env) pgbench(b *testing.B, env []string, args ...string) float64 {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, clientBinary(b, "pgbench"), append([]string{"-n", "-T", benchSeconds}, append(args, e.target.Database)...)...)
 	cmd.Env = env
+	var stuck []string
 	cmd.Cancel = func() error {
+		for _, s := range e.live.Snapshot() {
+			stuck = append(stuck, s.ID)
+		}
 		sockets, _ := exec.Command("ss", "-tnpo").CombinedOutput()
 		var goroutines bytes.Buffer
 		_ = pprof.Lookup("goroutine").WriteTo(&goroutines, 1)
-		b.Logf("pgbench stuck after %s; sockets:\n%s\ngoroutines:\n%s", pgbenchTimeout, sockets, goroutines.String())
+		threads, _ := exec.Command("sh", "-c", fmt.Sprintf(
+			"for t in /proc/%d/task/*; do echo $t $(cat $t/wchan) $(cat $t/syscall); done", cmd.Process.Pid)).CombinedOutput()
+		b.Logf("pgbench stuck after %s; its threads:\n%s\nsockets:\n%s\ngoroutines:\n%s",
+			pgbenchTimeout, threads, sockets, goroutines.String())
 		return cmd.Process.Kill()
 	}
 	out, err := cmd.CombinedOutput()
+	for _, id := range stuck {
+		b.Logf("events of live session %s: %+v", id, e.eventsAfterKill(b, id))
+	}
 	require.NoError(b, err, "pgbench: %s", out)
 	m := tpsRE.FindSubmatch(out)
 	require.NotNil(b, m, "no tps in pgbench output: %s", out)
@@ -191,4 +201,14 @@ func freePort(b *testing.B) int {
 	require.NoError(b, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// eventsAfterKill ends a live session and returns its recorded events.
+func (e *env) eventsAfterKill(b *testing.B, id string) []string {
+	e.live.Kill(id, "pgbench stuck")
+	var out []string
+	for _, ev := range e.events(b, id) {
+		out = append(out, fmt.Sprintf("%s %q %v", ev.Type, ev.SQL, ev.Outcome))
+	}
+	return out
 }

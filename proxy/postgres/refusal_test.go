@@ -51,7 +51,7 @@ func TestRefusalsShowTheirCode(t *testing.T) {
 		assert.Contains(t, out, "TLS required: connect with sslmode=require", "psql output: %s", out)
 	})
 	t.Run("no role is left behind", func(t *testing.T) {
-		assert.Equal(t, 0, e.roleCount(t), "refused logins must not mint roles")
+		e.waitNoRoles(t, 5*time.Second) // refused by the registry: none minted; recording failed: minted and dropped
 	})
 }
 

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	capg "github.com/sallyport/sallyport/ca/postgres"
@@ -114,33 +113,33 @@ func (ss *session) setup(now time.Time) error {
 	// the bastion logs in; the client hears nothing before both are done.
 	recorded := make(chan error, 1)
 	go func() { recorded <- ss.openRecording(ctx, now) }()
-	hc, err := ss.loginUpstream(ctx, now)
+	up, err := ss.loginUpstream(ctx, now)
 	if rerr := <-recorded; rerr != nil {
-		if hc != nil {
-			hc.Conn.Close()
+		if up != nil {
+			up.conn.Close()
 		}
 		return rerr
 	}
 	if err != nil {
 		return err
 	}
-	ss.up = hc.Conn
+	ss.up = up.conn
 	secretLen := secretLen30
 	if ss.client.st.minor >= 2 {
 		secretLen = secretLen32
 	}
-	key := ss.srv.keys.add(secretLen, hc.Conn.RemoteAddr().String(), hc.PID, hc.SecretKey)
+	key := ss.srv.keys.add(secretLen, up.conn.RemoteAddr().String(), up.pid, up.secret)
 	ss.key = key.ProcessID
 	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
-	for name, value := range hc.ParameterStatuses {
+	for name, value := range up.params {
 		msgs = append(msgs, &pgproto3.ParameterStatus{Name: name, Value: value})
 	}
-	msgs = append(msgs, key, &pgproto3.ReadyForQuery{TxStatus: hc.TxStatus})
+	msgs = append(msgs, key, &pgproto3.ReadyForQuery{TxStatus: up.txStatus})
 	return ss.client.send(msgs...)
 }
 
 // loginUpstream mints the session's role and logs in to the target as it.
-func (ss *session) loginUpstream(ctx context.Context, now time.Time) (*pgconn.HijackedConn, error) {
+func (ss *session) loginUpstream(ctx context.Context, now time.Time) (*upstream, error) {
 	validUntil := now.Add(defaultRoleValidity)
 	if ss.srv.MaxSession > 0 {
 		validUntil = now.Add(ss.srv.MaxSession)
@@ -151,11 +150,11 @@ func (ss *session) loginUpstream(ctx context.Context, now time.Time) (*pgconn.Hi
 		return nil, fmt.Errorf("session %s: %w", ss.ps.ID, err)
 	}
 	ss.role = role.Name
-	hc, err := ss.srv.connect(ctx, t, role, ss.client.st.params)
+	up, err := ss.srv.connect(ctx, t, role, ss.client.st.params)
 	if err != nil {
 		return nil, fmt.Errorf("session %s: %w", ss.ps.ID, err)
 	}
-	return hc, nil
+	return up, nil
 }
 
 func (ss *session) openRecording(ctx context.Context, now time.Time) error {
@@ -195,6 +194,7 @@ func (ss *session) teardown(reason string) {
 		}
 	}
 	if ss.rec != nil {
+		ss.audit.abandon()
 		_ = ss.audit.flush() // a failed recording was reported when it failed
 		if err := ss.rec.Close(ctx, recorder.End{Reason: reason}); err != nil {
 			log.Warn("close postgres session recording", "err", err)

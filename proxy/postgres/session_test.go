@@ -94,6 +94,10 @@ func TestSessionEnds(t *testing.T) {
 			e.waitNoRoles(t, 5*time.Second)
 			evs := e.events(t, s.ID)
 			assert.Contains(t, evs[len(evs)-1].Reason, tc.want, "the recording says why the session ended")
+			require.Len(t, evs, 2, "the interrupted query and the end")
+			assert.Equal(t, "SELECT pg_sleep(30)", evs[0].SQL, "a query cut off by the end is recorded too")
+			require.NotNil(t, evs[0].Outcome)
+			assert.Contains(t, evs[0].Outcome.Error, "session ended while it ran")
 		})
 	}
 }

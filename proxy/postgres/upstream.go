@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,32 +49,29 @@ func (t *Target) database() string {
 	return t.Name
 }
 
-// connect logs in to the target as role and takes over the connection.
-// Startup parameters of the client other than user and database go along.
-func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params map[string]string) (*pgconn.HijackedConn, error) {
-	cfg := t.Conn.Copy()
-	cfg.User, cfg.Password, cfg.Database = role.Name, role.Password, t.database()
-	cfg.RuntimeParams = make(map[string]string, len(t.Conn.RuntimeParams)+len(params)+1)
-	cfg.RuntimeParams["client_connection_check_interval"] = clientCheckInterval
-	for k, v := range t.Conn.RuntimeParams {
-		cfg.RuntimeParams[k] = v
+// connect logs in to the target as role. Startup parameters of the
+// client other than user and database go along.
+func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params map[string]string) (*upstream, error) {
+	c := t.Conn
+	startup := make(map[string]string, len(c.RuntimeParams)+len(params)+3)
+	startup["client_connection_check_interval"] = clientCheckInterval
+	for k, v := range c.RuntimeParams {
+		startup[k] = v
 	}
 	for k, v := range params {
 		if k != "user" && k != "database" && k != "replication" {
-			cfg.RuntimeParams[k] = v
+			startup[k] = v
 		}
 	}
-	if s.Dial != nil {
-		cfg.DialFunc = s.Dial
+	startup["user"], startup["database"] = role.Name, t.database()
+	prefer := false
+	for _, fb := range c.Fallbacks {
+		prefer = prefer || fb.TLSConfig == nil
 	}
-	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	addr := net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
+	up, err := s.loginAs(ctx, addr, c.TLSConfig, prefer, startup, role.Password)
 	if err != nil {
 		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, role.Name, err)
 	}
-	hc, err := conn.Hijack()
-	if err != nil {
-		conn.Close(ctx)
-		return nil, fmt.Errorf("take over connection to target %s: %w", t.Name, err)
-	}
-	return hc, nil
+	return up, nil
 }
