@@ -78,7 +78,10 @@ func TestHealthcheckProbesServe(t *testing.T) {
 		sc := bufio.NewScanner(logs)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
+				select {
+				case addr <- m[1]:
+				default: // already reported; keep draining the log
+				}
 			}
 		}
 	}()
