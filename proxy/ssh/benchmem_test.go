@@ -15,6 +15,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/recorder"
 )
 
 // idleSessions is how many idle sessions the memory benchmark holds open.
@@ -80,6 +81,10 @@ func BenchmarkSSHIdleSessionMemory(b *testing.B) {
 	h := newHarness(b, harnessOptions{tune: func(s *Server) {
 		target = goTarget(b, s.CA)
 		s.Targets = func(name string) (Target, bool) { return target, name == "web" }
+	}, tuneRecorder: func(r *recorder.Recorder) {
+		// The default: the recorder syncs every live session's spool once
+		// per interval, idle or not; the tests' 50 ms would swamp the disk.
+		r.Config.FlushInterval = time.Second
 	}})
 	pem, err := os.ReadFile(h.keys["svc-ops"])
 	require.NoError(b, err)
