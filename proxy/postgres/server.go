@@ -3,8 +3,10 @@
 // token as password; the registry decides; the bastion logs in to the target
 // as a role minted for this one session and relays the wire protocol,
 // recording every statement — simple or extended, with bound parameters and
-// outcome — without decoding result rows. The codec is pgx's pgproto3, the
-// upstream login pgx's pgconn; per-session roles come from ca/postgres.
+// outcome — without decoding result rows. The codec is pgx's pgproto3 and
+// targets are described by pgconn configs; the upstream SCRAM login is done
+// here, unbuffered, so the relay owns every byte after it (see login.go).
+// Per-session roles come from ca/postgres.
 package postgres
 
 import (
