@@ -24,6 +24,9 @@ import (
 // demo to serve, in this process's environment only.
 const demoAdminDSNEnv = "SALLYPORT_DEMO_ANALYTICS_ADMIN_DSN"
 
+// demoMySQLAdminDSNEnv does the same for the sandbox MariaDB target.
+const demoMySQLAdminDSNEnv = "SALLYPORT_DEMO_BILLING_ADMIN_DSN"
+
 func newDemoCmd(g *globals) *cobra.Command {
 	var dir, webListen string
 	var ports demoPorts
@@ -45,11 +48,12 @@ then prints copy-paste commands. Ctrl-C stops everything; DIR stays.`,
 	c.Flags().StringVar(&webListen, "web", "127.0.0.1:8080", "address of the health, metrics and console listener")
 	c.Flags().IntVar(&ports.ssh, "ssh-port", 2222, "loopback port of the SSH listener")
 	c.Flags().IntVar(&ports.postgres, "postgres-port", 6432, "loopback port of the PostgreSQL listener")
+	c.Flags().IntVar(&ports.mysql, "mysql-port", 3307, "loopback port of the MySQL listener")
 	return c
 }
 
 // demoPorts are the loopback ports the demo's listeners use.
-type demoPorts struct{ ssh, postgres int }
+type demoPorts struct{ ssh, postgres, mysql int }
 
 // demo is what one demo run set up.
 type demo struct {
@@ -58,6 +62,7 @@ type demo struct {
 	login   string // the Unix login on the sshd target
 	sshd    *sandbox.SSHD
 	pg      *sandbox.PostgresTarget
+	maria   *sandbox.MariaDBTarget
 	notes   []string
 	webAddr string
 	cfgPath string
@@ -137,7 +142,11 @@ func (d *demo) startTargets(ctx context.Context) func() {
 	} else {
 		os.Setenv(demoAdminDSNEnv, d.pg.AdminDSN())
 	}
+	d.startMariaDB(ctx)
 	return func() {
+		if d.maria != nil {
+			d.maria.Stop()
+		}
 		if d.sshd != nil {
 			d.sshd.Stop()
 		}
@@ -145,6 +154,22 @@ func (d *demo) startTargets(ctx context.Context) func() {
 			d.pg.Stop()
 		}
 	}
+}
+
+func (d *demo) startMariaDB(ctx context.Context) {
+	m, err := sandbox.StartMariaDB(ctx, sandbox.MariaDBOptions{})
+	if err == nil {
+		d.maria, err = m.NewTarget(ctx, sandbox.MariaDBTargetOptions{})
+		if err != nil {
+			m.Stop()
+		}
+	}
+	if err != nil {
+		d.maria = nil
+		d.notes = append(d.notes, "no sandbox MariaDB ("+demoReason(err)+"): the mariadb line below will be refused")
+		return
+	}
+	os.Setenv(demoMySQLAdminDSNEnv, d.maria.AdminDSN())
 }
 
 func demoReason(err error) string {
@@ -174,15 +199,22 @@ func (d *demo) writeFiles(webListen string) error {
 		targets = append(targets, fmt.Sprintf(`  - {name: analytics, kind: postgres, address: "%s", database: %s, admin_dsn_env: %s, environment: prod}`,
 			d.pg.Addr(), d.pg.Database, demoAdminDSNEnv))
 	}
-	cfg := fmt.Sprintf(demoConfig, d.ports.ssh, d.ports.postgres, webListen, strings.Join(targets, "\n"))
+	if d.maria != nil {
+		targets = append(targets, fmt.Sprintf(`  - {name: billing, kind: mysql, address: "%s", database: %s, admin_dsn_env: %s, environment: prod}`,
+			d.maria.Addr(), d.maria.Database, demoMySQLAdminDSNEnv))
+	}
+	cfg := fmt.Sprintf(demoConfig, d.ports.ssh, d.ports.postgres, d.ports.mysql, webListen, strings.Join(targets, "\n"))
 	if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write demo config: %w", err)
 	}
-	role := sandbox.DefaultTargetRole
+	role, mysqlRole := sandbox.DefaultTargetRole, sandbox.DefaultMariaDBTargetRole
 	if d.pg != nil {
 		role = d.pg.Role
 	}
-	reg, err := demoRegistry(d.keyPub, d.login, role, time.Now().UTC())
+	if d.maria != nil {
+		mysqlRole = d.maria.Role
+	}
+	reg, err := demoRegistry(d.keyPub, d.login, role, mysqlRole, time.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -193,6 +225,7 @@ const demoConfig = `# sallyport demo config: everything on loopback, SQLite regi
 data_dir: ./data
 ssh:      {listen: "127.0.0.1:%d"}
 postgres: {listen: "127.0.0.1:%d"}
+mysql:    {listen: "127.0.0.1:%d"}
 web:      {listen: "%s"}
 breakglass: {max_duration: 1h}
 targets:
@@ -215,6 +248,7 @@ identities:
     entitlements:
       - {target: web-01, login: {{.Login}}, actions: [exec, sftp, shell], expires: {{.EntExpires}}}
       - {target: analytics, login: {{.Role}}, actions: [query], expires: {{.EntExpires}}}
+      - {target: billing, login: {{.MySQLRole}}, actions: [query], expires: {{.EntExpires}}}
     certification: {by: alice@example.com, at: {{.Today}}, until: {{.CertUntil}}}
   - id: ci-deploy
     kind: pipeline
@@ -246,11 +280,11 @@ identities:
     certification: {by: alice@example.com, at: {{.Today}}, until: {{.CertUntil}}}
 `))
 
-func demoRegistry(pubKey, login, role string, now time.Time) ([]byte, error) {
+func demoRegistry(pubKey, login, role, mysqlRole string, now time.Time) ([]byte, error) {
 	d := func(days int) string { return now.AddDate(0, 0, days).Format(time.DateOnly) }
 	var buf bytes.Buffer
 	err := demoRegistryTmpl.Execute(&buf, map[string]string{
-		"Key": pubKey, "Login": login, "Role": role, "Today": d(0), "CertUntil": d(60), "KeyExpires": d(180),
+		"Key": pubKey, "Login": login, "Role": role, "MySQLRole": mysqlRole, "Today": d(0), "CertUntil": d(60), "KeyExpires": d(180),
 		"EntExpires": d(365), "LongAgo": d(-100), "Expired": d(-10),
 	})
 	return buf.Bytes(), err
@@ -288,6 +322,7 @@ Through the bastion with stock clients (exit status passes through):
   %[2]s svc-backup@web-01@127.0.0.1 'echo hello from $(hostname); id -un'
   %[2]s ci-deploy@web-01@127.0.0.1 true             # refused: certification_expired
   PGPASSWORD=$(%[1]s token issue svc-backup --ttl 15m) psql "host=127.0.0.1 port=%[5]d user=svc-backup dbname=analytics sslmode=require" -c 'select count(*) from orders'
+  MYSQL_PWD=$(%[1]s token issue svc-backup --ttl 15m) mariadb -h 127.0.0.1 -P %[7]d --protocol=TCP -u svc-backup -D billing --ssl -e 'select count(*) from orders'
 
 Every session is recorded, signed and verifiable:
   %[1]s sessions list
@@ -321,7 +356,7 @@ Governance:
 Health and metrics:
   curl -s http://%[4]s/healthz
   curl -s http://%[4]s/metrics | grep sallyport_
-`, sp, ssh, key, d.webAddr, d.ports.postgres, filepath.Join(d.dir, "evidence.json"))
+`, sp, ssh, key, d.webAddr, d.ports.postgres, filepath.Join(d.dir, "evidence.json"), d.ports.mysql)
 }
 
 // selfCommand is how the user ran this binary, so printed commands work

@@ -24,7 +24,7 @@ import (
 func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	work := t.TempDir()
 	cmd := exec.Command(binary, "demo", "--dir", "./demo", "--web", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		"--ssh-port", fmt.Sprint(freePort(t)), "--postgres-port", fmt.Sprint(freePort(t)))
+		"--ssh-port", fmt.Sprint(freePort(t)), "--postgres-port", fmt.Sprint(freePort(t)), "--mysql-port", fmt.Sprint(freePort(t)))
 	cmd.Dir = work
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
@@ -59,6 +59,9 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	out, code = run(find("ci-deploy@web-01@"))
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, out, "certification_expired", "the refusal says why")
+	out, code = run(find("mariadb "))
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "1000")
 	out, code = run(find("psql "))
 	assert.Equal(t, 0, code, out)
 	assert.Contains(t, out, "1000")
