@@ -12,8 +12,6 @@ package postgres
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -24,7 +22,7 @@ import (
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.
-var ErrServerClosed = errors.New("postgres proxy: server closed")
+var ErrServerClosed = proxy.ErrServerClosed
 
 const (
 	// defaultStartupTimeout bounds the startup phase of a client (TLS,
@@ -87,107 +85,22 @@ type Server struct {
 
 	keys cancelKeys
 
-	mu        sync.Mutex
-	listeners map[net.Listener]struct{}
-	conns     sync.WaitGroup
-	closed    bool
-	stop      context.CancelFunc // ends every session, set by Serve
-	live      *proxy.Live
+	acceptor proxy.Acceptor
+	mu       sync.Mutex
+	live     *proxy.Live
 }
 
 // Serve accepts clients on ln until Shutdown or ctx ends. It returns
 // ErrServerClosed after Shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if !s.track(ln, cancel) {
-		return ErrServerClosed
-	}
-	defer s.untrack(ln)
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return ErrServerClosed
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("accept postgres client: %w", err)
-		}
-		s.conns.Add(1)
-		go func() {
-			defer s.conns.Done()
-			s.handle(ctx, conn)
-		}()
-	}
+	return s.acceptor.Serve(ctx, ln, s.handle)
 }
 
 // Shutdown stops accepting clients and waits for live sessions to end
 // until ctx is done; then it ends them, and waits for their roles to be
 // dropped and recordings sealed.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	for ln := range s.listeners {
-		ln.Close()
-	}
-	stop := s.stop
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-	}
-	if stop != nil {
-		stop()
-	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(teardownTimeout):
-		return fmt.Errorf("shut down postgres proxy: sessions still ending: %w", ctx.Err())
-	}
-}
-
-func (s *Server) track(ln net.Listener, cancel context.CancelFunc) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	if s.listeners == nil {
-		s.listeners = map[net.Listener]struct{}{}
-	}
-	s.listeners[ln] = struct{}{}
-	prev := s.stop
-	s.stop = func() {
-		cancel()
-		if prev != nil {
-			prev()
-		}
-	}
-	return true
-}
-
-func (s *Server) untrack(ln net.Listener) {
-	s.mu.Lock()
-	delete(s.listeners, ln)
-	s.mu.Unlock()
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
+	return s.acceptor.Shutdown(ctx, teardownTimeout)
 }
 
 func (s *Server) liveTable() *proxy.Live {
