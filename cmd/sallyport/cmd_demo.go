@@ -69,6 +69,7 @@ type demo struct {
 	keyPub  string
 	userCA  string
 	ports   demoPorts
+	signIn  *devSignIn
 }
 
 func runDemo(ctx context.Context, out io.Writer, dir, webListen string, ports demoPorts) error {
@@ -81,7 +82,13 @@ func runDemo(ctx context.Context, out io.Writer, dir, webListen string, ports de
 		return err
 	}
 	defer d.startTargets(ctx)()
+	ds, err := listenDevSignIn()
+	if err != nil {
+		return err
+	}
+	d.signIn = ds
 	if err := d.writeFiles(webListen); err != nil {
+		ds.ln.Close()
 		return err
 	}
 	cfg, err := LoadConfig(d.cfgPath)
@@ -90,8 +97,14 @@ func runDemo(ctx context.Context, out io.Writer, dir, webListen string, ports de
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if err := seedDemoRegistry(ctx, cfg, filepath.Join(abs, "registry.yaml"), log); err != nil {
+		ds.ln.Close()
 		return err
 	}
+	stop, err := ds.start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	return serve(ctx, cfg, log, func(webAddr string) {
 		d.webAddr = webAddr
 		d.printTour(out)
@@ -203,7 +216,8 @@ func (d *demo) writeFiles(webListen string) error {
 		targets = append(targets, fmt.Sprintf(`  - {name: billing, kind: mysql, address: "%s", database: %s, admin_dsn_env: %s, environment: prod}`,
 			d.maria.Addr(), d.maria.Database, demoMySQLAdminDSNEnv))
 	}
-	cfg := fmt.Sprintf(demoConfig, d.ports.ssh, d.ports.postgres, d.ports.mysql, webListen, strings.Join(targets, "\n"))
+	cfg := fmt.Sprintf(demoConfig, d.ports.ssh, d.ports.postgres, d.ports.mysql, webListen,
+		d.signIn.issuer, demoOIDCClientID, demoOIDCSecretEnv, strings.Join(targets, "\n"))
 	if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write demo config: %w", err)
 	}
@@ -226,7 +240,10 @@ data_dir: ./data
 ssh:      {listen: "127.0.0.1:%d"}
 postgres: {listen: "127.0.0.1:%d"}
 mysql:    {listen: "127.0.0.1:%d"}
-web:      {listen: "%s"}
+web:
+  listen: "%s"
+  # The demo's development sign-in (no passwords; never run by serve).
+  oidc: {issuer: "%s", client_id: %s, client_secret_env: %s}
 breakglass: {max_duration: 1h}
 targets:
 %s
@@ -352,6 +369,9 @@ Governance:
   %[1]s iga revoke svc-backup --by alice@example.com --reason "demo: retired"
   %[1]s audit list --identity svc-backup
   %[1]s iga export
+
+The console (development sign-in, demo only — anyone listed, no password):
+  open http://%[4]s/ and pick alice@example.com (owner, auditor, admin)
 
 Health and metrics:
   curl -s http://%[4]s/healthz

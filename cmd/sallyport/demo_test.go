@@ -3,6 +3,11 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,6 +77,8 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	assert.Equal(t, 0, code, out)
 	assert.Contains(t, out, "select count(*) from orders", "the psql session's query is in its recording")
 
+	signInAndSeeSessions(t, find("open http://"))
+
 	for i, l := range checkLines(lines) {
 		out, code := run(l)
 		if i == 0 {
@@ -105,6 +112,39 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	assert.NoError(t, cmd.Wait(), "demo exits 0 on Ctrl-C")
+}
+
+// signInAndSeeSessions follows the printed console line with a cookie-keeping
+// HTTP client: the console sends it to the development sign-in, which lists
+// the registry's people; picking the one the line names signs in, and the
+// sessions page lists the ssh session the tour ran.
+func signInAndSeeSessions(t *testing.T, line string) {
+	t.Helper()
+	m := regexp.MustCompile(`open (http://\S+) and pick (\S+)`).FindStringSubmatch(line)
+	require.NotNil(t, m, "console line %q names no URL and person", line)
+	console, email := m[1], m[2]
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	fetch := func(u string) (string, *url.URL) {
+		t.Helper()
+		resp, err := browser.Get(u)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "GET %s: %s", u, body)
+		return string(body), resp.Request.URL
+	}
+	page, at := fetch(console)
+	assert.Contains(t, page, "development sign-in — demo only", "the login page says what it is")
+	link := regexp.MustCompile(`href="([^"]*email=` + regexp.QuoteMeta(url.QueryEscape(email)) + `[^"]*)"`).FindStringSubmatch(page)
+	require.NotNil(t, link, "the development sign-in offers no %s: %s", email, page)
+	pick, err := at.Parse(html.UnescapeString(link[1]))
+	require.NoError(t, err)
+	_, at = fetch(pick.String())
+	assert.Equal(t, strings.TrimSuffix(console, "/"), "http://"+at.Host, "signing in lands back on the console")
+	page, _ = fetch(strings.TrimSuffix(console, "/") + "/sessions")
+	assert.Contains(t, page, email, "the console shows who is signed in")
+	assert.Contains(t, page, "<td>web-01</td><td>ssh</td>", "the sessions page lists the tour's ssh session")
 }
 
 // readTour reads the demo's output up to the end of its printed tour.
