@@ -29,6 +29,9 @@ type serveDeps struct {
 }
 
 func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, error) {
+	if err := checkSharedKeys(ctx, ap.cfg, ap.store); err != nil {
+		return nil, err
+	}
 	d := &serveDeps{ap: ap, log: log, metrics: newMetrics()}
 	ap.reg.OnDecision = d.metrics.observeDecision
 	rec, err := newRecorder(ap.cfg, log, d.metrics)

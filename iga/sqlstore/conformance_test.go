@@ -29,6 +29,7 @@ var conformance = []struct {
 	{"oidc lookup", testIdentitiesByOIDC},
 	{"grants", testGrants},
 	{"session index and kill requests", testSessions},
+	{"key fingerprints: first recorded, others compared", testKeyFingerprints},
 	{"two stores write concurrently", testConcurrentWriters},
 	{"reopen keeps data and migrates once", testReopen},
 	{"concurrent opens of a new database migrate once", testConcurrentOpen},
