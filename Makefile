@@ -8,7 +8,7 @@ DEB_PKGS  := openssh-server openssh-client postgresql postgresql-client mariadb-
 # Every test package gets this long; the whole run must stay well under 20 minutes.
 TEST_TIMEOUT ?= 15m
 
-.PHONY: all build test deps vet lint demo bench fuzz clean web-assets
+.PHONY: all build test deps vet lint demo bench fuzz clean web-assets screenshot
 
 all: build
 
@@ -40,6 +40,10 @@ test: deps lint
 ## demo: build and run the bastion on its embedded default with a seeded registry.
 demo: build
 	./$(BIN) demo --dir $(DEMO_DIR)
+
+## screenshot: refresh the README's picture of the console's session page (needs chromium).
+screenshot:
+	SALLYPORT_SCREENSHOT=$(CURDIR)/docs/console-session.png $(GO) test -count=1 -run '^TestSessionPageScreenshot$$' ./web/
 
 ## bench: direct-vs-bastion ratios and registry figures (not timed tests). The
 ## registry and recorder benchmarks take samples (-benchtime default); the proxy
