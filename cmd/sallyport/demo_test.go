@@ -25,7 +25,8 @@ import (
 // it prints, from the directory the demo was started in, as a newcomer
 // would paste them: an allowed ssh session, a refused one with its reason,
 // psql, replay and verify of the recording, the admission checks and the
-// break-glass flow.
+// break-glass flow, the console through the development sign-in, and
+// /metrics with a live ssh session.
 func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	work := t.TempDir()
 	cmd := exec.Command(binary, "demo", "--dir", "./demo", "--web", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
@@ -78,6 +79,24 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	assert.Contains(t, out, "select count(*) from orders", "the psql session's query is in its recording")
 
 	signInAndSeeSessions(t, find("open http://"))
+
+	// While an ssh session runs, the printed metrics line shows it live.
+	allowed, _, found := strings.Cut(find("svc-backup@web-01@"), " 'echo")
+	require.True(t, found, "the allowed ssh line runs no echo")
+	sleeper := exec.Command("sh", "-c", "exec "+allowed+" 'sleep 60'")
+	sleeper.Dir = work
+	require.NoError(t, sleeper.Start())
+	t.Cleanup(func() { _ = sleeper.Process.Kill(); _ = sleeper.Wait() })
+	metrics := find("/metrics")
+	liveSSH := func(n int) func() bool {
+		return func() bool {
+			out, _ := run(metrics)
+			return strings.Contains(out, fmt.Sprintf(`sallyport_sessions{protocol="ssh",state="live"} %d`, n))
+		}
+	}
+	require.Eventually(t, liveSSH(1), 15*time.Second, 200*time.Millisecond, "/metrics never showed the live ssh session")
+	require.NoError(t, sleeper.Process.Kill())
+	require.Eventually(t, liveSSH(0), 15*time.Second, 200*time.Millisecond, "/metrics still shows the ssh session after it ended")
 
 	for i, l := range checkLines(lines) {
 		out, code := run(l)

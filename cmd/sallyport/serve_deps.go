@@ -41,6 +41,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	rec.OnState = indexSessions(ap.store, log)
 	d.recorder = rec
 	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: log}
+	d.metrics.registry.MustRegister(liveSessions{live: d.live, protocols: servedProtocols(ap.cfg)})
 	d.webLn, err = net.Listen("tcp", ap.cfg.Web.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on web.listen %s: %w", ap.cfg.Web.Listen, err)
