@@ -15,7 +15,6 @@ body { font-family: system-ui, sans-serif; max-width: 40em; margin: 3em auto; co
 .banner { padding: .8em; background: #fff8c5; border: 2px solid #bf8700; }
 ul { list-style: none; padding: 0; } li { margin: .6em 0; }
 a.person { display: inline-block; padding: .5em 1em; background: #0969da; color: #fff; border-radius: 4px; text-decoration: none; }
-.roles { color: #57606a; font-size: 14px; }
 </style></head>
 <body>
 <h1>development sign-in — demo only</h1>
