@@ -241,8 +241,10 @@ func (s *Session) finish() error {
 		s.rec.logger().Error("seal recording; it will be recovered as incomplete on restart", "session", s.meta.ID, "err", err)
 		return fmt.Errorf("seal recording %s: %w", s.meta.ID, err)
 	}
-	s.rec.queueUpload(s.meta.ID)
+	// Reported before the upload is queued: the uploader reports stored
+	// from its own goroutine, and an index must not end at uploading.
 	s.rec.report(StateChange{Meta: s.meta, State: StateUploading, Dir: s.dir, EndedAt: m.EndedAt,
 		Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
+	s.rec.queueUpload(s.meta.ID)
 	return nil
 }
