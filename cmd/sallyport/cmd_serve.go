@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,11 @@ import (
 // shutdownGrace is how long serve waits for requests and sessions in flight
 // after SIGINT/SIGTERM before it closes them.
 const shutdownGrace = 10 * time.Second
+
+// finaliseTimeout is how long serve then waits for the recorder to seal and
+// upload the recordings of the sessions that ended; what is left stays in
+// the spool for the next start.
+const finaliseTimeout = 10 * time.Second
 
 func newServeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -72,12 +78,20 @@ type component struct {
 	run func(ctx context.Context) error
 	// shutdown stops it gracefully within ctx; nil: cancelling run's ctx is enough.
 	shutdown func(ctx context.Context) error
+	// listener says the component accepts sessions: on shutdown every
+	// listener closes at once, and their sessions drain together, before
+	// the other components stop.
+	listener bool
 }
 
-// runComponents runs every component until ctx ends or one fails, then shuts
-// them all down in reverse order.
+// runComponents runs every component until ctx ends or one fails, then
+// drains: the listeners stop accepting at once and their live sessions get
+// shutdownGrace to finish, while the session watcher still applies kills
+// and revocations; then the rest stop in reverse order, the recorder last.
 func runComponents(ctx context.Context, log *slog.Logger, comps []*component, ready func()) error {
-	rctx, cancel := context.WithCancel(ctx)
+	// Not ctx's child: its end starts the drain, not the components' end,
+	// which would close every session at once.
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	errc := make(chan error, len(comps))
 	for _, c := range comps {
@@ -94,19 +108,40 @@ func runComponents(ctx context.Context, log *slog.Logger, comps []*component, re
 	case failed = <-errc:
 		log.Error("component failed; shutting down", "err", failed)
 	}
-	log.Info("sallyport shutting down")
-	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
+	log.Info("sallyport shutting down: new sessions refused, live ones drain", "grace", shutdownGrace)
+	drainListeners(log, comps)
+	sctx, scancel := context.WithTimeout(context.Background(), finaliseTimeout)
 	defer scancel()
 	for i := len(comps) - 1; i >= 0; i-- {
-		if comps[i].shutdown == nil {
-			continue
-		}
-		if err := comps[i].shutdown(sctx); err != nil && !errors.Is(err, web.ErrServerClosed) {
-			log.Warn("shut down", "component", comps[i].name, "err", err)
+		if !comps[i].listener {
+			shutdownComponent(sctx, log, comps[i])
 		}
 	}
 	cancel()
 	return failed
+}
+
+// drainListeners shuts every listener component down at once, so none
+// accepts while another drains, and waits at most shutdownGrace for all.
+func drainListeners(log *slog.Logger, comps []*component) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, c := range comps {
+		if c.listener {
+			wg.Go(func() { shutdownComponent(ctx, log, c) })
+		}
+	}
+	wg.Wait()
+}
+
+func shutdownComponent(ctx context.Context, log *slog.Logger, c *component) {
+	if c.shutdown == nil {
+		return
+	}
+	if err := c.shutdown(ctx); err != nil && !errors.Is(err, web.ErrServerClosed) {
+		log.Warn("shut down", "component", c.name, "err", err)
+	}
 }
 
 // metrics are the bastion's Prometheus series, on a registry of its own.

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,6 +59,7 @@ type replica struct {
 	known     string // known_hosts holding the replica's host key
 	clientKey string // svc-ops's private key file
 	logs      *syncBuffer
+	cmd       *exec.Cmd // the serve process
 }
 
 // replicaCluster is what the replicas share.
@@ -110,8 +114,34 @@ func (c *replicaCluster) start(t *testing.T) *replica {
 	r.known = filepath.Join(r.dir, "known_hosts")
 	line := fmt.Sprintf("[127.0.0.1]:%d %s", r.sshPort, gossh.MarshalAuthorizedKey(signer.PublicKey()))
 	require.NoError(t, os.WriteFile(r.known, []byte(line), 0o600))
-	_, r.logs = revServe(t, r.env)
+	r.cmd, r.logs = startServe(t, r.env)
 	return r
+}
+
+// startServe runs serve with e's config on a free web port and waits until
+// /healthz answers; the process is killed when the test ends.
+func startServe(t *testing.T, e *env) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	port := freePort(t)
+	data, err := os.ReadFile(e.config)
+	require.NoError(t, err)
+	cfg := strings.Replace(string(data), `web: {listen: "127.0.0.1:0"}`, fmt.Sprintf(`web: {listen: "127.0.0.1:%d"}`, port), 1)
+	require.NoError(t, os.WriteFile(e.config, []byte(cfg), 0o600))
+	cmd := exec.Command(binary, "--config", e.config, "serve")
+	cmd.Env = append(os.Environ(), e.extraEnv...)
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 50*time.Millisecond, "serve never became healthy: %s", logs)
+	return cmd, logs
 }
 
 // ssh runs the real ssh client as svc-ops to web-01 through the replica.
@@ -188,8 +218,9 @@ func TestReplicas(t *testing.T) {
 	require.Equalf(t, 0, res.code, "ssh through B: %s; logs: %s", res.stderr, b.logs)
 
 	var ids []string
+	var ss []sessionOut
 	require.Eventually(t, func() bool {
-		ss := b.sessions()
+		ss = b.sessions()
 		ids = ids[:0]
 		for _, s := range ss {
 			if s.State != "stored" {
@@ -198,7 +229,7 @@ func TestReplicas(t *testing.T) {
 			ids = append(ids, s.ID)
 		}
 		return len(ss) == 2
-	}, 15*time.Second, 100*time.Millisecond, "both recordings stored; A: %s\nB: %s", a.logs, b.logs)
+	}, 15*time.Second, 100*time.Millisecond, "both recordings stored: %+v\nA: %s\nB: %s", &ss, a.logs, b.logs)
 	assert.Equal(t, b.sessions(), a.sessions(), "one index: both replicas list the same sessions")
 	// Without a pty the recording holds the command, not its output.
 	for i, marker := range []string{"exec: echo marker-from-$((40+1))-a", "exec: echo marker-from-$((40+2))-b"} {
@@ -217,4 +248,47 @@ func TestReplicas(t *testing.T) {
 	asked = time.Now()
 	b.ok("iga", "revoke", "svc-ops", "--by", "alice@example.com", "--reason", "revoked through replica B")
 	endsWithin(t, long, asked, 5*time.Second, "iga revoke on B of A's identity")
+}
+
+// TestServeDrainsOnSIGTERM: SIGTERM closes the SSH listener at once, lets
+// a session opened before it finish its command within shutdownGrace, and
+// the session's recording is stored before serve exits.
+func TestServeDrainsOnSIGTERM(t *testing.T) {
+	c := newReplicaCluster(t)
+	r := c.start(t)
+	r.ok("iga", "apply", "-f", c.registry)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var out strings.Builder
+	session := r.ssh(ctx, "sleep 2; echo finished-after-$((1+1))s")
+	session.Stdout = &out
+	require.NoError(t, session.Start())
+	t.Cleanup(func() { _ = session.Process.Kill() })
+	require.Eventually(t, func() bool { return len(r.sessions("--live")) == 1 },
+		10*time.Second, 50*time.Millisecond, "the session never showed as live; logs: %s", r.logs)
+
+	require.NoError(t, r.cmd.Process.Signal(syscall.SIGTERM))
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(r.sshPort))
+	require.Eventually(t, func() bool {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err != nil
+	}, time.Second, 20*time.Millisecond, "the ssh listener still accepts 1s after SIGTERM")
+
+	require.NoError(t, session.Wait(), "the session opened before SIGTERM must finish; logs: %s", r.logs)
+	assert.Contains(t, out.String(), "finished-after-2s")
+	served := make(chan error, 1)
+	go func() { served <- r.cmd.Wait() }()
+	select {
+	case err := <-served:
+		assert.NoError(t, err, "serve exits 0 after draining; logs: %s", r.logs)
+	case <-time.After(shutdownGrace + 5*time.Second):
+		t.Fatalf("serve still runs %s after SIGTERM", shutdownGrace+5*time.Second)
+	}
+	ss := r.sessions()
+	require.Len(t, ss, 1)
+	assert.Equal(t, "stored", ss[0].State, "the drained session's recording is finalised; logs: %s", r.logs)
 }

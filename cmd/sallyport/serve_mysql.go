@@ -62,6 +62,7 @@ func (d *serveDeps) mysqlComponent() (*component, error) {
 			return nil
 		},
 		shutdown: srv.Shutdown,
+		listener: true,
 	}, nil
 }
 

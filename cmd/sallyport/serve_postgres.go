@@ -60,6 +60,7 @@ func (d *serveDeps) postgresComponent() (*component, error) {
 			return nil
 		},
 		shutdown: srv.Shutdown,
+		listener: true,
 	}, nil
 }
 

@@ -54,6 +54,7 @@ func (d *serveDeps) sshComponent() (*component, error) {
 			return nil
 		},
 		shutdown: srv.Shutdown,
+		listener: true,
 	}, nil
 }
 

@@ -150,7 +150,38 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = gl.Close()
 		return fmt.Errorf("shut down ssh proxy: %w", err)
 	}
+	// A connection closes before its session's recording is sealed: wait
+	// for the seal, or the recorder may stop with the recording unsealed.
+	if err := s.waitSessionsSealed(ctx); err != nil {
+		return fmt.Errorf("shut down ssh proxy: %w", err)
+	}
 	return nil
+}
+
+// sealPoll is how often Shutdown looks whether the last sessions' recordings are sealed.
+const sealPoll = 20 * time.Millisecond
+
+// waitSessionsSealed waits until the live table holds no SSH session, or
+// ctx ends.
+func (s *Server) waitSessionsSealed(ctx context.Context) error {
+	t := time.NewTicker(sealPoll)
+	defer t.Stop()
+	for {
+		n := 0
+		for _, sess := range s.live().Snapshot() {
+			if sess.Protocol == "ssh" {
+				n++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d sessions still sealing their recordings: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // glider builds the client-facing server. Authentication is set through
