@@ -31,19 +31,37 @@ const mintedTokenVersion = 1
 // padding bit is tampering, not the same token.
 var tokenB64 = base64.RawURLEncoding.Strict()
 
+// TokenKind is what a sallyport-minted token authenticates. A token of one
+// kind is never accepted as the other.
+type TokenKind string
+
+// Token kinds.
+const (
+	// TokenIdentity tokens authenticate one identity at the bastion. It is
+	// the zero value and is left out of the claims, so tokens minted
+	// before kinds existed keep working.
+	TokenIdentity TokenKind = ""
+	// TokenPerson tokens authenticate one person at the console's API.
+	TokenPerson TokenKind = "person"
+)
+
 // TokenClaims is what a sallyport-minted token says.
 type TokenClaims struct {
 	ID       string    // random id, the name of the token in the audit trail
-	Identity string    // the one identity the token authenticates
+	Kind     TokenKind // TokenIdentity or TokenPerson
+	Identity string    // the one identity an identity token authenticates
+	Person   string    // the e-mail of the person a person token authenticates
 	IssuedAt time.Time // when it was minted
 	Expires  time.Time // when it stops being accepted
 }
 
-// tokenWire is the JSON form of TokenClaims inside a token.
+// tokenWire is the JSON form of TokenClaims inside a token. Subject is
+// the identity or the person, as Kind says.
 type tokenWire struct {
 	Version  int    `json:"v"`
 	ID       string `json:"jti"`
-	Identity string `json:"sub"`
+	Kind     string `json:"kind,omitempty"`
+	Subject  string `json:"sub"`
 	IssuedAt int64  `json:"iat"`
 	Expires  int64  `json:"exp"`
 }
@@ -88,7 +106,11 @@ func (r *Registry) checkTokenTTL(ttl time.Duration) error {
 
 // signToken encodes and signs claims with key.
 func signToken(c TokenClaims, key ed25519.PrivateKey) (string, error) {
-	payload, err := json.Marshal(tokenWire{Version: mintedTokenVersion, ID: c.ID, Identity: c.Identity,
+	subject := c.Identity
+	if c.Kind == TokenPerson {
+		subject = c.Person
+	}
+	payload, err := json.Marshal(tokenWire{Version: mintedTokenVersion, ID: c.ID, Kind: string(c.Kind), Subject: subject,
 		IssuedAt: c.IssuedAt.Unix(), Expires: c.Expires.Unix()})
 	if err != nil {
 		return "", fmt.Errorf("encode token claims: %w", err)
@@ -128,11 +150,20 @@ func decodeTokenClaims(payloadText string) (TokenClaims, error) {
 	if err := json.Unmarshal(payload, &w); err != nil {
 		return TokenClaims{}, errors.New("parse token: malformed claims")
 	}
-	if w.Version != mintedTokenVersion || w.ID == "" || w.Identity == "" {
+	if w.Version != mintedTokenVersion || w.ID == "" || w.Subject == "" {
 		return TokenClaims{}, fmt.Errorf("parse token: unsupported claims (version %d)", w.Version)
 	}
-	return TokenClaims{ID: w.ID, Identity: w.Identity,
-		IssuedAt: time.Unix(w.IssuedAt, 0).UTC(), Expires: time.Unix(w.Expires, 0).UTC()}, nil
+	c := TokenClaims{ID: w.ID, Kind: TokenKind(w.Kind),
+		IssuedAt: time.Unix(w.IssuedAt, 0).UTC(), Expires: time.Unix(w.Expires, 0).UTC()}
+	switch c.Kind {
+	case TokenIdentity:
+		c.Identity = w.Subject
+	case TokenPerson:
+		c.Person = w.Subject
+	default:
+		return TokenClaims{}, fmt.Errorf("parse token: unsupported claims (kind %q)", w.Kind)
+	}
+	return c, nil
 }
 
 // checkMintedToken accepts a token signed with the registry's key, issued
@@ -149,6 +180,9 @@ func (r *Registry) checkMintedToken(id Identity, token string) credentialCheck {
 	}
 	check := credentialCheck{detail: "sallyport token " + claims.ID}
 	switch {
+	case claims.Kind != TokenIdentity:
+		check.reasons = reasonf(ReasonCredentialInvalid,
+			"token %s is a person's API token, not a bastion token; use a token issued for %s", claims.ID, id.ID)
 	case claims.Identity != id.ID:
 		check.reasons = reasonf(ReasonCredentialInvalid,
 			"token %s was issued for another identity, not %s; use a token issued for %s", claims.ID, id.ID, id.ID)
