@@ -105,15 +105,19 @@ func reasonCodes(rs []iga.Reason) string {
 }
 
 func newTokenCmd(g *globals) *cobra.Command {
-	var ttl string
+	var ttl, person string
 	issue := &cobra.Command{
-		Use:   "issue IDENTITY --ttl 15m",
-		Short: "Mint a bastion token for an identity; prints the token alone",
-		Long: `The token is a bearer credential: valid for any number of connections until it
-expires, bound to one identity, and never stored by sallyport. Pass it as the
-password (PGPASSWORD, mysql -p) or to 'iga check --token -'.`,
-		Example: `  PGPASSWORD=$(sallyport token issue svc-report --ttl 15m) psql "host=bastion port=6432 user=svc-report dbname=analytics sslmode=require"`,
-		Args:    args(1, "IDENTITY"),
+		Use:   "issue (IDENTITY | --person EMAIL) --ttl 15m",
+		Short: "Mint a bastion token for an identity, or an API token for a person; prints the token alone",
+		Long: `The token is a bearer credential: valid for any number of uses until it
+expires, bound to one identity or one person, and never stored by sallyport.
+Pass an identity's token as the password (PGPASSWORD, mysql -p) or to
+'iga check --token -'. Send a person's token to the console's API as
+'Authorization: Bearer TOKEN'; it acts with that person's roles and never
+admits anyone through the bastion.`,
+		Example: `  PGPASSWORD=$(sallyport token issue svc-report --ttl 15m) psql "host=bastion port=6432 user=svc-report dbname=analytics sslmode=require"
+  curl -H "Authorization: Bearer $(sallyport token issue --person alice@example.com --ttl 15m)" https://bastion:8443/api/v1/me`,
+		Args: tokenIssueArgs,
 		RunE: func(c *cobra.Command, a []string) error {
 			if err := requireFlags(c, "ttl"); err != nil {
 				return err
@@ -127,7 +131,12 @@ password (PGPASSWORD, mysql -p) or to 'iga check --token -'.`,
 				return err
 			}
 			defer ap.Close()
-			tok, err := ap.reg.IssueToken(c.Context(), a[0], operator(), d)
+			var tok string
+			if c.Flags().Changed("person") {
+				tok, err = ap.reg.IssuePersonToken(c.Context(), person, operator(), d)
+			} else {
+				tok, err = ap.reg.IssueToken(c.Context(), a[0], operator(), d)
+			}
 			if err != nil {
 				return err
 			}
@@ -136,9 +145,19 @@ password (PGPASSWORD, mysql -p) or to 'iga check --token -'.`,
 		},
 	}
 	issue.Flags().StringVar(&ttl, "ttl", "", "how long the token is valid, e.g. 15m")
-	c := &cobra.Command{Use: "token", Short: "Mint bastion tokens"}
+	issue.Flags().StringVar(&person, "person", "", "mint a console API token for this person (e-mail) instead of an identity")
+	c := &cobra.Command{Use: "token", Short: "Mint bastion and API tokens"}
 	c.AddCommand(issue)
 	return c
+}
+
+// tokenIssueArgs takes an IDENTITY argument or --person, not both.
+func tokenIssueArgs(c *cobra.Command, a []string) error {
+	byPerson := c.Flags().Changed("person")
+	if len(a) > 1 || byPerson == (len(a) == 1) {
+		return usageErrorf("%s takes IDENTITY or --person EMAIL, not both (see '%s --help')", c.CommandPath(), c.CommandPath())
+	}
+	return nil
 }
 
 func newBreakglassCmd(g *globals) *cobra.Command {
