@@ -66,6 +66,7 @@ type Recorder struct {
 	beforeChunk func()
 
 	mu      sync.Mutex
+	orders  map[string]*stateOrder // per session, see report
 	started bool
 	closed  bool
 	live    map[string]*Session
@@ -91,10 +92,81 @@ func (r *Recorder) logger() *slog.Logger {
 	return slog.Default()
 }
 
+// report passes a state change to OnState. Changes of one session are
+// delivered one at a time and never backwards: the uploader may finish
+// (stored) while the session is still reporting uploading, and an index
+// fed from OnState must end at the final state.
 func (r *Recorder) report(c StateChange) {
-	if r.OnState != nil {
-		r.OnState(c)
+	if r.OnState == nil {
+		return
 	}
+	o := r.reportOrder(c.Meta.ID)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if stateRank(c.State) < stateRank(o.last) {
+		return
+	}
+	o.last = c.State
+	if stateRank(c.State) == stateRank(StateStored) {
+		o.final = r.now()
+	}
+	r.OnState(c)
+}
+
+// stateOrder serialises one session's state reports.
+type stateOrder struct {
+	mu    sync.Mutex
+	last  State
+	final time.Time // when a final state was reported; zero before
+}
+
+// stateOrderKeep is how long a session's order is kept after its final
+// state, so a straggling earlier report is still recognised as late.
+const stateOrderKeep = time.Minute
+
+func (r *Recorder) reportOrder(id string) *stateOrder {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.orders == nil {
+		r.orders = map[string]*stateOrder{}
+	}
+	if len(r.orders) >= 1024 && len(r.orders)%256 == 0 {
+		r.pruneOrders()
+	}
+	o := r.orders[id]
+	if o == nil {
+		o = &stateOrder{}
+		r.orders[id] = o
+	}
+	return o
+}
+
+// pruneOrders forgets sessions whose final state is older than
+// stateOrderKeep. Called with r.mu held.
+func (r *Recorder) pruneOrders() {
+	cutoff := r.now().Add(-stateOrderKeep)
+	for id, o := range r.orders {
+		if o.mu.TryLock() {
+			if !o.final.IsZero() && o.final.Before(cutoff) {
+				delete(r.orders, id)
+			}
+			o.mu.Unlock()
+		}
+	}
+}
+
+// stateRank orders states as a session passes them; the final states share
+// the last rank.
+func stateRank(s State) int {
+	switch s {
+	case "":
+		return -1
+	case StateLive:
+		return 0
+	case StateUploading:
+		return 1
+	}
+	return 2
 }
 
 func (r *Recorder) chunkSize() int {
