@@ -77,6 +77,7 @@ func (d *serveDeps) webComponent() *component {
 		Metrics:     promhttp.HandlerFor(d.metrics.registry, promhttp.HandlerOpts{}),
 		Health:      func(ctx context.Context) error { _, err := d.ap.store.People(ctx); return err },
 		Logger:      d.log,
+		BearerToken: d.ap.reg.AuthenticatePerson,
 		OIDC:        web.OIDCConfig{Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID},
 		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile,
 		Directory: d.ap.store, Sessions: d.ap.store, Workflows: d.ap.reg,
