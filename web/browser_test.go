@@ -56,14 +56,16 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", path)
 }
 
-// TestBrowser signs in through the OpenID provider in headless chromium,
+// TestBrowser signs in through a real OpenID provider (zitadel/oidc's op
+// package with in-memory storage) in headless chromium,
 // replays the recorded SSH session in asciinema-player, reads a database
 // session's query timeline and completes a break-glass review. Run with
 // `go test -artifacts` to keep the screenshots.
 func TestBrowser(t *testing.T) {
 	c := newConsole(t)
+	withZitadelOP(t, c)
 	ctx := newBrowser(t)
-	c.op.SignInAs(owner, true)
+	zitadelSignIn(t, ctx, c, owner)
 
 	t.Run("owner completes a break-glass review", func(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/reviews"),
@@ -82,7 +84,7 @@ func TestBrowser(t *testing.T) {
 	// Sign out and in again as the auditor.
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`header form button`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.button`))))
-	c.op.SignInAs(auditor, true)
+	zitadelSignIn(t, ctx, c, auditor)
 
 	t.Run("auditor replays the SSH session", func(t *testing.T) {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/sessions/s-ssh"),
