@@ -73,6 +73,20 @@ func NewID(now time.Time) string {
 	return hex.EncodeToString(b[:])
 }
 
+// IDStarted reads the start time NewID put at the front of a session id.
+// ok is false for an id NewID did not make. The credential janitors use it
+// to spare the credentials of sessions that are only just starting.
+func IDStarted(id string) (time.Time, bool) {
+	if len(id) < 8 {
+		return time.Time{}, false
+	}
+	b, err := hex.DecodeString(id[:8])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(binary.BigEndian.Uint32(b)), 0), true
+}
+
 const (
 	// defaultKillPoll is how often the watcher asks the index for kill
 	// requests: `sessions kill` must end a session within 1 s.

@@ -2,10 +2,11 @@ package mysql
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // defaultJanitorGrace: see Issuer.JanitorGrace.
@@ -73,7 +74,7 @@ FROM mysql.user u WHERE u.User LIKE 'sp\_%' ORDER BY u.User`)
 // begins with its start in Unix seconds, 8 hex digits); a name that does
 // not parse was not minted by sallyport as it is now and counts as old.
 func (i *Issuer) pastGrace(user string) bool {
-	started, ok := sessionStart(strings.TrimPrefix(user, UserPrefix))
+	started, ok := proxy.IDStarted(strings.TrimPrefix(user, UserPrefix))
 	if !ok {
 		return true
 	}
@@ -82,16 +83,4 @@ func (i *Issuer) pastGrace(user string) bool {
 		grace = defaultJanitorGrace
 	}
 	return i.now().Sub(started) >= grace
-}
-
-func sessionStart(id string) (time.Time, bool) {
-	if len(id) < 8 {
-		return time.Time{}, false
-	}
-	b, err := hex.DecodeString(id[:8])
-	if err != nil {
-		return time.Time{}, false
-	}
-	secs := int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
-	return time.Unix(secs, 0), true
 }

@@ -2,10 +2,11 @@ package postgres
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // defaultJanitorGrace: see Issuer.JanitorGrace.
@@ -74,7 +75,7 @@ FROM pg_roles r WHERE starts_with(r.rolname, $1) ORDER BY r.rolname`, RolePrefix
 // begins with its start in Unix seconds, 8 hex digits); a name that does not
 // parse was not minted by sallyport as it is now and counts as old.
 func (i *Issuer) pastGrace(role string) bool {
-	started, ok := sessionStart(strings.TrimPrefix(role, RolePrefix))
+	started, ok := proxy.IDStarted(strings.TrimPrefix(role, RolePrefix))
 	if !ok {
 		return true
 	}
@@ -83,16 +84,4 @@ func (i *Issuer) pastGrace(role string) bool {
 		grace = defaultJanitorGrace
 	}
 	return i.now().Sub(started) >= grace
-}
-
-func sessionStart(id string) (time.Time, bool) {
-	if len(id) < 8 {
-		return time.Time{}, false
-	}
-	b, err := hex.DecodeString(id[:8])
-	if err != nil {
-		return time.Time{}, false
-	}
-	secs := int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
-	return time.Unix(secs, 0), true
 }
