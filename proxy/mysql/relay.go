@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/sallyport/sallyport/proxy"
@@ -64,8 +65,24 @@ func (ss *session) run() string {
 		}
 		_ = ss.client.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
 		_, _ = ss.client.conn.Write(appendPacket(nil, &seq, errPacket(ss.code, stateKilled, "sallyport: session ended: "+ss.reason)))
+		drainBeforeClose(ss.client.conn)
 	}
 	return ss.reason
+}
+
+// drainDiscardLimit bounds what drainBeforeClose reads from a client.
+const drainDiscardLimit = 64 << 20
+
+// drainBeforeClose half-closes conn and reads away what the client is still
+// sending (for at most farewellTimeout): closing a socket with unread input
+// resets it, and the reset can destroy the farewell error before the client
+// reads it — e.g. after an oversized command was refused mid-upload.
+func drainBeforeClose(conn net.Conn) {
+	if hc, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(farewellTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(conn, drainDiscardLimit))
 }
 
 // stop ends the relay once, keeping the first reason: closing upstream
