@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"sync"
 	"time"
 
@@ -32,14 +34,16 @@ type cancelKeys struct {
 
 type cancelKey struct {
 	secret   []byte
-	addr     string // the upstream backend's address
+	addr     string      // the upstream backend's address
+	tls      *tls.Config // as the session's login used it; nil: plaintext
 	upstream pgproto3.CancelRequest
 }
 
-// add mints a key for a client and returns it.
-func (k *cancelKeys) add(secretLen int, addr string, pid uint32, secret []byte) *pgproto3.BackendKeyData {
-	key := &cancelKey{secret: make([]byte, secretLen), addr: addr,
-		upstream: pgproto3.CancelRequest{ProcessID: pid, SecretKey: secret}}
+// add mints a key for a client of the session logged in as up, and
+// returns it.
+func (k *cancelKeys) add(secretLen int, up *upstream) *pgproto3.BackendKeyData {
+	key := &cancelKey{secret: make([]byte, secretLen), addr: up.conn.RemoteAddr().String(), tls: up.tls,
+		upstream: pgproto3.CancelRequest{ProcessID: up.pid, SecretKey: up.secret}}
 	rand.Read(key.secret)
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -74,7 +78,9 @@ func (k *cancelKeys) lookup(req *pgproto3.CancelRequest) *cancelKey {
 }
 
 // forwardCancel sends the upstream CancelRequest matching req, if any. Like
-// PostgreSQL, it answers nothing either way.
+// PostgreSQL, it answers nothing either way. When the session's login used
+// TLS, so does the cancel (as libpq 17 and pgx do): the key is not shown to
+// the network.
 func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest) {
 	key := s.keys.lookup(req)
 	if key == nil {
@@ -83,14 +89,30 @@ func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cancelDialTimeout)
 	defer cancel()
+	if err := s.sendCancel(ctx, key); err != nil {
+		s.logger().Warn("forward postgres cancel request", "target", key.addr, "err", err)
+	}
+}
+
+func (s *Server) sendCancel(ctx context.Context, key *cancelKey) error {
 	conn, err := s.dial(ctx, "tcp", key.addr)
 	if err != nil {
-		s.logger().Warn("forward postgres cancel request", "target", key.addr, "err", err)
-		return
+		return err
 	}
 	defer conn.Close()
-	buf, _ := key.upstream.Encode(nil) // the upstream key came from the server: at most 256 bytes
-	if _, err := conn.Write(buf); err != nil {
-		s.logger().Warn("forward postgres cancel request", "target", key.addr, "err", err)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if key.tls != nil {
+		tc, err := requestTLS(conn, key.tls)
+		if err != nil {
+			return err
+		}
+		if tc == nil {
+			return errors.New("the target declined TLS for the cancel request")
+		}
+		conn = tc
 	}
+	buf, _ := key.upstream.Encode(nil) // the upstream key came from the server: at most 256 bytes
+	_, err = conn.Write(buf)
+	return err
 }

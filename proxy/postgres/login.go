@@ -27,11 +27,20 @@ const maxLoginMessage = 64 << 10
 // upstream is the bastion's logged-in connection to a target.
 type upstream struct {
 	conn     net.Conn
+	tls      *tls.Config // nil: the connection is not encrypted
 	pid      uint32
 	secret   []byte
 	params   map[string]string
 	txStatus byte
 }
+
+// tlsError is a failure to set up TLS with a target: it refused TLS, or
+// its certificate did not verify. The client is told, not only the log.
+type tlsError struct{ err error }
+
+func (e *tlsError) Error() string { return "tls with target: " + e.err.Error() }
+
+func (e *tlsError) Unwrap() error { return e.err }
 
 // The login is done here rather than by pgconn because the relay must own
 // every byte after ReadyForQuery: pgconn may start a background reader
@@ -76,24 +85,40 @@ func (s *Server) startUpstream(conn net.Conn, tlsCfg *tls.Config, preferTLS bool
 }
 
 func (up *upstream) startTLS(cfg *tls.Config, prefer bool) error {
-	if _, err := up.conn.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), codeSSL)); err != nil {
-		return fmt.Errorf("request tls: %w", err)
-	}
-	var answer [1]byte
-	if _, err := io.ReadFull(up.conn, answer[:]); err != nil {
-		return fmt.Errorf("request tls: %w", err)
-	}
+	conn, err := requestTLS(up.conn, cfg)
 	switch {
-	case answer[0] == 'S':
-		tc := tls.Client(up.conn, cfg)
-		if err := tc.Handshake(); err != nil {
-			return fmt.Errorf("tls handshake with target: %w", err)
-		}
-		up.conn = tc
+	case err != nil:
+		return err
+	case conn != nil:
+		up.conn, up.tls = conn, cfg
 	case !prefer:
-		return errors.New("target refused TLS, which its admin DSN requires")
+		return &tlsError{errors.New("the target does not accept TLS, which its TLS settings require")}
 	}
 	return nil
+}
+
+// requestTLS sends an SSLRequest on conn and, when the server accepts,
+// does the TLS handshake. It returns nil, nil when the server declines.
+func requestTLS(conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
+	if _, err := conn.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 8), codeSSL)); err != nil {
+		return nil, fmt.Errorf("request tls: %w", err)
+	}
+	var answer [1]byte
+	if _, err := io.ReadFull(conn, answer[:]); err != nil {
+		return nil, fmt.Errorf("request tls: %w", err)
+	}
+	if answer[0] != 'S' {
+		return nil, nil
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			err = verr.Err // "x509: certificate signed by unknown authority", without the wrapping
+		}
+		return nil, &tlsError{err}
+	}
+	return tc, nil
 }
 
 func (up *upstream) send(m pgproto3.FrontendMessage) error {

@@ -2,10 +2,15 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -92,5 +97,76 @@ func TestPgxExtendedProtocol(t *testing.T) {
 		assert.Equal(t, w.params, g.params, "event %d params", i)
 		assert.Equal(t, w.tag, g.tag, "event %d tag", i)
 		assert.Equal(t, w.code, g.code, "event %d error", i)
+	}
+}
+
+// TestPgxCancel cancels the context of a pgx query running pg_sleep(30):
+// pgconn sends a CancelRequest (over TLS, as pgx does for a TLS session)
+// to the bastion, which forwards it to the target's backend. The query
+// ends with query_canceled within 2 s, the connection stays usable, and the
+// recording shows the cancelled statement.
+func TestPgxCancel(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	conn := e.pgxCancelling(t, okIdentity, e.token(okIdentity))
+	took, err := e.sleepCancelled(t, conn)
+	var pgErr *pgconn.PgError
+	require.True(t, errors.As(err, &pgErr), "got %v, want the server's query_canceled error", err)
+	assert.Equal(t, "57014", pgErr.Code, "got SQLSTATE %s (%s), want 57014 query_canceled", pgErr.Code, pgErr.Message)
+	assert.Less(t, took, 2*time.Second, "got the cancel after %s, want < 2s", took)
+
+	var one int
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT 1").Scan(&one), "the session survives a cancel")
+	require.NoError(t, conn.Close(context.Background()))
+
+	var sleep *recorder.Event
+	for _, ev := range e.events(t, e.lastSession(t)) {
+		if ev.Type == recorder.EventQuery && ev.SQL == "SELECT pg_sleep(30)" {
+			sleep = &ev
+		}
+	}
+	require.NotNil(t, sleep, "the cancelled statement is recorded")
+	require.NotNil(t, sleep.Outcome)
+	assert.Equal(t, "57014", sleep.Outcome.ErrorCode, "recorded outcome %+v", sleep.Outcome)
+}
+
+// pgxCancelling connects through the bastion with pgx set to answer a
+// cancelled context with a CancelRequest (pgx's default closes the
+// connection instead); the fallback deadline is past the test's bound.
+func (e *env) pgxCancelling(t testing.TB, identity, token string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig("")
+	require.NoError(t, err)
+	cfg.Host, cfg.Port, cfg.User, cfg.Password, cfg.Database = "127.0.0.1", uint16(e.addr.Port), identity, token, targetName
+	cfg.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+	cfg.Fallbacks = nil
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: 10 * time.Second}
+	}
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	require.NoError(t, err, "connect through the bastion")
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// sleepCancelled runs pg_sleep(30) on conn, cancels its context once the
+// query runs, and returns how long the query took to end after that.
+func (e *env) sleepCancelled(t *testing.T, conn *pgx.Conn) (time.Duration, error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := conn.Exec(ctx, "SELECT pg_sleep(30)")
+		done <- err
+	}()
+	e.waitActive(t, "pg_sleep") // a cancel before the query starts would cancel nothing
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		return time.Since(start), err
+	case <-time.After(15 * time.Second):
+		t.Fatal("pg_sleep(30) still runs 15 s after its context was cancelled")
+		return 0, nil
 	}
 }

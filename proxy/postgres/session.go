@@ -128,7 +128,7 @@ func (ss *session) setup(now time.Time) error {
 	if ss.client.st.minor >= 2 {
 		secretLen = secretLen32
 	}
-	key := ss.srv.keys.add(secretLen, up.conn.RemoteAddr().String(), up.pid, up.secret)
+	key := ss.srv.keys.add(secretLen, up)
 	ss.key = key.ProcessID
 	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
 	for name, value := range up.params {

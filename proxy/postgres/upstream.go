@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -34,9 +35,13 @@ type Target struct {
 	// Database is the database on the server. Empty: Name.
 	Database string
 	// Conn is the template of the bastion's login: host, port and TLS
-	// settings (typically parsed from the admin DSN); user, password,
-	// database and runtime parameters are set per session. It must come
-	// from pgconn.ParseConfig. Required.
+	// settings (typically parsed from the admin DSN, TLS set from the
+	// target's tls config); user, password, database and runtime
+	// parameters are set per session. It must come from pgconn.ParseConfig.
+	// TLS: Conn.TLSConfig nil is plaintext; set, the login starts TLS with
+	// it and is refused when the target declines, unless a Fallbacks entry
+	// without TLS allows plaintext (sslmode=prefer). Cancel requests are
+	// sent to the target the same way. Required.
 	Conn *pgconn.Config
 	// Roles mints the per-session roles. Required.
 	Roles Roles
@@ -70,6 +75,13 @@ func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params
 	}
 	addr := net.JoinHostPort(c.Host, strconv.Itoa(int(c.Port)))
 	up, err := s.loginAs(ctx, addr, c.TLSConfig, prefer, startup, role.Password)
+	var te *tlsError
+	if errors.As(err, &te) {
+		// The client's FATAL says why: an operator must fix the target's
+		// TLS settings (or its certificate); retrying will not help.
+		return nil, &refusal{code: codeCannotConnect, cause: err,
+			msg: fmt.Sprintf("sallyport: cannot connect securely to target %s: %v; ask an operator to check the target's TLS settings (tls.mode, tls.ca_file) and certificate", t.Name, te.err)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, role.Name, err)
 	}
