@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,6 +35,13 @@ type Target struct {
 	Address string
 	// Database is the database sessions start in. Empty: Name.
 	Database string
+	// TLS secures the bastion's logins to the target: set, each login asks
+	// for TLS right after the target's greeting (an SSLRequest), verifies
+	// the target as the config says, and is refused — the client told why —
+	// when the target does not offer TLS or its certificate does not
+	// verify. Nil: plaintext (caching_sha2_password then encrypts the
+	// password with the target's RSA key).
+	TLS *tls.Config
 	// Users mints the per-session users. Required.
 	Users Users
 }
@@ -52,7 +60,18 @@ type upstream struct {
 	thread uint64 // the target's connection id
 	status uint16 // server status after login
 	caps   uint32
+	tlsCfg *tls.Config // the login asks for TLS with it; nil: plaintext
+	tls    bool        // the connection is encrypted
 }
+
+// tlsError is a failure to set up TLS with a target: it does not offer
+// TLS, or its certificate did not verify. The client is told, not only
+// the log.
+type tlsError struct{ err error }
+
+func (e *tlsError) Error() string { return "tls with target: " + e.err.Error() }
+
+func (e *tlsError) Unwrap() error { return e.err }
 
 // targetGreeting is what a HandshakeV10 of the target says.
 type targetGreeting struct {
@@ -71,9 +90,18 @@ func (s *Server) connect(ctx context.Context, t *Target, u *camysql.User, role s
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	up := &upstream{conn: conn, r: newPacketConn(conn, maxHandshakePacket)}
+	up := &upstream{conn: conn, r: newPacketConn(conn, maxHandshakePacket), tlsCfg: t.TLS}
 	if err := up.login(u, l); err != nil {
 		conn.Close()
+		var te *tlsError
+		if errors.As(err, &te) {
+			// An operator must fix the target's TLS settings or its
+			// certificate; the client hears so rather than "ask an operator".
+			r := refuse(codeUnknownError, stateConnection, "cannot connect securely to target %s: %v; ask an operator to check the target's TLS settings (tls.mode, tls.ca_file) and certificate",
+				t.Name, te.err)
+			r.cause = err
+			return nil, r
+		}
 		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, u.Name, err)
 	}
 	for _, q := range []string{"SET ROLE " + quoteIdent(role), "USE " + quoteIdent(t.database())} {
@@ -86,7 +114,8 @@ func (s *Server) connect(ctx context.Context, t *Target, u *camysql.User, role s
 	return up, nil
 }
 
-// login runs the client side of the target's handshake.
+// login runs the client side of the target's handshake, over TLS when
+// up.tlsCfg is set.
 func (up *upstream) login(u *camysql.User, l *login) error {
 	p, err := up.r.read()
 	if err != nil {
@@ -103,6 +132,11 @@ func (up *upstream) login(u *camysql.User, l *login) error {
 		return fmt.Errorf("the target lacks capabilities %#x the client uses", missing)
 	}
 	up.caps = want & (g.caps | capLongPassword)
+	if up.tlsCfg != nil {
+		if err := up.startTLS(g.caps, l.charset, up.tlsCfg); err != nil {
+			return err
+		}
+	}
 	plugin := g.plugin
 	if plugin != pluginCachingSHA2 {
 		plugin = pluginNative
@@ -112,6 +146,34 @@ func (up *upstream) login(u *camysql.User, l *login) error {
 		return fmt.Errorf("send handshake response: %w", err)
 	}
 	return up.authResult(plugin, u.Password, g.seed)
+}
+
+// startTLS sends an SSLRequest and does the TLS handshake; the login goes
+// on over it.
+func (up *upstream) startTLS(targetCaps uint32, charset byte, cfg *tls.Config) error {
+	if targetCaps&capSSL == 0 {
+		return &tlsError{errors.New("the target does not offer TLS, which its TLS settings require")}
+	}
+	if n := up.r.r.Buffered(); n > 0 {
+		// They came in clear and would be read as if from inside TLS.
+		return &tlsError{fmt.Errorf("the target sent %d bytes before the TLS handshake", n)}
+	}
+	up.caps |= capSSL
+	if err := up.r.write(responsePrefix(up.caps, charset)); err != nil {
+		return fmt.Errorf("send SSLRequest: %w", err)
+	}
+	tc := tls.Client(up.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			err = verr.Err // "x509: certificate signed by unknown authority", without the wrapping
+		}
+		return &tlsError{err}
+	}
+	seq := up.r.seq
+	up.conn, up.r, up.tls = tc, newPacketConn(tc, maxHandshakePacket), true
+	up.r.seq = seq
+	return nil
 }
 
 // exec runs one statement with no result set.
@@ -163,13 +225,19 @@ func parseGreeting(p []byte) (*targetGreeting, error) {
 
 // handshakeResponse is a HandshakeResponse41 with no database.
 func handshakeResponse(caps uint32, charset byte, user, plugin string, auth []byte) []byte {
-	b := binary.LittleEndian.AppendUint32(nil, caps)
-	b = binary.LittleEndian.AppendUint32(b, maxPacketPayload)
-	b = append(b, charset)
-	b = append(b, make([]byte, 23)...)
+	b := responsePrefix(caps, charset)
 	b = append(append(b, user...), 0)
 	b = append(append(b, byte(len(auth))), auth...)
 	return append(append(b, plugin...), 0)
+}
+
+// responsePrefix is the fixed part of a HandshakeResponse41, which alone
+// is an SSLRequest.
+func responsePrefix(caps uint32, charset byte) []byte {
+	b := binary.LittleEndian.AppendUint32(make([]byte, 0, 128), caps)
+	b = binary.LittleEndian.AppendUint32(b, maxPacketPayload)
+	b = append(b, charset)
+	return append(b, make([]byte, 23)...)
 }
 
 func firstByte(p []byte) byte {

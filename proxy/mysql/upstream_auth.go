@@ -24,8 +24,8 @@ const (
 
 // authResult reads the end of authentication, answering auth switches
 // (to mysql_native_password or caching_sha2_password) and
-// caching_sha2_password's full authentication, which over a connection
-// without TLS encrypts the password with the server's RSA key.
+// caching_sha2_password's full authentication, which sends the password
+// in clear over TLS and otherwise encrypts it with the server's RSA key.
 func (up *upstream) authResult(plugin, password string, seed []byte) error {
 	for range maxAuthExchanges {
 		p, err := up.r.read()
@@ -75,6 +75,8 @@ func (up *upstream) moreData(plugin string, data, seed []byte, password string) 
 		return fmt.Errorf("unexpected auth data for %s", plugin)
 	case len(data) == 1 && data[0] == sha2FastAuthOK:
 		return nil
+	case len(data) == 1 && data[0] == sha2FullAuth && up.tls:
+		return up.r.write(append([]byte(password), 0)) // in clear, as TLS protects it
 	case len(data) == 1 && data[0] == sha2FullAuth:
 		return up.r.write([]byte{sha2RequestKey})
 	}
