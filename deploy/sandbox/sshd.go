@@ -53,6 +53,10 @@ type SSHDOptions struct {
 	RecordCertificates bool
 	// Config holds extra sshd_config lines, appended last; zero adds none.
 	Config []string
+	// HostCA signs a host certificate for sshd's host key (principal: the
+	// listen address, valid for a day), which sshd presents to clients
+	// that ask for certificate host keys; zero presents the plain key only.
+	HostCA ssh.Signer
 }
 
 // Validate reports keys that sshd could not parse.
@@ -84,6 +88,7 @@ type SSHD struct {
 	Dir string
 
 	recordCerts bool // the principals command logs to certLogPath
+	hostCert    bool // sshd presents hostCertPath
 	proc        *process
 	stopOnce    sync.Once
 	stopErr     error
@@ -123,6 +128,11 @@ func (s *SSHD) prepare(opts SSHDOptions) error {
 	if err := s.writeHostKey(); err != nil {
 		return err
 	}
+	if opts.HostCA != nil {
+		if err := s.writeHostCert(opts.HostCA); err != nil {
+			return err
+		}
+	}
 	if err := writeLines(filepath.Join(s.Dir, "trusted_user_ca_keys"), opts.TrustedUserCAKeys); err != nil {
 		return err
 	}
@@ -161,6 +171,33 @@ func (s *SSHD) writeHostKey() error {
 	s.HostKey = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
 	return nil
 }
+
+// hostCertValidity is how long a sandbox host certificate is valid; a
+// sandbox lives for one test or demo.
+const hostCertValidity = 24 * time.Hour
+
+// writeHostCert signs the host key with ca and writes the certificate
+// next to it, where config names it as HostCertificate.
+func (s *SSHD) writeHostCert(ca ssh.Signer) error {
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s.HostKey))
+	if err != nil {
+		return fmt.Errorf("parse sshd host key: %w", err)
+	}
+	now := time.Now()
+	cert := &ssh.Certificate{Key: key, CertType: ssh.HostCert, KeyId: "sallyport-sandbox-sshd",
+		ValidPrincipals: []string{s.Host}, ValidAfter: uint64(now.Add(-time.Minute).Unix()),
+		ValidBefore: uint64(now.Add(hostCertValidity).Unix())}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		return fmt.Errorf("sign sshd host certificate: %w", err)
+	}
+	if err := os.WriteFile(s.hostCertPath(), ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+		return fmt.Errorf("write sshd host certificate: %w", err)
+	}
+	s.hostCert = true
+	return nil
+}
+
+func (s *SSHD) hostCertPath() string { return s.hostKeyPath() + "-cert.pub" }
 
 // writeLines writes one entry a line with mode 0644.
 func writeLines(path string, lines []string) error {
@@ -206,6 +243,9 @@ func (s *SSHD) config(opts SSHDOptions) string {
 		// Many concurrent test sessions must not be dropped as a flood.
 		"MaxStartups 500",
 		"MaxSessions 100",
+	}
+	if s.hostCert {
+		lines = append(lines, "HostCertificate "+s.hostCertPath())
 	}
 	if s.recordCerts {
 		lines = append(lines,

@@ -133,6 +133,8 @@ type harnessOptions struct {
 	// tuneRecorder adjusts the recorder before it starts.
 	tuneRecorder func(*recorder.Recorder)
 	watch        bool // run a proxy.Live watcher
+	// hostCA makes sshd present a host certificate it signed.
+	hostCA gossh.Signer
 }
 
 func needClients(t testing.TB) {
@@ -154,7 +156,8 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	// The target accepts more env than the bastion's allow-list passes.
 	// "direct" logs in to sshd without the bastion, for the benchmarks.
 	h.sshd = sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{userCA.AuthorizedKey()}, RecordCertificates: true,
-		AuthorizedKeys: []string{h.newKey("direct")}, Config: []string{"AcceptEnv LANG LC_* TERM LD_PRELOAD"}})
+		AuthorizedKeys: []string{h.newKey("direct")}, Config: []string{"AcceptEnv LANG LC_* TERM LD_PRELOAD"},
+		HostCA: opts.hostCA})
 	h.registry()
 	h.recorder(opts.tuneRecorder)
 	h.live = &proxy.Live{Gate: h.reg, Logger: quietLogger(), Recheck: 500 * time.Millisecond}

@@ -134,7 +134,21 @@ func hostKeyCheck(t Target) (gossh.HostKeyCallback, []string, error) {
 	if t.HostCA != nil {
 		algos = append(algos, gossh.CertAlgoED25519v01, gossh.CertAlgoECDSA256v01, gossh.CertAlgoRSASHA512v01, gossh.CertAlgoRSASHA256v01)
 	}
-	return checker.CheckHostKey, algos, nil
+	check := func(addr string, remote net.Addr, key gossh.PublicKey) error {
+		cert, ok := key.(*gossh.Certificate)
+		if !ok {
+			return checker.CheckHostKey(addr, remote, key)
+		}
+		if !checker.IsHostAuthority(cert.SignatureKey, addr) {
+			return fmt.Errorf("target %s presented a host certificate signed by %s, which is not its configured host_ca: refusing (the target was re-keyed or someone is in the middle)",
+				t.Name, gossh.FingerprintSHA256(cert.SignatureKey))
+		}
+		if err := checker.CheckHostKey(addr, remote, key); err != nil {
+			return fmt.Errorf("target %s presented a host certificate from its host_ca that does not hold for %s: %w", t.Name, addr, err)
+		}
+		return nil
+	}
+	return check, algos, nil
 }
 
 // hostKeyAlgos are the signature algorithms a host key of type typ can
