@@ -30,6 +30,7 @@ var conformance = []struct {
 	{"grants", testGrants},
 	{"session index and kill requests", testSessions},
 	{"key fingerprints: first recorded, others compared", testKeyFingerprints},
+	{"replica leases hold their sessions", testReplicaLeases},
 	{"two stores write concurrently", testConcurrentWriters},
 	{"reopen keeps data and migrates once", testReopen},
 	{"concurrent opens of a new database migrate once", testConcurrentOpen},

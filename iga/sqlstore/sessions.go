@@ -36,6 +36,11 @@ type SessionRecord struct {
 	// KillRequested is when an operator asked to end the session; zero: never.
 	KillRequested time.Time
 	KillReason    string
+	// Replica is the serve process that runs the session (see
+	// RegisterReplica); empty when not known. The first writer of a row
+	// sets it: a replica recovering a crashed session's recording later
+	// does not become its runner.
+	Replica string
 }
 
 // SessionFilter selects sessions. Zero fields match everything.
@@ -48,27 +53,28 @@ type SessionFilter struct {
 }
 
 const sessionColumns = `id, identity_id, owner, target, protocol, login, source, breakglass_grant,
-	state, reason, object_dir, started_at, ended_at, bytes, events, kill_requested, kill_reason`
+	state, reason, object_dir, started_at, ended_at, bytes, events, kill_requested, kill_reason, replica`
 
 func scanSession(s scanner) (r SessionRecord, err error) {
 	return r, s.Scan(&r.ID, &r.Identity, &r.Owner, &r.Target, &r.Protocol, &r.Login, &r.Source,
 		&r.BreakglassGrant, &r.State, &r.Reason, &r.Dir, timeCol{&r.StartedAt}, timeCol{&r.EndedAt},
-		&r.Bytes, &r.Events, timeCol{&r.KillRequested}, &r.KillReason)
+		&r.Bytes, &r.Events, timeCol{&r.KillRequested}, &r.KillReason, &r.Replica)
 }
 
 // PutSession inserts or updates a session's row. A pending kill request is
-// kept: it is the operator's, not the recorder's.
+// kept: it is the operator's, not the recorder's; so is the replica that
+// first wrote the row.
 func (s *Store) PutSession(ctx context.Context, r SessionRecord) error {
 	err := s.Update(ctx, func(t iga.Tx) error {
 		var e encoder
 		return t.(*tx).insert(ctx, &e, `INSERT INTO sessions (`+sessionColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '')
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', ?)
 			ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
 			object_dir = excluded.object_dir, ended_at = excluded.ended_at, bytes = excluded.bytes,
 			events = excluded.events, owner = excluded.owner, login = excluded.login,
 			breakglass_grant = excluded.breakglass_grant`,
 			r.ID, r.Identity, r.Owner, r.Target, r.Protocol, r.Login, r.Source, r.BreakglassGrant,
-			r.State, r.Reason, r.Dir, e.time(r.StartedAt), e.time(r.EndedAt), r.Bytes, r.Events)
+			r.State, r.Reason, r.Dir, e.time(r.StartedAt), e.time(r.EndedAt), r.Bytes, r.Events, r.Replica)
 	})
 	if err != nil {
 		return fmt.Errorf("index session %s: %w", r.ID, err)

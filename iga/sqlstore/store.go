@@ -75,6 +75,9 @@ func (c Config) Validate() error {
 type Store struct {
 	reader
 	db *sql.DB
+	// dsn is the PostgreSQL DSN, for the dedicated connections of
+	// ListenChanges and Leader; empty for SQLite.
+	dsn string
 	// writeTurn queues this process's writers when the dialect asks for it:
 	// a one-slot semaphore, so a waiting writer still sees its ctx end.
 	writeTurn chan struct{}
@@ -103,7 +106,7 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s registry: %w", d.name, err)
 	}
-	s := &Store{reader: reader{d: d, stmts: newStmtCache(db, d)}, db: db, writeTurn: make(chan struct{}, 1)}
+	s := &Store{reader: reader{d: d, stmts: newStmtCache(db, d)}, db: db, dsn: c.DSN, writeTurn: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
