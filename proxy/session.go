@@ -1,7 +1,8 @@
 // Package proxy holds what every protocol proxy shares: session ids, the
 // table of live sessions with their kill switch, and the watcher that ends a
 // session when an operator kills it (from any process) or when the registry
-// would no longer admit it. The protocols live in proxy/ssh,
+// would no longer admit it. The watcher polls, and acts at once when woken
+// (serve wakes it when the registry announces a change). The protocols live in proxy/ssh,
 // proxy/postgres and proxy/mysql; none of them imports a sibling.
 package proxy
 
@@ -115,6 +116,7 @@ type Live struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session
+	wake     chan struct{} // one pending wake-up; made on first use
 }
 
 // Begin registers a session and returns it with a context that ends when
@@ -163,16 +165,42 @@ func (l *Live) Snapshot() []*Session {
 	return out
 }
 
-// Watch polls for kill requests and re-admits live sessions until ctx ends.
+// Wake makes the watcher look for kill requests and re-admit the live
+// sessions now instead of at its next tick: a change that may end a
+// session was made somewhere. It never blocks; wake-ups that come while
+// one is pending merge into it.
+func (l *Live) Wake() {
+	select {
+	case l.wakeups() <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Live) wakeups() chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.wake == nil {
+		l.wake = make(chan struct{}, 1)
+	}
+	return l.wake
+}
+
+// Watch polls for kill requests and re-admits live sessions until ctx
+// ends, and does both at once when woken by Wake. The polls stay as the
+// safety net: a wake-up lost with its connection costs at most a tick.
 func (l *Live) Watch(ctx context.Context) error {
 	kill := time.NewTicker(orDefault(l.KillPoll, defaultKillPoll))
 	defer kill.Stop()
 	recheck := time.NewTicker(orDefault(l.Recheck, defaultRecheck))
 	defer recheck.Stop()
+	wake := l.wakeups()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-wake:
+			l.pollKills(ctx)
+			l.recheckAll(ctx)
 		case <-kill.C:
 			l.pollKills(ctx)
 		case <-recheck.C:
