@@ -18,13 +18,38 @@ type leftover struct {
 	threads int
 }
 
+// Verdict is what the caller knows of the session a per-session user
+// belongs to.
+type Verdict int
+
+const (
+	// Unknown: no replica is known to run the session. The user is dropped
+	// unless a connection is logged in as it (a session of a replica that
+	// did not say so) or its session is younger than JanitorGrace (a
+	// replica is about to log in).
+	Unknown Verdict = iota
+	// Live: the session runs on a replica that is alive; the user is kept.
+	Live
+	// Gone: the replica that ran the session is gone (its lease lapsed).
+	// The user is dropped, and any connection still logged in as it killed.
+	Gone
+)
+
 // Sweep drops every per-session user of the target that has no live
 // session: live reports whether this process runs the session of a user
-// name. A user not live here is still left alone while a connection is
-// logged in as it (a session of another replica) or while its session is
-// younger than JanitorGrace (another replica is about to log in). It
-// returns the users dropped.
+// name. Users not live here are judged as Unknown (see SweepSessions).
 func (i *Issuer) Sweep(ctx context.Context, live func(user string) bool) ([]string, error) {
+	return i.SweepSessions(ctx, func(user string) Verdict {
+		if live(user) {
+			return Live
+		}
+		return Unknown
+	})
+}
+
+// SweepSessions drops the per-session users of the target that verdict
+// and the rules of Verdict say may go. It returns the users dropped.
+func (i *Issuer) SweepSessions(ctx context.Context, verdict func(user string) Verdict) ([]string, error) {
 	users, err := i.leftovers(ctx)
 	if err != nil {
 		return nil, err
@@ -32,7 +57,7 @@ func (i *Issuer) Sweep(ctx context.Context, live func(user string) bool) ([]stri
 	var dropped []string
 	var errs []error
 	for _, l := range users {
-		if live(l.user.Name) || l.threads > 0 || !i.pastGrace(l.user.Name) {
+		if !i.mayDrop(l, verdict(l.user.Name)) {
 			continue
 		}
 		if err := i.Drop(ctx, &l.user); err != nil {
@@ -45,6 +70,16 @@ func (i *Issuer) Sweep(ctx context.Context, live func(user string) bool) ([]stri
 		return dropped, fmt.Errorf("janitor: %d of %d leftover users not dropped, first: %w", len(errs), len(errs)+len(dropped), errs[0])
 	}
 	return dropped, nil
+}
+
+func (i *Issuer) mayDrop(l leftover, v Verdict) bool {
+	switch v {
+	case Live:
+		return false
+	case Gone:
+		return true
+	}
+	return l.threads == 0 && i.pastGrace(l.user.Name)
 }
 
 // leftovers lists the per-session accounts with how many connections use them.

@@ -18,13 +18,39 @@ type leftover struct {
 	backends int
 }
 
+// Verdict is what the caller knows of the session a per-session role
+// belongs to.
+type Verdict int
+
+const (
+	// Unknown: no replica is known to run the session. The role is dropped
+	// unless a backend is logged in as it (a session of a replica that did
+	// not say so) or its session is younger than JanitorGrace (a replica is
+	// about to log in).
+	Unknown Verdict = iota
+	// Live: the session runs on a replica that is alive; the role is kept.
+	Live
+	// Gone: the replica that ran the session is gone (its lease lapsed).
+	// The role is dropped, and any backend still logged in as it ended.
+	Gone
+)
+
 // Sweep drops every per-session role of the target that has no live session:
-// live reports whether this process runs the session of a role. A role not
-// live here is still left alone while a backend is logged in as it (a
-// session of another replica) or while its session is younger than
-// JanitorGrace (another replica is about to log in). It returns the roles
-// dropped; roles that could not be dropped are locked and reported in err.
+// live reports whether this process runs the session of a role. Roles not
+// live here are judged as Unknown (see SweepSessions).
 func (i *Issuer) Sweep(ctx context.Context, live func(role string) bool) ([]string, error) {
+	return i.SweepSessions(ctx, func(role string) Verdict {
+		if live(role) {
+			return Live
+		}
+		return Unknown
+	})
+}
+
+// SweepSessions drops the per-session roles of the target that verdict and
+// the rules of Verdict say may go. It returns the roles dropped; roles that
+// could not be dropped are locked and reported in err.
+func (i *Issuer) SweepSessions(ctx context.Context, verdict func(role string) Verdict) ([]string, error) {
 	roles, err := i.leftovers(ctx)
 	if err != nil {
 		return nil, err
@@ -32,7 +58,7 @@ func (i *Issuer) Sweep(ctx context.Context, live func(role string) bool) ([]stri
 	var dropped []string
 	var errs []error
 	for _, r := range roles {
-		if live(r.name) || r.backends > 0 || !i.pastGrace(r.name) {
+		if !i.mayDrop(r, verdict(r.name)) {
 			continue
 		}
 		if err := i.Drop(ctx, r.name); err != nil {
@@ -45,6 +71,16 @@ func (i *Issuer) Sweep(ctx context.Context, live func(role string) bool) ([]stri
 		return dropped, fmt.Errorf("janitor: %d of %d leftover roles not dropped, first: %w", len(errs), len(errs)+len(dropped), errs[0])
 	}
 	return dropped, nil
+}
+
+func (i *Issuer) mayDrop(r leftover, v Verdict) bool {
+	switch v {
+	case Live:
+		return false
+	case Gone:
+		return true
+	}
+	return r.backends == 0 && i.pastGrace(r.name)
 }
 
 // leftovers lists the per-session roles with how many backends use them.
