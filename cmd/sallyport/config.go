@@ -140,6 +140,9 @@ type TargetConfig struct {
 	Environment string `yaml:"environment"`
 	Database    string `yaml:"database"`
 	AdminDSNEnv string `yaml:"admin_dsn_env"`
+	// TLS secures the bastion's connections to a postgres or mysql target
+	// (see TargetTLSConfig). Zero: verify-full, or disable on loopback.
+	TLS TargetTLSConfig `yaml:"tls"`
 }
 
 // Duration is a YAML duration: Go syntax ("90s", "2m", "1h30m") or whole

@@ -68,7 +68,7 @@ func (d *serveDeps) mysqlComponent() (*component, error) {
 
 // mysqlTargets builds each mysql target from its config: the admin DSN
 // (go-sql-driver format) from the variable admin_dsn_env names, pointed at
-// the target's address. A target without one is left out (and logged):
+// the target's address, with TLS as its tls block says. A target without one is left out (and logged):
 // sessions to it are refused.
 func (d *serveDeps) mysqlTargets() (map[string]*mysql.Target, error) {
 	out := map[string]*mysql.Target{}
@@ -103,14 +103,23 @@ func mysqlTarget(tc TargetConfig, dsn string) (*mysql.Target, error) {
 	if conf.Net != "tcp" {
 		return nil, configErrorf("target %s: admin DSN in %s: want tcp(host:port), the address sessions use too", tc.Name, tc.AdminDSNEnv)
 	}
-	conf.DBName = ""
+	host, _, err := net.SplitHostPort(conf.Addr)
+	if err != nil {
+		return nil, configErrorf("target %s: address %q: want host:port", tc.Name, conf.Addr)
+	}
+	// The target's tls block decides, for sessions and the admin pool alike.
+	tlsCfg, err := tc.TLS.clientConfig(host)
+	if err != nil {
+		return nil, configErrorf("target %s: %v", tc.Name, err)
+	}
+	conf.DBName, conf.TLS, conf.TLSConfig, conf.AllowFallbackToPlaintext = "", tlsCfg, "", false
 	conn, err := gomysql.NewConnector(conf)
 	if err != nil {
 		return nil, configErrorf("target %s: admin DSN in %s: %v", tc.Name, tc.AdminDSNEnv, err)
 	}
 	db := sql.OpenDB(conn)
 	db.SetMaxOpenConns(mysqlAdminConns)
-	return &mysql.Target{Name: tc.Name, Address: conf.Addr, Database: tc.Database, Users: &camysql.Issuer{DB: db}}, nil
+	return &mysql.Target{Name: tc.Name, Address: conf.Addr, Database: tc.Database, TLS: tlsCfg, Users: &camysql.Issuer{DB: db}}, nil
 }
 
 // mysqlJanitor sweeps leftover per-session users from every target at

@@ -66,7 +66,7 @@ func (d *serveDeps) postgresComponent() (*component, error) {
 
 // postgresTargets builds each postgres target from its config: the admin
 // DSN from the variable admin_dsn_env names, pointed at the target's
-// address and database. A target without one is left out (and logged):
+// address and database, with TLS as its tls block says. A target without one is left out (and logged):
 // sessions to it are refused.
 func (d *serveDeps) postgresTargets() (map[string]*postgres.Target, error) {
 	out := map[string]*postgres.Target{}
@@ -102,11 +102,19 @@ func postgresTarget(tc TargetConfig, dsn string) (*postgres.Target, error) {
 	if err := pointAt(conn, tc.Address, db); err != nil {
 		return nil, configErrorf("target %s: %v", tc.Name, err)
 	}
+	tlsCfg, err := tc.TLS.clientConfig(conn.Host)
+	if err != nil {
+		return nil, configErrorf("target %s: %v", tc.Name, err)
+	}
 	poolCfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, configErrorf("target %s: admin DSN in %s: %v", tc.Name, tc.AdminDSNEnv, err)
 	}
 	_ = pointAt(&poolCfg.ConnConfig.Config, tc.Address, db) // the address parsed above
+	// The target's tls block decides, for sessions and the admin pool
+	// alike; no plaintext fallback.
+	conn.TLSConfig, conn.Fallbacks = tlsCfg, nil
+	poolCfg.ConnConfig.TLSConfig, poolCfg.ConnConfig.Fallbacks = tlsCfg, nil
 	poolCfg.MaxConns = postgresAdminConns
 	pool, err := pgxpool.NewWithConfig(context.Background(), poolCfg)
 	if err != nil {
