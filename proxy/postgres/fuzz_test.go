@@ -3,6 +3,10 @@ package postgres
 import (
 	"bytes"
 	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -113,5 +117,166 @@ func TestFrameScannerSplitsAnywhere(t *testing.T) {
 			want := [][2]int{{'Q', 9}, {'S', 0}, {'d', 3}}
 			assert.Equal(t, want, got[:3], "step %d", step)
 		})
+	}
+}
+
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite the fuzz seed corpus under testdata/fuzz")
+
+// TestFuzzCorpus keeps the seed corpus of the fuzz targets in
+// testdata/fuzz, which `go test` runs as regression inputs: each seed below
+// is a file there (go test -run TestFuzzCorpus -update-corpus writes them).
+// Inputs the fuzzer found are added there by hand, under their own names.
+func TestFuzzCorpus(t *testing.T) {
+	for target, seeds := range map[string]map[string][]any{
+		"FuzzStartup":     startupCorpus(),
+		"FuzzRelayFrames": framesCorpus(),
+	} {
+		for name, args := range seeds {
+			path := filepath.Join("testdata", "fuzz", target, name)
+			want := marshalSeed(args...)
+			if *updateCorpus {
+				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+				require.NoError(t, os.WriteFile(path, want, 0o644))
+				continue
+			}
+			got, err := os.ReadFile(path)
+			require.NoError(t, err, "seed %s missing: run go test -run TestFuzzCorpus -update-corpus", path)
+			assert.Equal(t, string(want), string(got), "seed %s is stale: run go test -run TestFuzzCorpus -update-corpus", path)
+		}
+	}
+}
+
+// marshalSeed writes a corpus file as the go command does.
+func marshalSeed(args ...any) []byte {
+	b := []byte("go test fuzz v1\n")
+	for _, a := range args {
+		switch v := a.(type) {
+		case []byte:
+			b = fmt.Appendf(b, "[]byte(%q)\n", v)
+		case uint16:
+			b = fmt.Appendf(b, "uint16(%d)\n", v)
+		default:
+			panic(fmt.Sprintf("seed of type %T", a))
+		}
+	}
+	return b
+}
+
+func request(code uint32, body ...byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(8+len(body)))
+	return append(binary.BigEndian.AppendUint32(b, code), body...)
+}
+
+// startupCorpus is first packets as clients send them, and broken ones.
+func startupCorpus() map[string][]any {
+	one := func(b []byte) []any { return []any{b} }
+	key32 := bytes.Repeat([]byte{0xa5}, 32)
+	return map[string][]any{
+		"psql-3.0": one(startupSeed(196608, "user", "svc-report", "database", "analytics", "application_name", "psql",
+			"client_encoding", "UTF8")),
+		"pgx-3.0": one(startupSeed(196608, "database", "analytics", "user", "svc-report")),
+		"libpq18-3.2-pq-option": one(startupSeed(196610, "user", "svc-report", "database", "analytics",
+			"_pq_.protocol_managed_params", "search_path")),
+		"future-3.9":          one(startupSeed(196617, "user", "svc", "database", "analytics")),
+		"protocol-2.0":        one(startupSeed(131072, "user", "svc", "database", "analytics")),
+		"replication":         one(startupSeed(196608, "user", "svc", "database", "analytics", "replication", "database")),
+		"options-and-dup":     one(startupSeed(196608, "user", "a", "user", "b", "options", "-c statement_timeout=0")),
+		"no-user":             one(startupSeed(196608, "database", "analytics")),
+		"unterminated":        one(startupSeed(196608, "user", "svc")[:20]),
+		"trailing-bytes":      one(append(startupSeed(196608, "user", "svc"), 'x')),
+		"ssl-request":         one(request(codeSSL)),
+		"gssenc-request":      one(request(codeGSSENC)),
+		"ssl-request-padded":  one(request(codeSSL, 0, 0, 0, 0)),
+		"ssl-then-startup":    one(append(request(codeSSL), startupSeed(196608, "user", "svc")...)),
+		"gssenc-ssl-startup":  one(append(append(request(codeGSSENC), request(codeSSL)...), startupSeed(196608, "user", "svc")...)),
+		"cancel-3.0":          one(request(codeCancel, 0, 0, 0x30, 0x39, 0xde, 0xad, 0xbe, 0xef)),
+		"cancel-3.2-32-bytes": one(request(codeCancel, append([]byte{0x7f, 0, 0, 1}, key32...)...)),
+		"cancel-no-key":       one(request(codeCancel, 0, 0, 0, 1)),
+		"length-too-small":    one([]byte{0, 0, 0, 4, 0, 3, 0, 0}),
+		"length-too-large":    one([]byte{0, 0, 0x27, 0x11, 0, 3, 0, 0}),
+		"length-huge":         one([]byte{0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0}),
+		"tls-client-hello":    one([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}),
+		"http":                one([]byte("GET / HTTP/1.1\r\nHost: bastion\r\n\r\n")),
+		"empty":               one([]byte{}),
+	}
+}
+
+// framesCorpus is message streams either way: the client's simple and
+// extended protocol, pipelines, COPY and function calls; the server's
+// results, errors and notices.
+func framesCorpus() map[string][]any {
+	enc := func(msgs ...interface{ Encode([]byte) ([]byte, error) }) []byte {
+		var b []byte
+		for _, m := range msgs {
+			b, _ = m.Encode(b)
+		}
+		return b
+	}
+	rows := []pgproto3.FieldDescription{{Name: []byte("id"), DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}
+	return map[string][]any{
+		"simple-query":          {enc(&pgproto3.Query{String: "SELECT count(*) FROM orders"}), uint16(5)},
+		"multi-statement-query": {enc(&pgproto3.Query{String: "BEGIN; INSERT INTO imports VALUES (1, 'a'); COMMIT;"}), uint16(0)},
+		"extended-unnamed-binary": {enc(
+			&pgproto3.Parse{Query: "SELECT customer FROM orders WHERE id = $1", ParameterOIDs: []uint32{23}},
+			&pgproto3.Bind{ParameterFormatCodes: []int16{1}, Parameters: [][]byte{{0, 0, 0, 42}}, ResultFormatCodes: []int16{1}},
+			&pgproto3.Describe{ObjectType: 'P'},
+			&pgproto3.Execute{},
+			&pgproto3.Sync{}), uint16(7)},
+		"extended-named-text-null": {enc(
+			&pgproto3.Parse{Name: "by_customer", Query: "SELECT count(*) FROM orders WHERE customer = $1 OR $2::int IS NULL"},
+			&pgproto3.Describe{ObjectType: 'S', Name: "by_customer"},
+			&pgproto3.Sync{},
+			&pgproto3.Bind{DestinationPortal: "p1", PreparedStatement: "by_customer", Parameters: [][]byte{[]byte("customer-5"), nil}},
+			&pgproto3.Execute{Portal: "p1", MaxRows: 10},
+			&pgproto3.Execute{Portal: "p1"},
+			&pgproto3.Close{ObjectType: 'P', Name: "p1"},
+			&pgproto3.Close{ObjectType: 'S', Name: "by_customer"},
+			&pgproto3.Sync{}), uint16(13)},
+		"pipeline-mixed-formats": {enc(
+			&pgproto3.Parse{Query: "INSERT INTO imports VALUES ($1, $2)"},
+			&pgproto3.Bind{ParameterFormatCodes: []int16{1, 0}, Parameters: [][]byte{{0, 0, 0, 7}, []byte("seven")}},
+			&pgproto3.Execute{},
+			&pgproto3.Parse{Query: "SELECT $1::bytea"},
+			&pgproto3.Bind{ParameterFormatCodes: []int16{1}, Parameters: [][]byte{{0xde, 0xad}}},
+			&pgproto3.Execute{},
+			&pgproto3.Flush{},
+			&pgproto3.Sync{}), uint16(2)},
+		"bind-bad-format-count": {enc(&pgproto3.Bind{ParameterFormatCodes: []int16{1, 1, 1}, Parameters: [][]byte{{1}}}), uint16(1)},
+		"copy-in": {enc(
+			&pgproto3.Query{String: "COPY imports FROM STDIN WITH (FORMAT csv)"},
+			&pgproto3.CopyData{Data: []byte("1,first\n2,second\n")},
+			&pgproto3.CopyDone{}), uint16(4)},
+		"copy-fail":     {enc(&pgproto3.CopyData{Data: []byte("x")}, &pgproto3.CopyFail{Message: "aborted"}), uint16(3)},
+		"function-call": {enc(&pgproto3.FunctionCall{Function: 1598, ArgFormatCodes: []uint16{1}, Arguments: [][]byte{{0, 0, 0, 1}}, ResultFormatCode: 1}), uint16(6)},
+		"terminate":     {enc(&pgproto3.Query{String: "SELECT 1"}, &pgproto3.Terminate{}), uint16(0)},
+		"server-result": {enc(
+			&pgproto3.ParseComplete{}, &pgproto3.BindComplete{},
+			&pgproto3.RowDescription{Fields: rows},
+			&pgproto3.DataRow{Values: [][]byte{[]byte("42")}},
+			&pgproto3.DataRow{Values: [][]byte{nil}},
+			&pgproto3.CommandComplete{CommandTag: []byte("SELECT 2")},
+			&pgproto3.ReadyForQuery{TxStatus: 'I'}), uint16(9)},
+		"server-error-in-pipeline": {enc(
+			&pgproto3.CommandComplete{CommandTag: []byte("INSERT 0 1")},
+			&pgproto3.ErrorResponse{Severity: "ERROR", Code: "42501", Message: "permission denied for table payroll"},
+			&pgproto3.ReadyForQuery{TxStatus: 'E'}), uint16(11)},
+		"server-notice-status": {enc(
+			&pgproto3.NoticeResponse{Severity: "WARNING", Code: "01000", Message: "careful"},
+			&pgproto3.ParameterStatus{Name: "TimeZone", Value: "UTC"},
+			&pgproto3.NotificationResponse{PID: 7, Channel: "jobs", Payload: "go"},
+			&pgproto3.EmptyQueryResponse{},
+			&pgproto3.ReadyForQuery{TxStatus: 'T'}), uint16(1)},
+		"server-copy": {enc(
+			&pgproto3.CopyInResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0, 0}},
+			&pgproto3.CopyOutResponse{OverallFormat: 0, ColumnFormatCodes: []uint16{0}},
+			&pgproto3.CopyData{Data: []byte("1,customer-1\n")},
+			&pgproto3.CopyDone{},
+			&pgproto3.CommandComplete{CommandTag: []byte("COPY 1")}), uint16(8)},
+		"server-cancelled": {enc(
+			&pgproto3.ErrorResponse{Severity: "ERROR", Code: "57014", Message: "canceling statement due to user request"},
+			&pgproto3.ReadyForQuery{TxStatus: 'I'}), uint16(0)},
+		"length-below-four": {[]byte{'Q', 0, 0, 0, 3, 'Z', 0, 0, 0, 5, 'I'}, uint16(1)},
+		"length-over-max":   {[]byte{'D', 0x7f, 0xff, 0xff, 0xff, 0}, uint16(2)},
+		"split-header":      {enc(&pgproto3.Query{String: "SELECT 1"}, &pgproto3.Sync{}), uint16(2)},
 	}
 }
