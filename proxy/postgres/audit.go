@@ -67,6 +67,11 @@ type audit struct {
 	flushMu sync.Mutex // keeps batches in order
 	rec     *recorder.Session
 	recErr  error // the recorder refused an event: the session must end
+
+	// A session relayed by the pump hands batches over from a goroutine.
+	handMu   sync.Mutex
+	flushing bool // a hand-over goroutine runs
+	paused   bool // the target is not read until it is done
 }
 
 func newAudit(now func() time.Time) *audit {
@@ -354,6 +359,13 @@ func rowsOf(tag string) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// pending is how many completed statements wait for the recorder.
+func (a *audit) pending() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.done)
 }
 
 // due reports whether a full batch waits.

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/proxy/postgres"
 )
 
 const (
@@ -31,24 +32,64 @@ const (
 	benchRounds = 3
 )
 
-var tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)`)
+var (
+	tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)`)
+	txsRE = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
+)
 
 // BenchmarkPgbenchSelect runs `pgbench -S -c 4 -j 2` against one server:
 // direct, through PgBouncer (session mode) and through sallyport with
 // every query recorded, and reports each one's tps and the ratios.
 func BenchmarkPgbenchSelect(b *testing.B) {
 	e := newBenchEnv(b)
-	bouncer := startPgbouncer(b, e.target.Postgres, e.target.Database)
+	bouncer, bouncerPid := startPgbouncer(b, e.target.Postgres, e.target.Database)
 	args := []string{"-S", "-c", "4", "-j", "2"}
 	for b.Loop() {
-		m := e.rounds(b, args, e.directEnv(e.target.Port), e.directEnv(bouncer), e.pgEnv(okIdentity, e.token(okIdentity), "disable"))
-		direct, viaBouncer, viaSallyport := m[0], m[1], m[2]
-		b.ReportMetric(direct, "direct_tps")
-		b.ReportMetric(viaBouncer, "pgbouncer_tps")
-		b.ReportMetric(viaSallyport, "sallyport_tps")
-		b.ReportMetric(viaSallyport/viaBouncer, "sallyport/pgbouncer")
-		b.ReportMetric(viaSallyport/direct, "sallyport/direct")
+		m := e.rounds(b, args, contender{env: e.directEnv(e.target.Port)},
+			contender{env: e.directEnv(bouncer), cpu: func() time.Duration { return processCPU(b, bouncerPid) }},
+			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: selfCPU},
+			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: selfCPU,
+				before: func() { postgres.SetPumpSessions(false) }, after: func() { postgres.SetPumpSessions(true) }})
+		direct, viaBouncer, viaSallyport, viaGoroutines := m[0], m[1], m[2], m[3]
+		b.ReportMetric(viaGoroutines.tps/viaBouncer.tps, "goroutines/pgbouncer")
+		b.ReportMetric(viaGoroutines.cpuPerTx, "goroutines_cpu_us/q")
+		b.ReportMetric(direct.tps, "direct_tps")
+		b.ReportMetric(viaBouncer.tps, "pgbouncer_tps")
+		b.ReportMetric(viaSallyport.tps, "sallyport_tps")
+		b.ReportMetric(viaSallyport.tps/viaBouncer.tps, "sallyport/pgbouncer")
+		b.ReportMetric(viaSallyport.tps/direct.tps, "sallyport/direct")
+		// CPU per query is less sensitive than tps to load from elsewhere.
+		b.ReportMetric(viaBouncer.cpuPerTx, "pgbouncer_cpu_us/q")
+		b.ReportMetric(viaSallyport.cpuPerTx, "sallyport_cpu_us/q")
 	}
+}
+
+// contender is a way to the server: pgbench's environment and, when
+// measured, the CPU time its relay has used so far.
+type contender struct {
+	env           []string
+	cpu           func() time.Duration
+	before, after func() // around each run
+}
+
+// result is one contender's median tps and CPU microseconds per transaction.
+type result struct{ tps, cpuPerTx float64 }
+
+// selfCPU is the CPU time of this process: the bastion under test.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU is the CPU time of the single-threaded process pid.
+func processCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	require.NoError(b, err)
+	var ns int64
+	_, err = fmt.Sscan(string(raw), &ns)
+	require.NoError(b, err)
+	return time.Duration(ns)
 }
 
 // BenchmarkPgbenchConnect runs `pgbench -S -C -c 4 -j 2`, a new connection
@@ -58,29 +99,52 @@ func BenchmarkPgbenchConnect(b *testing.B) {
 	e := newBenchEnv(b)
 	args := []string{"-S", "-C", "-c", "4", "-j", "2"}
 	for b.Loop() {
-		m := e.rounds(b, args, e.directEnv(e.target.Port), e.pgEnv(okIdentity, e.token(okIdentity), "disable"))
-		direct, viaSallyport := m[0], m[1]
+		m := e.rounds(b, args, contender{env: e.directEnv(e.target.Port)},
+			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable")})
+		direct, viaSallyport := m[0].tps, m[1].tps
 		b.ReportMetric(direct, "direct_conn/s")
 		b.ReportMetric(viaSallyport, "sallyport_conn/s")
 		b.ReportMetric(viaSallyport/direct, "sallyport/direct")
 	}
 }
 
-// rounds runs pgbench with args for each environment in turn, benchRounds
-// times, and returns each environment's median tps.
-func (e *env) rounds(b *testing.B, args []string, envs ...[]string) []float64 {
-	runs := make([][]float64, len(envs))
+// rounds runs pgbench with args for each contender in turn, benchRounds
+// times, and returns each one's median tps and CPU per transaction.
+func (e *env) rounds(b *testing.B, args []string, cs ...contender) []result {
+	tps := make([][]float64, len(cs))
+	cpu := make([][]float64, len(cs))
 	for range benchRounds {
-		for i, env := range envs {
-			runs[i] = append(runs[i], e.pgbench(b, env, args...))
+		for i, c := range cs {
+			var before time.Duration
+			if c.before != nil {
+				c.before()
+			}
+			if c.cpu != nil {
+				before = c.cpu()
+			}
+			t, txs := e.pgbench(b, c.env, args...)
+			if c.after != nil {
+				c.after()
+			}
+			tps[i] = append(tps[i], t)
+			if c.cpu != nil {
+				cpu[i] = append(cpu[i], float64((c.cpu()-before).Microseconds())/float64(txs))
+			}
 		}
 	}
-	out := make([]float64, len(envs))
-	for i, r := range runs {
-		sort.Float64s(r)
-		out[i] = r[len(r)/2]
+	out := make([]result, len(cs))
+	for i := range cs {
+		out[i] = result{tps: median(tps[i]), cpuPerTx: median(cpu[i])}
 	}
 	return out
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	sort.Float64s(v)
+	return v[len(v)/2]
 }
 
 // newBenchEnv is a plaintext bastion in front of a target holding the
@@ -105,8 +169,9 @@ func (e *env) directEnv(port int) []string {
 // fails with a diagnosis instead of hanging `make bench`.
 const pgbenchTimeout = 60 * time.Second
 
-// pgbench runs pgbench for benchSeconds and returns its tps.
-func (e *env) pgbench(b *testing.B, env []string, args ...string) float64 {
+// pgbench runs pgbench for benchSeconds and returns its tps and how many
+// transactions it made.
+func (e *env) pgbench(b *testing.B, env []string, args ...string) (float64, int) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), pgbenchTimeout)
 	defer cancel()
@@ -135,13 +200,17 @@ func (e *env) pgbench(b *testing.B, env []string, args ...string) float64 {
 	require.NotNil(b, m, "no tps in pgbench output: %s", out)
 	tps, err := strconv.ParseFloat(string(m[1]), 64)
 	require.NoError(b, err)
-	return tps
+	m = txsRE.FindSubmatch(out)
+	require.NotNil(b, m, "no transaction count in pgbench output: %s", out)
+	txs, err := strconv.Atoi(string(m[1]))
+	require.NoError(b, err)
+	return tps, txs
 }
 
 // startPgbouncer runs PgBouncer in session mode in front of pg's database
-// db and returns its port. Clients are trusted; PgBouncer logs in upstream
-// as the superuser.
-func startPgbouncer(b *testing.B, pg *sandbox.Postgres, db string) int {
+// db and returns its port and pid. Clients are trusted; PgBouncer logs in
+// upstream as the superuser.
+func startPgbouncer(b *testing.B, pg *sandbox.Postgres, db string) (int, int) {
 	b.Helper()
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
@@ -180,7 +249,7 @@ logfile = %s/pgbouncer.log
 		}
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond, "pgbouncer did not start")
-	return port
+	return port, cmd.Process.Pid
 }
 
 // postgresCredential hands dir to the postgres system user and returns its credential.

@@ -28,18 +28,23 @@ func (ss *session) run() string {
 		ctx, cancel = context.WithTimeoutCause(ctx, ss.srv.MaxSession, errMaxSession)
 		defer cancel()
 	}
+	ss.link = ss.startLink() // before stop can be called
 	unwatch := context.AfterFunc(ctx, func() { ss.stop(endReason(context.Cause(ctx)), codeAdminShutdown) })
 	defer unwatch()
 	done := make(chan struct{})
 	defer close(done)
 	go ss.watchRecording(done)
-	fromServer := make(chan struct{})
-	go func() {
-		defer close(fromServer)
-		ss.stop(ss.pumpServer())
-	}()
-	ss.stop(ss.pumpClient())
-	<-fromServer
+	if ss.link != nil {
+		ss.stop(ss.waitLink())
+	} else {
+		fromServer := make(chan struct{})
+		go func() {
+			defer close(fromServer)
+			ss.stop(ss.pumpServer())
+		}()
+		ss.stop(ss.pumpClient())
+		<-fromServer
+	}
 	if ss.code != "" {
 		_ = ss.client.conn.SetWriteDeadline(time.Now().Add(farewellTimeout))
 		_ = ss.client.send(fatal(ss.code, "sallyport: session ended: "+ss.reason))
@@ -47,11 +52,16 @@ func (ss *session) run() string {
 	return ss.reason
 }
 
-// stop ends the relay once, keeping the first reason: closing upstream
-// ends the server pump, a past read deadline the client pump.
+// stop ends the relay once, keeping the first reason: stopping the link,
+// or, for goroutine pumps, closing upstream ends the server pump and a past
+// read deadline the client pump.
 func (ss *session) stop(reason, code string) {
 	ss.stopOnce.Do(func() {
 		ss.reason, ss.code = reason, code
+		if ss.link != nil {
+			ss.link.Stop() // waitLink closes upstream
+			return
+		}
 		ss.up.Close()
 		_ = ss.client.conn.SetReadDeadline(time.Unix(1, 0))
 	})
