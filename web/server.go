@@ -22,6 +22,11 @@ import (
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = http.ErrServerClosed
 
+// ErrDraining, returned by Health, makes /healthz answer 503 with
+// {"status":"draining"}: the bastion is shutting down, so a load balancer
+// should send new connections to another replica.
+var ErrDraining = errors.New("draining: shutting down, new sessions go to another replica")
+
 const (
 	// readHeaderTimeout bounds how long a client may dribble request headers
 	// (slowloris); the console's requests are small.
@@ -166,7 +171,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	if s.Health != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
 		defer cancel()
-		if err := s.Health(ctx); err != nil {
+		err := s.Health(ctx)
+		if errors.Is(err, ErrDraining) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining", "error": err.Error()})
+			return
+		}
+		if err != nil {
 			s.logger().Warn("health check failed", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 			return

@@ -40,7 +40,7 @@ func openApp(ctx context.Context, cfg *Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}
-	tokenKey, err := ca.LoadOrCreateKey(cfg.Path("keys/token.key"))
+	tokenKey, err := ca.LoadOrCreateKey(tokenKeyPath(cfg))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("load token signing key: %w", err)

@@ -18,8 +18,9 @@ import (
 	"github.com/sallyport/sallyport/web"
 )
 
-// shutdownGrace is how long serve waits for requests and sessions in flight
-// after SIGINT/SIGTERM before it closes them.
+// shutdownGrace is the default of shutdown_grace: how long serve waits for
+// the sessions in flight after SIGINT/SIGTERM before it closes them. Long
+// enough for a command to finish; an interactive shell is closed anyway.
 const shutdownGrace = 10 * time.Second
 
 // finaliseTimeout is how long serve then waits for the recorder to seal and
@@ -33,7 +34,13 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Run the bastion: every listener, the uploader, the janitor and the deadlines",
 		Long: `serve runs until SIGINT or SIGTERM. On web.listen it answers /healthz and
 Prometheus /metrics; the protocol listeners (ssh, postgres, mysql) start as
-their proxies are configured.`,
+their proxies are configured.
+
+SIGTERM drains: /healthz answers 503 {"status":"draining"} at once, so a load
+balancer takes the replica out of rotation; the protocol listeners close, so
+new sessions go to another replica; live sessions get shutdown_grace (default
+10s) to finish before they are closed; then their recordings are sealed and
+uploaded, and serve exits 0.`,
 		Example: `  sallyport serve --config /etc/sallyport/sallyport.yaml`,
 		Args:    args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -62,12 +69,41 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(webAdd
 	if err != nil {
 		return err
 	}
-	return runComponents(ctx, log, comps, func() {
+	// Last, so that it is the first to stop after the listeners.
+	comps = append(comps, d.sealComponent())
+	return runComponents(ctx, log, comps, cfg.ShutdownGrace.D(), func() {
 		log.Info("sallyport serving", "web", d.webAddr, "data_dir", cfg.DataDir, "registry", cfg.Registry.Driver)
 		if ready != nil {
 			ready(d.webAddr)
 		}
 	})
+}
+
+// sealPoll is how often shutdown looks whether the sessions closed at the
+// end of the grace have sealed their recordings.
+const sealPoll = 20 * time.Millisecond
+
+// sealComponent waits, once the listeners are shut, until every session has
+// ended and sealed its recording: sessions still live when the grace ran
+// out were closed, but are still finishing their recordings, and the
+// recorder must not stop before them.
+func (d *serveDeps) sealComponent() *component {
+	return &component{
+		name: "recording seal",
+		run:  func(ctx context.Context) error { <-ctx.Done(); return nil },
+		shutdown: func(ctx context.Context) error {
+			t := time.NewTicker(sealPoll)
+			defer t.Stop()
+			for len(d.live.Snapshot()) > 0 {
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("%d sessions still sealing their recordings: %w", len(d.live.Snapshot()), ctx.Err())
+				case <-t.C:
+				}
+			}
+			return nil
+		},
+	}
 }
 
 // component is one long-running part of serve: a listener, the recorder's
@@ -82,13 +118,17 @@ type component struct {
 	// listener closes at once, and their sessions drain together, before
 	// the other components stop.
 	listener bool
+	// drain, when set, is told first that shutdown has begun, before any
+	// listener closes (the web component turns /healthz to draining).
+	drain func()
 }
 
 // runComponents runs every component until ctx ends or one fails, then
-// drains: the listeners stop accepting at once and their live sessions get
-// shutdownGrace to finish, while the session watcher still applies kills
-// and revocations; then the rest stop in reverse order, the recorder last.
-func runComponents(ctx context.Context, log *slog.Logger, comps []*component, ready func()) error {
+// drains: each component's drain hook hears of it, the listeners stop
+// accepting at once and their live sessions get grace to finish, while the
+// session watcher still applies kills and revocations; then the rest stop
+// in reverse order, the recorder last.
+func runComponents(ctx context.Context, log *slog.Logger, comps []*component, grace time.Duration, ready func()) error {
 	// Not ctx's child: its end starts the drain, not the components' end,
 	// which would close every session at once.
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -108,8 +148,13 @@ func runComponents(ctx context.Context, log *slog.Logger, comps []*component, re
 	case failed = <-errc:
 		log.Error("component failed; shutting down", "err", failed)
 	}
-	log.Info("sallyport shutting down: new sessions refused, live ones drain", "grace", shutdownGrace)
-	drainListeners(log, comps)
+	log.Info("sallyport shutting down: new sessions refused, live ones drain", "grace", grace)
+	for _, c := range comps {
+		if c.drain != nil {
+			c.drain()
+		}
+	}
+	drainListeners(log, comps, grace)
 	sctx, scancel := context.WithTimeout(context.Background(), finaliseTimeout)
 	defer scancel()
 	for i := len(comps) - 1; i >= 0; i-- {
@@ -122,9 +167,9 @@ func runComponents(ctx context.Context, log *slog.Logger, comps []*component, re
 }
 
 // drainListeners shuts every listener component down at once, so none
-// accepts while another drains, and waits at most shutdownGrace for all.
-func drainListeners(log *slog.Logger, comps []*component) {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+// accepts while another drains, and waits at most grace for all.
+func drainListeners(log *slog.Logger, comps []*component, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, c := range comps {

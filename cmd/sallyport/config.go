@@ -36,6 +36,9 @@ type Config struct {
 	Certification CertificationConfig `yaml:"certification"`
 	Alerts        AlertsConfig        `yaml:"alerts"`
 	Targets       []TargetConfig      `yaml:"targets"`
+	// ShutdownGrace is how long serve's live sessions may go on after
+	// SIGTERM before they are closed. Zero: 10s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
 
 	path string // where it was loaded from, for messages
 }
@@ -74,8 +77,9 @@ type CAConfig struct {
 
 // SSHConfig is the SSH listener.
 type SSHConfig struct {
-	Listen        string   `yaml:"listen"`   // empty: :2222
-	CertTTL       Duration `yaml:"cert_ttl"` // zero: 2m
+	Listen        string   `yaml:"listen"`        // empty: :2222
+	HostKeyFile   string   `yaml:"host_key_file"` // empty: generated under data_dir
+	CertTTL       Duration `yaml:"cert_ttl"`      // zero: 2m
 	SourceAddress string   `yaml:"source_address"`
 	IdleTimeout   Duration `yaml:"idle_timeout"` // zero: none
 	MaxSession    Duration `yaml:"max_session"`  // zero: none
@@ -85,6 +89,10 @@ type SSHConfig struct {
 type DBListenerConfig struct {
 	Listen     string `yaml:"listen"`
 	RequireTLS *bool  `yaml:"require_tls"` // nil: true
+	// TLSCertFile and TLSKeyFile are the listener's certificate and key
+	// (PEM). Both empty: a self-signed pair generated under data_dir.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // WebConfig is the console, API, health and metrics listener.
@@ -93,6 +101,9 @@ type WebConfig struct {
 	TLSCertFile string     `yaml:"tls_cert_file"`
 	TLSKeyFile  string     `yaml:"tls_key_file"`
 	OIDC        OIDCConfig `yaml:"oidc"`
+	// SessionKeyFile signs the console's cookies. Empty: generated under
+	// data_dir.
+	SessionKeyFile string `yaml:"session_key_file"`
 }
 
 // OIDCConfig is the console's sign-in provider.
@@ -105,6 +116,9 @@ type OIDCConfig struct {
 // TokensConfig lists the workload token issuers sallyport trusts.
 type TokensConfig struct {
 	TrustedIssuers []TrustedIssuerConfig `yaml:"trusted_issuers"`
+	// SigningKeyFile signs and verifies the tokens sallyport mints (token
+	// issue). Empty: generated under data_dir.
+	SigningKeyFile string `yaml:"signing_key_file"`
 }
 
 // TrustedIssuerConfig is one trusted OIDC issuer.
@@ -281,6 +295,9 @@ func (c *Config) applyDefaults() {
 	if c.Certification.MaxPeriod == 0 {
 		c.Certification.MaxPeriod = Duration(90 * 24 * time.Hour)
 	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = Duration(shutdownGrace)
+	}
 }
 
 // Validate checks the shape of the config and reports every problem at once.
@@ -302,8 +319,14 @@ func (c *Config) Validate() error {
 			add("%s %q: want host:port or :port", l.key, l.addr)
 		}
 	}
-	if (c.Web.TLSCertFile == "") != (c.Web.TLSKeyFile == "") {
-		add("web.tls_cert_file and web.tls_key_file: set both or neither")
+	for _, tl := range []struct{ block, cert, key string }{
+		{"web", c.Web.TLSCertFile, c.Web.TLSKeyFile},
+		{"postgres", c.Postgres.TLSCertFile, c.Postgres.TLSKeyFile},
+		{"mysql", c.MySQL.TLSCertFile, c.MySQL.TLSKeyFile},
+	} {
+		if (tl.cert == "") != (tl.key == "") {
+			add("%s.tls_cert_file and %s.tls_key_file: set both or neither", tl.block, tl.block)
+		}
 	}
 	for i, ti := range c.Tokens.TrustedIssuers {
 		if u, err := url.Parse(ti.Issuer); err != nil || u.Scheme == "" || u.Host == "" {

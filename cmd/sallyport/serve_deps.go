@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -73,9 +74,18 @@ func (d *serveDeps) components() ([]*component, error) {
 
 func (d *serveDeps) webComponent() *component {
 	cfg := d.ap.cfg.Web
+	// draining turns /healthz to 503 from the moment shutdown begins, so a
+	// load balancer stops sending new connections while sessions drain.
+	var draining atomic.Bool
 	ws := &web.Server{
-		Metrics:     promhttp.HandlerFor(d.metrics.registry, promhttp.HandlerOpts{}),
-		Health:      func(ctx context.Context) error { _, err := d.ap.store.People(ctx); return err },
+		Metrics: promhttp.HandlerFor(d.metrics.registry, promhttp.HandlerOpts{}),
+		Health: func(ctx context.Context) error {
+			if draining.Load() {
+				return web.ErrDraining
+			}
+			_, err := d.ap.store.People(ctx)
+			return err
+		},
 		Logger:      d.log,
 		BearerToken: d.ap.reg.AuthenticatePerson,
 		OIDC:        web.OIDCConfig{Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID},
@@ -89,9 +99,10 @@ func (d *serveDeps) webComponent() *component {
 	if cfg.OIDC.ClientSecretEnv != "" {
 		ws.OIDC.ClientSecret = os.Getenv(cfg.OIDC.ClientSecretEnv)
 	}
-	// Cookies are signed with a key kept under data_dir, so sign-ins
-	// survive a restart; a failure only costs people a new sign-in.
-	if key, err := ca.LoadOrCreateKey(d.ap.cfg.Path("keys/web-session.key")); err == nil {
+	// Cookies are signed with web.session_key_file (or a key kept under
+	// data_dir), so sign-ins survive a restart and, with the file shared,
+	// landing on another replica; a failure only costs people a new sign-in.
+	if key, err := ca.LoadOrCreateKey(webSessionKeyPath(d.ap.cfg)); err == nil {
 		ws.SessionKey = key.Seed()
 	} else {
 		d.log.Warn("web: no persistent cookie key; sign-ins end on restart", "err", err)
@@ -100,6 +111,7 @@ func (d *serveDeps) webComponent() *component {
 		name:     "web",
 		run:      func(ctx context.Context) error { return ws.Serve(ctx, d.webLn) },
 		shutdown: ws.Shutdown,
+		drain:    func() { draining.Store(true) },
 	}
 }
 

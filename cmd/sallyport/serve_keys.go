@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/proxy/postgres"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -19,15 +22,54 @@ type sharedKey struct {
 	path      func(*Config) string
 }
 
+// sharedKeys are the keys replicas behind one load balancer must share.
+// The database listeners' TLS certificates are not among them: clients
+// with sslmode=require do not pin them, and those that verify them are
+// served by postgres.tls_cert_file and mysql.tls_cert_file.
 var sharedKeys = []sharedKey{
+	// Targets trust one CA: `ca export` gives the same line everywhere.
 	{"ssh-user-ca", "ca.ssh_user_key_file", caKeyPathSSHUser},
+	// A recording signed by one replica verifies on any.
 	{"recording", "recordings.signing_key_file", recordingKeyPath},
+	// A client behind the balancer sees one host key, whichever replica
+	// it lands on.
+	{"ssh-host", "ssh.host_key_file", sshHostKeyPath},
+	// A token minted through one replica authenticates on any.
+	{"token", "tokens.signing_key_file", tokenKeyPath},
+	// A console sign-in survives landing on another replica.
+	{"web-session", "web.session_key_file", webSessionKeyPath},
 }
 
-// checkSharedKeys makes serve refuse to start with another SSH user CA or
-// recording key than the registry has seen: the first replica records the
+// sshHostKeyPath is the bastion's SSH host key: ssh.host_key_file, or one
+// generated under data_dir.
+func sshHostKeyPath(cfg *Config) string {
+	return keyPathOr(cfg, cfg.SSH.HostKeyFile, "keys/ssh_host_ed25519_key")
+}
+
+// tokenKeyPath is the key minted tokens are signed with:
+// tokens.signing_key_file, or one generated under data_dir.
+func tokenKeyPath(cfg *Config) string {
+	return keyPathOr(cfg, cfg.Tokens.SigningKeyFile, "keys/token.key")
+}
+
+// webSessionKeyPath is the key console cookies are signed with:
+// web.session_key_file, or one generated under data_dir.
+func webSessionKeyPath(cfg *Config) string {
+	return keyPathOr(cfg, cfg.Web.SessionKeyFile, "keys/web-session.key")
+}
+
+func keyPathOr(cfg *Config, configured, underDataDir string) string {
+	if configured != "" {
+		return configured
+	}
+	return cfg.Path(underDataDir)
+}
+
+// checkSharedKeys makes serve refuse to start with another key than the
+// registry has seen for any of sharedKeys: the first replica records the
 // keys' fingerprints, and every later one must match them, so `ca export`
-// gives one answer and any replica verifies any recording.
+// gives one answer, any replica verifies any recording and accepts any
+// token, and clients see one host key.
 func checkSharedKeys(ctx context.Context, cfg *Config, store *sqlstore.Store) error {
 	for _, k := range sharedKeys {
 		key, err := ca.LoadOrCreateKey(k.path(cfg))
@@ -46,4 +88,28 @@ func checkSharedKeys(ctx context.Context, cfg *Config, store *sqlstore.Store) er
 		}
 	}
 	return nil
+}
+
+// listenerCertificate is a database listener's TLS certificate: the
+// operator's pair named by block.tls_cert_file and block.tls_key_file (the
+// same files on every replica, for clients that verify the certificate),
+// or else a self-signed pair kept under data_dir at generatedCert and
+// generatedKey, made on first start.
+func listenerCertificate(block string, l DBListenerConfig, generatedCert, generatedKey string) (tls.Certificate, error) {
+	if l.TLSCertFile == "" {
+		return postgres.LoadOrCreateCertificate(generatedCert, generatedKey, "localhost")
+	}
+	fi, err := os.Stat(l.TLSKeyFile)
+	if err != nil {
+		return tls.Certificate{}, configErrorf("%s.tls_key_file: %v", block, err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return tls.Certificate{}, configErrorf("%s.tls_key_file: key %s is readable by others (mode %04o): run chmod 600 %s",
+			block, l.TLSKeyFile, fi.Mode().Perm(), l.TLSKeyFile)
+	}
+	cert, err := tls.LoadX509KeyPair(l.TLSCertFile, l.TLSKeyFile)
+	if err != nil {
+		return tls.Certificate{}, configErrorf("%s.tls_cert_file and %s.tls_key_file: %v", block, block, err)
+	}
+	return cert, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,41 +30,75 @@ func sharedRegistry(t *testing.T, name string) (block string, env []string) {
 }
 
 // TestServeRefusesAnotherReplicaKey: a second serve on the same registry
-// with its own SSH user CA or recording key exits non-zero, naming the
-// purpose, both fingerprints and the config key to set.
+// with a key of its own for any key replicas share exits non-zero, naming
+// the purpose, both fingerprints and the config key to set. Each case
+// shares the keys before it, so the refusal is about its key alone.
 func TestServeRefusesAnotherReplicaKey(t *testing.T) {
 	block, dsn := sharedRegistry(t, "keys")
 	first := newEnv(t, block)
 	first.extraEnv = dsn
 	revServe(t, first)
+	cfg, err := LoadConfig(first.config)
+	require.NoError(t, err)
 	keyFP := func(path string) string {
 		key, err := ca.LoadOrCreateKey(path)
 		require.NoError(t, err)
 		return recorder.Fingerprint(key.Public().(ed25519.PublicKey))
 	}
-	firstCA := filepath.Join(first.dir, "data", "keys", "ssh_user_ca")
-	cfg, err := LoadConfig(first.config)
-	require.NoError(t, err)
-	firstRec := recordingKeyPath(cfg)
 
-	tests := []struct {
-		name, extra, purpose, configKey, recorded string
+	keys := []struct {
+		name, purpose, configKey, path string
 	}{
-		{"ssh user ca", "", "ssh-user-ca", "ca.ssh_user_key_file", keyFP(firstCA)},
-		{"recording key", fmt.Sprintf("ca: {ssh_user_key_file: %q}", firstCA), "recording", "recordings.signing_key_file", keyFP(firstRec)},
+		{"ssh user ca", "ssh-user-ca", "ca.ssh_user_key_file", filepath.Join(first.dir, "data", "keys", "ssh_user_ca")},
+		{"recording key", "recording", "recordings.signing_key_file", recordingKeyPath(cfg)},
+		{"ssh host key", "ssh-host", "ssh.host_key_file", filepath.Join(first.dir, "data", "keys", "ssh_host_ed25519_key")},
+		{"token key", "token", "tokens.signing_key_file", filepath.Join(first.dir, "data", "keys", "token.key")},
+		{"console cookie key", "web-session", "web.session_key_file", filepath.Join(first.dir, "data", "keys", "web-session.key")},
 	}
-	for _, tc := range tests {
+	for i, tc := range keys {
 		t.Run(tc.name, func(t *testing.T) {
-			second := newEnv(t, block+"\n"+tc.extra)
+			second := newEnv(t, block)
 			second.extraEnv = dsn
+			for _, shared := range keys[:i] {
+				setConfigKey(t, second.config, shared.configKey, shared.path)
+			}
 			out, code := serveUntilExit(t, second, 20*time.Second)
 			assert.NotEqual(t, 0, code, "serve with another key must not start: %s", out)
-			for _, want := range []string{tc.purpose, tc.configKey, tc.recorded} {
+			for _, want := range []string{tc.purpose, tc.configKey, keyFP(tc.path)} {
 				assert.Contains(t, out, want)
 			}
 			assert.Regexp(t, tc.purpose+` key SHA256:\S+`, out, "the refused key's fingerprint")
 		})
 	}
+	t.Run("all shared", func(t *testing.T) {
+		second := &keyedReplica{env: newEnv(t, block), name: "second", webPort: freePort(t)}
+		second.extraEnv = dsn
+		data, err := os.ReadFile(second.config)
+		require.NoError(t, err)
+		data = []byte(strings.Replace(string(data), `web: {listen: "127.0.0.1:0"}`, fmt.Sprintf(`web: {listen: "127.0.0.1:%d"}`, second.webPort), 1))
+		require.NoError(t, os.WriteFile(second.config, data, 0o600))
+		for _, shared := range keys {
+			setConfigKey(t, second.config, shared.configKey, shared.path)
+		}
+		second.start(t)
+	})
+}
+
+// setConfigKey sets block.key to value in a config written from testConfig:
+// first in the block's flow mapping when the file has one, else in a new
+// block.
+func setConfigKey(t *testing.T, config, dotted, value string) {
+	t.Helper()
+	data, err := os.ReadFile(config)
+	require.NoError(t, err)
+	block, key, _ := strings.Cut(dotted, ".")
+	text, entry := string(data), fmt.Sprintf("%s: %q", key, value)
+	if strings.Contains(text, "\n"+block+": {") {
+		text = strings.Replace(text, "\n"+block+": {", "\n"+block+": {"+entry+", ", 1)
+	} else {
+		text += fmt.Sprintf("%s: {%s}\n", block, entry)
+	}
+	require.NoError(t, os.WriteFile(config, []byte(text), 0o600))
 }
 
 // serveUntilExit runs serve and returns its output and exit code; serve

@@ -14,7 +14,6 @@ import (
 
 	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/proxy/mysql"
-	"github.com/sallyport/sallyport/proxy/postgres"
 )
 
 const (
@@ -36,9 +35,9 @@ func (d *serveDeps) mysqlComponent() (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The listener certificate is made like the PostgreSQL one (a
-	// self-signed pair under data_dir unless the files exist).
-	cert, err := postgres.LoadOrCreateCertificate(cfg.Path("keys/mysql_tls.crt"), cfg.Path("keys/mysql_tls.key"), "localhost")
+	// mysql.tls_cert_file, or a self-signed pair under data_dir made like
+	// the PostgreSQL one.
+	cert, err := listenerCertificate("mysql", cfg.MySQL, cfg.Path("keys/mysql_tls.crt"), cfg.Path("keys/mysql_tls.key"))
 	if err != nil {
 		return nil, fmt.Errorf("mysql listener certificate: %w", err)
 	}

@@ -36,7 +36,7 @@ func (d *serveDeps) postgresComponent() (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := postgres.LoadOrCreateCertificate(cfg.Path("keys/postgres_tls.crt"), cfg.Path("keys/postgres_tls.key"), "localhost")
+	cert, err := listenerCertificate("postgres", cfg.Postgres, cfg.Path("keys/postgres_tls.crt"), cfg.Path("keys/postgres_tls.key"))
 	if err != nil {
 		return nil, err
 	}

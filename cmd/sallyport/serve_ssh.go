@@ -14,8 +14,9 @@ import (
 
 // sshComponent runs the SSH listener on ssh.listen for the targets of kind
 // ssh. The user CA key (ca.ssh_user_key_file, or data_dir/keys/ssh_user_ca)
-// and the bastion's host key (data_dir/keys/ssh_host_ed25519_key) are
-// created on first use; a key file others can read stops serve.
+// and the bastion's host key (ssh.host_key_file, or
+// data_dir/keys/ssh_host_ed25519_key) are created on first use; a key file
+// others can read stops serve.
 func (d *serveDeps) sshComponent() (*component, error) {
 	cfg := d.ap.cfg
 	caKey, err := ca.LoadOrCreateKey(caKeyPathSSHUser(cfg))
@@ -26,7 +27,7 @@ func (d *serveDeps) sshComponent() (*component, error) {
 	if err := userCA.Validate(); err != nil {
 		return nil, configErrorf("ssh.source_address: %v", err)
 	}
-	hostSigner, err := loadSSHHostKey(cfg.Path("keys/ssh_host_ed25519_key"))
+	hostSigner, err := loadSSHHostKey(sshHostKeyPath(cfg))
 	if err != nil {
 		return nil, err
 	}
