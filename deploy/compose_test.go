@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -39,7 +38,8 @@ func TestCompose(t *testing.T) {
 				}
 			}
 			targets := composeSecretTargets(svc)
-			for _, f := range append(c.keyFiles(), sharedDataDirKeys(t, c.DataDir)...) {
+			c.sharedKeyFiles(t, composeConfig(t).name)
+			for _, f := range c.keyFiles() {
 				if !slices.Contains(targets, f) {
 					t.Errorf("%s: key file %s is not a mounted secret (have %v)", name, f, targets)
 				}
@@ -93,32 +93,6 @@ func TestCompose(t *testing.T) {
 			}
 		}
 	})
-}
-
-// sharedDataDirKeys lists the key files serve keeps under data_dir/keys
-// (cmd/sallyport's cfg.Path("keys/...") calls) that replicas must share: all
-// but the SSH user CA (named by ca.ssh_user_key_file here) and the
-// generated TLS certificates of the database listeners, which clients do
-// not pin (sslmode=require).
-func sharedDataDirKeys(t *testing.T, dataDir string) []string {
-	t.Helper()
-	files, _ := filepath.Glob("../cmd/sallyport/*.go")
-	seen := map[string]bool{}
-	re := regexp.MustCompile(`Path\("keys/([^"]+)"\)`)
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		for _, m := range re.FindAllStringSubmatch(string(readFile(t, f)), -1) {
-			if m[1] != "ssh_user_ca" && !regexp.MustCompile(`_tls\.(crt|key)$`).MatchString(m[1]) {
-				seen[filepath.Join(dataDir, "keys", m[1])] = true
-			}
-		}
-	}
-	if len(seen) == 0 {
-		t.Fatal("found no keys/ paths in cmd/sallyport: has the key layout moved?")
-	}
-	return sortedKeys(seen)
 }
 
 // composeMounts maps each volume's container path to its source.

@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,8 +125,9 @@ func unknownKeys(schema *keyNode, doc *yaml.Node, path string) []string {
 // deployConfig is what the manifests must agree with in a sallyport.yaml.
 // Its keys are checked against configSource by unknownKeys.
 type deployConfig struct {
-	DataDir  string `yaml:"data_dir"`
-	Registry struct {
+	DataDir       string `yaml:"data_dir"`
+	ShutdownGrace string `yaml:"shutdown_grace"`
+	Registry      struct {
 		Driver string `yaml:"driver"`
 		DSNEnv string `yaml:"dsn_env"`
 	} `yaml:"registry"`
@@ -142,15 +145,30 @@ type deployConfig struct {
 	CA struct {
 		SSHUserKeyFile string `yaml:"ssh_user_key_file"`
 	} `yaml:"ca"`
-	SSH      struct{ Listen string } `yaml:"ssh"`
-	Postgres struct{ Listen string } `yaml:"postgres"`
-	MySQL    struct{ Listen string } `yaml:"mysql"`
-	Web      struct{ Listen string } `yaml:"web"`
-	Targets  []struct {
+	Tokens struct {
+		SigningKeyFile string `yaml:"signing_key_file"`
+	} `yaml:"tokens"`
+	SSH struct {
+		Listen      string `yaml:"listen"`
+		HostKeyFile string `yaml:"host_key_file"`
+	} `yaml:"ssh"`
+	Postgres dbListener `yaml:"postgres"`
+	MySQL    dbListener `yaml:"mysql"`
+	Web      struct {
+		Listen         string `yaml:"listen"`
+		SessionKeyFile string `yaml:"session_key_file"`
+	} `yaml:"web"`
+	Targets []struct {
 		Name    string `yaml:"name"`
 		Kind    string `yaml:"kind"`
 		Address string `yaml:"address"`
 	} `yaml:"targets"`
+}
+
+type dbListener struct {
+	Listen      string `yaml:"listen"`
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
 
 // listenPorts returns the four listeners' ports by config key. Each deploy
@@ -188,12 +206,69 @@ func (c deployConfig) envNames() []string {
 // keyFiles are the key files the config names (*_file keys).
 func (c deployConfig) keyFiles() []string {
 	var files []string
-	for _, f := range []string{c.CA.SSHUserKeyFile, c.Recordings.SigningKeyFile} {
+	for _, f := range c.keyFileByConfigKey() {
 		if f != "" {
 			files = append(files, f)
 		}
 	}
-	return files
+	sort.Strings(files)
+	return slices.Compact(files)
+}
+
+// keyFileByConfigKey maps each *_file config key to its value.
+func (c deployConfig) keyFileByConfigKey() map[string]string {
+	return map[string]string{
+		"ca.ssh_user_key_file":        c.CA.SSHUserKeyFile,
+		"recordings.signing_key_file": c.Recordings.SigningKeyFile,
+		"ssh.host_key_file":           c.SSH.HostKeyFile,
+		"tokens.signing_key_file":     c.Tokens.SigningKeyFile,
+		"web.session_key_file":        c.Web.SessionKeyFile,
+		"postgres.tls_cert_file":      c.Postgres.TLSCertFile,
+		"postgres.tls_key_file":       c.Postgres.TLSKeyFile,
+		"mysql.tls_cert_file":         c.MySQL.TLSCertFile,
+		"mysql.tls_key_file":          c.MySQL.TLSKeyFile,
+	}
+}
+
+// sharedKeySource is where the binary lists the keys every replica must
+// hold alike (and refuses to start without).
+const sharedKeySource = "../cmd/sallyport/serve_keys.go"
+
+// sharedKeyConfigKeys reads the config keys of the binary's shared keys
+// from sharedKeySource, so a key added there must be given to every
+// replica here.
+func sharedKeyConfigKeys(t *testing.T) []string {
+	t.Helper()
+	re := regexp.MustCompile(`\{"[a-z-]+", "([a-z_]+\.[a-z_]+_file)", \w+\}`)
+	var keys []string
+	for _, m := range re.FindAllStringSubmatch(string(readFile(t, sharedKeySource)), -1) {
+		keys = append(keys, m[1])
+	}
+	if len(keys) < 2 {
+		t.Fatalf("%s: found shared keys %v; has the sharedKeys table moved?", sharedKeySource, keys)
+	}
+	return keys
+}
+
+// sharedKeyFiles returns the file the replica config c names for each
+// shared key, and fails the test for each it leaves empty: that replica
+// would generate a key of its own and be refused at start.
+func (c deployConfig) sharedKeyFiles(t *testing.T, name string) []string {
+	t.Helper()
+	files := c.keyFileByConfigKey()
+	var out []string
+	for _, key := range sharedKeyConfigKeys(t) {
+		f, known := files[key]
+		switch {
+		case !known:
+			t.Errorf("shared key %s (%s) is not in deployConfig.keyFileByConfigKey", key, sharedKeySource)
+		case f == "":
+			t.Errorf("%s: %s is not set: each replica would generate its own key", name, key)
+		default:
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // parseDeployConfig checks a sallyport.yaml's keys against the binary's and

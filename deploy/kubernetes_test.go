@@ -66,27 +66,34 @@ func TestKubernetes(t *testing.T) {
 	if m := mounts[c.DataDir]; m == nil || get(m, "readOnly") == true {
 		t.Errorf("data_dir %s is not a writable volume mount (the root file system is read-only)", c.DataDir)
 	}
-	for _, f := range c.keyFiles() {
-		if m := mounts[filepath.Dir(f)]; m == nil {
-			t.Errorf("key file %s: no volume mounted at %s", f, filepath.Dir(f))
-		}
-	}
-	// The shared keys serve reads from data_dir/keys are copied there by an
-	// init container from the Secret, into the volume the container mounts.
+	// Every key file is installed by the init container from the Secret
+	// (named as the file) into a volume the container mounts at its
+	// directory.
+	c.sharedKeyFiles(t, k8sConfig(t).name)
 	init := k8sContainer(t, map[string]any{"containers": get(pod, "initContainers")}, "keys")
 	script := strings.Join(strs(get(init, "command")), "\n")
-	var initState string
+	initMounts := map[string]string{}
 	for _, m := range list(get(init, "volumeMounts")) {
-		if str(get(m, "mountPath")) == c.DataDir {
-			initState = str(get(m, "name"))
+		initMounts[str(get(m, "mountPath"))] = str(get(m, "name"))
+	}
+	secretDir := ""
+	for path, vol := range initMounts {
+		if str(get(volumes[vol], "secret", "secretName")) != "" {
+			secretDir = path
 		}
 	}
-	if initState == "" || initState != str(get(mounts[c.DataDir], "name")) {
-		t.Errorf("init container keys does not mount the data_dir volume %q", str(get(mounts[c.DataDir], "name")))
-	}
-	for _, f := range sharedDataDirKeys(t, c.DataDir) {
-		if !strings.Contains(script, " "+f+"\n") {
-			t.Errorf("init container keys does not install %s:\n%s", f, script)
+	for _, f := range c.keyFiles() {
+		dir := filepath.Dir(f)
+		m := mounts[dir]
+		if m == nil {
+			t.Errorf("key file %s: no volume mounted at %s", f, dir)
+			continue
+		}
+		if initMounts[dir] != str(get(m, "name")) {
+			t.Errorf("key file %s: init container keys does not mount volume %s at %s", f, str(get(m, "name")), dir)
+		}
+		if !installs(script, secretDir, filepath.Base(f), dir) {
+			t.Errorf("init container keys does not install %s from the Secret (mounted at %q):\n%s", f, secretDir, script)
 		}
 	}
 
@@ -140,6 +147,24 @@ func TestKubernetes(t *testing.T) {
 	if m, ok := get(pdb, "spec", "minAvailable").(int); !ok || m < 1 || m >= 2 {
 		t.Errorf("PodDisruptionBudget minAvailable %v, want 1 of 2 replicas", get(pdb, "spec", "minAvailable"))
 	}
+}
+
+// installs reports whether an init script copies secretDir/name into dir:
+// `install ... name ... dir/` after `cd secretDir`, or with full paths.
+func installs(script, secretDir, name, dir string) bool {
+	for _, line := range strings.Split(script, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != "install" || strings.TrimSuffix(f[len(f)-1], "/") != dir {
+			continue
+		}
+		cdInto := strings.Contains(script, "cd "+secretDir+"\n")
+		for _, arg := range f[1 : len(f)-1] {
+			if arg == filepath.Join(secretDir, name) || (cdInto && arg == name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkKustomization checks that kustomization.yaml lists every manifest and
