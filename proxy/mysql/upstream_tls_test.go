@@ -26,7 +26,7 @@ import (
 // CA: verified against that CA the target sees an encrypted session that
 // relays text and prepared statements; verified against another CA the
 // client is told why it cannot connect, the log says it too, and the user
-// minted for the session is dropped.
+// minted for the session is dropped; so too when the target serves no TLS.
 func TestUpstreamTLS(t *testing.T) {
 	target, files := sandbox.MariaDBTLST(t)
 	good, err := files.ClientConfig("127.0.0.1")
@@ -72,6 +72,15 @@ func TestUpstreamTLS(t *testing.T) {
 		assert.Contains(t, e.logs.String(), "certificate signed by unknown authority", "the log says why")
 
 		assert.Equal(t, 1, users.created(), "the user was minted before the login")
+		e.waitNoUsers(t, 5*time.Second)
+	})
+
+	t.Run("target without TLS", func(t *testing.T) {
+		e, users := newTLSEnv(t, sandbox.MariaDBTargetT(t), good)
+		out, err := e.mariadb(t, okIdentity, e.token(okIdentity), "", "--ssl", "--ssl-verify-server-cert=0", "-D", targetName, "-e", "SELECT 1")
+		require.Error(t, err, "mariadb: %s", out)
+		assert.Contains(t, out, "cannot connect securely to target billing: the target does not offer TLS")
+		assert.Equal(t, 1, users.created())
 		e.waitNoUsers(t, 5*time.Second)
 	})
 }

@@ -27,7 +27,7 @@ import (
 // verified against that CA the session is encrypted end to end and a
 // cancel reaches the backend; verified against another CA the client is
 // told why it cannot connect, the log says it too, and the role minted
-// for the session is dropped.
+// for the session is dropped; so too when the target serves no TLS.
 func TestUpstreamTLS(t *testing.T) {
 	target, files := sandbox.PostgresTLST(t)
 	good, err := files.ClientConfig("127.0.0.1")
@@ -66,6 +66,17 @@ func TestUpstreamTLS(t *testing.T) {
 		assert.Contains(t, e.logs.String(), "certificate signed by unknown authority", "the log says why")
 
 		assert.Equal(t, 1, roles.created(), "the role was minted before the login")
+		e.waitNoRoles(t, 5*time.Second)
+	})
+
+	t.Run("target without TLS", func(t *testing.T) {
+		e, roles := newTLSEnv(t, sandbox.PostgresTargetT(t), good)
+		_, err := e.connectPgx(okIdentity, e.token(okIdentity))
+		var pgErr *pgconn.PgError
+		require.True(t, errors.As(err, &pgErr), "got %v, want the bastion's FATAL", err)
+		assert.Equal(t, "08006", pgErr.Code)
+		assert.Contains(t, pgErr.Message, "cannot connect securely to target analytics: the target does not accept TLS")
+		assert.Equal(t, 1, roles.created())
 		e.waitNoRoles(t, 5*time.Second)
 	})
 }
