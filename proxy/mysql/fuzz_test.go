@@ -3,6 +3,11 @@ package mysql
 import (
 	"bytes"
 	"encoding/binary"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -202,4 +207,254 @@ func TestGreetingRoundTrip(t *testing.T) {
 	assert.Equal(t, uint32(serverCaps|capSSL), g.caps)
 	assert.Equal(t, seed[:], g.seed)
 	assert.Equal(t, pluginNative, g.plugin)
+}
+
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite the fuzz seed corpus under testdata/fuzz")
+
+// TestFuzzCorpus keeps the seed corpus of the fuzz targets in
+// testdata/fuzz, which `go test` runs as regression inputs: each seed below
+// is a file there (go test -run TestFuzzCorpus -update-corpus writes them).
+// Packets captured from real clients (captured-*) and inputs the fuzzer
+// found are added there by hand.
+func TestFuzzCorpus(t *testing.T) {
+	for target, seeds := range map[string]map[string][]any{
+		"FuzzParseLogin":    loginCorpus(),
+		"FuzzDecodeExecute": executeCorpus(),
+		"FuzzScanner":       scannerCorpus(),
+		"FuzzAudit":         auditCorpus(),
+		"FuzzParseGreeting": greetingCorpus(),
+	} {
+		for name, args := range seeds {
+			path := filepath.Join("testdata", "fuzz", target, name)
+			want := marshalSeed(args...)
+			if *updateCorpus {
+				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+				require.NoError(t, os.WriteFile(path, want, 0o644))
+				continue
+			}
+			got, err := os.ReadFile(path)
+			require.NoError(t, err, "seed %s missing: run go test -run TestFuzzCorpus -update-corpus", path)
+			assert.Equal(t, string(want), string(got), "seed %s is stale: run go test -run TestFuzzCorpus -update-corpus", path)
+		}
+	}
+}
+
+// marshalSeed writes a corpus file as the go command does.
+func marshalSeed(args ...any) []byte {
+	b := []byte("go test fuzz v1\n")
+	for _, a := range args {
+		switch v := a.(type) {
+		case []byte:
+			b = fmt.Appendf(b, "[]byte(%q)\n", v)
+		case byte:
+			b = fmt.Appendf(b, "byte(%q)\n", v)
+		case bool:
+			b = fmt.Appendf(b, "bool(%v)\n", v)
+		default:
+			panic(fmt.Sprintf("seed of type %T", a))
+		}
+	}
+	return b
+}
+
+// loginBody is a HandshakeResponse41: caps, the fixed part, user, auth as
+// caps says, then db and plugin when given.
+func loginBody(caps uint32, user string, auth []byte, db, plugin string) []byte {
+	b := responsePrefix(caps, charsetUTF8MB4)
+	b = append(append(b, user...), 0)
+	switch {
+	case caps&capPluginAuthLenenc != 0:
+		b = append(appendLenenc(b, uint64(len(auth))), auth...)
+	case caps&capSecureConn != 0:
+		b = append(append(b, byte(len(auth))), auth...)
+	default:
+		b = append(append(b, auth...), 0)
+	}
+	if db != "" {
+		b = append(append(b, db...), 0)
+	}
+	if plugin != "" {
+		b = append(append(b, plugin...), 0)
+	}
+	return b
+}
+
+func loginCorpus() map[string][]any {
+	one := func(b []byte) []any { return []any{b} }
+	scramble := bytes.Repeat([]byte{0x5a}, 20)
+	noPlugin := uint32(capLongPassword | capProtocol41 | capSecureConn | capConnectWithDB)
+	return map[string][]any{
+		"clear-password-with-db": one(sampleLogin()),
+		"native-then-switch":     one(loginBody(serverCaps, "svc-report", scramble, "billing", pluginNative)),
+		"user-at-target":         one(loginBody(serverCaps&^capConnectWithDB, "svc-report@billing", []byte("tok\x00"), "", pluginClear)),
+		"identity-with-at":       one(loginBody(serverCaps, "ci@acme@billing", nil, "", pluginClear)),
+		"no-plugin-auth":         one(loginBody(noPlugin, "svc", scramble, "billing", "")),
+		"pre-secure-conn":        one(loginBody(capProtocol41|capLongPassword, "svc", []byte("tok"), "", "")),
+		"protocol-320":           one(loginBody(capLongPassword, "svc", []byte("tok"), "", "")),
+		"lenenc-auth-2-byte-len": one(loginBody(serverCaps, "svc", bytes.Repeat([]byte("t"), 300), "billing", pluginClear)),
+		"ssl-request":            one(responsePrefix(serverCaps|capSSL, charsetUTF8MB4)),
+		"auth-length-past-end":   one(append(responsePrefix(serverCaps, charsetUTF8MB4), 's', 0, 0xfc, 0xff, 0xff, 1)),
+		"unterminated-user":      one(append(responsePrefix(serverCaps, charsetUTF8MB4), "svc"...)),
+		"unterminated-db":        one(append(loginBody(serverCaps, "svc", nil, "", ""), "billing"...)),
+		"short":                  one(make([]byte, 31)),
+		"empty":                  one([]byte{}),
+	}
+}
+
+// execute is a COM_STMT_EXECUTE body (after the command byte) with a null
+// bitmap for params parameters.
+func execute(id uint32, params int, nulls []byte, types, values []byte) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, id)
+	b = append(b, 0, 1, 0, 0, 0)
+	bitmap := make([]byte, (params+7)/8)
+	copy(bitmap, nulls)
+	b = append(b, bitmap...)
+	if types != nil {
+		b = append(append(b, 1), types...)
+	} else {
+		b = append(b, 0)
+	}
+	return append(b, values...)
+}
+
+func executeCorpus() map[string][]any {
+	le16 := func(v uint16) []byte { return binary.LittleEndian.AppendUint16(nil, v) }
+	le32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+	le64 := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	ints := cat([]byte{0x7f}, le16(0x8000), le32(0xffffffff), le64(1<<63), le32(0x00ffffff), le16(2026))
+	intTypes := []byte{typeTiny, 0, typeShort, 0, typeLong, unsignedFlag, typeLongLong, 0, typeInt24, 0, typeYear, 0}
+	floats := cat(le32(math.Float32bits(1.5)), le64(math.Float64bits(-2.25)), le64(math.Float64bits(math.NaN())))
+	strs := cat([]byte{3}, []byte("abc"), []byte{6}, []byte("123.45"), []byte{0xfc}, le16(300), bytes.Repeat([]byte("x"), 300),
+		[]byte{2}, []byte("{}"), []byte{0}, []byte{1, 0xff})
+	strTypes := []byte{0xfd, 0, 0xf6, 0, 0xfc, 0, 0xf5, 0, 0xfe, 0, 0x10, 0}
+	times := cat([]byte{0}, []byte{4}, le16(2026), []byte{11, 28}, []byte{7}, le16(2026), []byte{11, 28, 9, 30, 15},
+		[]byte{11}, le16(2026), []byte{11, 28, 9, 30, 15}, le32(123456), []byte{0}, []byte{8, 1}, le32(1), []byte{2, 3, 4},
+		[]byte{12, 0}, le32(0), []byte{23, 59, 59}, le32(999999))
+	timeTypes := []byte{typeDate, 0, typeDate, 0, typeTimestamp, 0, typeDateTime, 0, typeTime, 0, typeTime, 0, typeTime, 0}
+	return map[string][]any{
+		"integers":              {byte(6), execute(1, 6, nil, intTypes, ints)},
+		"floats":                {byte(3), execute(1, 3, nil, []byte{typeFloat, 0, typeDouble, 0, typeDouble, 0}, floats)},
+		"strings-decimal-blob":  {byte(6), execute(2, 6, nil, strTypes, strs)},
+		"dates-and-times":       {byte(7), execute(3, 7, nil, timeTypes, times)},
+		"nulls-over-eight":      {byte(10), execute(4, 10, []byte{0xff, 0x02}, bytes.Repeat([]byte{typeLong, 0}, 10), le32(5))},
+		"null-type":             {byte(2), execute(5, 2, []byte{0x01}, []byte{typeNull, 0, typeTiny, 0}, []byte{9})},
+		"reexecute-no-types":    {byte(1), execute(6, 1, nil, nil, le32(7))},
+		"cursor-flag":           {byte(1), append(append(le32(7), 1, 1, 0, 0, 0, 0, 1, typeTiny, 0), 1)},
+		"no-params":             {byte(0), execute(8, 0, nil, nil, nil)},
+		"truncated-value":       {byte(1), execute(9, 1, nil, []byte{typeLongLong, 0}, []byte{1, 2, 3})},
+		"string-length-too-big": {byte(1), execute(10, 1, nil, []byte{0xfd, 0}, []byte{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})},
+		"bad-time-length":       {byte(1), execute(11, 1, nil, []byte{typeTime, 0}, []byte{5, 1, 2, 3, 4, 5})},
+		"unknown-type":          {byte(1), execute(12, 1, nil, []byte{0x42, 0}, []byte{1})},
+	}
+}
+
+// resultSet is a text result set of one column and rows, with EOF
+// packets unless deprecateEOF (then it ends with an OK-as-EOF).
+func resultSet(deprecateEOF bool, status uint16, rows ...string) [][]byte {
+	col := appendLenenc(nil, 3)
+	for _, s := range []string{"def", "billing", "orders", "orders", "id", "id"} {
+		col = append(appendLenenc(col, uint64(len(s))), s...)
+	}
+	col = append(col, 0x0c, 0x3f, 0, 11, 0, 0, 0, typeLong, 0, 0, 0, 0, 0)
+	out := [][]byte{{1}, col}
+	eof := append([]byte{hdrEOF, 0, 0}, binary.LittleEndian.AppendUint16(nil, status)...)
+	if !deprecateEOF {
+		out = append(out, eof)
+	}
+	for _, r := range rows {
+		out = append(out, append(appendLenenc(nil, uint64(len(r))), r...))
+	}
+	if deprecateEOF {
+		return append(out, append([]byte{hdrEOF, 0, 0}, binary.LittleEndian.AppendUint16(nil, status)...))
+	}
+	return append(out, eof)
+}
+
+func okPayload(affected uint64, status uint16) []byte {
+	b := appendLenenc([]byte{hdrOK}, affected)
+	b = appendLenenc(b, 0)
+	return append(binary.LittleEndian.AppendUint16(b, status), 0, 0)
+}
+
+func errPayload(code uint16, state, msg string) []byte {
+	b := binary.LittleEndian.AppendUint16([]byte{hdrErr}, code)
+	return append(append(append(b, '#'), state...), msg...)
+}
+
+func scannerCorpus() map[string][]any {
+	big := []byte{0xff, 0xff, 0xff, 0}
+	big = append(big, bytes.Repeat([]byte{1}, 64)...)
+	return map[string][]any{
+		"ok":                   {stream(okPayload(3, statusAutocommit)), byte(0)},
+		"err":                  {stream(errPayload(1146, "42S02", "Table 'billing.nope' doesn't exist")), byte(4)},
+		"result-set":           {stream(resultSet(false, statusAutocommit, "1", "2", "3")...), byte(6)},
+		"result-set-no-eof":    {stream(resultSet(true, statusAutocommit, "1")...), byte(1)},
+		"continuation-claimed": {big, byte(9)},
+		"empty-packet":         {[]byte{0, 0, 0, 0, 0, 0, 0, 1}, byte(2)},
+	}
+}
+
+func auditCorpus() map[string][]any {
+	param := resultSet(false, 0)[1] // a column definition
+	prepareOK := append([]byte{hdrOK}, binary.LittleEndian.AppendUint32(nil, 1)...)
+	prepareOK = append(prepareOK, 1, 0, 1, 0, 0, 0, 0)
+	eof := []byte{hdrEOF, 0, 0, 2, 0}
+	binRow := []byte{hdrOK, 0, 7, 0, 0, 0}
+	more := resultSet(false, statusAutocommit|statusMoreResults, "a")
+	multi := append(append(more, resultSet(false, statusAutocommit, "b")...), okPayload(0, statusAutocommit))
+	return map[string][]any{
+		"query-result-set":        {byte(comQuery), false, stream(resultSet(false, statusAutocommit, "1", "2")...)},
+		"query-result-set-no-eof": {byte(comQuery), true, stream(resultSet(true, statusAutocommit, "1", "2")...)},
+		"query-multi-results":     {byte(comQuery), false, stream(multi...)},
+		"query-ok-affected":       {byte(comQuery), true, stream(okPayload(42, statusAutocommit))},
+		"query-err":               {byte(comQuery), false, stream(errPayload(1142, "42000", "SELECT command denied"))},
+		"query-local-infile":      {byte(comQuery), false, stream(append([]byte{hdrLocalInfile}, "/etc/passwd"...))},
+		"prepare-with-param-col":  {byte(comStmtPrepare), false, stream(prepareOK, param, eof, param, eof)},
+		"prepare-no-eof":          {byte(comStmtPrepare), true, stream(prepareOK, param, param)},
+		"execute-binary-rows":     {byte(comStmtExecute), false, stream([]byte{1}, param, eof, binRow, binRow, eof)},
+		"execute-err":             {byte(comStmtExecute), true, stream(errPayload(1062, "23000", "Duplicate entry"))},
+		"init-db":                 {byte(comInitDB), false, stream(okPayload(0, statusAutocommit))},
+		"ping":                    {byte(comPing), true, stream(okPayload(0, statusAutocommit))},
+		"quit":                    {byte(comQuit), false, []byte{}},
+		"stmt-close":              {byte(comStmtClose), false, []byte{}},
+		"stmt-reset":              {byte(comStmtReset), false, stream(okPayload(0, statusAutocommit))},
+		"field-list":              {byte(comFieldList), false, stream(param, eof)},
+		"statistics":              {byte(comStatistics), false, stream([]byte("Uptime: 1  Threads: 1"))},
+	}
+}
+
+// targetGreetingOf is a HandshakeV10 as MariaDB or MySQL sends it.
+func targetGreetingOf(version string, caps uint32, extCaps uint32, seedLen int, plugin string) []byte {
+	b := append(append([]byte{10}, version...), 0)
+	b = binary.LittleEndian.AppendUint32(b, 31)
+	b = append(b, "abcdefgh"...)
+	b = append(b, 0)
+	b = binary.LittleEndian.AppendUint16(b, uint16(caps))
+	b = append(b, charsetUTF8MB4)
+	b = binary.LittleEndian.AppendUint16(b, statusAutocommit)
+	b = binary.LittleEndian.AppendUint16(b, uint16(caps>>16))
+	b = append(b, byte(seedLen))
+	b = append(b, make([]byte, 6)...)
+	b = binary.LittleEndian.AppendUint32(b, extCaps) // MariaDB's extended capabilities
+	b = append(append(b, "ijklmnopqrst"...), 0)
+	if plugin != "" {
+		b = append(append(b, plugin...), 0)
+	}
+	return b
+}
+
+func greetingCorpus() map[string][]any {
+	var seed [20]byte
+	copy(seed[:], "abcdefghijklmnopqrst")
+	mariadb := uint32(serverCaps | capSSL | capCompress | capLocalFiles)
+	return map[string][]any{
+		"sallyport":           {greeting(7, seed, serverCaps|capSSL)},
+		"mariadb-10.11":       {targetGreetingOf("5.5.5-10.11.19-MariaDB-0+deb12u1", mariadb&^capLongPassword, 0x1d, 21, pluginNative)},
+		"mysql-8-caching-sha": {targetGreetingOf("8.0.40", serverCaps|capSSL, 0, 21, pluginCachingSHA2)},
+		"no-plugin-auth":      {targetGreetingOf("5.1.73", capLongPassword|capProtocol41|capSecureConn, 0, 0, "")},
+		"protocol-9":          {append([]byte{9}, "3.23.58\x00"...)},
+		"truncated-seed":      {targetGreetingOf("10.0", serverCaps, 0, 40, pluginNative)[:60]},
+		"no-version-nul":      {[]byte{10, 'x', 'y'}},
+	}
 }
