@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -9,22 +8,45 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// benchPiece is one relay read of typical terminal output (ASCII with CR LF
-// and a few escape sequences), 32000 bytes.
-var benchPiece = bytes.Repeat([]byte("drwxr-xr-x  2 root root  4096 Nov 28 10:00 \x1b[01;34mbin\x1b[0m  some more text.\r\n"), 500)[:32000]
+// relayRead is the size of one relay read, as the SSH proxy's buffer.
+const relayRead = 32000
 
-func benchRecorder(b *testing.B, dir string) *Recorder {
+// benchData is what the benchmarks record, in relay reads: "typical" is
+// an interactive session's output (termSample: listings, compiler errors
+// and prompts with colour escapes), "worst" random bytes (`cat` of a
+// binary: most bytes need escaping and nothing compresses).
+var benchData = map[string]func() []byte{
+	"typical": sync.OnceValue(func() []byte { return termSample(8 << 20) }),
+	"worst":   sync.OnceValue(func() []byte { return randomSample(8 << 20) }),
+}
+
+var benchKinds = []string{"typical", "worst"}
+
+// benchCompressions are the Config.Compression values benchmarked.
+var benchCompressions = []string{CompressionGzip, CompressionNone}
+
+// pieces cuts data into relay reads.
+func pieces(data []byte) [][]byte {
+	var out [][]byte
+	for i := 0; i < len(data); i += relayRead {
+		out = append(out, data[i:min(i+relayRead, len(data))])
+	}
+	return out
+}
+
+func benchRecorder(b *testing.B, dir, compression string) *Recorder {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	store, err := NewFileStore(filepath.Join(dir, "store"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec := &Recorder{Config: Config{DataDir: filepath.Join(dir, "data"), FlushInterval: time.Second},
+	rec := &Recorder{Config: Config{DataDir: filepath.Join(dir, "data"), FlushInterval: time.Second, Compression: compression},
 		Store: store, Key: key}
 	if err := rec.Start(context.Background()); err != nil {
 		b.Fatal(err)
@@ -34,34 +56,64 @@ func benchRecorder(b *testing.B, dir string) *Recorder {
 }
 
 // BenchmarkRecordOutput measures recording throughput of terminal output
-// with flush_interval 1s, from the relay's write to the sealed spool.
+// with flush_interval 1s, from the relay's write to the sealed spool, and
+// reports the CPU time per MB, and how much smaller the stored chunks are
+// than the output (stored-ratio).
 func BenchmarkRecordOutput(b *testing.B) {
-	for _, where := range []string{"disk", "tmpfs"} {
-		b.Run(where, func(b *testing.B) {
-			dir := b.TempDir()
-			if where == "tmpfs" {
-				dir = memTempDirB(b)
+	for _, kind := range benchKinds {
+		for _, where := range []string{"disk", "tmpfs"} {
+			for _, comp := range benchCompressions {
+				b.Run(kind+"/"+where+"/"+comp, func(b *testing.B) {
+					dir := b.TempDir()
+					if where == "tmpfs" {
+						dir = memTempDirB(b)
+					}
+					recordOutput(b, benchRecorder(b, dir, comp), kind)
+				})
 			}
-			rec := benchRecorder(b, dir)
-			s, err := rec.Open(context.Background(), testMeta(fmt.Sprintf("bench-%d", b.N)))
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.SetBytes(int64(len(benchPiece)))
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			for range b.N {
-				if err := s.Output(0, benchPiece); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := s.Close(context.Background(), End{}); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(cpuTime()-cpu0)/(float64(b.N*len(benchPiece))/1e6), "cpu-ns/MB")
-		})
+		}
 	}
+}
+
+// recordOutput records b.N relay reads of benchData[kind] in one session.
+func recordOutput(b *testing.B, rec *Recorder, kind string) {
+	s, err := rec.Open(context.Background(), testMeta(fmt.Sprintf("bench-%d", b.N)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := pieces(benchData[kind]())
+	b.SetBytes(relayRead)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := range b.N {
+		if err := s.Output(0, ps[i%len(ps)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(context.Background(), End{}); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	mb := float64(b.N*relayRead) / 1e6
+	b.ReportMetric(float64(cpuTime()-cpu0)/mb, "cpu-ns/MB")
+	b.ReportMetric(mb*1e6/float64(storedBytes(b, rec, s)), "stored-ratio")
+}
+
+// storedBytes is the size of the terminal stream's chunks in the store.
+func storedBytes(b *testing.B, rec *Recorder, s *Session) int64 {
+	ctx := context.Background()
+	rec.WaitIdle(ctx)
+	m, _, err := SessionSource(rec.Store, s.Meta().ID, s.Meta().StartedAt).loadManifest(ctx)
+	if err != nil || m == nil {
+		b.Fatal("read the manifest:", err)
+	}
+	for _, st := range m.Streams {
+		if st.Name == castStream(0) {
+			return st.Bytes
+		}
+	}
+	b.Fatal("no terminal stream in the manifest")
+	return 0
 }
 
 func memTempDirB(b *testing.B) string {
@@ -74,37 +126,67 @@ func memTempDirB(b *testing.B) string {
 }
 
 // BenchmarkRelay compares relaying terminal output over loopback TCP with
-// and without recording it, and reports the CPU time the process spent per
-// MB relayed (user+system, both cores).
+// and without recording it. Both report the CPU time the process spent per
+// MB relayed (user+system, every goroutine: relay, flusher, chunk writer,
+// uploader). The recorded one first relays the same data unrecorded, so
+// that overhead-% — the extra CPU per MB that recording costs, in percent
+// of a bare relay's — compares figures taken moments apart.
 func BenchmarkRelay(b *testing.B) {
-	for _, recorded := range []bool{false, true} {
-		b.Run(map[bool]string{false: "plain", true: "recorded"}[recorded], func(b *testing.B) {
-			var s *Session
-			if recorded {
-				rec := benchRecorder(b, memTempDirB(b))
-				var err error
-				if s, err = rec.Open(context.Background(), testMeta(fmt.Sprintf("relay-%d", b.N))); err != nil {
-					b.Fatal(err)
-				}
+	for _, kind := range benchKinds {
+		for _, how := range append([]string{"plain"}, benchCompressions...) {
+			name := kind + "/" + how
+			if how != "plain" {
+				name = kind + "/recorded-" + how
 			}
-			src, dst := relayPair(b, s)
-			b.SetBytes(int64(len(benchPiece)))
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			go func() {
-				for range b.N {
-					src.Write(benchPiece)
+			b.Run(name, func(b *testing.B) {
+				ps := pieces(benchData[kind]())
+				b.SetBytes(relayRead)
+				b.ResetTimer()
+				var plain float64
+				if how != "plain" {
+					b.StopTimer()
+					plain = relayCPU(b, nil, ps)
+					b.StartTimer()
 				}
-				src.(*net.TCPConn).CloseWrite()
-			}()
-			n, _ := io.Copy(io.Discard, dst)
-			if s != nil {
-				s.Close(context.Background(), End{})
-			}
-			b.StopTimer()
-			b.ReportMetric(float64(cpuTime()-cpu0)/(float64(n)/1e6), "cpu-ns/MB")
-		})
+				cpu := relayCPU(b, recordedSession(b, how), ps)
+				b.ReportMetric(cpu, "cpu-ns/MB")
+				if how != "plain" {
+					b.ReportMetric(100*(cpu-plain)/plain, "overhead-%")
+				}
+			})
+		}
 	}
+}
+
+func recordedSession(b *testing.B, compression string) *Session {
+	if compression == "plain" {
+		return nil
+	}
+	rec := benchRecorder(b, memTempDirB(b), compression)
+	s, err := rec.Open(context.Background(), testMeta(fmt.Sprintf("relay-%d", b.N)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// relayCPU relays b.N reads from ps through a relay teeing into s (when
+// not nil) and returns the process's CPU time per MB, the recording
+// sealed included.
+func relayCPU(b *testing.B, s *Session, ps [][]byte) float64 {
+	src, dst := relayPair(b, s)
+	cpu0 := cpuTime()
+	go func() {
+		for i := range b.N {
+			src.Write(ps[i%len(ps)])
+		}
+		src.(*net.TCPConn).CloseWrite()
+	}()
+	n, _ := io.Copy(io.Discard, dst)
+	if s != nil {
+		s.Close(context.Background(), End{})
+	}
+	return float64(cpuTime()-cpu0) / (float64(n) / 1e6)
 }
 
 // relayPair returns the client end and the far end of a relay: what the
@@ -150,10 +232,11 @@ func cpuTime() int64 {
 
 // BenchmarkReplayText measures text replay of a recording.
 func BenchmarkReplayText(b *testing.B) {
-	rec := benchRecorder(b, memTempDirB(b))
+	rec := benchRecorder(b, memTempDirB(b), "")
 	s, _ := rec.Open(context.Background(), testMeta("replay"))
-	for range 1000 {
-		s.Output(0, benchPiece)
+	ps := pieces(benchData["typical"]())
+	for i := range 1000 {
+		s.Output(0, ps[i%len(ps)])
 	}
 	s.Close(context.Background(), End{})
 	rec.WaitIdle(context.Background())
@@ -161,7 +244,7 @@ func BenchmarkReplayText(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.SetBytes(int64(1000 * len(benchPiece)))
+	b.SetBytes(int64(1000 * relayRead))
 	for range b.N {
 		if err := Replay(context.Background(), src, io.Discard, ReplayOptions{}); err != nil {
 			b.Fatal(err)

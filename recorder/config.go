@@ -13,6 +13,12 @@ const (
 	StoreS3   = "s3"
 )
 
+// Chunk compressions accepted in Config.Compression.
+const (
+	CompressionGzip = "gzip"
+	CompressionNone = "none"
+)
+
 // defaultFlushInterval bounds the data at risk on a crash when the config
 // leaves flush_interval unset (DESIGN §4).
 const defaultFlushInterval = time.Second
@@ -38,6 +44,10 @@ type Config struct {
 	// RecordInput keeps keystrokes (asciicast "i" events). Zero (false) drops
 	// them, because typed secrets would otherwise be kept.
 	RecordInput bool `yaml:"record_input"`
+	// Compression is how chunk payloads are stored: "gzip" (chunk/2, about
+	// a quarter of the size for terminal output) or "none" (chunk/1: more
+	// bytes to disk and store, less CPU). Zero means "gzip".
+	Compression string `yaml:"compression"`
 	// SigningKeyFile is the OpenSSH ed25519 private key that signs manifests.
 	// Zero means DataDir/keys/recording_ed25519, created on first use.
 	SigningKeyFile string `yaml:"signing_key_file"`
@@ -80,6 +90,11 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("recordings.store: %q is not a store (want file or s3)", c.Store)
+	}
+	switch c.Compression {
+	case "", CompressionGzip, CompressionNone:
+	default:
+		return fmt.Errorf("recordings.compression: %q is not gzip or none", c.Compression)
 	}
 	if c.FlushInterval < 0 {
 		return fmt.Errorf("recordings.flush_interval: %s is negative", c.FlushInterval)

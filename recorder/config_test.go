@@ -26,6 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{"s3 without bucket", Config{DataDir: "/d", Store: StoreS3, S3: S3Config{Endpoint: "x"}}, "recordings.s3.bucket: missing"},
 		{"half credentials", Config{DataDir: "/d", Store: StoreS3, S3: S3Config{Endpoint: "x", Bucket: "b", AccessKey: "a"}}, "given together"},
 		{"negative flush", Config{DataDir: "/d", FlushInterval: -time.Second}, "flush_interval"},
+		{"no compression", Config{DataDir: "/d", Compression: CompressionNone}, ""},
+		{"unknown compression", Config{DataDir: "/d", Compression: "zstd"}, `recordings.compression: "zstd" is not gzip or none`},
 		{"no data dir", Config{}, "data_dir is not set"},
 	}
 	for _, tc := range cases {

@@ -91,3 +91,34 @@ func TestDocumentedVerificationRecipe(t *testing.T) {
 		})
 	}
 }
+
+// TestDocumentedStreamRecipe runs the Python stream reader from
+// docs/recordings.md on a compressed recording and on the golden (chunk/1)
+// one: it prints exactly what ExportCast writes.
+func TestDocumentedStreamRecipe(t *testing.T) {
+	python := lookPathOrSkip(t, "python3")
+	script := filepath.Join(t.TempDir(), "cat_stream.py")
+	require.NoError(t, os.WriteFile(script, []byte(docBlock(t, "python", "gzip.decompress")), 0o755))
+
+	h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), func(r *Recorder) { r.ChunkSize = 16 << 10 })
+	s, err := h.rec.Open(ctxT(t), testMeta("s-recipe"))
+	require.NoError(t, err)
+	require.NoError(t, s.Output(0, termSample(100<<10)))
+	require.NoError(t, s.Close(ctxT(t), End{}))
+	h.waitUploaded(t)
+	fresh, err := FindSession(ctxT(t), h.store, "s-recipe")
+	require.NoError(t, err)
+	golden, err := DirSource(copyGolden(t))
+	require.NoError(t, err)
+
+	for name, src := range map[string]Source{"chunk/2": fresh, "chunk/1 golden": golden} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(src.store.(*FileStore).root, filepath.FromSlash(src.dir))
+			var want strings.Builder
+			require.NoError(t, ExportCast(ctxT(t), src, &want, 0))
+			out, err := exec.Command(python, script, dir, "pty-0.cast").Output()
+			require.NoError(t, err)
+			assert.Equal(t, want.String(), string(out))
+		})
+	}
+}

@@ -1,7 +1,9 @@
 package recorder
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"slices"
 	"strconv"
 	"time"
@@ -18,38 +20,104 @@ var safeASCII = func() (t [256]bool) {
 	return t
 }()
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
-// U+FFFD, as asciicast players expect valid UTF-8. It is the hot path of
-// terminal recording, so it copies runs of plain ASCII at once.
-func appendJSONString(dst, s []byte) []byte {
-	dst = slices.Grow(dst, len(s)+2)
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if safeASCII[c] {
-			i++
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		if c < utf8.RuneSelf {
-			dst = appendEscapedASCII(dst, c)
-			i++
-		} else {
-			r, n := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && n == 1 {
-				dst = append(dst, `\ufffd`...)
-			} else {
-				dst = append(dst, s[i:i+n]...)
-			}
-			i += n
-		}
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+// SWAR constants: one byte value repeated in each byte of a word.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// specialBytes returns a word whose high bit is set in the byte of every
+// byte of x that a JSON string cannot hold as is (below 0x20, '"', '\\',
+// DEL, and the start of non-ASCII). A borrow may also flag bytes above a
+// flagged one, never below: the lowest flag is always exact.
+func specialBytes(x uint64) uint64 {
+	quote, backslash, del := x^(ones*'"'), x^(ones*'\\'), x^(ones*0x7f)
+	return ((x - ones*0x20) | (quote - ones) | (backslash - ones) | (del - ones) | x) & highs
 }
 
+// escapes holds, for every ASCII byte, its JSON string form packed
+// little-endian into a word, with the form's length: stored as one 8-byte
+// write however long the form.
+var escapes = func() (t [utf8.RuneSelf]struct {
+	word uint64
+	n    int
+}) {
+	for c := range utf8.RuneSelf {
+		var b [8]byte
+		form := appendEscapedASCII(b[:0], byte(c))
+		if safeASCII[c] {
+			form = append(b[:0], byte(c))
+		}
+		t[c].word, t[c].n = binary.LittleEndian.Uint64(b[:]), len(form)
+	}
+	return t
+}()
+
+// replacementWord is the JSON form of U+FFFD, for a byte that is not UTF-8.
+var replacementWord = binary.LittleEndian.Uint64([]byte(`\ufffd\x00\x00`))
+
+// maxEscapedLen bounds the JSON string form of n bytes: six bytes each
+// (\u001b), the quotes, and the slack of the last 8-byte write.
+func maxEscapedLen(n int) int { return 6*n + 2 + 8 }
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, as asciicast players expect valid UTF-8. It is the hot path of
+// terminal recording: plain ASCII is checked and copied eight bytes at a
+// time, and each escape is one table lookup and one store.
+func appendJSONString(dst, s []byte) []byte {
+	n := len(dst)
+	out := slices.Grow(dst, maxEscapedLen(len(s)))[:n+maxEscapedLen(len(s))]
+	out[n] = '"'
+	n++
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			// Copy the word whole; only the bytes before the first special
+			// one count, the rest is overwritten.
+			w := binary.LittleEndian.Uint64(s[i:])
+			binary.LittleEndian.PutUint64(out[n:], w)
+			m := specialBytes(w)
+			if m == 0 {
+				i, n = i+8, n+8
+				continue
+			}
+			k := bits.TrailingZeros64(m) / 8
+			i, n = i+k, n+k
+		} else if safeASCII[s[i]] {
+			out[n] = s[i]
+			i, n = i+1, n+1
+			continue
+		}
+		var size int
+		size, n = escapeAt(out, n, s[i:])
+		i += size
+	}
+	out[n] = '"'
+	return out[:n+1]
+}
+
+// escapeAt writes the JSON form of the byte or character at the start of
+// s, which is not plain ASCII, to out at n; it returns the input bytes
+// taken and the new n. out has 8 bytes of slack.
+func escapeAt(out []byte, n int, s []byte) (int, int) {
+	c := s[0]
+	if c < utf8.RuneSelf {
+		e := &escapes[c]
+		binary.LittleEndian.PutUint64(out[n:], e.word)
+		return 1, n + e.n
+	}
+	size := 1
+	if c >= 0xc2 && c <= 0xf4 { // could start a valid sequence
+		_, size = utf8.DecodeRune(s)
+	}
+	if size == 1 {
+		binary.LittleEndian.PutUint64(out[n:], replacementWord)
+		return 1, n + 6
+	}
+	return size, n + copy(out[n:], s[:size])
+}
+
+// appendEscapedASCII appends the JSON string form of an ASCII byte that
+// cannot appear as is.
 func appendEscapedASCII(dst []byte, c byte) []byte {
 	switch c {
 	case '"', '\\':

@@ -28,19 +28,24 @@ type stream struct {
 	carry       [2][]byte
 }
 
-// encoder turns queued records into stream payloads and cuts chunks.
+// encoder turns queued records into stream payloads and cuts chunks,
+// which it hands to the session's chunk writer.
 type encoder struct {
 	s       *Session
 	streams map[string]*stream
 	order   []*stream
+	jobs    chan<- *chunkJob
+	free    chan []byte // buffers the chunk pipeline is done with
 }
 
 // run is the session's flusher: it drains the queue whenever poked, cuts
-// chunks as they fill, and writes and fsyncs every stream at least once
-// per flush interval. It exits after sealing the closed session.
+// chunks as they fill, and has every stream written and fsync'd at least
+// once per flush interval. It exits after sealing the closed session.
 func (s *Session) run(interval time.Duration) {
 	defer close(s.finished)
-	enc := &encoder{s: s, streams: map[string]*stream{}}
+	jobs, written := make(chan *chunkJob, pendingChunks), make(chan struct{})
+	enc := &encoder{s: s, streams: map[string]*stream{}, jobs: jobs, free: make(chan []byte, spareBuffers)}
+	go s.writeChunks(jobs, enc.free, written)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -50,19 +55,17 @@ func (s *Session) run(interval time.Duration) {
 		case <-tick.C:
 			flush = true
 		}
-		closing := s.drain(enc)
-		if closing {
+		if s.drain(enc) {
 			enc.releaseCarry()
-		}
-		if flush || closing {
 			enc.flushAll()
-			if err := s.spool.syncAsync(); err != nil {
-				s.fail(fmt.Errorf("sync spool: %w", err))
-			}
-		}
-		if closing {
+			close(jobs)
+			<-written
 			s.sealErr = s.finish()
 			return
+		}
+		if flush {
+			enc.flushAll()
+			jobs <- &chunkJob{sync: true}
 		}
 	}
 }
@@ -196,21 +199,15 @@ func (e *encoder) flushAll() {
 	}
 }
 
-// cut writes st's buffer as the next chunk. A chunk the spool refuses is
-// lost: the session is failed (or degraded) and the chain continues intact.
+// cut hands st's buffer to the chunk pipeline as the next chunk: its
+// compression starts now, and the writer stores it in chain order.
 func (e *encoder) cut(st *stream) {
-	if e.s.rec.beforeChunk != nil {
-		e.s.rec.beforeChunk()
-	}
 	stats := chunkStats{stream: st.name, first: time.Unix(0, st.first).UTC(), last: time.Unix(0, st.last).UTC(),
 		records: st.records, output: st.output, input: st.input}
-	if err := e.s.spool.writeChunk(st.buf, stats); err != nil {
-		e.s.lost(int(st.output+st.input), err)
-	} else {
-		e.s.rec.Metrics.recorded(int(st.output + st.input))
-		e.s.rec.queueUpload(e.s.meta.ID)
-	}
-	st.buf = recycle(st.buf)
+	j := &chunkJob{payload: st.buf, stats: stats, ready: make(chan struct{})}
+	go e.s.rec.encodeChunk(j, e.free)
+	e.jobs <- j
+	st.buf = takeBuffer(e.free)
 	st.records, st.output, st.input = 0, 0, 0
 }
 

@@ -19,7 +19,8 @@ const (
 	sigObject      = "manifest.json.sig"
 	chunkSuffix    = ".chunk"
 	eventsStream   = "events.jsonl"
-	chunkFormat    = "chunk/1"
+	chunkFormat    = "chunk/2" // what the recorder writes: compressed payload
+	chunkFormatV1  = "chunk/1" // recordings made before compression: plain payload
 	manifestFormat = "manifest/1"
 )
 
@@ -47,7 +48,8 @@ func chunkSeq(name string) (int, bool) {
 func castStream(ch int) string { return fmt.Sprintf("pty-%d.cast", ch) }
 
 // ChunkHeader is the first line of every chunk object: a JSON object
-// followed by '\n', then exactly Size payload bytes.
+// followed by '\n', then exactly Size payload bytes, encoded as Encoding
+// says (chunk/2) or plain (chunk/1).
 type ChunkHeader struct {
 	Format  string `json:"sallyport"`
 	Session string `json:"session"`
@@ -55,7 +57,11 @@ type ChunkHeader struct {
 	Stream  string `json:"stream"`
 	// Prev is the hex SHA-256 of the previous object in the chain: chunk
 	// Seq-1, or session.json for chunk 1.
-	Prev  string    `json:"prev"`
+	Prev string `json:"prev"`
+	// Encoding is how the payload is stored: "gzip" in chunk/2, absent
+	// (plain) in chunk/1.
+	Encoding string `json:"encoding,omitempty"`
+	// Size is the stored payload's length in bytes.
 	Size  int64     `json:"size"`
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
@@ -63,8 +69,12 @@ type ChunkHeader struct {
 
 func (h ChunkHeader) check() error {
 	switch {
-	case h.Format != chunkFormat:
-		return fmt.Errorf("format %q, want %q", h.Format, chunkFormat)
+	case h.Format != chunkFormat && h.Format != chunkFormatV1:
+		return fmt.Errorf("format %q, want %q or %q", h.Format, chunkFormat, chunkFormatV1)
+	case h.Format == chunkFormatV1 && h.Encoding != "":
+		return fmt.Errorf("encoding %q in a %s chunk, which has none", h.Encoding, chunkFormatV1)
+	case h.Format == chunkFormat && h.Encoding != encodingGzip:
+		return fmt.Errorf("encoding %q, want %q", h.Encoding, encodingGzip)
 	case h.Seq <= 0:
 		return fmt.Errorf("seq %d is not positive", h.Seq)
 	case h.Size < 0:

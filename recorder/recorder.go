@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -64,6 +65,10 @@ type Recorder struct {
 	// beforeChunk, when set by tests, runs before each chunk is written:
 	// it stands in for a slow disk.
 	beforeChunk func()
+
+	// compressSlots bounds the chunks compressing at once, across all
+	// sessions, to the number of cores.
+	compressSlots chan struct{}
 
 	mu      sync.Mutex
 	orders  map[string]*stateOrder // per session, see report
@@ -210,6 +215,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 	r.mu.Lock()
 	r.started, r.live, r.pending, r.metaUp = true, map[string]*Session{}, map[string]bool{}, map[string]bool{}
 	r.wake, r.done = make(chan struct{}, 1), make(chan struct{})
+	r.compressSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 	r.mu.Unlock()
 	if err := r.recoverSpool(ctx); err != nil {
 		return err

@@ -160,6 +160,14 @@ func (s *Session) writeErr() error {
 	return nil
 }
 
+// wakeFlusherAtMost is how much queued data wakes the flusher before its
+// next tick. Waking it for every write would cost a goroutine switch per
+// relay read; nothing becomes durable sooner that way, since chunks are
+// written when full or at the tick.
+const wakeFlusherAtMost = 256 << 10
+
+func (r *Recorder) wakeFlusherAt() int { return min(wakeFlusherAtMost, r.bufferSize()/4) }
+
 // put queues one record, waiting up to Recorder.MaxWriteWait for space.
 func (s *Session) put(r record, data []byte) error {
 	deadline := time.Time{}
@@ -189,8 +197,11 @@ func (s *Session) put(r record, data []byte) error {
 	r.off, r.n = len(s.q.arena), len(data)
 	s.q.arena = append(s.q.arena, data...)
 	s.q.recs = append(s.q.recs, r)
+	wake := len(s.q.arena) >= s.rec.wakeFlusherAt()
 	s.mu.Unlock()
-	s.poke()
+	if wake {
+		s.poke()
+	}
 	return nil
 }
 

@@ -225,12 +225,16 @@ func (s Source) walkChunk(ctx context.Context, name, prev string, fn chunkFunc) 
 	if h.Prev != prev || h.Seq != seq {
 		return "", fmt.Errorf("chunk %d: breaks the hash chain (holds seq %d); run verify", seq, h.Seq)
 	}
-	pr := bufio.NewReaderSize(payload, readBufferSize)
+	data, err := decodePayload(h, payload)
+	if err != nil {
+		return "", fmt.Errorf("chunk %d: %w; run verify", seq, err)
+	}
+	pr := bufio.NewReaderSize(data, readBufferSize)
 	if err := fn(h, pr); err != nil {
 		return "", err
 	}
 	if _, err := io.Copy(io.Discard, pr); err != nil {
-		return "", fmt.Errorf("chunk %d: %w", seq, err)
+		return "", fmt.Errorf("chunk %d: %w; run verify", seq, err)
 	}
 	if err := finish(); err != nil {
 		return "", fmt.Errorf("chunk %d: %w", seq, err)

@@ -93,13 +93,17 @@ type chunkStats struct {
 	output, input int64
 }
 
-// writeChunk writes the next chunk of the chain. The file appears under
-// its final name only after its log entry, so recovery finds every chunk
-// it can name. It is synced by the next sync call.
-func (s *spoolSession) writeChunk(payload []byte, st chunkStats) error {
-	seq := len(s.entries)
-	hdr := ChunkHeader{Format: chunkFormat, Session: s.id, Seq: seq, Stream: st.stream,
-		Prev: s.prev, Size: int64(len(payload)), First: st.first, Last: st.last}
+// writeChunk writes the next chunk of the chain: a chunk/2 with payload
+// stored in encoding, or a plain chunk/1 when encoding is empty. The file
+// appears under its final name only after its log entry, so recovery
+// finds every chunk it can name. It is synced by the next sync call.
+func (s *spoolSession) writeChunk(payload []byte, encoding string, st chunkStats) error {
+	seq, format := len(s.entries), chunkFormat
+	if encoding == "" {
+		format = chunkFormatV1
+	}
+	hdr := ChunkHeader{Format: format, Session: s.id, Seq: seq, Stream: st.stream,
+		Prev: s.prev, Encoding: encoding, Size: int64(len(payload)), First: st.first, Last: st.last}
 	hb, err := json.Marshal(hdr)
 	if err != nil {
 		return fmt.Errorf("encode chunk %d header: %w", seq, err)

@@ -226,17 +226,28 @@ func checkObject(ctx context.Context, src Source, o ManifestObject, prev string,
 }
 
 // scanChunk parses a chunk's header and reads its payload, returning the
-// header and anything structurally wrong (truncation, trailing bytes).
+// header and anything structurally wrong (truncation, trailing bytes, a
+// compressed payload that does not decompress or fails its CRC).
 func scanChunk(r io.Reader) (*ChunkHeader, error) {
 	br := bufio.NewReaderSize(r, readBufferSize)
 	h, payload, finish, err := ReadChunk(br)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.Copy(io.Discard, payload); err != nil {
+	data, derr := decodePayload(h, payload)
+	if derr == nil {
+		_, derr = io.Copy(io.Discard, data)
+	}
+	if _, err := io.Copy(io.Discard, payload); err != nil { // what the decoder left
 		return &h, err
 	}
-	return &h, finish()
+	if err := finish(); err != nil {
+		return &h, err
+	}
+	if derr != nil {
+		return &h, fmt.Errorf("payload does not decode: %w", derr)
+	}
+	return &h, nil
 }
 
 // judgeObject compares what was read with what was expected.

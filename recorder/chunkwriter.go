@@ -1,0 +1,88 @@
+package recorder
+
+import "fmt"
+
+// chunkJob is a cut chunk on its way to the spool, or with sync set a
+// request to make everything written before it durable.
+type chunkJob struct {
+	payload []byte // the stream bytes
+	stats   chunkStats
+	sync    bool
+	// ready is closed once stored holds the payload as it is stored.
+	ready    chan struct{}
+	stored   []byte
+	encoding string
+}
+
+// Pipeline depth of a session: chunks cut but not yet written. Chunks are
+// compressed concurrently (a busy session uses every core) and written in
+// chain order; a writer that falls behind holds back the flusher and,
+// through the bounded queue, the relay.
+const (
+	pendingChunks = 2
+	spareBuffers  = pendingChunks + 1
+)
+
+// encodeChunk compresses j's payload (unless Config.Compression is none),
+// using at most one core per compression slot across all sessions, and
+// hands the payload buffer back for reuse.
+func (r *Recorder) encodeChunk(j *chunkJob, free chan []byte) {
+	defer close(j.ready)
+	if r.Config.Compression == CompressionNone {
+		j.stored = j.payload
+		return
+	}
+	r.compressSlots <- struct{}{}
+	j.stored, j.encoding = appendGzip(takeBuffer(free), j.payload), encodingGzip
+	<-r.compressSlots
+	giveBuffer(free, j.payload)
+}
+
+// writeChunks is the session's chunk writer: it stores each chunk in
+// chain order once it is encoded, and starts the syncs the flusher asks
+// for. It runs until jobs is closed. A chunk the spool refuses is lost:
+// the session is failed (or degraded) and the chain continues intact.
+func (s *Session) writeChunks(jobs <-chan *chunkJob, free chan []byte, done chan<- struct{}) {
+	defer close(done)
+	for j := range jobs {
+		if j.sync {
+			if err := s.spool.syncAsync(); err != nil {
+				s.fail(fmt.Errorf("sync spool: %w", err))
+			}
+			continue
+		}
+		if s.rec.beforeChunk != nil {
+			s.rec.beforeChunk()
+		}
+		<-j.ready
+		n := int(j.stats.output + j.stats.input)
+		if err := s.spool.writeChunk(j.stored, j.encoding, j.stats); err != nil {
+			s.lost(n, err)
+		} else {
+			s.rec.Metrics.recorded(n)
+			s.rec.queueUpload(s.meta.ID)
+		}
+		giveBuffer(free, j.stored)
+	}
+}
+
+// takeBuffer returns a spare buffer, or nil for append to allocate.
+func takeBuffer(free chan []byte) []byte {
+	select {
+	case b := <-free:
+		return b
+	default:
+		return nil
+	}
+}
+
+// giveBuffer keeps b for reuse unless it is large and was mostly unused
+// (see recycle) or enough buffers are spare already.
+func giveBuffer(free chan []byte, b []byte) {
+	if b = recycle(b); b != nil {
+		select {
+		case free <- b:
+		default:
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// storedChunk is one chunk object as read from the file store.
+type storedChunk struct {
+	hdr     ChunkHeader
+	payload []byte // as stored
+}
+
+func readStoredChunks(t *testing.T, dir string) []storedChunk {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*"+chunkSuffix))
+	require.NoError(t, err)
+	var out []storedChunk
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		h, payload, finish, err := ReadChunk(bufio.NewReader(bytes.NewReader(b)))
+		require.NoError(t, err, f)
+		p, err := io.ReadAll(payload)
+		require.NoError(t, err)
+		require.NoError(t, finish())
+		out = append(out, storedChunk{h, p})
+	}
+	return out
+}
+
+// TestChunksAreStoredCompressed records terminal output with each
+// compression setting: gzip chunks hold standard gzip members (read here
+// with the standard library, not the recorder's decoder) that decompress
+// to exactly the exported asciicast, and take much less room; "none"
+// writes plain chunk/1 chunks. Both verify and replay.
+func TestChunksAreStoredCompressed(t *testing.T) {
+	output := termSample(300 << 10)
+	for _, tc := range []struct {
+		compression, format, encoding string
+	}{
+		{"", chunkFormat, encodingGzip},
+		{CompressionNone, chunkFormatV1, ""},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), func(r *Recorder) {
+				r.Config.Compression, r.ChunkSize = tc.compression, 64<<10
+			})
+			s, err := h.rec.Open(ctxT(t), testMeta("s-gzip"))
+			require.NoError(t, err)
+			require.NoError(t, s.OpenTerminal(0, 120, 40, "xterm-256color"))
+			for i := 0; i < len(output); i += relayRead {
+				require.NoError(t, s.Output(0, output[i:min(i+relayRead, len(output))]))
+			}
+			require.NoError(t, s.Event(Event{Type: EventExec, Command: "ls -lR"}))
+			require.NoError(t, s.Close(ctxT(t), End{ExitStatus: intp(0)}))
+			h.waitUploaded(t)
+			rep := h.verify(t, "s-gzip")
+			require.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+
+			src, err := FindSession(ctxT(t), h.store, "s-gzip")
+			require.NoError(t, err)
+			var cast bytes.Buffer
+			require.NoError(t, ExportCast(ctxT(t), src, &cast, 0))
+			var text bytes.Buffer
+			require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{}))
+			assert.Contains(t, text.String(), "error: ")
+			assert.Contains(t, text.String(), "exec: ls -lR")
+
+			chunks := readStoredChunks(t, filepath.Join(h.store.(*FileStore).root, filepath.FromSlash(src.dir)))
+			require.Greater(t, len(chunks), 2, "several chunks")
+			var stream bytes.Buffer
+			var stored int
+			for _, c := range chunks {
+				assert.Equal(t, tc.format, c.hdr.Format)
+				assert.Equal(t, tc.encoding, c.hdr.Encoding)
+				if c.hdr.Stream != castStream(0) {
+					continue
+				}
+				stored += len(c.payload)
+				data := c.payload
+				if tc.encoding == encodingGzip {
+					zr, err := gzip.NewReader(bytes.NewReader(c.payload))
+					require.NoError(t, err)
+					data, err = io.ReadAll(zr)
+					require.NoError(t, err)
+				}
+				stream.Write(data)
+			}
+			assert.Equal(t, cast.String(), stream.String(), "the stream is the payloads decompressed in seq order")
+			if tc.encoding == encodingGzip {
+				assert.Less(t, stored, len(output)/2, "compressed terminal output takes much less room")
+			} else {
+				assert.Greater(t, stored, len(output), "plain asciicast is larger than the output")
+			}
+		})
+	}
+}
+
+// TestVerifyCatchesDamagedLastChunk damages the payload of the last chunk
+// of a live (unsealed) recording, which no manifest and no later chain
+// link covers: the gzip checksum still gives it away.
+func TestVerifyCatchesDamagedLastChunk(t *testing.T) {
+	h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), nil)
+	s, err := h.rec.Open(ctxT(t), testMeta("s-live"))
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close(context.Background(), End{}) })
+	require.NoError(t, s.Output(0, termSample(20<<10)))
+	var dir string
+	require.Eventually(t, func() bool {
+		src, err := FindSession(ctxT(t), h.store, "s-live")
+		if err != nil {
+			return false
+		}
+		dir = filepath.Join(h.store.(*FileStore).root, filepath.FromSlash(src.dir))
+		_, err = os.Stat(filepath.Join(dir, chunkName(1)))
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond, "the live session's chunk reaches the store")
+	require.NoError(t, h.rec.WaitIdle(ctxT(t)))
+	before := h.verify(t, "s-live")
+	require.Equal(t, StatusUnsealed, before.Status, "report: %s", before)
+
+	p := filepath.Join(dir, chunkName(before.Chunks))
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	b[len(b)/2] ^= 0x10
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	rep := h.verify(t, "s-live")
+	assert.Equal(t, StatusTampered, rep.Status, "report: %s", rep)
+	require.NotEmpty(t, rep.Problems)
+	assert.Equal(t, chunkName(before.Chunks), rep.Problems[0].Object)
+	assert.Contains(t, rep.Problems[0].What, "payload does not decode", "report: %s", rep)
+}
+
+// TestJSONStringEscapesEveryByte puts every byte value at every offset of
+// an 8-byte word (the escaper checks eight bytes at a time) and compares
+// the decoded string with encoding/json's.
+func TestJSONStringEscapesEveryByte(t *testing.T) {
+	for c := range 256 {
+		for pos := range 17 {
+			in := append(bytes.Repeat([]byte("a"), pos), byte(c))
+			in = append(in, "ü\x1b[0m tail"...)
+			checkJSONString(t, in)
+		}
+	}
+	for _, in := range [][]byte{termSample(64 << 10), randomSample(64 << 10), []byte("\xe2\x82"), []byte("€\xed\xa0\x80\xf4\x90\x80\x80")} {
+		checkJSONString(t, in)
+	}
+}
+
+func checkJSONString(t *testing.T, in []byte) {
+	t.Helper()
+	enc := appendJSONString([]byte("prefix"), in)
+	require.True(t, strings.HasPrefix(string(enc), "prefix\""))
+	var got string
+	require.NoError(t, json.Unmarshal(enc[len("prefix"):], &got), "invalid JSON for %q", in)
+	ref, _ := json.Marshal(string(in))
+	var want string
+	require.NoError(t, json.Unmarshal(ref, &want))
+	if got != want {
+		t.Fatalf("got %q, want %q for input %s", got, want, fmt.Sprintf("%q", in))
+	}
+}
