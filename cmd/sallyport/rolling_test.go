@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -322,7 +323,7 @@ func (sc *sessionClient) snapshot() []attempt {
 
 // waitServed waits until a session after attempt index from succeeded
 // through backend ("": any), and returns how many attempts there are.
-func (sc *sessionClient) waitServed(t *testing.T, from int, backend string, within time.Duration) int {
+func (sc *sessionClient) waitServed(t *testing.T, from int, backend string, within time.Duration, rs ...*keyedReplica) int {
 	t.Helper()
 	deadline := time.After(within)
 	for {
@@ -336,7 +337,11 @@ func (sc *sessionClient) waitServed(t *testing.T, from int, backend string, with
 		case <-sc.changed:
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
-			t.Fatalf("no session through %q within %s of attempt %d; attempts: %s", backend, within, from, describe(sc.snapshot()))
+			var logs strings.Builder
+			for _, r := range rs {
+				fmt.Fprintf(&logs, "\nreplica %s: %s", r.name, r.logs)
+			}
+			t.Fatalf("no session through %q within %s of attempt %d; attempts: %s%s", backend, within, from, describe(sc.snapshot()), &logs)
 		}
 	}
 }
@@ -362,12 +367,13 @@ func describe(as []attempt) string {
 }
 
 // TestRollingRestart: two replicas sharing their keys behind a balancer
-// are restarted one at a time while a client keeps opening ssh sessions.
-// No attempt fails twice in a row (at most one reconnect), each restart
-// costs a client at most one failed attempt, each restarted
-// replica serves again, every session that succeeded is in the index with
-// a recording that verifies, and a token minted before the restarts
-// authenticates on either replica after them.
+// are restarted one at a time while clients keep opening ssh sessions.
+// A session live on a replica when it gets SIGTERM runs to its end. No
+// attempt fails twice in a row (at most one reconnect), each restart costs
+// a client at most one failed attempt, each restarted replica serves
+// again, every session that succeeded is in the index, every session in
+// the index has a recording that verifies, and a token minted before the
+// restarts authenticates on either replica after them.
 func TestRollingRestart(t *testing.T) {
 	c := newReplicaCluster(t)
 	a := c.startKeyed(t, "a", "5s")
@@ -391,19 +397,21 @@ func TestRollingRestart(t *testing.T) {
 		running.Go(func() { client.run(ctx, c, lb, known) })
 	}
 	watched := clients[0]
-	n := watched.waitServed(t, 0, "", 20*time.Second)
+	n := watched.waitServed(t, 0, "", 20*time.Second, a, b)
 	for _, r := range []*keyedReplica{a, b} {
 		other := a
 		if r == a {
 			other = b
 		}
+		live := c.startLive(t, ctx, r)
 		r.stop(t, 20*time.Second)
+		live.finished(t)
 		// While r is down its sessions go to the other replica...
-		n = watched.waitServed(t, n, other.sshAddr(), 20*time.Second)
-		n = watched.waitServed(t, n, other.sshAddr(), 20*time.Second)
+		n = watched.waitServed(t, n, other.sshAddr(), 20*time.Second, a, b)
+		n = watched.waitServed(t, n, other.sshAddr(), 20*time.Second, a, b)
 		r.start(t)
 		// ...and once it is back it takes sessions again.
-		n = watched.waitServed(t, n, r.sshAddr(), 20*time.Second)
+		n = watched.waitServed(t, n, r.sshAddr(), 20*time.Second, a, b)
 	}
 	cancel()
 	running.Wait()
@@ -428,29 +436,35 @@ func TestRollingRestart(t *testing.T) {
 		t.Logf("client %d: %d attempts, %d failed once and then reconnected:%s", ci, len(attempts), failures(attempts), describe(failed(attempts)))
 	}
 
-	checkRecorded(t, c, b, served)
+	checkRecorded(t, c, b, served, len(served)+2)
 	for _, r := range []*keyedReplica{a, b} {
 		bearerGet(t, r.webURL()+"/api/v1/me", token, http.StatusOK)
 	}
 }
 
-// checkRecorded asserts that each served route's session is in the index
-// and its recording, read from the shared store, verifies.
-func checkRecorded(t *testing.T, c *replicaCluster, r *keyedReplica, served []lbRoute) {
+// checkRecorded asserts that each served route's session is in the index,
+// that the index holds at least atLeast sessions, and that every one is
+// stored with a recording that, read from the shared store, verifies.
+func checkRecorded(t *testing.T, c *replicaCluster, r *keyedReplica, served []lbRoute, atLeast int) {
 	t.Helper()
 	bySource := map[string]sessionOut{}
+	var all []sessionOut
 	require.Eventually(t, func() bool {
 		clear(bySource)
-		for _, s := range r.sessions() {
+		all = r.sessions()
+		for _, s := range all {
 			bySource[s.Source] = s
-		}
-		for _, route := range served {
-			if bySource[route.source].State != "stored" {
+			if s.State != "stored" {
 				return false
 			}
 		}
-		return true
-	}, 30*time.Second, 250*time.Millisecond, "every served session in the index, stored; index: %v", bySource)
+		for _, route := range served {
+			if _, ok := bySource[route.source]; !ok {
+				return false
+			}
+		}
+		return len(all) >= atLeast
+	}, 30*time.Second, 250*time.Millisecond, "every served session in the index, all stored, at least %d; index: %+v", atLeast, &all)
 
 	cfg, err := LoadConfig(r.config)
 	require.NoError(t, err)
@@ -462,12 +476,54 @@ func checkRecorded(t *testing.T, c *replicaCluster, r *keyedReplica, served []lb
 	require.NoError(t, err)
 	key, err := ca.LoadOrCreateKey(recordingKeyPath(cfg))
 	require.NoError(t, err)
-	for _, route := range served {
-		s := bySource[route.source]
+	for _, s := range all {
 		rep, err := recorder.Verify(t.Context(), recorder.SessionSource(store, s.ID, s.StartedAt), key.Public().(ed25519.PublicKey))
 		require.NoError(t, err, "verify session %s", s.ID)
-		assert.Equal(t, recorder.StatusIntact, rep.Status, "session %s from %s via %s: %s", s.ID, route.source, route.backend, rep)
+		assert.Equal(t, recorder.StatusIntact, rep.Status, "session %s from %s: %s", s.ID, s.Source, rep)
 	}
+}
+
+// liveSession is an ssh session opened straight to one replica.
+type liveSession struct {
+	cmd   *exec.Cmd
+	lines chan string
+	out   strings.Builder
+}
+
+// startLive opens a session on r that is running its command when
+// startLive returns, and lasts a second more.
+func (c *replicaCluster) startLive(t *testing.T, ctx context.Context, r *keyedReplica) *liveSession {
+	t.Helper()
+	s := &liveSession{cmd: c.sshTo(ctx, r.sshPort, c.knownHosts(t, r.sshPort), "echo started; sleep 1; echo finished"), lines: make(chan string, 4)}
+	stdout, err := s.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, s.cmd.Start())
+	t.Cleanup(func() { _ = s.cmd.Process.Kill() })
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+		close(s.lines)
+	}()
+	select {
+	case line := <-s.lines:
+		require.Equal(t, "started", line)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the session on replica %s did not start within 20s; logs: %s", r.name, r.logs)
+	}
+	return s
+}
+
+// finished asserts that the session ran its command to the end.
+func (s *liveSession) finished(t *testing.T) {
+	t.Helper()
+	var rest []string
+	for line := range s.lines {
+		rest = append(rest, line)
+	}
+	require.NoError(t, s.cmd.Wait(), "the session live at SIGTERM must finish within the grace")
+	assert.Equal(t, []string{"finished"}, rest)
 }
 
 // errRefused is what a dial to a closed listener returns.
