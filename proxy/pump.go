@@ -49,8 +49,8 @@ const (
 // goroutine; it must not block. It returns the bytes to write to the other
 // side (p itself, or its own buffer, used before the next call) and an
 // error that ends the link after out is written. A nil p asks a Flow that
-// was paused to go on with what it kept.
-type Flow func(p []byte) (out []byte, err error)
+// was paused to go on with what it kept. l is the link it serves.
+type Flow func(l *Link, p []byte) (out []byte, err error)
 
 // LinkError is why a link ended: a side's read or write failed (Err is
 // io.EOF for a side that closed), or a Flow refused bytes.
@@ -91,10 +91,10 @@ type end struct {
 	closed bool   // read EOF: waits for the other side's out to drain
 }
 
-// Link starts relaying between a and b, which must be *net.TCPConn with
-// no read or write in progress: the link takes over their descriptors.
-// firstA and firstB are bytes read ahead from each side, fed to its flow
-// first. The connections are given back by Wait.
+// Link prepares relaying between a and b, which must be *net.TCPConn with
+// no read or write in progress: the link takes over their descriptors (a
+// and b are closed). firstA and firstB are bytes read ahead from each side,
+// fed to its flow first. Start starts it; Wait gives the connections back.
 func (p *Pump) Link(a, b net.Conn, firstA, firstB []byte, fromA, fromB Flow) (*Link, error) {
 	if err := p.ensureOpen(); err != nil {
 		return nil, err
@@ -114,8 +114,13 @@ func (p *Pump) Link(a, b net.Conn, firstA, firstB []byte, fromA, fromB Flow) (*L
 	l.ends[1].flow, l.ends[1].first = fromB, firstB
 	a.Close() // the link holds duplicates: closing sends nothing
 	b.Close()
-	p.do(func() { p.add(l) })
 	return l, nil
+}
+
+// Start begins relaying: flows run from now on, so whatever they use must
+// be set before.
+func (l *Link) Start() {
+	l.p.do(func() { l.p.add(l) })
 }
 
 // Usable reports whether c can be relayed by a pump.
@@ -406,7 +411,7 @@ func (p *Pump) closing(e *end) {
 
 // feed passes bytes read from e through its flow to the other side.
 func (p *Pump) feed(e *end, b []byte) {
-	out, err := e.flow(b)
+	out, err := e.flow(e.l, b)
 	if len(out) > 0 {
 		p.write(e.l.ends[1-e.side], out)
 	}

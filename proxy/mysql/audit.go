@@ -102,6 +102,11 @@ type audit struct {
 	done []recorder.Event
 	// violation is set when the target sent what must not reach the client.
 	violation string
+
+	// A linked session hands a pile of events over from a goroutine.
+	handMu   sync.Mutex
+	flushing bool // a hand-over goroutine runs
+	paused   bool // the target is not read until it is done
 }
 
 func newAudit(now func() time.Time, deprecateEOF bool) *audit {

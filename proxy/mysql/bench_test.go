@@ -2,20 +2,27 @@ package mysql_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"database/sql"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/proxy/mysql"
+	"github.com/sallyport/sallyport/recorder"
 )
 
 const (
@@ -51,8 +58,17 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 		b.Run(q.name, func(b *testing.B) {
 			for b.Loop() {
 				direct := e.mysqlslap(b, q.sql, benchUser, benchPassword, e.target.Port, "--skip-ssl")
+				relayCPU := selfCPU()
 				viaRelay := e.mysqlslap(b, q.sql, benchUser, benchPassword, relay, "--skip-ssl")
+				relayCPU = selfCPU() - relayCPU
+				sallyportCPU := selfCPU()
 				viaSallyport := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port, "--skip-ssl")
+				sallyportCPU = selfCPU() - sallyportCPU
+				mysql.SetPumpSessions(false)
+				goroutinesCPU := selfCPU()
+				viaGoroutines := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port, "--skip-ssl")
+				goroutinesCPU = selfCPU() - goroutinesCPU
+				mysql.SetPumpSessions(true)
 				viaSallyportTLS := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port, "--ssl")
 				b.ReportMetric(direct, "direct_qps")
 				b.ReportMetric(viaRelay, "relay_qps")
@@ -60,9 +76,26 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 				b.ReportMetric(viaSallyportTLS, "sallyport_tls_qps")
 				b.ReportMetric(viaSallyport/direct, "sallyport/direct")
 				b.ReportMetric(viaSallyport/viaRelay, "sallyport/relay")
+				b.ReportMetric(viaGoroutines/direct, "goroutines/direct")
+				// CPU per query is less sensitive than qps to load from elsewhere.
+				b.ReportMetric(perQuery(relayCPU), "relay_cpu_us/q")
+				b.ReportMetric(perQuery(sallyportCPU), "sallyport_cpu_us/q")
+				b.ReportMetric(perQuery(goroutinesCPU), "goroutines_cpu_us/q")
 			}
 		})
 	}
+}
+
+// selfCPU is the CPU time of this process: the bastion and the bare relay.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// perQuery is d in microseconds per query of one mysqlslap run.
+func perQuery(d time.Duration) float64 {
+	return float64(d.Microseconds()) / benchQueries
 }
 
 // startRelay is a bare TCP forwarder to addr; it returns its port.
@@ -110,6 +143,7 @@ func BenchmarkNewSessions(b *testing.B) {
 // entitled role by default.
 func newBenchEnv(b *testing.B) *env {
 	e := newEnv(b, envOptions{plaintext: true})
+	e.productionRecorder(b)
 	require.NoError(b, e.target.MariaDB.Exec(context.Background(), "", "CREATE USER '"+benchUser+"'@'%' IDENTIFIED BY '"+benchPassword+"'; "+
 		"GRANT "+e.target.Role+" TO '"+benchUser+"'@'%'; SET DEFAULT ROLE "+e.target.Role+" FOR '"+benchUser+"'@'%'"))
 	return e
@@ -174,4 +208,25 @@ func connectRate(b *testing.B, cfg *gomysql.Config) float64 {
 		b.Fatalf("connect: %v", err)
 	}
 	return float64(n.Load()) / time.Since(start).Seconds()
+}
+
+// productionRecorder replaces the tests' recorder, which flushes every
+// 100 ms to keep tests quick, with one at the default flush interval (1 s),
+// as deployed: a chunk per session per tick is a cost of its own.
+func (e *env) productionRecorder(b *testing.B) {
+	dir := b.TempDir()
+	store, err := recorder.NewFileStore(filepath.Join(dir, "store"))
+	require.NoError(b, err)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(b, err)
+	e.recStore = store
+	e.rec = &recorder.Recorder{Config: recorder.Config{DataDir: dir, FailClosed: true},
+		Store: store, Key: key, Logger: quietLogger(), Metrics: recorder.NewMetrics()}
+	require.NoError(b, e.rec.Start(context.Background()))
+	rec := e.rec
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rec.Shutdown(ctx)
+	})
 }

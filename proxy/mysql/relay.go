@@ -39,6 +39,10 @@ func (ss *session) run() string {
 		ctx, cancel = context.WithTimeoutCause(ctx, ss.srv.MaxSession, errMaxSession)
 		defer cancel()
 	}
+	ss.link = ss.startLink(ctx) // before stop can be called
+	if ss.link != nil {
+		ss.link.Start()
+	}
 	unwatch := context.AfterFunc(ctx, func() { ss.stop(endReason(context.Cause(ctx)), codeKilled) })
 	defer unwatch()
 	done := make(chan struct{})
@@ -51,13 +55,17 @@ func (ss *session) run() string {
 		ss.recordEvents(stopRecording)
 	}()
 	defer func() { close(stopRecording); <-recorded }() // every event is handed over before the teardown
-	fromServer := make(chan struct{})
-	go func() {
-		defer close(fromServer)
-		ss.stop(ss.pumpServer())
-	}()
-	ss.stop(ss.pumpClient(ctx))
-	<-fromServer
+	if ss.link != nil {
+		ss.stop(ss.waitLink())
+	} else {
+		fromServer := make(chan struct{})
+		go func() {
+			defer close(fromServer)
+			ss.stop(ss.pumpServer())
+		}()
+		ss.stop(ss.pumpClient(ctx))
+		<-fromServer
+	}
 	if ss.code != 0 {
 		var seq byte
 		if ss.audit.inFlight() {
@@ -85,14 +93,19 @@ func drainBeforeClose(conn net.Conn) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(conn, drainDiscardLimit))
 }
 
-// stop ends the relay once, keeping the first reason: closing upstream
-// ends the server pump, a past read deadline the client pump.
+// stop ends the relay once, keeping the first reason: stopping the link,
+// or, for goroutine pumps, closing upstream ends the server pump and a past
+// read deadline the client pump.
 func (ss *session) stop(reason string, code uint16) {
 	ss.stopOnce.Do(func() {
 		ss.reason, ss.code = reason, code
+		ss.audit.stop()
+		if ss.link != nil {
+			ss.link.Stop() // waitLink closes upstream
+			return
+		}
 		ss.up.conn.Close()
 		_ = ss.client.conn.SetReadDeadline(time.Unix(1, 0))
-		ss.audit.stop()
 	})
 }
 
@@ -226,8 +239,13 @@ func (ss *session) reply(packet []byte) error {
 		return errors.New("session ended")
 	}
 	var seq byte = 1
+	b := appendPacket(nil, &seq, packet)
+	if ss.link != nil {
+		ss.link.Send(sideClient, b) // after the response the pump forwarded last
+		return nil
+	}
 	ss.writeMu.Lock()
-	_, err := ss.client.conn.Write(appendPacket(nil, &seq, packet))
+	_, err := ss.client.conn.Write(b)
 	ss.writeMu.Unlock()
 	return err
 }

@@ -33,6 +33,7 @@ type session struct {
 	user   *camysql.User
 	up     *upstream
 	audit  *audit
+	link   *proxy.Link // relays a plain session; nil: goroutine pumps
 
 	writeMu  sync.Mutex // client writes: server pump and local replies
 	flushMu  sync.Mutex // hands events to the recorder in order

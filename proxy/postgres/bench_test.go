@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/recorder"
 )
 
 const (
@@ -151,6 +154,7 @@ func median(v []float64) float64 {
 // pgbench tables, readable by the entitled role.
 func newBenchEnv(b *testing.B) *env {
 	e := newEnv(b, envOptions{plaintext: true})
+	e.productionRecorder(b)
 	init := exec.Command(clientBinary(b, "pgbench"), "-i", "-s", "1", "-q", e.target.Database)
 	init.Env = e.directEnv(e.target.Port)
 	out, err := init.CombinedOutput()
@@ -280,4 +284,25 @@ func (e *env) eventsAfterKill(b *testing.B, id string) []string {
 		out = append(out, fmt.Sprintf("%s %q %v", ev.Type, ev.SQL, ev.Outcome))
 	}
 	return out
+}
+
+// productionRecorder replaces the tests' recorder, which flushes every
+// 100 ms to keep tests quick, with one at the default flush interval (1 s),
+// as deployed: a chunk per session per tick is a cost of its own.
+func (e *env) productionRecorder(b *testing.B) {
+	dir := b.TempDir()
+	store, err := recorder.NewFileStore(filepath.Join(dir, "store"))
+	require.NoError(b, err)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(b, err)
+	e.recStore = store
+	e.rec = &recorder.Recorder{Config: recorder.Config{DataDir: dir, FailClosed: true},
+		Store: store, Key: key, Logger: quietLogger(), Metrics: recorder.NewMetrics()}
+	require.NoError(b, e.rec.Start(context.Background()))
+	rec := e.rec
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rec.Shutdown(ctx)
+	})
 }

@@ -41,14 +41,13 @@ func (ss *session) startLink() *proxy.Link {
 	}
 	fromClient := &frameScanner{max: ss.srv.maxMessage(), want: clientWants, handle: ss.audit.client}
 	fromTarget := &frameScanner{max: ss.srv.maxMessage(), want: serverWants, handle: ss.audit.server}
-	var l *proxy.Link
-	clientFlow := func(p []byte) ([]byte, error) {
+	clientFlow := func(_ *proxy.Link, p []byte) ([]byte, error) {
 		if err := fromClient.feed(p); err != nil {
 			return nil, err
 		}
 		return p, nil
 	}
-	targetFlow := func(p []byte) ([]byte, error) {
+	targetFlow := func(l *proxy.Link, p []byte) ([]byte, error) {
 		if err := fromTarget.feed(p); err != nil {
 			return nil, err
 		}

@@ -29,6 +29,9 @@ func (ss *session) run() string {
 		defer cancel()
 	}
 	ss.link = ss.startLink() // before stop can be called
+	if ss.link != nil {
+		ss.link.Start()
+	}
 	unwatch := context.AfterFunc(ctx, func() { ss.stop(endReason(context.Cause(ctx)), codeAdminShutdown) })
 	defer unwatch()
 	done := make(chan struct{})
