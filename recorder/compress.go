@@ -27,7 +27,7 @@ var gzipWriters = sync.Pool{New: func() any {
 type sliceWriter struct{ b []byte }
 
 func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
+	w.b = append(grow(w.b, len(p)), p...)
 	return len(p), nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math/bits"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -56,6 +55,16 @@ var escapes = func() (t [utf8.RuneSelf]struct {
 // replacementWord is the JSON form of U+FFFD, for a byte that is not UTF-8.
 var replacementWord = binary.LittleEndian.Uint64([]byte(`\ufffd\x00\x00`))
 
+// grow returns b with room for n more bytes, at least doubling its
+// capacity when it must reallocate: append grows large slices by a quarter
+// at a time, which copies a multi-megabyte buffer many times over as it fills.
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	return append(make([]byte, 0, max(2*cap(b), len(b)+n)), b...)
+}
+
 // maxEscapedLen bounds the JSON string form of n bytes: six bytes each
 // (\u001b), the quotes, and the slack of the last 8-byte write.
 func maxEscapedLen(n int) int { return 6*n + 2 + 8 }
@@ -66,7 +75,7 @@ func maxEscapedLen(n int) int { return 6*n + 2 + 8 }
 // time, and each escape is one table lookup and one store.
 func appendJSONString(dst, s []byte) []byte {
 	n := len(dst)
-	out := slices.Grow(dst, maxEscapedLen(len(s)))[:n+maxEscapedLen(len(s))]
+	out := grow(dst, maxEscapedLen(len(s)))[:n+maxEscapedLen(len(s))]
 	out[n] = '"'
 	n++
 	for i := 0; i < len(s); {

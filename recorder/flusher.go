@@ -141,6 +141,9 @@ func (e *encoder) addCast(st *stream, r record, data []byte) {
 	}
 }
 
+// maxCastPrefix bounds what an asciicast event line holds besides its data.
+const maxCastPrefix = 64
+
 // maxEventData bounds the data of one asciicast event, so that readers
 // hold at most one short line in memory however large a relay's write was.
 const maxEventData = 32 << 10
@@ -205,9 +208,13 @@ func (e *encoder) cut(st *stream) {
 	stats := chunkStats{stream: st.name, first: time.Unix(0, st.first).UTC(), last: time.Unix(0, st.last).UTC(),
 		records: st.records, output: st.output, input: st.input}
 	j := &chunkJob{payload: st.buf, stats: stats, ready: make(chan struct{})}
+	full := len(st.buf) >= e.s.rec.chunkSize()
 	go e.s.rec.encodeChunk(j, e.free)
 	e.jobs <- j
 	st.buf = takeBuffer(e.free)
+	if st.buf == nil && full { // busy: the next chunk fills too, allocate it whole
+		st.buf = make([]byte, 0, e.s.rec.chunkSize()+maxEscapedLen(maxEventData)+maxCastPrefix)
+	}
 	st.records, st.output, st.input = 0, 0, 0
 }
 

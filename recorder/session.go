@@ -195,7 +195,7 @@ func (s *Session) put(r record, data []byte) error {
 		r.at = s.rec.now().UnixNano()
 	}
 	r.off, r.n = len(s.q.arena), len(data)
-	s.q.arena = append(s.q.arena, data...)
+	s.q.arena = append(grow(s.q.arena, len(data)), data...)
 	s.q.recs = append(s.q.recs, r)
 	wake := len(s.q.arena) >= s.rec.wakeFlusherAt()
 	s.mu.Unlock()
