@@ -1,0 +1,147 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Goal is one measured goal of the issues, judged on one run.
+type Goal struct {
+	Issue string // "4 SSH"
+	What  string // the goal as the issue states it
+	// Bench is the benchmark the verdict depends on: its failure or skip
+	// is reported instead of a figure.
+	Bench  string
+	Value  func(*Run) (float64, bool)
+	Format func(float64) string
+	Met    func(float64) bool
+}
+
+// goals are the measured goals of the issues, in the order of the document.
+var goals = []Goal{
+	{Issue: "2 Registry", What: "`Decide` p99 ≤ 1 ms with 100,000 identities in SQLite",
+		Bench: benchDecide, Value: metric(benchDecide, "p99-µs"), Format: unit("%.0f µs"), Met: atMost(1000)},
+	{Issue: "3 Recorder", What: "recording throughput ≥ 200 MB/s (disk, `flush_interval: 1s`)",
+		Bench: benchRecordDisk, Value: metric(benchRecordDisk, "MB/s"), Format: unit("%.0f MB/s"), Met: atLeast(200)},
+	{Issue: "3 Recorder", What: "CPU per MB relayed with recording ≤ 1.10× without",
+		Bench: benchRelayRecorded, Value: recordingOverhead, Format: times, Met: atMost(1.10)},
+	{Issue: "4 SSH", What: "bulk throughput ≥ 0.85× direct",
+		Bench: benchSSHThroughput, Value: metric(benchSSHThroughput, "ratio"), Format: times, Met: atLeast(0.85)},
+	{Issue: "4 SSH", What: "session setup time ≤ 1.1× direct",
+		Bench: benchSSHSetup, Value: metric(benchSSHSetup, "ratio"), Format: times, Met: atMost(1.1)},
+	{Issue: "4, 9 SSH", What: "bastion RSS per idle session ≤ 150 KiB (2,000 sessions)",
+		Bench: benchSSHIdle, Value: metric(benchSSHIdle, "bastion-RSS-KiB/session"), Format: unit("%.0f KiB"), Met: atMost(150)},
+	{Issue: "5 PostgreSQL", What: "`pgbench -S -c 4 -j 2` ≥ 1.0× PgBouncer, recording every query",
+		Bench: benchPgSelect, Value: metric(benchPgSelect, "sallyport/pgbouncer"), Format: times, Met: atLeast(1.0)},
+	{Issue: "5 PostgreSQL", What: "new sessions (`pgbench -C`) ≥ 0.7× direct, role creation and drop included",
+		Bench: benchPgConnect, Value: metric(benchPgConnect, "sallyport/direct"), Format: times, Met: atLeast(0.7)},
+	{Issue: "9 PostgreSQL", What: "200 concurrent psql sessions × 1,000 queries: zero errors",
+		Bench: benchPgScale, Value: metric(benchPgScale, "errors"), Format: unit("%.0f errors"), Met: atMost(0)},
+	{Issue: "9 PostgreSQL", What: "… and every query present in the recordings",
+		Bench: benchPgScale, Value: metric(benchPgScale, "missing-queries"), Format: unit("%.0f missing"), Met: atMost(0)},
+	{Issue: "8 MySQL", What: "`mysqlslap` point lookup ≥ 0.8× direct",
+		Bench: benchSlapPoint, Value: metric(benchSlapPoint, "sallyport/direct"), Format: times, Met: atLeast(0.8)},
+	{Issue: "8 MySQL", What: "`mysqlslap` 100-row range ≥ 0.8× direct",
+		Bench: benchSlapRange, Value: metric(benchSlapRange, "sallyport/direct"), Format: times, Met: atLeast(0.8)},
+}
+
+// The benchmarks the document knows, by name.
+const (
+	benchDecide         = "BenchmarkDecide/sqlite-100k"
+	benchApply          = "BenchmarkApply10k"
+	benchParse          = "BenchmarkParseFile10k"
+	benchLookup         = "BenchmarkIdentityLookup"
+	benchRecordDisk     = "BenchmarkRecordOutput/disk"
+	benchRecordTmpfs    = "BenchmarkRecordOutput/tmpfs"
+	benchRelayPlain     = "BenchmarkRelay/plain"
+	benchRelayRecorded  = "BenchmarkRelay/recorded"
+	benchReplay         = "BenchmarkReplayText"
+	benchSSHThroughput  = "BenchmarkSSHThroughput"
+	benchSSHSetup       = "BenchmarkSSHSetup"
+	benchSSHIdle        = "BenchmarkSSHIdleSessionMemory"
+	benchPgSelect       = "BenchmarkPgbenchSelect"
+	benchPgConnect      = "BenchmarkPgbenchConnect"
+	benchPgScale        = "BenchmarkPsqlScale"
+	benchSlapPoint      = "BenchmarkMysqlslapSelect/point"
+	benchSlapRange      = "BenchmarkMysqlslapSelect/range100"
+	benchMysqlConnect   = "BenchmarkNewSessions"
+	modulePath          = "github.com/sallyport/sallyport/"
+	pkgIga, pkgSqlstore = modulePath + "iga", modulePath + "iga/sqlstore"
+	pkgRecorder         = modulePath + "recorder"
+	pkgSSH, pkgPostgres = modulePath + "proxy/ssh", modulePath + "proxy/postgres"
+	pkgMysql            = modulePath + "proxy/mysql"
+)
+
+// known maps each benchmark the template shows to its package, so that a
+// package that failed to build or timed out marks them, and the others are
+// listed apart.
+var known = map[string]string{
+	benchDecide: pkgIga, benchApply: pkgIga, benchParse: pkgIga, benchLookup: pkgSqlstore,
+	benchRecordDisk: pkgRecorder, benchRecordTmpfs: pkgRecorder, benchRelayPlain: pkgRecorder,
+	benchRelayRecorded: pkgRecorder, benchReplay: pkgRecorder,
+	benchSSHThroughput: pkgSSH, benchSSHSetup: pkgSSH, benchSSHIdle: pkgSSH,
+	benchPgSelect: pkgPostgres, benchPgConnect: pkgPostgres, benchPgScale: pkgPostgres,
+	benchSlapPoint: pkgMysql, benchSlapRange: pkgMysql, benchMysqlConnect: pkgMysql,
+}
+
+func metric(bench, unit string) func(*Run) (float64, bool) {
+	return func(r *Run) (float64, bool) { return r.Metric(bench, unit) }
+}
+
+// recordingOverhead is the CPU per MB of the recorded relay over the plain one.
+func recordingOverhead(r *Run) (float64, bool) {
+	plain, ok1 := r.Metric(benchRelayPlain, "cpu-ns/MB")
+	rec, ok2 := r.Metric(benchRelayRecorded, "cpu-ns/MB")
+	if !ok1 || !ok2 || plain == 0 {
+		return 0, false
+	}
+	return rec / plain, true
+}
+
+func atLeast(x float64) func(float64) bool { return func(v float64) bool { return v >= x } }
+func atMost(x float64) func(float64) bool  { return func(v float64) bool { return v <= x } }
+
+func unit(format string) func(float64) string {
+	return func(v float64) string { return fmt.Sprintf(format, v) }
+}
+
+func times(v float64) string { return fmt.Sprintf("%.2f×", v) }
+
+// Verdict is a goal judged on a run.
+type Verdict struct {
+	Goal
+	Figure string // the measured value, or why there is none
+	Status string // met, not met, failed, skipped, not run
+}
+
+// Judge judges every goal on r.
+func Judge(r *Run) []Verdict {
+	out := make([]Verdict, 0, len(goals))
+	for _, g := range goals {
+		v := Verdict{Goal: g}
+		if val, ok := g.Value(r); ok {
+			v.Figure = g.Format(val)
+			v.Status = map[bool]string{true: "met", false: "**not met**"}[g.Met(val)]
+		} else {
+			v.Figure, v.Status = "—", r.Absence(g.Bench)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// Absence says why a benchmark has no figures: failed, skipped or not run.
+func (r *Run) Absence(bench string) string {
+	if _, ok := r.Failed(bench); ok {
+		return "**failed**"
+	}
+	for _, f := range r.Failures {
+		if f.Name == f.Pkg && f.Pkg == known[bench] {
+			return "**failed**"
+		}
+	}
+	if s, ok := r.Skipped(bench); ok {
+		return "skipped: " + strings.Join(s.Lines, " ")
+	}
+	return "not run"
+}
