@@ -36,6 +36,7 @@ type Config struct {
 	Certification CertificationConfig `yaml:"certification"`
 	Alerts        AlertsConfig        `yaml:"alerts"`
 	Targets       []TargetConfig      `yaml:"targets"`
+	Cluster       ClusterConfig       `yaml:"cluster"`
 	// ShutdownGrace is how long serve's live sessions may go on after
 	// SIGTERM before they are closed. Zero: 10s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -417,4 +418,15 @@ func boolOr(b *bool, def bool) bool {
 		return def
 	}
 	return *b
+}
+
+// ClusterConfig times what the replicas sharing a registry do together.
+type ClusterConfig struct {
+	// Lease is how long a replica counts as alive after its last renewal
+	// (renewed every third of it); the database credentials of a replica
+	// whose lease lapsed are dropped. Zero: 15s; at least 1s.
+	Lease Duration `yaml:"lease"`
+	// JanitorInterval is how often the leading replica sweeps leftover
+	// per-session database credentials. Zero: 1m.
+	JanitorInterval Duration `yaml:"janitor_interval"`
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	gossh "golang.org/x/crypto/ssh"
@@ -24,21 +25,28 @@ import (
 )
 
 // replicaConfig is one replica's config: its own data_dir and ports, the
-// shared registry, recording store, keys and target.
+// shared registry, recording store, keys and targets. A lease of 2s and a
+// janitor every second let the crash test see a dead replica's credentials
+// go within seconds.
 const replicaConfig = `data_dir: ./data
 registry: {driver: postgres, dsn_env: TEST_REGISTRY_DSN}
 recordings:
   store: s3
+  flush_interval: 200ms
   signing_key_file: %q
   s3: {endpoint: %q, bucket: %q, region: %q, secure: false, access_key_env: TEST_S3_ACCESS, secret_key_env: TEST_S3_SECRET}
 ca: {ssh_user_key_file: %q}
+cluster: {lease: 2s, janitor_interval: 1s}
 web: {listen: "127.0.0.1:0"}
 ssh: {listen: "127.0.0.1:%d"}
+postgres: {listen: "127.0.0.1:%d", require_tls: true}
 targets:
   - {name: web-01, kind: ssh, address: %q, host_key: %q, environment: prod}
+  - {name: analytics, kind: postgres, address: %q, database: %s, admin_dsn_env: TEST_PG_ADMIN_DSN, environment: prod}
 `
 
-// replicaRegistry: svc-ops may run commands on web-01 as the sshd's user.
+// replicaRegistry: svc-ops may run commands on web-01 as the sshd's user,
+// svc-report may query analytics.
 const replicaRegistry = `people:
   - {id: alice@example.com, name: Alice, roles: [owner], status: active}
 identities:
@@ -49,13 +57,22 @@ identities:
     environment: prod
     credentials: {ssh_keys: [{key: "%s"}]}
     entitlements: [{target: web-01, login: %s, actions: [exec, shell]}]
-    certification: {by: alice@example.com, at: %s, until: %s}
+    certification: {by: alice@example.com, at: %[3]s, until: %[4]s}
+  - id: svc-report
+    kind: service-account
+    state: active
+    owner: alice@example.com
+    environment: prod
+    entitlements: [{target: analytics, login: analyst, actions: [query]}]
+    certification: {by: alice@example.com, at: %[3]s, until: %[4]s}
 `
 
 // replica is one `sallyport serve` child process and how to reach it.
 type replica struct {
 	*env
 	sshPort   int
+	pgPort    int
+	cfgText   string // the config as first written, for restarts
 	known     string // known_hosts holding the replica's host key
 	clientKey string // svc-ops's private key file
 	logs      *syncBuffer
@@ -64,26 +81,34 @@ type replica struct {
 
 // replicaCluster is what the replicas share.
 type replicaCluster struct {
-	registryBlock string
-	env           []string
-	shared        string // directory of the shared key files
-	s3            *sandbox.S3
-	sshd          *sandbox.SSHD
-	clientKey     string
-	registry      string // the registry file, applied once
+	env       []string
+	shared    string // directory of the shared key files
+	s3        *sandbox.S3
+	sshd      *sandbox.SSHD
+	pg        *sandbox.PostgresTarget // on the registry's server
+	clientKey string
+	registry  string // the registry file, applied once
 }
 
-// newReplicaCluster starts a sandbox PostgreSQL registry, S3 store and
-// sshd trusting a user CA whose key file every replica is given.
+// newReplicaCluster starts a sandbox PostgreSQL server holding the
+// registry and a target database, an S3 store, and an sshd trusting a user
+// CA whose key file every replica is given.
 func newReplicaCluster(t *testing.T) *replicaCluster {
 	t.Helper()
-	if _, err := exec.LookPath("ssh"); err != nil {
-		sandbox.Need(t, fmt.Errorf("ssh not in PATH: install openssh-client: %w", sandbox.ErrNotInstalled))
+	for _, client := range []string{"ssh", "psql"} {
+		if _, err := exec.LookPath(client); err != nil {
+			sandbox.Need(t, fmt.Errorf("%s not in PATH: install its client package: %w", client, sandbox.ErrNotInstalled))
+		}
 	}
 	c := &replicaCluster{shared: t.TempDir()}
-	c.registryBlock, c.env = sharedRegistry(t, "replicas")
+	pg := sandbox.PostgresT(t)
+	require.NoError(t, pg.CreateDatabase(t.Context(), "registry"))
+	var err error
+	c.pg, err = pg.NewTarget(t.Context(), sandbox.PostgresTargetOptions{})
+	require.NoError(t, err)
 	c.s3 = sandbox.S3T(t)
-	c.env = append(c.env, "TEST_S3_ACCESS="+c.s3.AccessKey, "TEST_S3_SECRET="+c.s3.SecretKey)
+	c.env = []string{"TEST_REGISTRY_DSN=" + pg.DSN("registry"), "TEST_PG_ADMIN_DSN=" + c.pg.AdminDSN(),
+		"TEST_S3_ACCESS=" + c.s3.AccessKey, "TEST_S3_SECRET=" + c.s3.SecretKey}
 	caKey, err := ca.LoadOrCreateKey(filepath.Join(c.shared, "ssh_user_ca"))
 	require.NoError(t, err)
 	_, err = ca.LoadOrCreateKey(filepath.Join(c.shared, "recording.key"))
@@ -101,13 +126,24 @@ func newReplicaCluster(t *testing.T) *replicaCluster {
 // start runs one more replica and waits until it is healthy.
 func (c *replicaCluster) start(t *testing.T) *replica {
 	t.Helper()
-	r := &replica{env: newEnv(t, ""), sshPort: freePort(t), clientKey: c.clientKey}
+	r := &replica{env: newEnv(t, ""), sshPort: freePort(t), pgPort: freePort(t), clientKey: c.clientKey}
 	r.extraEnv = c.env
-	cfg := fmt.Sprintf(replicaConfig, filepath.Join(c.shared, "recording.key"), c.s3.Endpoint, c.s3.Bucket, c.s3.Region,
-		filepath.Join(c.shared, "ssh_user_ca"), r.sshPort, c.sshd.Addr(), strings.TrimSpace(c.sshd.HostKey))
-	require.NoError(t, os.WriteFile(r.config, []byte(cfg), 0o600))
-	// The host key is made here, so the client can trust it from the start.
-	hostKey, err := ca.LoadOrCreateKey(filepath.Join(r.dir, "data", "keys", "ssh_host_ed25519_key"))
+	r.cfgText = fmt.Sprintf(replicaConfig, filepath.Join(c.shared, "recording.key"), c.s3.Endpoint, c.s3.Bucket, c.s3.Region,
+		filepath.Join(c.shared, "ssh_user_ca"), r.sshPort, r.pgPort, c.sshd.Addr(), strings.TrimSpace(c.sshd.HostKey),
+		c.pg.Addr(), c.pg.Database)
+	require.NoError(t, os.WriteFile(r.config, []byte(r.cfgText), 0o600))
+	// The keys every replica must share and that have no config key here
+	// are copied into its data_dir; the host key is made here, so the
+	// client can trust it from the start.
+	require.NoError(t, os.MkdirAll(filepath.Join(r.dir, "data", "keys"), 0o700))
+	for _, name := range []string{"ssh_host_ed25519_key", "token.key", "web-session.key"} {
+		_, err := ca.LoadOrCreateKey(filepath.Join(c.shared, name))
+		require.NoError(t, err)
+		data, err := os.ReadFile(filepath.Join(c.shared, name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(r.dir, "data", "keys", name), data, 0o600))
+	}
+	hostKey, err := ca.LoadOrCreateKey(filepath.Join(c.shared, "ssh_host_ed25519_key"))
 	require.NoError(t, err)
 	signer, err := gossh.NewSignerFromKey(hostKey)
 	require.NoError(t, err)
@@ -116,6 +152,13 @@ func (c *replicaCluster) start(t *testing.T) *replica {
 	require.NoError(t, os.WriteFile(r.known, []byte(line), 0o600))
 	r.cmd, r.logs = startServe(t, r.env)
 	return r
+}
+
+// restart starts r again with the same config and data_dir, after it died.
+func (r *replica) restart(t *testing.T) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(r.config, []byte(r.cfgText), 0o600))
+	r.cmd, r.logs = startServe(t, r.env)
 }
 
 // startServe runs serve with e's config on a free web port and waits until
@@ -183,17 +226,26 @@ func startLong(t *testing.T, ctx context.Context, r, observer *replica) (*exec.C
 	return cmd, id
 }
 
-// endsWithin fails the test unless cmd exits within limit of since.
-func endsWithin(t *testing.T, cmd *exec.Cmd, since time.Time, limit time.Duration, what string) {
+// exited reports when cmd exits; call it before asking for the end.
+func exited(cmd *exec.Cmd) <-chan time.Time {
+	done := make(chan time.Time, 1)
+	go func() { _ = cmd.Wait(); done <- time.Now() }()
+	return done
+}
+
+// endsWithin fails the test unless the session exits within limit of
+// since, and returns how long it took.
+func endsWithin(t *testing.T, done <-chan time.Time, since time.Time, limit time.Duration, what string) time.Duration {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
-	case <-done:
-		assert.Less(t, time.Since(since), limit, "%s: the session ended too late", what)
+	case at := <-done:
+		took := at.Sub(since)
+		assert.Less(t, took, limit, "%s: the session ended too late", what)
+		return took
 	case <-time.After(limit + 3*time.Second):
 		t.Fatalf("%s: the session still runs %s later", what, limit+3*time.Second)
 	}
+	return 0
 }
 
 // TestReplicas: two serve processes on one PostgreSQL registry and one S3
@@ -240,14 +292,19 @@ func TestReplicas(t *testing.T) {
 	}
 
 	long, id := startLong(t, ctx, a, b)
+	done := exited(long)
 	asked := time.Now()
 	b.ok("sessions", "kill", id, "--reason", "killed through replica B")
-	endsWithin(t, long, asked, 2*time.Second, "sessions kill on B of A's session")
+	committed := time.Now() // the kill request is in the registry once the CLI has exited
+	took := endsWithin(t, done, asked, 2*time.Second, "sessions kill on B of A's session")
+	t.Logf("sessions kill on B ended A's session %s after the CLI started, %s after it exited", took, took-committed.Sub(asked))
 
 	long, _ = startLong(t, ctx, a, b)
+	done = exited(long)
 	asked = time.Now()
 	b.ok("iga", "revoke", "svc-ops", "--by", "alice@example.com", "--reason", "revoked through replica B")
-	endsWithin(t, long, asked, 5*time.Second, "iga revoke on B of A's identity")
+	took = endsWithin(t, done, asked, 5*time.Second, "iga revoke on B of A's identity")
+	t.Logf("iga revoke on B ended A's session %s after the CLI started", took)
 }
 
 // TestServeDrainsOnSIGTERM: SIGTERM closes the SSH listener at once, lets
@@ -291,4 +348,81 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	ss := r.sessions()
 	require.Len(t, ss, 1)
 	assert.Equal(t, "stored", ss[0].State, "the drained session's recording is finalised; logs: %s", r.logs)
+}
+
+// psqlThrough runs the real psql as svc-report to analytics through r,
+// with a token r issued as its password.
+func (r *replica) psqlThrough(ctx context.Context, args ...string) *exec.Cmd {
+	token := strings.TrimSpace(r.ok("token", "issue", "svc-report", "--ttl", "5m"))
+	cmd := exec.CommandContext(ctx, "psql", append([]string{"-X", "-At"}, args...)...)
+	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", fmt.Sprintf("PGPORT=%d", r.pgPort), "PGUSER=svc-report",
+		"PGDATABASE=analytics", "PGPASSWORD="+token, "PGSSLMODE=require", "PGCONNECT_TIMEOUT=10")
+	return cmd
+}
+
+// TestReplicaCrash: SIGKILL of replica A in the middle of a psql session.
+// B's janitor drops the session's database role (ending its query) once
+// A's lease lapses, not before; when A restarts on its data_dir its spool
+// uploads, and the session shows as incomplete in the index and verifies
+// and replays through B.
+func TestReplicaCrash(t *testing.T) {
+	c := newReplicaCluster(t)
+	a := c.start(t)
+	b := c.start(t)
+	a.ok("iga", "apply", "-f", c.registry)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+
+	psql := a.psqlThrough(ctx, "-c", "SELECT 'crash-marker-' || (40+2)", "-c", "SELECT pg_sleep(60)")
+	var out syncBuffer
+	psql.Stdout, psql.Stderr = &out, &out
+	require.NoError(t, psql.Start())
+	t.Cleanup(func() { _ = psql.Process.Kill() })
+	var id string
+	require.Eventually(t, func() bool {
+		ss := b.sessions("--live")
+		if len(ss) == 1 && strings.Contains(out.String(), "crash-marker-42") {
+			id = ss[0].ID
+			return true
+		}
+		return false
+	}, 15*time.Second, 100*time.Millisecond, "psql through A never ran its first query: %s\nA: %s", &out, a.logs)
+	conn, err := pgx.Connect(ctx, c.pg.AdminDSN())
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	role := "sp_" + id
+	roleExists := func() bool {
+		var n int
+		require.NoError(t, conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = $1", role).Scan(&n))
+		return n == 1
+	}
+	require.True(t, roleExists(), "the session's role %s exists while it runs", role)
+	time.Sleep(500 * time.Millisecond) // the recording's flush_interval is 200ms: the first query is in A's spool
+
+	require.NoError(t, a.cmd.Process.Kill())
+	_ = a.cmd.Wait()
+	killed := time.Now()
+	require.True(t, roleExists(), "the role outlives A until A's lease lapses")
+	require.Eventually(t, func() bool { return !roleExists() }, 15*time.Second, 50*time.Millisecond,
+		"B never dropped A's role %s; B: %s", role, b.logs)
+	gone := time.Since(killed)
+	t.Logf("B dropped A's role %s after A's SIGKILL (lease 2s, janitor every 1s)", gone)
+	assert.GreaterOrEqual(t, gone, time.Second, "the role went before A's lease could lapse")
+	assert.Contains(t, b.logs.String(), "leading the replicas", "B took over the leadership")
+
+	ss := b.sessions()
+	require.Len(t, ss, 1)
+	assert.Equal(t, "live", ss[0].State, "until A restarts, its session is live in the index")
+	a.restart(t)
+	require.Eventually(t, func() bool {
+		ss = b.sessions()
+		return len(ss) == 1 && ss[0].State == "incomplete"
+	}, 15*time.Second, 100*time.Millisecond, "A's restart never uploaded the crashed session: %+v\nA: %s", &ss, a.logs)
+	out2, _, _ := b.run("", "verify", "--json", id)
+	var rep struct {
+		Status string `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out2), &rep), "verify --json: %s", out2)
+	assert.Equal(t, "incomplete", rep.Status, "B verifies the crashed session as authentic but cut short")
+	assert.Contains(t, b.ok("replay", id, "--format", "text"), "crash-marker-", "B replays the queries A recorded before it died")
 }

@@ -25,6 +25,7 @@ type serveDeps struct {
 	metrics  *metrics
 	recorder *recorder.Recorder
 	live     *proxy.Live
+	cluster  *cluster
 	webLn    net.Listener
 	webAddr  string
 }
@@ -34,12 +35,16 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 		return nil, err
 	}
 	d := &serveDeps{ap: ap, log: log, metrics: newMetrics()}
+	var err error
+	if d.cluster, err = newCluster(ctx, ap.cfg, ap.store, log); err != nil {
+		return nil, err
+	}
 	ap.reg.OnDecision = d.metrics.observeDecision
 	rec, err := newRecorder(ap.cfg, log, d.metrics)
 	if err != nil {
 		return nil, err
 	}
-	rec.OnState = indexSessions(ap.store, log)
+	rec.OnState = d.cluster.indexSessions(log)
 	d.recorder = rec
 	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: log}
 	d.metrics.registry.MustRegister(liveSessions{live: d.live, protocols: servedProtocols(ap.cfg)})
@@ -55,7 +60,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 // protocol listener for each kind of target the config has, and the web
 // listener last, so /healthz answers only once the proxies are up.
 func (d *serveDeps) components() ([]*component, error) {
-	comps := []*component{d.recorderComponent(), d.watcherComponent(), d.governanceComponent()}
+	comps := []*component{d.recorderComponent(), d.cluster.component(), d.watcherComponent(), d.governanceComponent()}
 	for _, p := range []struct {
 		kind string
 		make func() (*component, error)
@@ -129,8 +134,13 @@ func (d *serveDeps) recorderComponent() *component {
 	}
 }
 
+// watcherComponent runs the session watcher, woken by the registry's
+// change announcements (PostgreSQL) besides its polls.
 func (d *serveDeps) watcherComponent() *component {
-	return &component{name: "session watcher", run: d.live.Watch}
+	return &component{name: "session watcher", run: func(ctx context.Context) error {
+		go d.cluster.watchChanges(ctx, d.live)
+		return d.live.Watch(ctx)
+	}}
 }
 
 // recorderConfig turns the recordings block into the recorder's config,

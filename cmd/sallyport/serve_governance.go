@@ -12,10 +12,11 @@ import (
 	"github.com/sallyport/sallyport/web"
 )
 
-// governanceSweep is how often serve follows break-glass grants: a grant
-// opened from any process is alerted within it, an ended one gets its
-// review, an overdue review raises its alert. (Ending the live sessions of
-// an ended grant is the session watcher's job, within 5 s.)
+// governanceSweep is how often the leading replica follows break-glass
+// grants: a grant opened from any process is alerted within it, an ended
+// one gets its review, an overdue review raises its alert. (Ending the
+// live sessions of an ended grant is every replica's session watcher's
+// job, within 5 s.)
 const governanceSweep = time.Second
 
 // governanceMetrics are the break-glass series serve exports.
@@ -37,7 +38,7 @@ func newGovernanceMetrics(reg prometheus.Registerer) *governanceMetrics {
 		}),
 		overdue: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sallyport_breakglass_reviews_overdue",
-			Help: "Break-glass reviews pending past their due time.",
+			Help: "Break-glass reviews pending past their due time (reported by the leading replica; 0 on the others).",
 		}),
 	}
 	reg.MustRegister(m.opened, m.reviews, m.overdue)
@@ -68,17 +69,22 @@ func (d *serveDeps) governanceComponent() *component {
 	}}
 }
 
-// sweepGovernance sweeps until ctx ends; a failed sweep is logged and
-// retried at the next tick.
+// sweepGovernance sweeps until ctx ends, whenever this replica leads, so
+// one replica at a time creates reviews and raises alerts; a failed sweep
+// is logged and retried at the next tick.
 func sweepGovernance(ctx context.Context, o *iga.Oversight, m *governanceMetrics, d *serveDeps) error {
 	t := time.NewTicker(governanceSweep)
 	defer t.Stop()
 	for {
-		res, err := o.Sweep(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("break-glass sweep failed; retrying", "err", err)
+		if d.cluster.leading() {
+			res, err := o.Sweep(ctx)
+			if err != nil && ctx.Err() == nil {
+				d.log.Warn("break-glass sweep failed; retrying", "err", err)
+			}
+			m.observe(res)
+		} else {
+			m.overdue.Set(0) // the leader reports them
 		}
-		m.observe(res)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -17,9 +18,6 @@ import (
 )
 
 const (
-	// mysqlJanitorEvery is how often leftover per-session users are swept
-	// from every mysql target (also once at start).
-	mysqlJanitorEvery = time.Minute
 	// mysqlJanitorTimeout bounds one sweep of one target.
 	mysqlJanitorTimeout = 30 * time.Second
 	// mysqlAdminConns sizes each target's admin pool: user creation and
@@ -122,32 +120,37 @@ func mysqlTarget(tc TargetConfig, dsn string) (*mysql.Target, error) {
 }
 
 // mysqlJanitor sweeps leftover per-session users from every target at
-// start and every minute until ctx ends.
+// start and every cluster.janitor_interval until ctx ends, while this
+// replica leads.
 func (d *serveDeps) mysqlJanitor(ctx context.Context, targets map[string]*mysql.Target) {
-	tick := time.NewTicker(mysqlJanitorEvery)
-	defer tick.Stop()
-	for {
+	d.cluster.janitorRounds(ctx, func() {
 		for name, t := range targets {
 			if issuer, ok := t.Users.(*camysql.Issuer); ok {
 				d.sweepMySQL(ctx, name, issuer)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }
 
+// sweepMySQL drops the users of sessions that ended or whose replica is
+// gone; without the session index it drops nothing.
 func (d *serveDeps) sweepMySQL(ctx context.Context, name string, issuer *camysql.Issuer) {
 	ctx, cancel := context.WithTimeout(ctx, mysqlJanitorTimeout)
 	defer cancel()
-	live := map[string]bool{}
-	for _, s := range d.live.Snapshot() {
-		live[camysql.UserName(s.ID)] = true
+	held, err := d.cluster.sessionHolders(ctx, d.live)
+	if err != nil {
+		d.log.Warn("mysql janitor skipped a sweep", "target", name, "err", err)
+		return
 	}
-	dropped, err := issuer.Sweep(ctx, func(user string) bool { return live[user] })
+	dropped, err := issuer.SweepSessions(ctx, func(user string) camysql.Verdict {
+		switch held.of(strings.TrimPrefix(user, camysql.UserPrefix)) {
+		case heldLive:
+			return camysql.Live
+		case heldGone:
+			return camysql.Gone
+		}
+		return camysql.Unknown
+	})
 	if err != nil {
 		d.log.Warn("mysql janitor", "target", name, "err", err)
 	}

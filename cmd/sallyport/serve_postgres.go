@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -18,9 +19,6 @@ import (
 )
 
 const (
-	// postgresJanitorEvery is how often leftover per-session roles are
-	// swept from every postgres target (also once at start).
-	postgresJanitorEvery = time.Minute
 	// postgresJanitorTimeout bounds one sweep of one target.
 	postgresJanitorTimeout = 30 * time.Second
 	// postgresAdminConns sizes each target's admin pool: role creation and
@@ -146,32 +144,37 @@ func pointAt(c *pgconn.Config, address, db string) error {
 }
 
 // postgresJanitor sweeps leftover per-session roles from every target at
-// start and every minute until ctx ends.
+// start and every cluster.janitor_interval until ctx ends, while this
+// replica leads.
 func (d *serveDeps) postgresJanitor(ctx context.Context, targets map[string]*postgres.Target) {
-	tick := time.NewTicker(postgresJanitorEvery)
-	defer tick.Stop()
-	for {
+	d.cluster.janitorRounds(ctx, func() {
 		for name, t := range targets {
 			if issuer, ok := t.Roles.(*capg.Issuer); ok {
 				d.sweepPostgres(ctx, name, issuer)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }
 
+// sweepPostgres drops the roles of sessions that ended or whose replica is
+// gone; without the session index it drops nothing.
 func (d *serveDeps) sweepPostgres(ctx context.Context, name string, issuer *capg.Issuer) {
 	ctx, cancel := context.WithTimeout(ctx, postgresJanitorTimeout)
 	defer cancel()
-	live := map[string]bool{}
-	for _, s := range d.live.Snapshot() {
-		live[capg.RoleName(s.ID)] = true
+	held, err := d.cluster.sessionHolders(ctx, d.live)
+	if err != nil {
+		d.log.Warn("postgres janitor skipped a sweep", "target", name, "err", err)
+		return
 	}
-	dropped, err := issuer.Sweep(ctx, func(role string) bool { return live[role] })
+	dropped, err := issuer.SweepSessions(ctx, func(role string) capg.Verdict {
+		switch held.of(strings.TrimPrefix(role, capg.RolePrefix)) {
+		case heldLive:
+			return capg.Live
+		case heldGone:
+			return capg.Gone
+		}
+		return capg.Unknown
+	})
 	if err != nil {
 		d.log.Warn("postgres janitor", "target", name, "err", err)
 	}
