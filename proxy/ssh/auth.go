@@ -58,7 +58,7 @@ func (s *Server) onConnect(ctx gliderssh.Context, c net.Conn) net.Conn {
 			c.Close()
 		}
 	})
-	return newGulpConn(c)
+	return newRelayConn(c)
 }
 
 func stateOf(ctx context.Context) *connState {

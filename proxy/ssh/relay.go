@@ -10,12 +10,15 @@ import (
 	"github.com/sallyport/sallyport/recorder"
 )
 
-// Relay buffer sizes: stdout carries bulk downloads and gets a full SSH
-// packet; stdin (uploads) half of one; stderr rarely carries much. Each
-// buffer lives as long as its channel, so idle sessions pay for them.
+// Relay buffer sizes, borrowed only while data flows (see pipe). Both bulk
+// directions read up to four SSH packets at once: during a bulk transfer
+// x/crypto answers nearly every channel read with a window adjustment to
+// the sender, so fewer, larger reads mean fewer of those small packets and
+// fewer goroutine wakeups, and each write hands the other leg (and the
+// recorder, for terminals) one large piece. stderr rarely carries much.
 const (
-	stdoutBuffer = 32 << 10
-	stdinBuffer  = 16 << 10
+	stdoutBuffer = 128 << 10
+	stdinBuffer  = 128 << 10
 	stderrBuffer = 4 << 10
 )
 
@@ -170,4 +173,4 @@ const smallBuffer = 1 << 10
 var bigBuffers = sync.Pool{New: func() any { b := make([]byte, maxBuffer); return &b }}
 
 // maxBuffer is the largest relay buffer size.
-const maxBuffer = stdoutBuffer
+const maxBuffer = max(stdoutBuffer, stdinBuffer)

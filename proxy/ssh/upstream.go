@@ -97,7 +97,7 @@ func (s *Server) login(ctx context.Context, t Target, login string, cert *ca.Ses
 		HostKeyCallback: hk, HostKeyAlgorithms: algos, ClientVersion: "SSH-2.0-" + serverVersion,
 		Config: gossh.Config{Ciphers: preferredCiphers},
 	}
-	sc, chans, reqs, err := gossh.NewClientConn(newGulpConn(nc), t.Address, cfg)
+	sc, chans, reqs, err := gossh.NewClientConn(newRelayConn(nc), t.Address, cfg)
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, login, err)

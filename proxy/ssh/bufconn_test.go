@@ -1,0 +1,96 @@
+package ssh
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// tcpPair returns both ends of a loopback TCP connection, the first
+// wrapped in a relayConn.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	peer := <-accepted
+	require.NotNil(t, peer)
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return newRelayConn(c), peer
+}
+
+func randomBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return b
+}
+
+// TestRelayConnWrites: joining split packet writes loses, delays and
+// reorders nothing the peer should see.
+func TestRelayConnWrites(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []int // sizes, in order
+		close  bool  // close right after the writes
+	}{
+		{"a split packet arrives whole", []int{splitSize, 28 << 10}, false},
+		{"a packet ending at the split size is not held back", []int{splitSize}, false},
+		{"packets of every kind in a row", []int{100, splitSize, 40000, splitSize, splitSize, 7, splitSize}, false},
+		{"close sends a held write", []int{64, splitSize}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, peer := tcpPair(t)
+			var want []byte
+			for _, n := range tt.writes {
+				p := randomBytes(t, n)
+				want = append(want, p...)
+				k, err := c.Write(p)
+				require.NoError(t, err)
+				require.Equal(t, n, k)
+			}
+			if tt.close {
+				require.NoError(t, c.Close())
+			}
+			require.NoError(t, peer.SetReadDeadline(time.Now().Add(time.Second)))
+			got := make([]byte, len(want))
+			_, err := io.ReadFull(peer, got)
+			require.NoError(t, err, "the peer got %d of %d bytes within a second", len(got), len(want))
+			assert.True(t, bytes.Equal(want, got), "the peer got other bytes than were written")
+		})
+	}
+}
+
+// TestRelayConnReads: reading ahead hands out every byte once, in order,
+// whatever the read sizes.
+func TestRelayConnReads(t *testing.T) {
+	c, peer := tcpPair(t)
+	want := randomBytes(t, 1<<20)
+	go func() { _, _ = peer.Write(want); peer.Close() }()
+	var got []byte
+	sizes := []int{4, 4092, 28 << 10, 100, 64 << 10, 1}
+	for i := 0; ; i++ {
+		p := make([]byte, sizes[i%len(sizes)])
+		n, err := c.Read(p)
+		got = append(got, p[:n]...)
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+	}
+	assert.True(t, bytes.Equal(want, got), "got %d bytes, want the %d written, in order", len(got), len(want))
+}
