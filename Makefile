@@ -45,12 +45,25 @@ demo: build
 screenshot:
 	SALLYPORT_SCREENSHOT=$(CURDIR)/docs/console-session.png $(GO) test -count=1 -run '^TestSessionPageScreenshot$$' ./web/
 
-## bench: direct-vs-bastion ratios and registry figures (not timed tests). The
-## registry and recorder benchmarks take samples (-benchtime default); the proxy
-## ones run their own load generators (pgbench, mysqlslap, ssh) once each.
-bench: build
-	$(GO) test -run '^$$' -bench . -timeout 30m ./iga/... ./recorder/...
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxy/... ./deploy/...
+## bench: every comparison of the issues in one run (direct vs sallyport vs peer,
+## recording on; about 10 minutes on 2 cores), then writes docs/benchmarks.md
+## from the log in bin/bench/bench.log (tools/benchdoc). The registry and
+## recorder benchmarks take samples (-benchtime default); the proxy ones run
+## their own load generators (ssh, pgbench, psql, mysqlslap) once each. Fails
+## when a benchmark failed, after writing the document that names it.
+BENCH_DIR := bin/bench
+BENCH_LOG := $(BENCH_DIR)/bench.log
+BENCHDOC  := $(BENCH_DIR)/benchdoc
+# bench_run logs a command line as run, then its output, to BENCH_LOG.
+bench_run = $(BENCHDOC) command $(1) >> $(BENCH_LOG) && $(1) 2>&1 | tee -a $(BENCH_LOG)
+bench: deps build
+	@mkdir -p $(BENCH_DIR)
+	$(GO) build -o $(BENCHDOC) ./tools/benchdoc
+	@$(BENCHDOC) mark start > $(BENCH_LOG)
+	@$(call bench_run,$(GO) test -run '^$$' -bench . -timeout 10m ./iga/... ./recorder/...)
+	@$(call bench_run,$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./proxy/... ./deploy/...)
+	@$(BENCHDOC) mark end >> $(BENCH_LOG)
+	$(BENCHDOC) render -o docs/benchmarks.md $(BENCH_LOG)
 
 ## fuzz: a short run (FUZZTIME, default 20s) of every fuzz target in the repo, one at
 ## a time; a package whose tests do not build fails it. Their seed corpora in
