@@ -8,6 +8,9 @@ type chunkJob struct {
 	payload []byte // the stream bytes
 	stats   chunkStats
 	sync    bool
+	// plain stores the chunk uncompressed (chunk/1): the session is
+	// producing output faster than it compresses.
+	plain bool
 	// ready is closed once stored holds the payload as it is stored.
 	ready    chan struct{}
 	stored   []byte
@@ -23,12 +26,15 @@ const (
 	spareBuffers  = pendingChunks + 1
 )
 
-// encodeChunk compresses j's payload (unless Config.Compression is none),
-// using at most one core per compression slot across all sessions, and
-// hands the payload buffer back for reuse.
+// encodeChunk compresses j's payload, using at most one core per
+// compression slot across all sessions, and hands the payload buffer back
+// for reuse. With Config.Compression none, or when the session has fallen
+// behind, the chunk is stored plain: compression costs several times the
+// CPU of the rest of recording, and must never be why a session cannot be
+// recorded (fail_closed would end it).
 func (r *Recorder) encodeChunk(j *chunkJob, free chan []byte) {
 	defer close(j.ready)
-	if r.Config.Compression == CompressionNone {
+	if r.Config.Compression == CompressionNone || j.plain {
 		j.stored = j.payload
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,4 +174,46 @@ func checkJSONString(t *testing.T, in []byte) {
 	if got != want {
 		t.Fatalf("got %q, want %q for input %s", got, want, fmt.Sprintf("%q", in))
 	}
+}
+
+// TestFallingBehindStoresPlainChunks stalls the spool once, so that the
+// relay fills half the buffer: the chunks cut while the session is behind
+// are stored plain (chunk/1) rather than slowing it further, and the
+// recording, mixing both kinds, verifies and exports every byte.
+func TestFallingBehindStoresPlainChunks(t *testing.T) {
+	var once sync.Once
+	h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), func(r *Recorder) {
+		r.ChunkSize, r.BufferSize = 16<<10, 256<<10
+		r.beforeChunk = func() { once.Do(func() { time.Sleep(300 * time.Millisecond) }) }
+	})
+	s, err := h.rec.Open(ctxT(t), testMeta("s-behind"))
+	require.NoError(t, err)
+	output := termSample(600 << 10)
+	for i := 0; i < len(output); i += relayRead {
+		require.NoError(t, s.Output(0, output[i:min(i+relayRead, len(output))]))
+	}
+	require.NoError(t, s.Close(ctxT(t), End{}))
+	h.waitUploaded(t)
+	rep := h.verify(t, "s-behind")
+	require.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+	assert.Equal(t, int64(len(output)), rep.Manifest.Counts.OutputBytes)
+
+	src, err := FindSession(ctxT(t), h.store, "s-behind")
+	require.NoError(t, err)
+	formats := map[string]int{}
+	for _, c := range readStoredChunks(t, filepath.Join(h.store.(*FileStore).root, filepath.FromSlash(src.dir))) {
+		formats[c.hdr.Format]++
+	}
+	assert.Positive(t, formats[chunkFormat], "compressed while keeping up: %v", formats)
+	assert.Positive(t, formats[chunkFormatV1], "plain while behind: %v", formats)
+	var text bytes.Buffer
+	require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{Format: FormatJSON}))
+	var got []byte
+	for _, line := range bytes.Split(text.Bytes(), []byte("\n")) {
+		var rec jsonRecord
+		if json.Unmarshal(line, &rec) == nil && rec.Type == "output" {
+			got = append(got, rec.Data...)
+		}
+	}
+	assert.Equal(t, string(output), string(got), "every byte of output replays, in order")
 }

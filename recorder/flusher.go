@@ -207,7 +207,7 @@ func (e *encoder) flushAll() {
 func (e *encoder) cut(st *stream) {
 	stats := chunkStats{stream: st.name, first: time.Unix(0, st.first).UTC(), last: time.Unix(0, st.last).UTC(),
 		records: st.records, output: st.output, input: st.input}
-	j := &chunkJob{payload: st.buf, stats: stats, ready: make(chan struct{})}
+	j := &chunkJob{payload: st.buf, stats: stats, ready: make(chan struct{}), plain: e.s.behind()}
 	full := len(st.buf) >= e.s.rec.chunkSize()
 	go e.s.rec.encodeChunk(j, e.free)
 	e.jobs <- j
@@ -216,6 +216,14 @@ func (e *encoder) cut(st *stream) {
 		st.buf = make([]byte, 0, e.s.rec.chunkSize()+maxEscapedLen(maxEventData)+maxCastPrefix)
 	}
 	st.records, st.output, st.input = 0, 0, 0
+}
+
+// behind reports whether the relay has queued half the buffer while the
+// flusher was busy: the recording is falling behind the session.
+func (s *Session) behind() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.q.arena) >= s.rec.bufferSize()/2
 }
 
 // lost accounts for data the spool could not take.

@@ -52,8 +52,8 @@ type Recorder struct {
 	Metrics *Metrics
 	// MaxBackoff caps the wait between upload retries; zero means 30s.
 	MaxBackoff time.Duration
-	// ChunkSize is the payload size at which a chunk is cut before the
-	// flush interval ends; zero means 4 MiB.
+	// ChunkSize is the amount of stream data (before compression) at which
+	// a chunk is cut before the flush interval ends; zero means 4 MiB.
 	ChunkSize int
 	// BufferSize bounds the bytes a session queues between the relay and
 	// the spool; zero means 16 MiB.
