@@ -6,33 +6,86 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
-// Pump relays pairs of plain TCP connections on one goroutine that waits
-// on its own epoll set, the way PgBouncer does: a query and its answer cost
-// one wakeup of that goroutine each way and one read and one write, instead
-// of waking a goroutine per direction through Go's scheduler, which on a
-// small machine costs more than the relaying. What it relays goes through
-// a Flow per direction on the pump's goroutine, so a Flow never blocks.
+// Pump relays pairs of plain TCP connections on a few goroutines that
+// each wait on their own epoll set, the way PgBouncer does: a query and its
+// answer cost one wakeup of such a goroutine each way and one read and one
+// write, instead of waking a goroutine per direction through Go's
+// scheduler, which on a small machine costs more than the relaying. What
+// it relays goes through a Flow per direction on the pump's goroutine, so
+// a Flow never blocks.
 //
-// The zero Pump is ready; its goroutine starts with the first Link and
-// ends when none has been live for pumpIdleExit.
+// There is a loop per GOMAXPROCS (at most maxLoops): a single one would get
+// one thread's share of a busy machine's CPU. A link goes to the first loop
+// with fewer than spreadAt links, else to the one with the fewest. The
+// zero Pump is ready; a loop's goroutine starts with
+// its first link and ends when none has been live for pumpIdleExit.
 type Pump struct {
+	// Loops is how many goroutines relay. Zero: GOMAXPROCS, at most maxLoops.
+	Loops int
+
+	once  sync.Once
+	loops []*loop
+}
+
+// maxLoops bounds the pump's goroutines.
+const maxLoops = 8
+
+// loop is one goroutine of a pump and its epoll set.
+type loop struct {
 	mu      sync.Mutex
 	started bool
 	running bool
 	epfd    int
-	wakefd  int // an eventfd: commands wait for the pump
+	wakefd  int // an eventfd: commands wait for the loop
 	cmds    []func()
 	woken   bool
+	links   atomic.Int32
 
-	// Pump goroutine only.
+	// Loop goroutine only.
 	ends map[int32]*end
 	buf  []byte
 }
+
+// pick is the loop with the fewest links.
+func (p *Pump) pick() *loop {
+	p.once.Do(func() {
+		n := p.Loops
+		if n <= 0 {
+			n = min(runtime.GOMAXPROCS(0), maxLoops)
+		}
+		p.loops = make([]*loop, n)
+		for i := range p.loops {
+			p.loops[i] = &loop{}
+		}
+	})
+	for _, lp := range p.loops {
+		if lp.links.Load() < spreadAt {
+			return lp
+		}
+	}
+	best := p.loops[0]
+	for _, lp := range p.loops[1:] {
+		if lp.links.Load() < best.links.Load() {
+			best = lp
+		}
+	}
+	return best
+}
+
+// spreadAt is how many links a loop takes before the next loop is used: a
+// loop with several ready sessions serves them in one wakeup (pgbench -c 4:
+// a quarter less CPU per query on one loop than on two), while many
+// sessions on one loop get one thread's share of a busy machine (-c 40:
+// half the throughput of two loops).
+const spreadAt = 8
 
 const (
 	// pumpReadBuffer is the one read buffer of a pump: one read takes what
@@ -41,7 +94,7 @@ const (
 	pumpReadBuffer = 64 << 10
 	// pumpEvents is how many ready connections one wait returns.
 	pumpEvents = 128
-	// pumpIdleExit is how long the pump goroutine outlives its last link.
+	// pumpIdleExit is how long a loop's goroutine outlives its last link.
 	pumpIdleExit = 5 * time.Second
 )
 
@@ -69,11 +122,13 @@ var ErrLinkStopped = errors.New("link stopped")
 
 // Link is two connections relayed by a pump.
 type Link struct {
-	p    *Pump
+	p    *loop
 	ends [2]*end
 	done chan struct{}
 	err  error
 	out  [2]net.Conn // the connections again, after the link ended
+
+	added bool // by its loop, which counts it
 }
 
 // end is one side of a link: the bytes read from it go through flow to
@@ -95,7 +150,8 @@ type end struct {
 // no read or write in progress: the link takes over their descriptors (a
 // and b are closed). firstA and firstB are bytes read ahead from each side,
 // fed to its flow first. Start starts it; Wait gives the connections back.
-func (p *Pump) Link(a, b net.Conn, firstA, firstB []byte, fromA, fromB Flow) (*Link, error) {
+func (pp *Pump) Link(a, b net.Conn, firstA, firstB []byte, fromA, fromB Flow) (*Link, error) {
+	p := pp.pick()
 	if err := p.ensureOpen(); err != nil {
 		return nil, err
 	}
@@ -229,7 +285,7 @@ func (l *Link) release() {
 }
 
 // ensureOpen creates the epoll set and the wakeup descriptor once.
-func (p *Pump) ensureOpen() error {
+func (p *loop) ensureOpen() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.started {
@@ -242,14 +298,14 @@ func (p *Pump) ensureOpen() error {
 	return nil
 }
 
-// do runs f on the pump goroutine, starting it if needed; the pump is open.
-func (p *Pump) do(f func()) {
+// do runs f on the loop's goroutine, starting it if needed; the loop is open.
+func (p *loop) do(f func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cmds = append(p.cmds, f)
 	if !p.running {
 		p.running = true
-		go p.loop()
+		go p.run()
 		return
 	}
 	if !p.woken {
@@ -259,7 +315,7 @@ func (p *Pump) do(f func()) {
 	}
 }
 
-func (p *Pump) open() error {
+func (p *loop) open() error {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("pump: epoll: %w", err)
@@ -282,8 +338,8 @@ func (p *Pump) open() error {
 	return nil
 }
 
-// loop is the pump goroutine.
-func (p *Pump) loop() {
+// run is the loop's goroutine.
+func (p *loop) run() {
 	events := make([]syscall.EpollEvent, pumpEvents)
 	p.commands() // those that started it
 	for {
@@ -311,7 +367,7 @@ func (p *Pump) loop() {
 }
 
 // idle ends the loop when no command came meanwhile.
-func (p *Pump) idle() bool {
+func (p *loop) idle() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.cmds) > 0 {
@@ -322,7 +378,7 @@ func (p *Pump) idle() bool {
 }
 
 // commands runs what other goroutines asked for.
-func (p *Pump) commands() {
+func (p *loop) commands() {
 	var b [8]byte
 	_, _ = syscall.Read(p.wakefd, b[:])
 	p.mu.Lock()
@@ -335,7 +391,9 @@ func (p *Pump) commands() {
 }
 
 // add registers a new link and feeds it what was read ahead.
-func (p *Pump) add(l *Link) {
+func (p *loop) add(l *Link) {
+	p.links.Add(1)
+	l.added = true
 	for _, e := range l.ends {
 		p.ends[int32(e.fd)] = e
 		e.events = syscall.EPOLLIN | syscall.EPOLLRDHUP
@@ -356,7 +414,7 @@ func (p *Pump) add(l *Link) {
 }
 
 // ready handles events of one side.
-func (p *Pump) ready(e *end, events uint32) {
+func (p *loop) ready(e *end, events uint32) {
 	l := e.l
 	if events&syscall.EPOLLOUT != 0 && len(e.out) > 0 {
 		p.flush(e)
@@ -387,8 +445,8 @@ func (e *end) readable() bool {
 }
 
 // read reads what side e has and forwards it.
-func (p *Pump) read(e *end) {
-	n, err := syscall.Read(e.fd, p.buf)
+func (p *loop) read(e *end) {
+	n, err := rawIO(syscall.SYS_READ, e.fd, p.buf)
 	switch {
 	case n > 0:
 		p.feed(e, p.buf[:n])
@@ -403,14 +461,14 @@ func (p *Pump) read(e *end) {
 
 // closing ends the link of a side that closed once the other side's
 // output is drained.
-func (p *Pump) closing(e *end) {
+func (p *loop) closing(e *end) {
 	if other := e.l.ends[1-e.side]; len(other.out) == 0 {
 		p.finish(e.l, &LinkError{Side: e.side, Op: "read", Err: io.EOF})
 	}
 }
 
 // feed passes bytes read from e through its flow to the other side.
-func (p *Pump) feed(e *end, b []byte) {
+func (p *loop) feed(e *end, b []byte) {
 	out, err := e.flow(e.l, b)
 	if len(out) > 0 {
 		p.write(e.l.ends[1-e.side], out)
@@ -421,7 +479,7 @@ func (p *Pump) feed(e *end, b []byte) {
 }
 
 // write sends b to e now, keeping what the kernel did not take.
-func (p *Pump) write(e *end, b []byte) {
+func (p *loop) write(e *end, b []byte) {
 	if e.l.ended() {
 		return
 	}
@@ -430,7 +488,7 @@ func (p *Pump) write(e *end, b []byte) {
 		return
 	}
 	for len(b) > 0 {
-		n, err := syscall.Write(e.fd, b)
+		n, err := rawIO(syscall.SYS_WRITE, e.fd, b)
 		if n > 0 {
 			b = b[n:]
 		}
@@ -446,8 +504,19 @@ func (p *Pump) write(e *end, b []byte) {
 	}
 }
 
+// rawIO reads or writes a non-blocking socket. Such a call never waits, so
+// it skips the runtime's bookkeeping for calls that may block: a query
+// makes four of them.
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+	r, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
 // flush writes what e kept.
-func (p *Pump) flush(e *end) {
+func (p *loop) flush(e *end) {
 	b := e.out
 	e.out = e.out[:0]
 	p.write(e, b)
@@ -461,7 +530,7 @@ func (p *Pump) flush(e *end) {
 
 // arm sets what the pump waits for on each side of l: reading a side
 // waits while the other side has output left (bounded buffers).
-func (p *Pump) arm(l *Link) {
+func (p *loop) arm(l *Link) {
 	for _, e := range l.ends {
 		e.full = len(l.ends[1-e.side].out) > 0
 		var want uint32
@@ -485,7 +554,7 @@ func (p *Pump) arm(l *Link) {
 
 // finish ends l once: its descriptors leave the epoll set and go back to
 // connections for Wait.
-func (p *Pump) finish(l *Link, err error) {
+func (p *loop) finish(l *Link, err error) {
 	if l.ended() {
 		return
 	}
@@ -498,6 +567,9 @@ func (p *Pump) finish(l *Link, err error) {
 			_, _ = syscall.Write(e.fd, e.out)
 			e.out = nil
 		}
+	}
+	if l.added {
+		p.links.Add(-1)
 	}
 	l.err = err
 	l.release()
