@@ -139,8 +139,8 @@ func TestJudge(t *testing.T) {
 BenchmarkSSHThroughput-2	1	1 ns/op	0.85 ratio
 BenchmarkSSHSetup-2	1	1 ns/op	1.2 ratio
 pkg: github.com/sallyport/sallyport/recorder
-BenchmarkRelay/plain-2	1	1 ns/op	1000 cpu-ns/MB
-BenchmarkRelay/recorded-2	1	1 ns/op	1100 cpu-ns/MB
+BenchmarkRelay/typical/plain-2	1	1 ns/op	1000 cpu-ns/MB
+BenchmarkRelay/typical/recorded-gzip-2	1	1 ns/op	1100 cpu-ns/MB
 pkg: github.com/sallyport/sallyport/proxy/postgres
 --- FAIL: BenchmarkPsqlScale
     scale_bench_test.go:65: 1 client errors
@@ -188,6 +188,17 @@ func TestRenderFailure(t *testing.T) {
 	for _, want := range []string{"`BenchmarkPsqlScale` failed:", "scale_bench_test.go:65: 2 client errors", "`BenchmarkPsqlScale`: **failed**."} {
 		if !strings.Contains(string(doc), want) {
 			t.Errorf("document lacks %q", want)
+		}
+	}
+}
+
+func TestOpTime(t *testing.T) {
+	for _, tc := range []struct {
+		ns   float64
+		want string
+	}{{303952, "304µs"}, {1074057910, "1.07s"}, {27749094109, "27.7s"}, {812, "812ns"}} {
+		if got := opTime(tc.ns); got != tc.want {
+			t.Errorf("opTime(%v): got %s, want %s", tc.ns, got, tc.want)
 		}
 	}
 }

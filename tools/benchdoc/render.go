@@ -29,7 +29,8 @@ func Render(w io.Writer, r *Run) error {
 		"machine":  r.machine,
 		"commands": r.commands,
 		"goals":    func() string { return goalTable(Judge(r)) },
-		"others":   r.others,
+		"all":      r.all,
+		"rows":     r.rows,
 		"problems": r.problems,
 	}).Parse(docTemplate)
 	if err != nil {
@@ -150,37 +151,73 @@ func goalTable(vs []Verdict) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// others lists every benchmark the template does not show, with all its
-// metrics, so nothing a run measured is dropped.
-func (r *Run) others() string {
+// all lists every benchmark of the run with every metric it reported, so
+// nothing a run measured is dropped: the sections above pick from these.
+func (r *Run) all() string {
+	if len(r.Results) == 0 {
+		return "None."
+	}
 	var b strings.Builder
+	b.WriteString("| benchmark | package | figures |\n|---|---|---|\n")
 	for _, res := range r.Results {
-		if _, ok := known[res.Name]; ok {
-			continue
-		}
-		if b.Len() == 0 {
-			b.WriteString("| benchmark | package | figures |\n|---|---|---|\n")
-		}
-		units := make([]string, 0, len(res.Metrics))
-		for u := range res.Metrics {
-			units = append(units, u)
-		}
-		slices.Sort(units)
 		var figs []string
-		for _, u := range units {
+		for _, u := range sortedUnits(res.Metrics) {
 			v := res.Metrics[u]
 			if u == "ns/op" {
-				figs = append(figs, time.Duration(v).Round(time.Millisecond/10).String()+"/op")
+				figs = append(figs, opTime(v)+"/op")
 				continue
 			}
 			figs = append(figs, number(v, digitsFor(v))+" "+u)
 		}
-		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", res.Name, strings.TrimPrefix(res.Pkg, modulePath), cell(strings.Join(figs, ", ")))
-	}
-	if b.Len() == 0 {
-		return "None."
+		name := "`" + res.Name + "`"
+		if !isKnown(res.Name) {
+			name += " (not in the sections above)"
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s |\n", name, strings.TrimPrefix(res.Pkg, modulePath), cell(strings.Join(figs, ", ")))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// opTime is a time per operation in nanoseconds, to three significant digits.
+func opTime(ns float64) string {
+	d, unit := time.Duration(ns), time.Duration(1)
+	for d >= 1000*unit {
+		unit *= 10
+	}
+	return d.Round(unit).String()
+}
+
+// rows is a table row per variant of a benchmark family (every result
+// whose name starts with prefix): its MB/s, CPU per MB and other metrics.
+func (r *Run) rows(prefix string) string {
+	var b strings.Builder
+	for _, res := range r.Results {
+		name, ok := strings.CutPrefix(res.Name, prefix)
+		if !ok {
+			continue
+		}
+		var other []string
+		for _, u := range sortedUnits(res.Metrics) {
+			if u != "MB/s" && u != "cpu-ns/MB" && u != "ns/op" {
+				other = append(other, number(res.Metrics[u], digitsFor(res.Metrics[u]))+" "+u)
+			}
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", name, r.formatMetric(res.Name, "MB/s", 1),
+			r.formatMillis(res.Name, "cpu-ns/MB"), cell(strings.Join(other, ", ")))
+	}
+	if b.Len() == 0 {
+		return fmt.Sprintf("| `%s…` | not run | | |", prefix)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+func sortedUnits(m map[string]float64) []string {
+	units := make([]string, 0, len(m))
+	for u := range m {
+		units = append(units, u)
+	}
+	slices.Sort(units)
+	return units
 }
 
 // digitsFor keeps about three significant digits.
