@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -350,6 +352,27 @@ func TestServeDrainsOnSIGTERM(t *testing.T) {
 	assert.Equal(t, "stored", ss[0].State, "the drained session's recording is finalised; logs: %s", r.logs)
 }
 
+// metric reads an unlabelled series from r's /metrics.
+func (r *replica) metric(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile(r.config)
+	require.NoError(t, err)
+	m := regexp.MustCompile(`web: \{listen: "([^"]+)"\}`).FindSubmatch(data)
+	require.NotNil(t, m, "web.listen in %s", data)
+	resp, err := http.Get("http://" + string(m[1]) + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return ""
+}
+
 // psqlThrough runs the real psql as svc-report to analytics through r,
 // with a token r issued as its password.
 func (r *replica) psqlThrough(ctx context.Context, args ...string) *exec.Cmd {
@@ -397,6 +420,8 @@ func TestReplicaCrash(t *testing.T) {
 		return n == 1
 	}
 	require.True(t, roleExists(), "the session's role %s exists while it runs", role)
+	leaders := a.metric(t, "sallyport_replica_leader") + b.metric(t, "sallyport_replica_leader")
+	assert.Contains(t, []string{"10", "01"}, leaders, "exactly one replica leads (A, B)")
 	time.Sleep(500 * time.Millisecond) // the recording's flush_interval is 200ms: the first query is in A's spool
 
 	require.NoError(t, a.cmd.Process.Kill())
@@ -408,7 +433,7 @@ func TestReplicaCrash(t *testing.T) {
 	gone := time.Since(killed)
 	t.Logf("B dropped A's role %s after A's SIGKILL (lease 2s, janitor every 1s)", gone)
 	assert.GreaterOrEqual(t, gone, time.Second, "the role went before A's lease could lapse")
-	assert.Contains(t, b.logs.String(), "leading the replicas", "B took over the leadership")
+	assert.Equal(t, "1", b.metric(t, "sallyport_replica_leader"), "B leads once A is dead")
 
 	ss := b.sessions()
 	require.Len(t, ss, 1)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
@@ -81,6 +83,20 @@ func replicaID(host string) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:]) // crypto/rand never fails on Linux
 	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// leaderGauge is sallyport_replica_leader, so operators see which
+// replica runs the janitors and sweeps.
+func (c *cluster) leaderGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sallyport_replica_leader",
+		Help: "1 on the replica that runs the credential janitors and deadline sweeps, 0 on the others.",
+	}, func() float64 {
+		if c.leading() {
+			return 1
+		}
+		return 0
+	})
 }
 
 // renewEvery is how often the lease is renewed and the leadership tried:

@@ -39,6 +39,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	if d.cluster, err = newCluster(ctx, ap.cfg, ap.store, log); err != nil {
 		return nil, err
 	}
+	d.metrics.registry.MustRegister(d.cluster.leaderGauge())
 	ap.reg.OnDecision = d.metrics.observeDecision
 	rec, err := newRecorder(ap.cfg, log, d.metrics)
 	if err != nil {
