@@ -359,6 +359,21 @@ identities:
 	assert.Equal(t, 2, cmd.ProcessState.ExitCode())
 	assert.Contains(t, errb.String(), "broken.yaml:4: unknown key lisen")
 
+	// A target's tls block that cannot work is refused when the config
+	// loads, not at the first session.
+	require.NoError(t, os.WriteFile(cfg, []byte(`data_dir: ./data
+targets:
+  - {name: db, kind: postgres, address: "db:5432", tls: {mode: prefer}}
+  - {name: web, kind: ssh, address: "web:22", tls: {mode: require}}
+  - {name: shop, kind: mysql, address: "shop:3306", tls: {mode: require, ca_file: /etc/ca.pem}}
+`), 0o600))
+	_, errOut, code = e.run("", "--config", cfg, "iga", "export")
+	assert.Equal(t, 2, code)
+	for _, want := range []string{`(db).tls.mode "prefer": want disable, require or verify-full`,
+		"(web).tls: ssh targets take no tls block", "(shop).tls: ca_file and server_name need mode verify-full, not require"} {
+		assert.Contains(t, errOut, want)
+	}
+
 	_, errOut, code = e.run("", "iga", "check", "only-one-arg")
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "IDENTITY and TARGET")

@@ -381,6 +381,9 @@ func (c *Config) validateTargets(add func(string, ...any)) {
 		if _, _, err := net.SplitHostPort(t.Address); err != nil {
 			add("%s (%s).address %q: want host:port", where, t.Name, t.Address)
 		}
+		if err := t.TLS.checkShape(t.Kind); err != nil {
+			add("%s (%s).%v", where, t.Name, err)
+		}
 	}
 }
 

@@ -34,6 +34,28 @@ type TargetTLSConfig struct {
 	ServerName string `yaml:"server_name"`
 }
 
+// checkShape reports a tls block that cannot work, so loading the config
+// refuses it (files are read only when serve starts): an unknown mode,
+// verify-full settings under another mode, or a tls block on an ssh
+// target, whose connection is already secured by SSH.
+func (c TargetTLSConfig) checkShape(kind string) error {
+	if c == (TargetTLSConfig{}) {
+		return nil
+	}
+	if kind == "ssh" {
+		return fmt.Errorf("tls: ssh targets take no tls block (the SSH connection is verified by host_key or host_ca)")
+	}
+	switch c.Mode {
+	case "", targetTLSDisable, targetTLSRequire, targetTLSVerifyFull:
+	default:
+		return fmt.Errorf("tls.mode %q: want disable, require or verify-full", c.Mode)
+	}
+	if c.Mode != "" && c.Mode != targetTLSVerifyFull && (c.CAFile != "" || c.ServerName != "") {
+		return fmt.Errorf("tls: ca_file and server_name need mode verify-full, not %s", c.Mode)
+	}
+	return nil
+}
+
 // clientConfig is the TLS config of connections to a target whose address
 // has host; nil means plaintext.
 func (c TargetTLSConfig) clientConfig(host string) (*tls.Config, error) {
