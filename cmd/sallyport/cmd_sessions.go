@@ -104,6 +104,7 @@ type sessionOut struct {
 	Bytes           int64      `json:"bytes"`
 	Events          int64      `json:"events"`
 	KillReason      string     `json:"kill_reason,omitempty"`
+	Replica         string     `json:"replica"`
 }
 
 func sessionsJSON(rs []sqlstore.SessionRecord) []sessionOut {
@@ -111,7 +112,7 @@ func sessionsJSON(rs []sqlstore.SessionRecord) []sessionOut {
 	for _, r := range rs {
 		o := sessionOut{ID: r.ID, Identity: r.Identity, Owner: r.Owner, Target: r.Target, Protocol: r.Protocol,
 			Login: r.Login, Source: r.Source, StartedAt: r.StartedAt, State: r.State, Reason: r.Reason,
-			Bytes: r.Bytes, Events: r.Events, KillReason: r.KillReason}
+			Bytes: r.Bytes, Events: r.Events, KillReason: r.KillReason, Replica: r.Replica}
 		if !r.EndedAt.IsZero() {
 			o.EndedAt = &r.EndedAt
 		}

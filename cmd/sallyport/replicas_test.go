@@ -285,6 +285,8 @@ func TestReplicas(t *testing.T) {
 		return len(ss) == 2
 	}, 15*time.Second, 100*time.Millisecond, "both recordings stored: %+v\nA: %s\nB: %s", &ss, a.logs, b.logs)
 	assert.Equal(t, b.sessions(), a.sessions(), "one index: both replicas list the same sessions")
+	assert.NotEmpty(t, ss[0].Replica, "the index names the replica that ran the session")
+	assert.NotEqual(t, ss[0].Replica, ss[1].Replica, "sessions of A and B name different replicas")
 	// Without a pty the recording holds the command, not its output.
 	for i, marker := range []string{"exec: echo marker-from-$((40+1))-a", "exec: echo marker-from-$((40+2))-b"} {
 		for _, r := range []*replica{a, b} {
