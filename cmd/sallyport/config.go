@@ -57,6 +57,7 @@ type RecordingsConfig struct {
 	FlushInterval  Duration `yaml:"flush_interval"` // zero: 1s
 	FailClosed     *bool    `yaml:"fail_closed"`    // nil: true
 	RecordInput    bool     `yaml:"record_input"`
+	Compression    string   `yaml:"compression"` // gzip (empty) or none
 	SigningKeyFile string   `yaml:"signing_key_file"` // empty: generated under data_dir
 }
 
@@ -357,6 +358,11 @@ func (c *Config) validateRecordings(add func(string, ...any)) {
 		}
 	default:
 		add("recordings.store %q: want file or s3", r.Store)
+	}
+	switch r.Compression {
+	case "", "gzip", "none":
+	default:
+		add("recordings.compression %q: want gzip or none", r.Compression)
 	}
 }
 

@@ -153,6 +153,7 @@ func recorderConfig(cfg *Config) (recorder.Config, error) {
 		FlushInterval: r.FlushInterval.D(),
 		FailClosed:    boolOr(r.FailClosed, true),
 		RecordInput:   r.RecordInput,
+		Compression:   r.Compression,
 		DataDir:       cfg.DataDir,
 		S3: recorder.S3Config{Endpoint: r.S3.Endpoint, Bucket: r.S3.Bucket, Region: r.S3.Region,
 			Secure: boolOr(r.S3.Secure, true), Prefix: r.S3.Prefix,
