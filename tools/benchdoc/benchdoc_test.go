@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,6 +166,26 @@ pkg: github.com/sallyport/sallyport/proxy/postgres
 		}
 		if v.Figure != tc.figure || v.Status != tc.status {
 			t.Errorf("%s: got %s %s, want %s %s", tc.what, v.Figure, v.Status, tc.figure, tc.status)
+		}
+	}
+}
+
+// TestRecordingOverhead prefers the benchmark's own overhead-%, taken
+// against a plain relay moments apart, to the ratio of two benchmarks.
+func TestRecordingOverhead(t *testing.T) {
+	for _, tc := range []struct {
+		log  string
+		want float64
+	}{
+		{"BenchmarkRelay/typical/plain-2\t1\t1 ns/op\t1000 cpu-ns/MB\nBenchmarkRelay/typical/recorded-gzip-2\t1\t1 ns/op\t1500 cpu-ns/MB\t20.0 overhead-%\n", 1.2},
+		{"BenchmarkRelay/typical/plain-2\t1\t1 ns/op\t1000 cpu-ns/MB\nBenchmarkRelay/typical/recorded-gzip-2\t1\t1 ns/op\t1500 cpu-ns/MB\n", 1.5},
+	} {
+		r, err := Parse(strings.NewReader(tc.log))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := recordingOverhead(r); !ok || math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("got %v %v, want %v", got, ok, tc.want)
 		}
 	}
 }
