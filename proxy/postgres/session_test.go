@@ -81,8 +81,12 @@ func TestSessionEnds(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			// The previous case's session leaves the live table only after
+			// its client has gone; wait, or it would be taken for this one.
+			e.waitLive(t, 0)
 			cmd, out := e.startPsql(t, tc.identity, "SELECT pg_sleep(30)")
 			s := e.waitLive(t, 1)[0]
+			require.Equal(t, tc.identity, s.Request.Identity)
 			e.waitActive(t, "pg_sleep")
 			start := time.Now()
 			tc.end(t, s)
