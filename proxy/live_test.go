@@ -26,7 +26,14 @@ identities:
     owner: alice@example.com
     environment: prod
     entitlements: [{target: web-01, login: ops, actions: [exec]}]
-    certification: {by: alice@example.com, at: %s, until: %s}
+    certification: {by: alice@example.com, at: %[1]s, until: %[2]s}
+  - id: svc-batch
+    kind: pipeline
+    state: active
+    owner: alice@example.com
+    environment: prod
+    entitlements: [{target: web-01, login: ops, actions: [exec]}]
+    certification: {by: alice@example.com, at: %[1]s, until: %[2]s}
 `
 
 // TestWatchWakes: a woken watcher ends a killed or no longer admitted
@@ -93,5 +100,43 @@ func TestWatchWakes(t *testing.T) {
 		live, s := begin(t)
 		require.NoError(t, reg.Revoke(ctx, "svc-ops", "alice@example.com", "leaked key"))
 		endsAfterWake(t, live, s, "no longer admitted")
+	})
+	// A pipeline's many connections ask the same thing: one round re-admits
+	// them with one decision, so 200 sessions end together and the audit
+	// trail holds one refusal for them, not 200.
+	t.Run("many sessions of one identity", func(t *testing.T) {
+		batch := iga.Request{Identity: "svc-batch", Target: "web-01", Action: iga.ActionExec}
+		live := &proxy.Live{Gate: reg, Index: store, KillPoll: time.Hour, Recheck: time.Hour}
+		wctx, stop := context.WithCancel(ctx)
+		t.Cleanup(stop)
+		go live.Watch(wctx)
+		d, err := reg.Decide(ctx, batch)
+		require.NoError(t, err)
+		require.True(t, d.Allow, "svc-batch is admitted: %v", d.Err())
+		var sessions []*proxy.Session
+		for range 200 {
+			s := live.Begin(ctx, "ssh", batch, d, time.Now())
+			t.Cleanup(func() { live.End(s) })
+			sessions = append(sessions, s)
+		}
+		since := time.Now()
+		require.NoError(t, reg.Revoke(ctx, "svc-batch", "alice@example.com", "leaked key"))
+		live.Wake()
+		for i, s := range sessions {
+			select {
+			case <-s.Context().Done():
+			case <-time.After(2 * time.Second):
+				t.Fatalf("session %d of 200 still runs 2s after the wake-up", i)
+			}
+		}
+		evs, err := store.Audit(ctx, iga.AuditFilter{Identity: "svc-batch", Type: "decision", Since: since})
+		require.NoError(t, err)
+		refusals := 0
+		for _, ev := range evs {
+			if !ev.Allow {
+				refusals++
+			}
+		}
+		assert.Equal(t, 1, refusals, "one refusal in the audit trail for the 200 sessions")
 	})
 }
