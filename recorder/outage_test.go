@@ -153,3 +153,43 @@ func TestSpoolSurvivesRestartWhileStoreIsDown(t *testing.T) {
 	assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
 	assert.Equal(t, int64(100*len("kept 000\r\n")), rep.Manifest.Counts.OutputBytes)
 }
+
+// TestShutdownKeepsItsDeadlineWithABacklog: a store that comes back to a
+// large backlog must not hold a stopping process past its deadline (the
+// platform would SIGKILL it); what is not uploaded stays in the spool and
+// the next start ships it.
+func TestShutdownKeepsItsDeadlineWithABacklog(t *testing.T) {
+	s3 := startFakeS3(t)
+	s3.stop()
+	dataDir, key := t.TempDir(), testKey(t)
+	first := newHarness(t, dataDir, s3.store(t), key, nil)
+	const sessions = 300
+	for i := range sessions {
+		s, err := first.rec.Open(ctxT(t), testMeta(fmt.Sprintf("s-backlog-%03d", i)))
+		require.NoError(t, err)
+		require.NoError(t, s.Output(0, fmt.Appendf(nil, "session %03d\r\n", i)))
+		require.NoError(t, s.Close(ctxT(t), End{ExitStatus: intp(0)}))
+	}
+	s3.start()
+	require.Eventually(t, func() bool { return len(spoolEntries(t, first)) < sessions }, 10*time.Second, 10*time.Millisecond,
+		"the uploader starts on the backlog once the store is back")
+
+	short, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := first.rec.Shutdown(short)
+	took := time.Since(start)
+	left := len(spoolEntries(t, first))
+	require.Positive(t, left, "the backlog was gone before Shutdown was called: make it bigger")
+	assert.Error(t, err, "shutdown reports that uploads did not drain")
+	assert.Less(t, took, time.Second, "got Shutdown after %s with a 100ms deadline", took)
+
+	second := newHarness(t, dataDir, s3.store(t), key, nil)
+	second.waitUploaded(t)
+	for _, i := range []int{0, sessions / 2, sessions - 1} {
+		rep := second.verify(t, fmt.Sprintf("s-backlog-%03d", i))
+		assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+	}
+	assert.Empty(t, spoolEntries(t, second), "the next start shipped the rest of the backlog")
+	t.Logf("Shutdown took %s and left %d of %d sessions in the spool", took, left, sessions)
+}

@@ -67,7 +67,17 @@ func (r *Recorder) uploadPass(ctx context.Context) error {
 		r.mu.Unlock()
 	}()
 	slices.Sort(ids)
-	for _, id := range ids {
+	for i, id := range ids {
+		if err := ctx.Err(); err != nil {
+			// Shutdown's deadline: the rest stays in the spool, queued for
+			// the next Start, instead of holding the process past it.
+			r.mu.Lock()
+			for _, left := range ids[i:] {
+				r.pending[left] = true
+			}
+			r.mu.Unlock()
+			return err
+		}
 		r.mu.Lock()
 		delete(r.pending, id) // a chunk written from now on queues it again
 		r.mu.Unlock()
