@@ -57,7 +57,7 @@ type RecordingsConfig struct {
 	FlushInterval  Duration `yaml:"flush_interval"` // zero: 1s
 	FailClosed     *bool    `yaml:"fail_closed"`    // nil: true
 	RecordInput    bool     `yaml:"record_input"`
-	Compression    string   `yaml:"compression"` // gzip (empty) or none
+	Compression    string   `yaml:"compression"`      // gzip (empty) or none
 	SigningKeyFile string   `yaml:"signing_key_file"` // empty: generated under data_dir
 }
 
