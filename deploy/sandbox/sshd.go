@@ -240,6 +240,13 @@ func (s *SSHD) config(opts SSHDOptions) string {
 		"PrintMotd no",
 		"LogLevel VERBOSE",
 		"Subsystem sftp internal-sftp",
+		// Debian's bash sources ~/.bashrc for a command run by sshd when it
+		// is the top-level shell; SHLVL=1 makes it the second level, so a
+		// session runs the same on any machine, whatever the dotfiles of
+		// the user running the tests (a pyenv init there costs 240 ms per
+		// session, and its lock, left by a killed session, stalls the next
+		// ones for a minute).
+		"SetEnv SHLVL=1",
 		// Many concurrent test sessions must not be dropped as a flood.
 		"MaxStartups 500",
 		"MaxSessions 100",
