@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"flag"
-	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/internal/fuzzseed"
 )
 
 func sampleLogin() []byte {
@@ -217,44 +216,13 @@ var updateCorpus = flag.Bool("update-corpus", false, "rewrite the fuzz seed corp
 // Packets captured from real clients (captured-*) and inputs the fuzzer
 // found are added there by hand.
 func TestFuzzCorpus(t *testing.T) {
-	for target, seeds := range map[string]map[string][]any{
+	fuzzseed.Check(t, fuzzseed.Corpus{
 		"FuzzParseLogin":    loginCorpus(),
 		"FuzzDecodeExecute": executeCorpus(),
 		"FuzzScanner":       scannerCorpus(),
 		"FuzzAudit":         auditCorpus(),
 		"FuzzParseGreeting": greetingCorpus(),
-	} {
-		for name, args := range seeds {
-			path := filepath.Join("testdata", "fuzz", target, name)
-			want := marshalSeed(args...)
-			if *updateCorpus {
-				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-				require.NoError(t, os.WriteFile(path, want, 0o644))
-				continue
-			}
-			got, err := os.ReadFile(path)
-			require.NoError(t, err, "seed %s missing: run go test -run TestFuzzCorpus -update-corpus", path)
-			assert.Equal(t, string(want), string(got), "seed %s is stale: run go test -run TestFuzzCorpus -update-corpus", path)
-		}
-	}
-}
-
-// marshalSeed writes a corpus file as the go command does.
-func marshalSeed(args ...any) []byte {
-	b := []byte("go test fuzz v1\n")
-	for _, a := range args {
-		switch v := a.(type) {
-		case []byte:
-			b = fmt.Appendf(b, "[]byte(%q)\n", v)
-		case byte:
-			b = fmt.Appendf(b, "byte(%q)\n", v)
-		case bool:
-			b = fmt.Appendf(b, "bool(%v)\n", v)
-		default:
-			panic(fmt.Sprintf("seed of type %T", a))
-		}
-	}
-	return b
+	}, *updateCorpus)
 }
 
 // loginBody is a HandshakeResponse41: caps, the fixed part, user, auth as

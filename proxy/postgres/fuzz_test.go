@@ -4,15 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/internal/fuzzseed"
 )
 
 // FuzzStartup feeds arbitrary first packets to the startup decoder: it
@@ -127,39 +126,10 @@ var updateCorpus = flag.Bool("update-corpus", false, "rewrite the fuzz seed corp
 // is a file there (go test -run TestFuzzCorpus -update-corpus writes them).
 // Inputs the fuzzer found are added there by hand, under their own names.
 func TestFuzzCorpus(t *testing.T) {
-	for target, seeds := range map[string]map[string][]any{
+	fuzzseed.Check(t, fuzzseed.Corpus{
 		"FuzzStartup":     startupCorpus(),
 		"FuzzRelayFrames": framesCorpus(),
-	} {
-		for name, args := range seeds {
-			path := filepath.Join("testdata", "fuzz", target, name)
-			want := marshalSeed(args...)
-			if *updateCorpus {
-				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-				require.NoError(t, os.WriteFile(path, want, 0o644))
-				continue
-			}
-			got, err := os.ReadFile(path)
-			require.NoError(t, err, "seed %s missing: run go test -run TestFuzzCorpus -update-corpus", path)
-			assert.Equal(t, string(want), string(got), "seed %s is stale: run go test -run TestFuzzCorpus -update-corpus", path)
-		}
-	}
-}
-
-// marshalSeed writes a corpus file as the go command does.
-func marshalSeed(args ...any) []byte {
-	b := []byte("go test fuzz v1\n")
-	for _, a := range args {
-		switch v := a.(type) {
-		case []byte:
-			b = fmt.Appendf(b, "[]byte(%q)\n", v)
-		case uint16:
-			b = fmt.Appendf(b, "uint16(%d)\n", v)
-		default:
-			panic(fmt.Sprintf("seed of type %T", a))
-		}
-	}
-	return b
+	}, *updateCorpus)
 }
 
 func request(code uint32, body ...byte) []byte {
