@@ -439,11 +439,16 @@ func TestReplicaCrash(t *testing.T) {
 
 	ss := b.sessions()
 	require.Len(t, ss, 1)
-	assert.Equal(t, "live", ss[0].State, "until A restarts, its session is live in the index")
+	assert.Equal(t, "incomplete", ss[0].State, "once A's lease lapsed, its session is not live")
+	assert.Contains(t, ss[0].Reason, "replica "+ss[0].Replica+" stopped renewing its lease", "the index says which replica went")
+	assert.Empty(t, b.sessions("--live"), "sessions list --live leaves out the session of a dead replica")
+	_, errOut, code := b.run("", "sessions", "kill", id)
+	assert.Equal(t, 1, code, "no kill for a session nothing runs")
+	assert.Contains(t, errOut, "nothing left to end")
 	a.restart(t)
 	require.Eventually(t, func() bool {
 		ss = b.sessions()
-		return len(ss) == 1 && ss[0].State == "incomplete"
+		return len(ss) == 1 && ss[0].State == "incomplete" && strings.Contains(ss[0].Reason, "recovered at")
 	}, 15*time.Second, 100*time.Millisecond, "A's restart never uploaded the crashed session: %+v\nA: %s", &ss, a.logs)
 	out2, _, _ := b.run("", "verify", "--json", id)
 	var rep struct {

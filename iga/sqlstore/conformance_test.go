@@ -31,6 +31,7 @@ var conformance = []struct {
 	{"session index and kill requests", testSessions},
 	{"key fingerprints: first recorded, others compared", testKeyFingerprints},
 	{"replica leases hold their sessions", testReplicaLeases},
+	{"sessions of a gone replica read as lost", testLostSessions},
 	{"two stores write concurrently", testConcurrentWriters},
 	{"reopen keeps data and migrates once", testReopen},
 	{"concurrent opens of a new database migrate once", testConcurrentOpen},

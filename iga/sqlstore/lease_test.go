@@ -65,3 +65,56 @@ func testReplicaLeases(t *testing.T, fresh func(*testing.T) Config) {
 	assert.Equal(t, []string{alive.ID, dead.ID}, ids, "a replica gone for over a week is pruned")
 	assert.Equal(t, alive, rs[0], "a replica round-trips")
 }
+
+// testLostSessions: a live session of a replica whose lease lapsed reads as
+// incomplete, says which replica went, leaves the --live list and cannot
+// be killed; a replica that renews late shows its sessions live again.
+func testLostSessions(t *testing.T, fresh func(*testing.T) Config) {
+	s := openT(t, fresh(t))
+	ctx := ctxT(t)
+	now := time.Now().UTC()
+	alive := Replica{ID: "host-a-1", Host: "host-a", Started: now.Add(-time.Hour), LeaseUntil: now.Add(time.Minute)}
+	dead := Replica{ID: "host-b-1", Host: "host-b", Started: now.Add(-time.Hour), LeaseUntil: now.Add(-time.Minute)}
+	for _, r := range []Replica{alive, dead} {
+		require.NoError(t, s.RegisterReplica(ctx, r, false))
+	}
+	for _, r := range []SessionRecord{
+		{ID: "on-alive", Replica: alive.ID, State: "live"},
+		{ID: "on-dead", Replica: dead.ID, State: "live"},
+		{ID: "on-pruned", Replica: "host-z-9", State: "live"},
+		{ID: "before-leases", State: "live"},
+		{ID: "ended-on-dead", Replica: dead.ID, State: "stored", EndedAt: now.Add(-2 * time.Minute)},
+	} {
+		r.Identity, r.Protocol, r.StartedAt = "svc-a", "ssh", now.Add(-10*time.Minute)
+		require.NoError(t, s.PutSession(ctx, r))
+	}
+
+	live, err := s.Sessions(ctx, SessionFilter{Live: true})
+	require.NoError(t, err)
+	var ids []string
+	for _, r := range live {
+		ids = append(ids, r.ID)
+	}
+	assert.ElementsMatch(t, []string{"on-alive", "before-leases"}, ids, "sessions list --live leaves out the sessions of gone replicas")
+
+	got, err := s.Session(ctx, "on-dead")
+	require.NoError(t, err)
+	assert.Equal(t, "incomplete", got.State)
+	assert.Contains(t, got.Reason, "replica host-b-1 stopped renewing its lease at "+dead.LeaseUntil.Format(time.RFC3339))
+	got, err = s.Session(ctx, "on-pruned")
+	require.NoError(t, err)
+	assert.Equal(t, "incomplete", got.State)
+	assert.Contains(t, got.Reason, "replica host-z-9 is gone")
+	got, err = s.Session(ctx, "ended-on-dead")
+	require.NoError(t, err)
+	assert.Equal(t, "stored", got.State, "an ended session keeps its state")
+	assert.ErrorContains(t, s.RequestKill(ctx, "on-dead", "test", now), "nothing left to end: replica host-b-1")
+	require.NoError(t, s.RequestKill(ctx, "on-alive", "test", now))
+
+	dead.LeaseUntil = now.Add(time.Minute)
+	require.NoError(t, s.RegisterReplica(ctx, dead, false))
+	got, err = s.Session(ctx, "on-dead")
+	require.NoError(t, err)
+	assert.Equal(t, "live", got.State, "a replica that renews late shows its sessions live again")
+	assert.Empty(t, got.Reason)
+}

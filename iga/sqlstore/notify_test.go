@@ -68,6 +68,7 @@ func TestChangeNotifications(t *testing.T) {
 	put := func(fn func(ctx context.Context, tx iga.Tx) error) func() error {
 		return func() error { return writer.Update(ctx, func(tx iga.Tx) error { return fn(ctx, tx) }) }
 	}
+	require.NoError(t, writer.RegisterReplica(ctx, Replica{ID: "r-1", Host: "h", Started: now, LeaseUntil: now.Add(time.Hour)}, false))
 	live := SessionRecord{ID: "s-1", Identity: "svc-a", Protocol: "ssh", State: "live", StartedAt: now, Replica: "r-1"}
 	require.NoError(t, writer.PutSession(ctx, live))
 	suspended := fullIdentity("svc-a")

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ type SessionRecord struct {
 	Source          string
 	BreakglassGrant string
 	// State is the recording state: live, uploading, stored, incomplete, degraded.
+	// A session its replica still holds as live or uploading, though that
+	// replica's lease lapsed, reads as incomplete, Reason saying so: the
+	// replica is gone, and with it the session (see markLost).
 	State string
 	// Reason explains an incomplete or degraded recording.
 	Reason string
@@ -41,6 +45,8 @@ type SessionRecord struct {
 	// sets it: a replica recovering a crashed session's recording later
 	// does not become its runner.
 	Replica string
+
+	lost bool // its replica's lease lapsed while it ran (markLost)
 }
 
 // SessionFilter selects sessions. Zero fields match everything.
@@ -91,7 +97,11 @@ func (s *Store) Session(ctx context.Context, id string) (SessionRecord, error) {
 	if err != nil {
 		return SessionRecord{}, fmt.Errorf("read session %q: %w", id, err)
 	}
-	return r, nil
+	rs := []SessionRecord{r}
+	if err := s.markLost(ctx, rs, time.Now()); err != nil {
+		return SessionRecord{}, err
+	}
+	return rs[0], nil
 }
 
 // Sessions returns the sessions matching f, oldest first.
@@ -120,7 +130,51 @@ func (s *Store) Sessions(ctx context.Context, f SessionFilter) ([]SessionRecord,
 	if err != nil {
 		return nil, fmt.Errorf("read sessions: %w", err)
 	}
+	if err := s.markLost(ctx, out, time.Now()); err != nil {
+		return nil, err
+	}
+	if f.Live {
+		out = slices.DeleteFunc(out, func(r SessionRecord) bool { return r.lost })
+	}
 	return out, nil
+}
+
+// markLost shows the sessions of a replica whose lease lapsed (it crashed,
+// or lost the registry) as what they are: ended with it, their recording
+// incomplete until that replica restarts with its spool and uploads the
+// rest. Only the reading is changed, so a replica that renews its lease
+// late shows its sessions live again, and the janitors, which read
+// SessionHolders, still treat those sessions' credentials as orphaned.
+func (s *Store) markLost(ctx context.Context, rs []SessionRecord, now time.Time) error {
+	if !slices.ContainsFunc(rs, func(r SessionRecord) bool { return r.EndedAt.IsZero() && r.Replica != "" }) {
+		return nil
+	}
+	replicas, err := s.Replicas(ctx)
+	if err != nil {
+		return fmt.Errorf("read sessions: %w", err)
+	}
+	lease := make(map[string]time.Time, len(replicas))
+	for _, r := range replicas {
+		lease[r.ID] = r.LeaseUntil
+	}
+	for i := range rs {
+		r := &rs[i]
+		if !r.EndedAt.IsZero() || r.Replica == "" || (r.State != "live" && r.State != "uploading") {
+			continue
+		}
+		until, known := lease[r.Replica]
+		if known && until.After(now) {
+			continue
+		}
+		r.lost, r.State = true, "incomplete"
+		lapsed := "is gone"
+		if known {
+			lapsed = "stopped renewing its lease at " + until.UTC().Format(time.RFC3339)
+		}
+		r.Reason = fmt.Sprintf("replica %s %s, and the session ended with it; "+
+			"the rest of its recording is stored when that replica restarts with its spool", r.Replica, lapsed)
+	}
+	return nil
 }
 
 func sessionsQuery(where []string, limit bool) string {
@@ -144,6 +198,9 @@ func (s *Store) RequestKill(ctx context.Context, id, reason string, at time.Time
 	}
 	if !r.EndedAt.IsZero() {
 		return fmt.Errorf("session %s already ended at %s", id, r.EndedAt.Format(time.RFC3339))
+	}
+	if r.lost {
+		return fmt.Errorf("session %s has nothing left to end: %s", id, r.Reason)
 	}
 	err = s.Update(ctx, func(t iga.Tx) error {
 		var e encoder
