@@ -190,13 +190,16 @@ func newRecordingCmd(g *globals) *cobra.Command {
 func newCACmd(g *globals) *cobra.Command {
 	var typ string
 	export := &cobra.Command{
-		Use:   "export --type ssh-user|recording",
-		Short: "Print a public key: the SSH user CA for sshd, or the recording key for auditors",
+		Use:   "export --type ssh-user|recording|ssh-host",
+		Short: "Print a public key: the SSH user CA for sshd, the recording key for auditors, or the bastion's host key",
 		Long: `ssh-user prints the line for sshd's TrustedUserCAKeys on every target.
 recording prints the public key that verifies recordings (sallyport verify --pubkey).
+ssh-host prints the bastion's own SSH host key, for clients' known_hosts: every
+replica behind a load balancer shares it (ssh.host_key_file), so one line pins them all.
 The keys are created on first use under data_dir unless the config names a file.`,
 		Example: `  sallyport ca export --type ssh-user > /etc/ssh/sallyport_user_ca.pub
-  sallyport ca export --type recording > recording.pub`,
+  sallyport ca export --type recording > recording.pub
+  echo "[bastion.example.com]:2222 $(sallyport ca export --type ssh-host)" >> ~/.ssh/known_hosts`,
 		Args: args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := LoadConfig(g.resolveConfigPath())
@@ -209,8 +212,10 @@ The keys are created on first use under data_dir unless the config names a file.
 				path = recordingKeyPath(cfg)
 			case "ssh-user":
 				path = caKeyPathSSHUser(cfg)
+			case "ssh-host":
+				path = sshHostKeyPath(cfg)
 			default:
-				return usageErrorf("--type %q: want ssh-user or recording", typ)
+				return usageErrorf("--type %q: want ssh-user, recording or ssh-host", typ)
 			}
 			key, err := ca.LoadOrCreateKey(path)
 			if err != nil {
@@ -220,7 +225,7 @@ The keys are created on first use under data_dir unless the config names a file.
 			return err
 		},
 	}
-	export.Flags().StringVar(&typ, "type", "", "ssh-user or recording")
+	export.Flags().StringVar(&typ, "type", "", "ssh-user, recording or ssh-host")
 	c := &cobra.Command{Use: "ca", Short: "Public keys of the bastion's certificate and recording authorities"}
 	c.AddCommand(export)
 	return c

@@ -20,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/deploy/sandbox"
@@ -145,12 +144,10 @@ func (c *replicaCluster) start(t *testing.T) *replica {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(r.dir, "data", "keys", name), data, 0o600))
 	}
-	hostKey, err := ca.LoadOrCreateKey(filepath.Join(c.shared, "ssh_host_ed25519_key"))
-	require.NoError(t, err)
-	signer, err := gossh.NewSignerFromKey(hostKey)
-	require.NoError(t, err)
+	// known_hosts as an operator writes it, from `ca export --type ssh-host`;
+	// ssh then checks it strictly.
 	r.known = filepath.Join(r.dir, "known_hosts")
-	line := fmt.Sprintf("[127.0.0.1]:%d %s", r.sshPort, gossh.MarshalAuthorizedKey(signer.PublicKey()))
+	line := fmt.Sprintf("[127.0.0.1]:%d %s", r.sshPort, r.ok("ca", "export", "--type", "ssh-host"))
 	require.NoError(t, os.WriteFile(r.known, []byte(line), 0o600))
 	r.cmd, r.logs = startServe(t, r.env)
 	return r
@@ -261,7 +258,7 @@ func TestReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 
-	for _, typ := range []string{"ssh-user", "recording"} {
+	for _, typ := range []string{"ssh-user", "recording", "ssh-host"} {
 		assert.Equal(t, a.ok("ca", "export", "--type", typ), b.ok("ca", "export", "--type", typ), "ca export --type %s", typ)
 	}
 
