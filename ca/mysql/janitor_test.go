@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sallyport/sallyport/ca"
 	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/proxy"
 )
@@ -32,8 +33,8 @@ func TestSweepSessions(t *testing.T) {
 	go func() { _, err := conn.ExecContext(ctx, "SELECT SLEEP(30)"); query <- err }()
 	time.Sleep(200 * time.Millisecond) // let the query start
 
-	verdicts := map[string]camysql.Verdict{camysql.UserName(live): camysql.Live, camysql.UserName(gone): camysql.Gone}
-	dropped, err := e.issuer.SweepSessions(ctx, func(user string) camysql.Verdict { return verdicts[user] })
+	verdicts := map[string]ca.Verdict{camysql.UserName(live): ca.Live, camysql.UserName(gone): ca.Gone}
+	dropped, err := e.issuer.SweepSessions(ctx, func(user string) ca.Verdict { return verdicts[user] })
 	require.NoError(t, err)
 	assert.Equal(t, []string{camysql.UserName(gone)}, dropped)
 	assert.Len(t, e.users(t), 1, "the live session's user stays")

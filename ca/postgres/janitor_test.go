@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/proxy"
 )
 
@@ -37,8 +38,8 @@ func TestSweepSessions(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond, "a backend is logged in as the orphaned role")
 	time.Sleep(200 * time.Millisecond) // let its query start
 
-	verdicts := map[string]Verdict{live.Name: Live, orphanedBusy.Name: Gone}
-	dropped, err := i.SweepSessions(ctx, func(role string) Verdict { return verdicts[role] })
+	verdicts := map[string]ca.Verdict{live.Name: ca.Live, orphanedBusy.Name: ca.Gone}
+	dropped, err := i.SweepSessions(ctx, func(role string) ca.Verdict { return verdicts[role] })
 	require.NoError(t, err)
 	assert.Equal(t, []string{orphanedBusy.Name}, dropped)
 	for _, tc := range []struct {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
@@ -177,28 +178,22 @@ func (c *cluster) indexSessions(log *slog.Logger) func(recorder.StateChange) {
 	}
 }
 
-// heldState is what the janitors know of a session.
-type heldState int
-
-const (
-	heldUnknown heldState = iota // not live in the index: ended, or not indexed yet
-	heldLive                     // live here, or on a replica whose lease is current
-	heldGone                     // live in the index, but its replica's lease lapsed
-)
-
 // holders maps the session ids the index holds as live to whether a live
 // replica runs them.
 type holders map[string]bool
 
-func (h holders) of(id string) heldState {
+// of is what the janitors may know of session id: live here or on a
+// replica whose lease is current, live in the index but its replica's lease
+// lapsed (gone), or not live in the index (ended, or not indexed yet).
+func (h holders) of(id string) ca.Verdict {
 	live, ok := h[id]
 	switch {
 	case !ok:
-		return heldUnknown
+		return ca.Unknown
 	case live:
-		return heldLive
+		return ca.Live
 	}
-	return heldGone
+	return ca.Gone
 }
 
 // sessionHolders reads, for one janitor sweep, which sessions run on a

@@ -13,6 +13,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/sallyport/sallyport/ca"
 	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/proxy/mysql"
 )
@@ -142,14 +143,8 @@ func (d *serveDeps) sweepMySQL(ctx context.Context, name string, issuer *camysql
 		d.log.Warn("mysql janitor skipped a sweep", "target", name, "err", err)
 		return
 	}
-	dropped, err := issuer.SweepSessions(ctx, func(user string) camysql.Verdict {
-		switch held.of(strings.TrimPrefix(user, camysql.UserPrefix)) {
-		case heldLive:
-			return camysql.Live
-		case heldGone:
-			return camysql.Gone
-		}
-		return camysql.Unknown
+	dropped, err := issuer.SweepSessions(ctx, func(user string) ca.Verdict {
+		return held.of(strings.TrimPrefix(user, camysql.UserPrefix))
 	})
 	if err != nil {
 		d.log.Warn("mysql janitor", "target", name, "err", err)

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sallyport/sallyport/ca"
 	capg "github.com/sallyport/sallyport/ca/postgres"
 	"github.com/sallyport/sallyport/proxy/postgres"
 )
@@ -166,14 +167,8 @@ func (d *serveDeps) sweepPostgres(ctx context.Context, name string, issuer *capg
 		d.log.Warn("postgres janitor skipped a sweep", "target", name, "err", err)
 		return
 	}
-	dropped, err := issuer.SweepSessions(ctx, func(role string) capg.Verdict {
-		switch held.of(strings.TrimPrefix(role, capg.RolePrefix)) {
-		case heldLive:
-			return capg.Live
-		case heldGone:
-			return capg.Gone
-		}
-		return capg.Unknown
+	dropped, err := issuer.SweepSessions(ctx, func(role string) ca.Verdict {
+		return held.of(strings.TrimPrefix(role, capg.RolePrefix))
 	})
 	if err != nil {
 		d.log.Warn("postgres janitor", "target", name, "err", err)
