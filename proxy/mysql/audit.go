@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -103,10 +104,8 @@ type audit struct {
 	// violation is set when the target sent what must not reach the client.
 	violation string
 
-	// A linked session hands a pile of events over from a goroutine.
-	handMu   sync.Mutex
-	flushing bool // a hand-over goroutine runs
-	paused   bool // the target is not read until it is done
+	// A session relayed by the pump hands events over off its goroutine.
+	hand proxy.Handover
 }
 
 func newAudit(now func() time.Time, deprecateEOF bool) *audit {

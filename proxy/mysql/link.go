@@ -47,7 +47,7 @@ func (ss *session) startLink(ctx context.Context) *proxy.Link {
 			return nil, errors.New(v)
 		}
 		if n := ss.audit.pending(); n >= maxPendingEvents {
-			ss.handOver(l, n >= 4*maxPendingEvents)
+			ss.audit.hand.Give(l, sideTarget, n >= 4*maxPendingEvents, func() bool { ss.flushEvents(); return true })
 		}
 		return p, nil
 	}
@@ -57,34 +57,6 @@ func (ss *session) startLink(ctx context.Context) *proxy.Link {
 		return nil
 	}
 	return l
-}
-
-// handOver gives the completed statements to the recorder off the pump's
-// goroutine when they pile up faster than the flusher takes them; full
-// stops reading the target until that is done.
-func (ss *session) handOver(l *proxy.Link, full bool) {
-	a := ss.audit
-	a.handMu.Lock()
-	defer a.handMu.Unlock()
-	if full && !a.paused {
-		a.paused = true
-		l.Pause(sideTarget)
-	}
-	if a.flushing {
-		return
-	}
-	a.flushing = true
-	go func() {
-		ss.flushEvents()
-		a.handMu.Lock()
-		a.flushing = false
-		paused := a.paused
-		a.paused = false
-		a.handMu.Unlock()
-		if paused {
-			l.Resume(sideTarget)
-		}
-	}()
 }
 
 // buffered returns a copy of what r read ahead.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -68,10 +69,8 @@ type audit struct {
 	rec     *recorder.Session
 	recErr  error // the recorder refused an event: the session must end
 
-	// A session relayed by the pump hands batches over from a goroutine.
-	handMu   sync.Mutex
-	flushing bool // a hand-over goroutine runs
-	paused   bool // the target is not read until it is done
+	// A session relayed by the pump hands events over off its goroutine.
+	hand proxy.Handover
 }
 
 func newAudit(now func() time.Time) *audit {

@@ -52,7 +52,13 @@ func (ss *session) startLink() *proxy.Link {
 			return nil, err
 		}
 		if n := ss.audit.pending(); n >= eventBatch {
-			ss.handOver(l, n >= maxPendingEvents)
+			ss.audit.hand.Give(l, sideTarget, n >= maxPendingEvents, func() bool {
+				if err := ss.audit.flush(); err != nil {
+					ss.stop("recording_unavailable: "+err.Error(), codeAdminShutdown)
+					return false
+				}
+				return true
+			})
 		}
 		return p, nil
 	}
@@ -62,37 +68,6 @@ func (ss *session) startLink() *proxy.Link {
 		return nil
 	}
 	return l
-}
-
-// handOver gives the completed statements to the recorder off the pump's
-// goroutine; full stops reading the target until that is done.
-func (ss *session) handOver(l *proxy.Link, full bool) {
-	a := ss.audit
-	a.handMu.Lock()
-	defer a.handMu.Unlock()
-	if full && !a.paused {
-		a.paused = true
-		l.Pause(sideTarget)
-	}
-	if a.flushing {
-		return
-	}
-	a.flushing = true
-	go func() {
-		err := a.flush()
-		a.handMu.Lock()
-		a.flushing = false
-		paused := a.paused
-		a.paused = false
-		a.handMu.Unlock()
-		if err != nil {
-			ss.stop("recording_unavailable: "+err.Error(), codeAdminShutdown)
-			return
-		}
-		if paused {
-			l.Resume(sideTarget)
-		}
-	}()
 }
 
 // buffered returns a copy of what r read ahead.
