@@ -2,7 +2,6 @@ package recorder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -138,12 +137,25 @@ func (s *Session) Event(ev Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = s.rec.now()
 	}
-	b, err := json.Marshal(ev)
+	buf := eventBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*buf) <= maxKeptEventBuffer {
+			eventBuffers.Put(buf)
+		}
+	}()
+	b, err := appendEvent((*buf)[:0], &ev)
+	*buf = b
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", ev.Type, err)
 	}
-	return s.put(record{kind: kindEvent, at: ev.Time.UnixNano()}, b)
+	return s.put(record{kind: kindEvent, at: ev.Time.UnixNano()}, b) // put copies b
 }
+
+// eventBuffers lend Event the buffer it encodes into; one that grew past
+// maxKeptEventBuffer (a huge statement) is left to the collector.
+var eventBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxKeptEventBuffer = 64 << 10
 
 // status is the error a write returns right now: ErrRecordingFailed once
 // the session must end, nil otherwise.
@@ -262,7 +274,7 @@ func (s *Session) fail(cause error) {
 // until ctx is done.
 func (s *Session) Close(ctx context.Context, end End) error {
 	ev := Event{Time: s.rec.now(), Type: EventEnd, ExitStatus: end.ExitStatus, Reason: end.Reason}
-	line, err := json.Marshal(ev)
+	line, err := appendEvent(nil, &ev)
 	if err != nil {
 		return fmt.Errorf("close recording %s: encode end event: %w", s.meta.ID, err)
 	}
