@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/internal/heapfloor"
 	"github.com/sallyport/sallyport/web"
 )
 
@@ -44,6 +45,7 @@ uploaded, and serve exits 0.`,
 		Example: `  sallyport serve --config /etc/sallyport/sallyport.yaml`,
 		Args:    args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
+			heapfloor.Set() // first: see the package for why
 			cfg, err := LoadConfig(g.resolveConfigPath())
 			if err != nil {
 				return err

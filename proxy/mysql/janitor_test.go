@@ -22,6 +22,7 @@ import (
 	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/internal/heapfloor"
 	"github.com/sallyport/sallyport/proxy/mysql"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	heapfloor.Set() // as serve does: the bastion under test collects as it would in production
 	os.Exit(m.Run())
 }
 

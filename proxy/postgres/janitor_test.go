@@ -23,6 +23,7 @@ import (
 	capg "github.com/sallyport/sallyport/ca/postgres"
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/internal/heapfloor"
 	"github.com/sallyport/sallyport/proxy/postgres"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	heapfloor.Set() // as serve does: the bastion under test collects as it would in production
 	os.Exit(m.Run())
 }
 

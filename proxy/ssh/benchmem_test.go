@@ -26,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 	gossh "golang.org/x/crypto/ssh"
 
+	"github.com/sallyport/sallyport/internal/heapfloor"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -58,6 +59,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	heapfloor.Set() // as serve does: the bastion under test collects as it would in production
 	os.Exit(m.Run())
 }
 

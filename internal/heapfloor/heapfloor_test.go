@@ -1,0 +1,58 @@
+package heapfloor
+
+import (
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// rssKiB is this process's resident memory.
+func rssKiB(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			require.NoError(t, err)
+			return n
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// TestFloorCostsNoMemory checks what the package promises an operator: the
+// floor raises the collector's target by Size without taking Size of RAM,
+// so 128 MiB of short-lived packets cost a collection or two instead of
+// the dozens a heap of a few megabytes would run (one per doubling).
+func TestFloorCostsNoMemory(t *testing.T) {
+	if os.Getenv("GOGC") != "" {
+		t.Fatal("run this test without GOGC in the environment")
+	}
+	rss := rssKiB(t)
+	Set() // first, as serve does: the process has freed nothing yet
+	require.True(t, Held())
+	grew := rssKiB(t) - rss
+	require.Less(t, grew, 4<<10, "the floor took %d KiB of resident memory", grew)
+	Set() // once only
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var keep [][]byte
+	for range 4096 { // 128 MiB of 32 KiB packets, as a bulk transfer makes
+		keep = append(keep, make([]byte, 32<<10))
+		if len(keep) > 4 {
+			keep = keep[1:]
+		}
+	}
+	runtime.ReadMemStats(&after)
+	n := after.NumGC - before.NumGC
+	t.Logf("collections for 128 MiB of garbage with the floor: %d (heap goal %d MiB)", n, after.NextGC>>20)
+	require.LessOrEqual(t, n, uint32(3), "the floor did not make collections rarer")
+	require.Less(t, rssKiB(t)-rss, 2*Size>>10+8<<10, "garbage held past the floor's bound")
+}
