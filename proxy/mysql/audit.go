@@ -63,12 +63,16 @@ const (
 )
 
 // command is a client command waiting for (the rest of) its response.
+// The audit reuses them: one is not kept once finished.
 type command struct {
 	cmd    byte
 	record bool
-	ev     recorder.Event
 	start  time.Time
-	sql    string // COM_STMT_PREPARE: the statement
+	// sql is the recorded text; of a COM_STMT_PREPARE, the statement,
+	// recorded only when the target refuses it.
+	sql       string
+	statement string // the prepared statement's id
+	params    []any
 
 	state respState
 	left  int   // definitions left in the current block
@@ -79,6 +83,7 @@ type command struct {
 // stmt is a prepared statement as the audit knows it.
 type stmt struct {
 	sql    string
+	name   string // its id as recorded; made by the first execute
 	params int
 	types  []byte               // 2 bytes per parameter, from the last execute that sent them
 	long   map[uint16]*longData // COM_STMT_SEND_LONG_DATA, until the next execute
@@ -91,12 +96,20 @@ type audit struct {
 	now          func() time.Time
 	deprecateEOF bool
 
-	mu       sync.Mutex
-	idle     *sync.Cond // signalled when the queue empties or the session stops
-	stopped  bool
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled when the queue empties or the session stops
+	stopped bool
+	// queue[head:] are the commands waiting for responses, oldest first.
 	queue    []*command
+	head     int
+	free     []*command // finished, for the next commands
 	stmts    map[uint32]*stmt
 	lastStmt uint32
+	// lastSQL is the last statement text seen: a client that sends the
+	// same text again (a poller, a prepare per query) gets it without a
+	// copy.
+	lastSQL  string
+	outcomes outcomes
 
 	// Server pump only: events completed by the current read, handed to the
 	// recorder after the bytes went on to the client.
@@ -119,25 +132,13 @@ func (a *audit) client(p []byte) error {
 	if len(p) == 0 {
 		return fmt.Errorf("empty command packet")
 	}
+	if p[0] == comQuit {
+		return nil
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c := &command{cmd: p[0], start: a.now()}
 	body := p[1:]
 	switch p[0] {
-	case comQuit:
-		return nil
-	case comQuery:
-		c.record, c.ev.SQL = true, sqlText(body)
-	case comInitDB:
-		c.record, c.ev.SQL = true, "USE "+quoteIdent(string(body))
-	case comProcessKill:
-		if len(body) >= 4 {
-			c.record, c.ev.SQL = true, fmt.Sprintf("KILL %d", le32(body))
-		}
-	case comStmtPrepare:
-		c.sql = sqlText(body)
-	case comStmtExecute:
-		return a.execute(c, body)
 	case comStmtSendLongData:
 		a.longData(body)
 		return nil
@@ -146,6 +147,21 @@ func (a *audit) client(p []byte) error {
 			delete(a.stmts, a.stmtID(le32(body)))
 		}
 		return nil
+	}
+	c := a.command(p[0])
+	switch p[0] {
+	case comQuery:
+		c.record, c.sql = true, a.text(body)
+	case comInitDB:
+		c.record, c.sql = true, "USE "+quoteIdent(string(body))
+	case comProcessKill:
+		if len(body) >= 4 {
+			c.record, c.sql = true, fmt.Sprintf("KILL %d", le32(body))
+		}
+	case comStmtPrepare:
+		c.sql = a.text(body)
+	case comStmtExecute:
+		return a.execute(c, body)
 	case comStmtReset:
 		if st := a.stmt(body); st != nil {
 			st.long = nil
@@ -153,31 +169,97 @@ func (a *audit) client(p []byte) error {
 	case comResetConnection:
 		clear(a.stmts)
 	}
-	a.queue = append(a.queue, c)
+	a.push(c)
 	return nil
+}
+
+// command is a new command sent now; called locked.
+func (a *audit) command(cmd byte) *command {
+	var c *command
+	if n := len(a.free); n > 0 {
+		c, a.free = a.free[n-1], a.free[:n-1]
+	} else {
+		c = new(command)
+	}
+	c.cmd, c.start = cmd, a.now()
+	return c
+}
+
+// keepFree bounds the finished commands kept for reuse.
+const keepFree = 8
+
+// release takes back a command that is done with.
+func (a *audit) release(c *command) {
+	*c = command{}
+	if len(a.free) < keepFree {
+		a.free = append(a.free, c)
+	}
+}
+
+// push queues c for its response.
+func (a *audit) push(c *command) {
+	if a.head > 0 && len(a.queue) == cap(a.queue) { // clients that pipeline: reuse the room in front
+		n := copy(a.queue, a.queue[a.head:])
+		clear(a.queue[n:])
+		a.queue, a.head = a.queue[:n], 0
+	}
+	a.queue = append(a.queue, c)
+}
+
+// pop removes the command at the head of the queue.
+func (a *audit) pop() {
+	a.queue[a.head] = nil
+	a.head++
+	if a.head == len(a.queue) {
+		a.queue, a.head = a.queue[:0], 0
+		a.idle.Broadcast()
+	}
+}
+
+// waiting is how many commands wait for a response.
+func (a *audit) waiting() int {
+	return len(a.queue) - a.head
+}
+
+// maxCachedSQL bounds the statement text kept in lastSQL.
+const maxCachedSQL = 4 << 10
+
+// text is statement text as recorded.
+func (a *audit) text(b []byte) string {
+	if string(b) == a.lastSQL {
+		return a.lastSQL
+	}
+	s := sqlText(b)
+	if len(s) <= maxCachedSQL {
+		a.lastSQL = s
+	}
+	return s
 }
 
 // execute decodes a COM_STMT_EXECUTE with the statement's parameter types.
 func (a *audit) execute(c *command, body []byte) error {
 	c.record = true
-	a.queue = append(a.queue, c)
+	a.push(c)
 	if len(body) < 4 {
 		return nil // the target will refuse it; the outcome is recorded
 	}
 	id := a.stmtID(le32(body))
-	c.ev.Statement = strconv.FormatUint(uint64(id), 10)
 	st := a.stmts[id]
 	if st == nil {
+		c.statement = strconv.FormatUint(uint64(id), 10)
 		return nil
 	}
-	c.ev.SQL = st.sql
+	if st.name == "" {
+		st.name = strconv.FormatUint(uint64(id), 10)
+	}
+	c.statement, c.sql = st.name, st.sql
 	params, err := decodeExecute(body, st)
 	st.long = nil
 	if err != nil {
-		c.ev.Params = []any{map[string]string{"undecoded": err.Error()}}
+		c.params = []any{map[string]string{"undecoded": err.Error()}}
 		return nil // a malformed execute is the target's to refuse
 	}
-	c.ev.Params = params
+	c.params = params
 	return nil
 }
 
@@ -237,7 +319,7 @@ func (a *audit) stmtID(id uint32) uint32 {
 func (a *audit) inFlight() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return len(a.queue) > 0
+	return a.waiting() > 0
 }
 
 // waitIdle blocks until no command waits for a response; it reports false
@@ -245,7 +327,7 @@ func (a *audit) inFlight() bool {
 func (a *audit) waitIdle() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for len(a.queue) > 0 && !a.stopped {
+	for a.waiting() > 0 && !a.stopped {
 		a.idle.Wait()
 	}
 	return !a.stopped
@@ -284,13 +366,6 @@ func (a *audit) take(spare []recorder.Event) []recorder.Event {
 	out := a.done
 	a.done = spare[:0]
 	return out
-}
-
-// pending is how many completed events wait for the recorder.
-func (a *audit) pending() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.done)
 }
 
 func le32(b []byte) uint32 {

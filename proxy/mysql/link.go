@@ -40,23 +40,38 @@ func (ss *session) startLink(ctx context.Context) *proxy.Link {
 		return nil
 	}
 	cmds := &commandScanner{ss: ss, ctx: ctx, max: ss.srv.maxMessage()}
-	scan := &packetScanner{handle: ss.audit.server}
-	targetFlow := func(l *proxy.Link, p []byte) ([]byte, error) {
-		scan.feed(p)
-		if v := ss.audit.serverViolation(); v != "" {
-			return nil, errors.New(v)
-		}
-		if n := ss.audit.pending(); n >= maxPendingEvents {
-			ss.audit.hand.Give(l, sideTarget, n >= 4*maxPendingEvents, func() bool { ss.flushEvents(); return true })
-		}
-		return p, nil
-	}
-	l, err := pump.Link(ss.client.conn, ss.up.conn, buffered(ss.client.r), buffered(ss.up.r.r), cmds.flow, targetFlow)
+	l, err := pump.Link(ss.client.conn, ss.up.conn, buffered(ss.client.r), buffered(ss.up.r.r), cmds.flow, newTargetScanner(ss).flow)
 	if err != nil {
 		ss.srv.logger().Warn("mysql session relayed by goroutines", "session", ss.ps.ID, "err", err)
 		return nil
 	}
 	return l
+}
+
+// targetScanner is the target side of a linked session: it follows the
+// responses through the audit and forwards the bytes unchanged.
+type targetScanner struct {
+	ss   *session
+	scan packetScanner
+}
+
+func newTargetScanner(ss *session) *targetScanner {
+	t := &targetScanner{ss: ss}
+	t.scan.handle = ss.audit.respond
+	return t
+}
+
+// flow is the target's proxy.Flow.
+func (t *targetScanner) flow(l *proxy.Link, p []byte) ([]byte, error) {
+	ss := t.ss
+	v, n := ss.audit.scan(&t.scan, p)
+	if v != "" {
+		return nil, errors.New(v)
+	}
+	if n >= maxPendingEvents {
+		ss.audit.hand.Give(l, sideTarget, n >= 4*maxPendingEvents, func() bool { ss.flushEvents(); return true })
+	}
+	return p, nil
 }
 
 // buffered returns a copy of what r read ahead.

@@ -255,13 +255,13 @@ func (ss *session) reply(packet []byte) error {
 // go to the recorder from recordEvents, off the client's path.
 func (ss *session) pumpServer() (reason string, code uint16) {
 	buf := make([]byte, relayBuffer)
-	scan := &packetScanner{handle: ss.audit.server}
+	scan := &packetScanner{handle: ss.audit.respond}
 	r := ss.up.r.r // bytes the login read ahead are in its buffer
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			scan.feed(buf[:n])
-			if v := ss.audit.serverViolation(); v != "" {
+			v, pending := ss.audit.scan(scan, buf[:n])
+			if v != "" {
 				return "protocol violation by the target: " + v, codeKilled
 			}
 			ss.writeMu.Lock()
@@ -270,7 +270,7 @@ func (ss *session) pumpServer() (reason string, code uint16) {
 			if werr != nil {
 				return "client connection lost: " + werr.Error(), 0
 			}
-			if ss.audit.pending() >= maxPendingEvents {
+			if pending >= maxPendingEvents {
 				ss.flushEvents()
 			}
 		}
