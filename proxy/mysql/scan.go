@@ -27,9 +27,18 @@ type packetScanner struct {
 	body   []byte
 }
 
-// feed scans p; it copies what it keeps.
+// feed scans p. A packet that lies whole in p is handed over in place; of
+// one that spans reads, it copies what it keeps.
 func (f *packetScanner) feed(p []byte) {
 	for len(p) > 0 {
+		if f.remain == 0 && f.nhdr == 0 && f.size == 0 && len(p) >= 4 {
+			n := int(p[0]) | int(p[1])<<8 | int(p[2])<<16
+			if n < maxPacketPayload && len(p) >= 4+n {
+				f.handle(n, p[4:4+keep(p[4:4+n])])
+				p = p[4+n:]
+				continue
+			}
+		}
 		if f.remain == 0 {
 			k := copy(f.hdr[f.nhdr:], p)
 			p, f.nhdr = p[k:], f.nhdr+k
@@ -56,6 +65,14 @@ func (f *packetScanner) feed(p []byte) {
 			f.end()
 		}
 	}
+}
+
+// keep is how much of a whole packet b is handed over: as limit says.
+func keep(b []byte) int {
+	if len(b) > 0 && len(b) <= keepWhole && mayEndResult(b[0]) {
+		return len(b)
+	}
+	return min(len(b), keepPrefix)
 }
 
 // limit is how much of the current packet is kept.
