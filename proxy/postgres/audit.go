@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -32,6 +33,12 @@ const noOutcome = "no outcome: the session ended while it ran"
 // earlier message of its pipeline failed.
 const notExecuted = "not executed: an earlier message in the pipeline failed"
 
+// prepared is a statement the client parsed; name is the map's key, kept
+// so a Bind can name it without a copy.
+type prepared struct {
+	name, sql string
+}
+
 // portal is a bound statement waiting for Execute.
 type portal struct {
 	stmt   string
@@ -40,30 +47,54 @@ type portal struct {
 }
 
 // query is a statement in flight: a simple Query, an Execute, a
-// FunctionCall, or the Sync that closes a pipeline.
+// FunctionCall, or the Sync that closes a pipeline. The queue holds them
+// by value and reuses its room: a query costs no heap object of its own.
 type query struct {
 	kind     byte // 'Q', 'E', 'F' or 'S'
-	ev       recorder.Event
-	start    time.Time
 	finished bool // its outcome is known and it is recorded
+	start    time.Time
+	ev       recorder.Event // Time, DurationMS and Outcome are set by finish
+	outcome  outcome
 }
 
+// outcome is a statement's outcome until it is recorded.
+type outcome struct {
+	known   bool
+	out     recorder.Outcome // without Rows: see rows
+	rows    int64
+	hasRows bool
+}
+
+// outcomeSlot holds a recorded Outcome and its row count; they are
+// allocated outcomeSlab at a time.
+type outcomeSlot struct {
+	out  recorder.Outcome
+	rows int64
+}
+
+const outcomeSlab = 16
+
 // audit turns the messages of a session into query events. The client
-// side (statements and portals) runs on the client pump, the outcome side on
-// the server pump; the queue of statements in flight is what they share.
+// side (statements and portals) runs on the client's flow, the outcome
+// side on the target's; each scan holds mu, which also guards the queue of
+// statements in flight and the completed ones.
 type audit struct {
 	now func() time.Time
 
-	// Client pump only.
-	stmts      map[string]string
+	// Client side only.
+	stmts      map[string]prepared
 	portals    map[string]portal
 	terminated bool // the client sent Terminate
 
-	mu    sync.Mutex
-	queue []*query         // in flight, oldest first
-	done  []recorder.Event // completed, waiting for their batch
-	timer *time.Timer      // hands over a batch after eventDelay
-	armed bool
+	mu      sync.Mutex
+	queue   []query // in flight from head on, oldest first
+	head    int
+	done    []recorder.Event // completed, waiting for their batch
+	spare   []recorder.Event // the last batch's room, for the next one
+	slab    []outcomeSlot    // room for the outcomes of events to come
+	lastTag string           // the previous CommandComplete tag, reused when it repeats
+	timer   *time.Timer      // hands over a batch after eventDelay
+	armed   bool
 
 	flushMu sync.Mutex // keeps batches in order
 	rec     *recorder.Session
@@ -74,7 +105,7 @@ type audit struct {
 }
 
 func newAudit(now func() time.Time) *audit {
-	return &audit{now: now, stmts: map[string]string{}, portals: map[string]portal{}}
+	return &audit{now: now, stmts: map[string]prepared{}, portals: map[string]portal{}}
 }
 
 // start hands completed events to rec from now on.
@@ -84,34 +115,44 @@ func (a *audit) start(rec *recorder.Session) {
 	a.timer.Stop()
 }
 
-// client records what a client message asks for.
+// scan feeds p, read from one side, to that side's scanner, whose handler
+// is a.client or a.server, and returns how many completed statements wait
+// for the recorder. One lock covers every message of the read.
+func (a *audit) scan(f *frameScanner, p []byte) (pending int, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err = f.feed(p)
+	return len(a.done), err
+}
+
+// client records what a client message asks for; called locked (scan).
 func (a *audit) client(typ byte, size int, body []byte) error {
 	switch typ {
 	case 'Q':
-		var m pgproto3.Query
-		if err := m.Decode(body); err != nil {
+		sql, err := readQuery(body)
+		if err != nil {
 			return err
 		}
-		a.push('Q', recorder.Event{SQL: m.String})
+		a.push('Q', string(sql), "", nil)
 	case 'P':
-		var m pgproto3.Parse
-		if err := m.Decode(body); err != nil {
+		name, sql, err := readParse(body)
+		if err != nil {
 			return err
 		}
-		a.stmts[m.Name] = m.Query
+		a.prepare(name, sql)
 	case 'B':
 		return a.bind(body)
 	case 'E':
-		var m pgproto3.Execute
-		if err := m.Decode(body); err != nil {
+		name, err := readExecute(body)
+		if err != nil {
 			return err
 		}
-		p := a.portals[m.Portal]
-		a.push('E', recorder.Event{SQL: p.sql, Statement: p.stmt, Params: p.params})
+		p := a.portals[string(name)]
+		a.push('E', p.sql, p.stmt, p.params)
 	case 'C':
 		return a.close(body)
 	case 'S':
-		a.push('S', recorder.Event{})
+		a.push('S', "", "", nil)
 	case 'F':
 		return a.functionCall(body)
 	case 'd':
@@ -122,25 +163,39 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 	return nil
 }
 
+// prepare keeps a parsed statement; one parsed again as it was (the
+// unnamed statement of every query of a driver that does not cache) costs
+// no copy.
+func (a *audit) prepare(name, sql []byte) {
+	if p, ok := a.stmts[string(name)]; ok && p.sql == string(sql) {
+		return
+	}
+	n := string(name)
+	a.stmts[n] = prepared{name: n, sql: string(sql)}
+}
+
 func (a *audit) bind(body []byte) error {
-	var m pgproto3.Bind
-	if err := m.Decode(body); err != nil {
+	m, err := readBind(body)
+	if err != nil {
 		return err
 	}
-	a.portals[m.DestinationPortal] = portal{stmt: m.PreparedStatement, sql: a.stmts[m.PreparedStatement],
-		params: params(m.ParameterFormatCodes, m.Parameters)}
+	st, ok := a.stmts[string(m.stmt)]
+	if !ok {
+		st = prepared{name: string(m.stmt)}
+	}
+	a.portals[string(m.portal)] = portal{stmt: st.name, sql: st.sql, params: m.params()}
 	return nil
 }
 
 func (a *audit) close(body []byte) error {
-	var m pgproto3.Close
-	if err := m.Decode(body); err != nil {
+	typ, name, err := readClose(body)
+	if err != nil {
 		return err
 	}
-	if m.ObjectType == 'S' {
-		delete(a.stmts, m.Name)
+	if typ == 'S' {
+		delete(a.stmts, string(name))
 	} else {
-		delete(a.portals, m.Name)
+		delete(a.portals, string(name))
 	}
 	return nil
 }
@@ -150,9 +205,48 @@ func (a *audit) functionCall(body []byte) error {
 	if err := m.Decode(body); err != nil {
 		return err
 	}
-	a.push('F', recorder.Event{SQL: fmt.Sprintf("-- function call, oid %d", m.Function),
-		Params: params(m.ArgFormatCodes, m.Arguments)})
+	a.push('F', fmt.Sprintf("-- function call, oid %d", m.Function), "", params(m.ArgFormatCodes, m.Arguments))
 	return nil
+}
+
+// params renders a Bind's values as params does; the text values share
+// one copy of the body.
+func (m *bindMsg) params() []any {
+	if m.nparams == 0 {
+		return nil
+	}
+	out := make([]any, m.nparams)
+	var text string // the values, copied when the first text one comes
+	rest := m.values
+	for i := range out {
+		v, r, _ := param(rest) // readBind checked them
+		off := len(m.values) - len(rest) + 4
+		rest = r
+		switch {
+		case v == nil:
+			out[i] = nil
+		case formatAt(m.formats, i) == 1:
+			out[i] = map[string]string{"base64": base64.StdEncoding.EncodeToString(v)}
+		default:
+			if text == "" {
+				text = string(m.values)
+			}
+			out[i] = text[off : off+len(v)]
+		}
+	}
+	return out
+}
+
+// formatAt is parameter i's format code out of a Bind's raw codes, as
+// format reads decoded ones.
+func formatAt(codes []byte, i int) uint16 {
+	switch n := len(codes) / 2; {
+	case n == 1:
+		i = 0
+	case i >= n:
+		return 0
+	}
+	return binary.BigEndian.Uint16(codes[2*i:])
 }
 
 // params renders bound values for the recording: text as a string, binary
@@ -189,18 +283,33 @@ func format[F int16 | uint16](formats []F, i int) F {
 	return 0
 }
 
-func (a *audit) push(kind byte, ev recorder.Event) {
-	q := &query{kind: kind, ev: ev, start: a.now()}
-	q.ev.Type = recorder.EventQuery
-	a.mu.Lock()
-	a.queue = append(a.queue, q)
-	a.mu.Unlock()
+// push queues a statement; called locked.
+func (a *audit) push(kind byte, sql, stmt string, params []any) {
+	if a.head > 0 && 2*a.head >= len(a.queue) {
+		// A pipeline keeps the queue from emptying: move what is in
+		// flight to the front rather than grow.
+		n := copy(a.queue, a.queue[a.head:])
+		clear(a.queue[n:])
+		a.queue, a.head = a.queue[:n], 0
+	}
+	a.queue = append(a.queue, query{kind: kind, start: a.now(),
+		ev: recorder.Event{Type: recorder.EventQuery, SQL: sql, Statement: stmt, Params: params}})
 }
 
-// current is the statement the server works on; called locked.
+// pop drops the oldest statement; called locked.
+func (a *audit) pop() {
+	a.queue[a.head] = query{}
+	a.head++
+	if a.head == len(a.queue) {
+		a.queue, a.head = a.queue[:0], 0
+	}
+}
+
+// current is the statement the server works on, nil when none; called
+// locked.
 func (a *audit) current() *query {
-	for _, q := range a.queue {
-		if !q.finished && q.kind != 'S' {
+	for i := a.head; i < len(a.queue); i++ {
+		if q := &a.queue[i]; !q.finished && q.kind != 'S' {
 			return q
 		}
 	}
@@ -209,22 +318,21 @@ func (a *audit) current() *query {
 
 // copied counts CopyData bytes of the statement running COPY.
 func (a *audit) copied(n int) {
-	a.mu.Lock()
 	if q := a.current(); q != nil {
 		q.ev.Bytes += int64(n)
 	}
-	a.mu.Unlock()
 }
 
-// server reads the outcome of statements out of a server message.
+// server reads the outcome of statements out of a server message; called
+// locked (scan).
 func (a *audit) server(typ byte, size int, body []byte) error {
 	switch typ {
 	case 'C':
-		var m pgproto3.CommandComplete
-		if err := m.Decode(body); err != nil {
+		tag, err := readTag(body)
+		if err != nil {
 			return err
 		}
-		a.complete(string(m.CommandTag))
+		a.complete(a.tag(tag))
 	case 'I':
 		a.complete("EMPTY")
 	case 's':
@@ -232,11 +340,11 @@ func (a *audit) server(typ byte, size int, body []byte) error {
 	case 'V':
 		a.complete("FUNCTION CALL")
 	case 'E':
-		var m pgproto3.ErrorResponse
-		if err := m.Decode(body); err != nil {
+		code, msg, err := readError(body)
+		if err != nil {
 			return err
 		}
-		a.fail(m.Code, m.Message)
+		a.fail(string(code), string(msg))
 	case 'Z':
 		a.ready()
 	case 'G':
@@ -251,16 +359,24 @@ func (a *audit) server(typ byte, size int, body []byte) error {
 	return nil
 }
 
+// tag is b as a string, the previous tag's when it repeats (as "SELECT 1"
+// does query after query).
+func (a *audit) tag(b []byte) string {
+	if string(b) != a.lastTag {
+		a.lastTag = string(b)
+	}
+	return a.lastTag
+}
+
 // complete sets the outcome of the current statement. A simple Query may
 // hold several statements; it is recorded at ReadyForQuery with the last tag.
 func (a *audit) complete(tag string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	q := a.current()
 	if q == nil {
 		return
 	}
-	q.ev.Outcome = &recorder.Outcome{Tag: tag, Rows: rowsOf(tag)}
+	q.outcome = outcome{known: true, out: recorder.Outcome{Tag: tag}}
+	q.outcome.rows, q.outcome.hasRows = rowsOf(tag)
 	if q.kind != 'Q' {
 		a.finish(q)
 		a.trim()
@@ -268,43 +384,37 @@ func (a *audit) complete(tag string) {
 }
 
 func (a *audit) fail(code, msg string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	q := a.current()
 	if q == nil {
 		return // an error of Parse/Bind/Describe with no Execute, or a FATAL
 	}
-	q.ev.Outcome = &recorder.Outcome{ErrorCode: code, Error: msg}
+	q.outcome = outcome{known: true, out: recorder.Outcome{ErrorCode: code, Error: msg}}
 	if q.kind != 'Q' {
 		a.finish(q)
 	}
 }
 
 func (a *audit) copyStarted(op string) {
-	a.mu.Lock()
 	if q := a.current(); q != nil {
 		q.ev.Op = op
 	}
-	a.mu.Unlock()
 }
 
 // ready ends the Query, FunctionCall or pipeline (up to its Sync) that
 // ReadyForQuery answers. Executes of the pipeline that never completed
 // were skipped by the server after an error.
 func (a *audit) ready() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for len(a.queue) > 0 {
-		q := a.queue[0]
-		a.queue[0] = nil
-		a.queue = a.queue[1:]
-		if !q.finished && q.kind != 'S' {
-			if q.ev.Outcome == nil && q.kind == 'E' {
-				q.ev.Outcome = &recorder.Outcome{Error: notExecuted}
+	for a.head < len(a.queue) {
+		q := &a.queue[a.head]
+		kind := q.kind
+		if !q.finished && kind != 'S' {
+			if !q.outcome.known && kind == 'E' {
+				q.outcome = outcome{known: true, out: recorder.Outcome{Error: notExecuted}}
 			}
 			a.finish(q)
 		}
-		if q.kind != 'E' {
+		a.pop()
+		if kind != 'E' {
 			return
 		}
 	}
@@ -315,63 +425,65 @@ func (a *audit) ready() {
 func (a *audit) abandon() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, q := range a.queue {
-		if !q.finished && q.kind != 'S' {
-			if q.ev.Outcome == nil {
-				q.ev.Outcome = &recorder.Outcome{Error: noOutcome}
+	for i := a.head; i < len(a.queue); i++ {
+		if q := &a.queue[i]; !q.finished && q.kind != 'S' {
+			if !q.outcome.known {
+				q.outcome = outcome{known: true, out: recorder.Outcome{Error: noOutcome}}
 			}
 			a.finish(q)
 		}
 	}
-	a.queue = nil
+	a.queue, a.head = nil, 0
 }
 
 // finish records q; called locked.
 func (a *audit) finish(q *query) {
 	q.finished = true
-	q.ev.Time = q.start
-	q.ev.DurationMS = float64(a.now().Sub(q.start).Microseconds()) / 1000
 	a.done = append(a.done, q.ev)
+	ev := &a.done[len(a.done)-1]
+	ev.Time = q.start
+	ev.DurationMS = float64(a.now().Sub(q.start).Microseconds()) / 1000
+	ev.Outcome = a.outcomeOf(&q.outcome)
 	if !a.armed && a.timer != nil {
 		a.armed = true
 		a.timer.Reset(eventDelay)
 	}
 }
 
+// outcomeOf is o as the recorder takes it, nil when unknown; called locked.
+func (a *audit) outcomeOf(o *outcome) *recorder.Outcome {
+	if !o.known {
+		return nil
+	}
+	if len(a.slab) == 0 {
+		a.slab = make([]outcomeSlot, outcomeSlab)
+	}
+	s := &a.slab[0]
+	a.slab = a.slab[1:]
+	s.out = o.out
+	if o.hasRows {
+		s.rows = o.rows
+		s.out.Rows = &s.rows
+	}
+	return &s.out
+}
+
 // trim drops finished Executes from the head of the queue; called locked.
 func (a *audit) trim() {
-	for len(a.queue) > 0 && a.queue[0].finished {
-		a.queue[0] = nil
-		a.queue = a.queue[1:]
+	for a.head < len(a.queue) && a.queue[a.head].finished {
+		a.pop()
 	}
 }
 
 // rowsOf reads the row count out of a command tag ("SELECT 5",
-// "INSERT 0 5", "UPDATE 5", "COPY 5"); nil when the tag has none.
-func rowsOf(tag string) *int64 {
+// "INSERT 0 5", "UPDATE 5", "COPY 5"); false when the tag has none.
+func rowsOf(tag string) (int64, bool) {
 	i := strings.LastIndexByte(tag, ' ')
 	if i < 0 {
-		return nil
+		return 0, false
 	}
 	n, err := strconv.ParseInt(tag[i+1:], 10, 64)
-	if err != nil {
-		return nil
-	}
-	return &n
-}
-
-// pending is how many completed statements wait for the recorder.
-func (a *audit) pending() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.done)
-}
-
-// due reports whether a full batch waits.
-func (a *audit) due() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.done) >= eventBatch
+	return n, err == nil
 }
 
 // flush hands the completed events to the recorder, in order; it returns
@@ -379,18 +491,37 @@ func (a *audit) due() bool {
 func (a *audit) flush() error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
-	a.mu.Lock()
-	batch := a.done
-	a.done, a.armed = nil, false
-	a.mu.Unlock()
+	batch := a.take()
 	if a.timer != nil {
 		a.timer.Stop()
 	}
-	for _, ev := range batch {
+	for i := range batch {
 		if a.recErr != nil {
 			break
 		}
-		a.recErr = a.rec.Event(ev)
+		a.recErr = a.rec.Event(batch[i])
 	}
+	a.recycle(batch)
 	return a.recErr
+}
+
+// take is the completed events, for one flush to hand over.
+func (a *audit) take() []recorder.Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	batch := a.done
+	a.done, a.spare, a.armed = a.spare, nil, false
+	return batch
+}
+
+// recycle keeps a handed-over batch's room for the next batch of a busy
+// session; a quiet one lets it go.
+func (a *audit) recycle(batch []recorder.Event) {
+	if len(batch) < eventBatch/4 || cap(batch) > 2*eventBatch {
+		return
+	}
+	clear(batch)
+	a.mu.Lock()
+	a.spare = batch[:0]
+	a.mu.Unlock()
 }

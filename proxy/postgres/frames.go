@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 )
 
 // keepBodyCap is the body buffer a scanner keeps between messages; one
@@ -110,3 +113,179 @@ var (
 	// Copy{In,Out,Both}Response.
 	serverWants = wantSet("CEZGHW")
 )
+
+// The audit reads the few message bodies it needs by hand: pgproto3's
+// Decode allocates every field (and copies of the parameters) per message,
+// which per query cost more than relaying it. The checks are pgproto3's,
+// and so are the errors, so a malformed message ends the session with the
+// same reason as before.
+
+// Malformed bodies, worded as pgproto3 words them.
+var (
+	errBadQuery        = invalidBody("Query", "")
+	errBadParse        = invalidBody("Parse", "")
+	errBadBind         = invalidBody("Bind", "")
+	errBadExecute      = invalidBody("Execute", "")
+	errBadClose        = invalidBody("Close", "")
+	errUnterminatedTag = invalidBody("CommandComplete", "unterminated string")
+	errEarlyTag        = invalidBody("CommandComplete", "string terminated too early")
+)
+
+func invalidBody(typ, details string) error {
+	return errors.New(typ + " body is invalid " + details)
+}
+
+// cbytes splits a NUL-terminated string off b; false when b has no NUL.
+func cbytes(b []byte) (s, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, b, false
+	}
+	return b[:i], b[i+1:], true
+}
+
+// readQuery is a Query's SQL.
+func readQuery(body []byte) ([]byte, error) {
+	if len(body) == 0 || bytes.IndexByte(body, 0) != len(body)-1 {
+		return nil, errBadQuery
+	}
+	return body[:len(body)-1], nil
+}
+
+// readParse is a Parse's statement name and SQL.
+func readParse(body []byte) (name, sql []byte, err error) {
+	var ok bool
+	if name, body, ok = cbytes(body); !ok {
+		return nil, nil, io.EOF
+	}
+	if sql, body, ok = cbytes(body); !ok {
+		return nil, nil, io.EOF
+	}
+	if len(body) < 2 || len(body)-2 < 4*int(binary.BigEndian.Uint16(body)) {
+		return nil, nil, errBadParse // the parameter type OIDs
+	}
+	return name, sql, nil
+}
+
+// bindMsg is a Bind as the audit needs it; its slices alias the body.
+type bindMsg struct {
+	portal, stmt []byte
+	formats      []byte // parameter format codes, two bytes each
+	nparams      int
+	values       []byte // the parameters, each length-prefixed
+}
+
+// readBind reads and checks a whole Bind.
+func readBind(body []byte) (m bindMsg, err error) {
+	var ok bool
+	if m.portal, body, ok = cbytes(body); !ok {
+		return m, errBadBind
+	}
+	if m.stmt, body, ok = cbytes(body); !ok {
+		return m, errBadBind
+	}
+	if m.formats, body, ok = codes(body); !ok {
+		return m, errBadBind
+	}
+	if len(body) < 2 {
+		return m, errBadBind
+	}
+	m.nparams, body = int(binary.BigEndian.Uint16(body)), body[2:]
+	values := body
+	for range m.nparams {
+		_, rest, ok := param(body)
+		if !ok {
+			return m, errBadBind
+		}
+		body = rest
+	}
+	m.values = values[:len(values)-len(body)]
+	if _, _, ok = codes(body); !ok {
+		return m, errBadBind // the result format codes
+	}
+	return m, nil
+}
+
+// codes splits a count-prefixed list of format codes off b.
+func codes(b []byte) (list, rest []byte, ok bool) {
+	if len(b) < 2 {
+		return nil, b, false
+	}
+	n := 2 * int(binary.BigEndian.Uint16(b))
+	if len(b)-2 < n {
+		return nil, b, false
+	}
+	return b[2 : 2+n], b[2+n:], true
+}
+
+// param splits a length-prefixed value off b: nil for NULL (length -1),
+// false when b is too short or the length negative otherwise.
+func param(b []byte) (v, rest []byte, ok bool) {
+	if len(b) < 4 {
+		return nil, b, false
+	}
+	n := int(int32(binary.BigEndian.Uint32(b)))
+	switch {
+	case n == -1:
+		return nil, b[4:], true
+	case n < 0 || len(b)-4 < n:
+		return nil, b, false
+	}
+	return b[4 : 4+n : 4+n], b[4+n:], true
+}
+
+// readExecute is an Execute's portal name.
+func readExecute(body []byte) ([]byte, error) {
+	portal, rest, ok := cbytes(body)
+	if !ok {
+		return nil, io.EOF
+	}
+	if len(rest) < 4 {
+		return nil, errBadExecute // the row limit
+	}
+	return portal, nil
+}
+
+// readClose is what a Close closes: 'S' and a statement name, or a portal.
+func readClose(body []byte) (typ byte, name []byte, err error) {
+	if len(body) < 2 || bytes.IndexByte(body[1:], 0) != len(body)-2 {
+		return 0, nil, errBadClose
+	}
+	return body[0], body[1 : len(body)-1], nil
+}
+
+// readTag is a CommandComplete's tag.
+func readTag(body []byte) ([]byte, error) {
+	switch i := bytes.IndexByte(body, 0); {
+	case i < 0:
+		return nil, errUnterminatedTag
+	case i != len(body)-1:
+		return nil, errEarlyTag
+	}
+	return body[:len(body)-1], nil
+}
+
+// readError is an ErrorResponse's SQLSTATE and message; of fields that
+// repeat, the last counts.
+func readError(body []byte) (code, msg []byte, err error) {
+	for {
+		if len(body) == 0 {
+			return nil, nil, io.EOF
+		}
+		k := body[0]
+		if k == 0 {
+			return code, msg, nil
+		}
+		v, rest, ok := cbytes(body[1:])
+		if !ok {
+			return nil, nil, io.EOF
+		}
+		switch k {
+		case 'C':
+			code = v
+		case 'M':
+			msg = v
+		}
+		body = rest
+	}
+}

@@ -42,16 +42,17 @@ func (ss *session) startLink() *proxy.Link {
 	fromClient := &frameScanner{max: ss.srv.maxMessage(), want: clientWants, handle: ss.audit.client}
 	fromTarget := &frameScanner{max: ss.srv.maxMessage(), want: serverWants, handle: ss.audit.server}
 	clientFlow := func(_ *proxy.Link, p []byte) ([]byte, error) {
-		if err := fromClient.feed(p); err != nil {
+		if _, err := ss.audit.scan(fromClient, p); err != nil {
 			return nil, err
 		}
 		return p, nil
 	}
 	targetFlow := func(l *proxy.Link, p []byte) ([]byte, error) {
-		if err := fromTarget.feed(p); err != nil {
+		n, err := ss.audit.scan(fromTarget, p)
+		if err != nil {
 			return nil, err
 		}
-		if n := ss.audit.pending(); n >= eventBatch {
+		if n >= eventBatch {
 			ss.audit.hand.Give(l, sideTarget, n >= maxPendingEvents, func() bool {
 				if err := ss.audit.flush(); err != nil {
 					ss.stop("recording_unavailable: "+err.Error(), codeAdminShutdown)

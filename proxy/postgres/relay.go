@@ -96,7 +96,7 @@ func (ss *session) pumpClient() (reason, code string) {
 	for {
 		n, err := ss.client.r.Read(buf)
 		if n > 0 {
-			if ferr := scan.feed(buf[:n]); ferr != nil {
+			if _, ferr := ss.audit.scan(scan, buf[:n]); ferr != nil {
 				return "protocol violation by the client: " + ferr.Error(), codeProtocolViolation
 			}
 			if _, werr := ss.up.Write(buf[:n]); werr != nil {
@@ -121,13 +121,14 @@ func (ss *session) pumpServer() (reason, code string) {
 	for {
 		n, err := ss.up.Read(buf)
 		if n > 0 {
-			if ferr := scan.feed(buf[:n]); ferr != nil {
+			pending, ferr := ss.audit.scan(scan, buf[:n])
+			if ferr != nil {
 				return "protocol violation by the target: " + ferr.Error(), codeProtocolViolation
 			}
 			if _, werr := ss.client.conn.Write(buf[:n]); werr != nil {
 				return "client connection lost: " + werr.Error(), ""
 			}
-			if ss.audit.due() {
+			if pending >= eventBatch {
 				if rerr := ss.audit.flush(); rerr != nil {
 					return "recording_unavailable: " + rerr.Error(), codeAdminShutdown
 				}

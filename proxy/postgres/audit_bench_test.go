@@ -1,0 +1,161 @@
+package postgres
+
+import (
+	"context"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sallyport/sallyport/recorder"
+)
+
+// The audit benchmarks feed one pgbench -S exchange per iteration through
+// the scanners and the audit the way the pump's two flows do, and hand the
+// completed statements over a batch at a time: to nobody ("audit", the
+// relay's own cost) or to a real recording ("recorded").
+
+// pgbenchSimple is pgbench -S's query and the server's answer.
+func pgbenchSimple(b *testing.B) (client, server []byte) {
+	client = encode(b, nil, &pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"})
+	return client, answer(b)
+}
+
+// pgbenchExtended is the same query with three bound parameters, in the
+// extended protocol, and the server's answer.
+func pgbenchExtended(b *testing.B, formats []int16, args [][]byte) (client, server []byte) {
+	client = encode(b, nil,
+		&pgproto3.Parse{Query: "SELECT abalance FROM pgbench_accounts WHERE aid = $1 AND bid = $2 AND filler <> $3"},
+		&pgproto3.Bind{ParameterFormatCodes: formats, Parameters: args},
+		&pgproto3.Describe{ObjectType: 'P'},
+		&pgproto3.Execute{},
+		&pgproto3.Sync{})
+	server = encode(b, nil, &pgproto3.ParseComplete{}, &pgproto3.BindComplete{})
+	return client, append(server, answer(b)...)
+}
+
+// answer is a one-row SELECT's result and ReadyForQuery.
+func answer(b *testing.B) []byte {
+	return encode(b, nil,
+		&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{Name: []byte("abalance"),
+			DataTypeOID: 23, DataTypeSize: 4, TypeModifier: -1}}},
+		&pgproto3.DataRow{Values: [][]byte{[]byte("-4711")}},
+		&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")},
+		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+}
+
+func encode(b *testing.B, dst []byte, msgs ...pgproto3.Message) []byte {
+	for _, m := range msgs {
+		var err error
+		if dst, err = m.Encode(dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func BenchmarkAuditSimple(b *testing.B) {
+	client, server := pgbenchSimple(b)
+	benchAudit(b, client, server)
+}
+
+func BenchmarkAuditExtended(b *testing.B) {
+	client, server := pgbenchExtended(b, nil, [][]byte{[]byte("12345"), []byte("1"), []byte("x")})
+	benchAudit(b, client, server)
+}
+
+// BenchmarkAuditExtendedBinary binds one parameter in binary, as pgx does
+// for integers.
+func BenchmarkAuditExtendedBinary(b *testing.B) {
+	client, server := pgbenchExtended(b, []int16{1, 0, 0}, [][]byte{{0, 0, 0x30, 0x39}, []byte("1"), []byte("x")})
+	benchAudit(b, client, server)
+}
+
+func benchAudit(b *testing.B, client, server []byte) {
+	b.Run("audit", func(b *testing.B) {
+		a := newAudit(time.Now)
+		runAudit(b, a, client, server, func() { a.recycle(a.take()) }, func() {})
+	})
+	b.Run("recorded", func(b *testing.B) {
+		a := newAudit(time.Now)
+		rec, closeRec := openBenchRecording(b)
+		a.start(rec)
+		runAudit(b, a, client, server, func() {
+			if err := a.flush(); err != nil {
+				b.Fatal(err)
+			}
+		}, closeRec)
+	})
+}
+
+// runAudit is the pump's two flows, with the hand-over of a full batch
+// done in line. Besides ns/op it reports the CPU the whole process spent
+// per query until done returned (the recorder works on goroutines of its
+// own), as cpu-ns/op.
+func runAudit(b *testing.B, a *audit, client, server []byte, handOver, done func()) {
+	fromClient := &frameScanner{max: 1 << 20, want: clientWants, handle: a.client}
+	fromTarget := &frameScanner{max: 1 << 20, want: serverWants, handle: a.server}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(client) + len(server)))
+	cpu0 := processCPU(b)
+	for b.Loop() {
+		if _, err := a.scan(fromClient, client); err != nil {
+			b.Fatal(err)
+		}
+		n, err := a.scan(fromTarget, server)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n >= eventBatch {
+			handOver()
+		}
+	}
+	handOver()
+	done()
+	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	if len(a.queue) != 0 {
+		b.Fatalf("statements left in flight: %d", len(a.queue))
+	}
+}
+
+// processCPU is the user and system CPU time the process used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// openBenchRecording opens a recording in a temporary data dir, and a
+// func that closes it and waits for its upload.
+func openBenchRecording(b *testing.B) (*recorder.Session, func()) {
+	ctx := context.Background()
+	cfg := recorder.Config{DataDir: b.TempDir(), FailClosed: true}
+	key, err := recorder.LoadOrCreateSigningKey(cfg.KeyFile())
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := recorder.NewStore(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rec := &recorder.Recorder{Config: cfg, Store: store, Key: key}
+	if err := rec.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	s, err := rec.Open(ctx, recorder.SessionMeta{ID: "s-bench", Identity: "svc", Target: "db",
+		Protocol: "postgres", Login: "sp_bench", StartedAt: time.Now()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, func() {
+		if err := s.Close(ctx, recorder.End{Reason: "benchmark done"}); err != nil {
+			b.Fatal(err)
+		}
+		if err := rec.Shutdown(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
