@@ -48,12 +48,24 @@ func (r *Recorder) encodeChunk(j *chunkJob, free chan []byte) {
 // chain order once it is encoded, and starts the syncs the flusher asks
 // for. It runs until jobs is closed. A chunk the spool refuses is lost:
 // the session is failed (or degraded) and the chain continues intact.
+//
+// Each chunk is queued for upload as soon as it is written, so the store
+// follows a live session, except while the session is closing: finish
+// queues the sealed session. The first flush tick queues the session even
+// without a chunk, so a live session's session.json is in the store within
+// one flush interval; a session shorter than that reaches the uploader
+// only sealed.
 func (s *Session) writeChunks(jobs <-chan *chunkJob, free chan []byte, done chan<- struct{}) {
 	defer close(done)
+	queued := false
 	for j := range jobs {
 		if j.sync {
 			if err := s.spool.syncAsync(); err != nil {
 				s.fail(fmt.Errorf("sync spool: %w", err))
+			}
+			if !queued {
+				queued = true
+				s.rec.queueUpload(s.meta.ID)
 			}
 			continue
 		}
@@ -66,10 +78,20 @@ func (s *Session) writeChunks(jobs <-chan *chunkJob, free chan []byte, done chan
 			s.lost(n, err)
 		} else {
 			s.rec.Metrics.recorded(n)
-			s.rec.queueUpload(s.meta.ID)
+			if !s.isClosing() {
+				queued = true
+				s.rec.queueUpload(s.meta.ID)
+			}
 		}
 		giveBuffer(free, j.stored)
 	}
+}
+
+// isClosing reports whether Close was called.
+func (s *Session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // takeBuffer returns a spare buffer, or nil for append to allocate.

@@ -235,10 +235,13 @@ func (s *Session) lost(n int, err error) {
 	s.fail(err)
 }
 
-// finish flushes held-back bytes, closes the spool and seals the recording.
+// finish seals the recording once its last chunks are written, and hands
+// it to the uploader. Chunks written while closing were not queued for
+// upload (see writeChunks): a short session reaches the uploader sealed
+// and whole, which the file store takes by one directory rename.
 func (s *Session) finish() error {
 	defer s.rec.forget(s)
-	if err := s.spool.close(); err != nil {
+	if err := s.spool.syncChunks(); err != nil {
 		s.fail(err)
 	}
 	m := manifestFrom(s.meta.ID, s.spool.entries)
@@ -250,9 +253,14 @@ func (s *Session) finish() error {
 	s.mu.Unlock()
 	m.StartedAt, m.EndedAt = s.meta.StartedAt, s.rec.now().UTC()
 	if err := seal(s.spool.dir, m, s.rec.Key); err != nil {
+		// Recovery will need the log now: make it durable, and ship what
+		// is in the spool meanwhile.
+		s.spool.close()
+		s.rec.queueUpload(s.meta.ID)
 		s.rec.logger().Error("seal recording; it will be recovered as incomplete on restart", "session", s.meta.ID, "err", err)
 		return fmt.Errorf("seal recording %s: %w", s.meta.ID, err)
 	}
+	s.spool.log.Close()
 	// Reported before the upload is queued: the uploader reports stored
 	// from its own goroutine, and an index must not end at uploading.
 	s.rec.report(StateChange{Meta: s.meta, State: StateUploading, Dir: s.dir, EndedAt: m.EndedAt,

@@ -263,7 +263,8 @@ func (r *Recorder) Open(ctx context.Context, meta SessionMeta) (*Session, error)
 		return nil, fmt.Errorf("open recording %s: %w", meta.ID, err)
 	}
 	r.Metrics.addLive(1)
-	r.queueUpload(meta.ID)
+	// Not queued for upload yet: the flusher queues it at its first tick
+	// or first chunk, or sealed at Close (see writeChunks).
 	r.report(StateChange{Meta: meta, State: StateLive, Dir: s.dir})
 	go s.run(r.Config.flushInterval())
 	return s, nil

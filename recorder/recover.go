@@ -32,6 +32,10 @@ func (r *Recorder) recoverSpool(ctx context.Context) error {
 			continue
 		}
 		dir := filepath.Join(r.Config.SpoolDir(), e.Name())
+		if strings.HasPrefix(e.Name(), retiredPrefix) {
+			os.RemoveAll(dir) // stored; its removal was cut short
+			continue
+		}
 		if _, err := os.Stat(filepath.Join(dir, manifestObject)); err != nil {
 			if err := r.recoverSession(dir); err != nil {
 				r.logger().Error("recover crashed recording; left in the spool", "dir", dir, "err", err)
@@ -95,10 +99,13 @@ func sessionEntry(dir string) ([]logEntry, error) {
 func keepIntact(dir string, entries []logEntry) []logEntry {
 	for i, e := range entries[1:] {
 		final := filepath.Join(dir, e.Name)
-		if matches(final, e) {
+		// The crash may have been the process's alone, with the chunk still
+		// in the page cache: the manifest about to name it must not reach
+		// the disk before it does (seal syncs the names).
+		if matches(final, e) && syncFile(final) == nil {
 			continue
 		}
-		if matches(final+".tmp", e) {
+		if matches(final+".tmp", e) && syncFile(final+".tmp") == nil {
 			if os.Rename(final+".tmp", final) == nil {
 				continue
 			}

@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,8 +17,16 @@ import (
 
 // logObject is the spool's append-only list of the objects written so far,
 // so that a session recovered after a crash can be sealed even though its
-// early chunks were already uploaded and deleted from the spool.
-const logObject = "chunks.log"
+// early chunks were already uploaded and deleted from the spool. It is
+// never a store object: it ends in the suffix the file store treats as an
+// unfinished write and never lists, so a sealed spool directory can become
+// the session's directory in the file store by one rename (see
+// FileStore.moveDir) even if a crash leaves the log behind in it.
+const logObject = "chunks.log.tmp"
+
+// legacyLogObject is the log's name in spools written by earlier versions,
+// still read by recovery.
+const legacyLogObject = "chunks.log"
 
 // logEntry is one line of chunks.log.
 type logEntry struct {
@@ -40,12 +50,25 @@ type spoolSession struct {
 }
 
 // createSpool makes the session's spool directory and durably writes
-// session.json, the first link of the hash chain.
+// session.json, the first link of the hash chain: once it returns, a crash
+// leaves a spool that recovery finalises as incomplete. It costs two
+// fsyncs, session.json's data and the directory entries (session.json's
+// and the log's); the log's own first line is not synced here, as
+// recovery rebuilds it from session.json (sessionEntry) and the first
+// chunk's sync makes it durable with the chunk's line.
 func createSpool(dir string, meta []byte) (*spoolSession, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create spool directory: %w", err)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil { // the spool itself was removed
+			return nil, fmt.Errorf("create spool directory: %w", err)
+		}
 	}
-	if err := writeDurable(filepath.Join(dir, sessionObject), meta); err != nil {
+	tmp := filepath.Join(dir, sessionObject+".tmp")
+	if err := writeFileSync(tmp, bytes.NewReader(meta), int64(len(meta))); err != nil {
+		return nil, fmt.Errorf("write session.json: %w", err)
+	}
+	// Renamed into place so that a session.json that exists is whole:
+	// recovery deletes a spool without one (Open never returned).
+	if err := os.Rename(tmp, filepath.Join(dir, sessionObject)); err != nil {
 		return nil, fmt.Errorf("write session.json: %w", err)
 	}
 	log, err := os.OpenFile(filepath.Join(dir, logObject), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -59,17 +82,11 @@ func createSpool(dir string, meta []byte) (*spoolSession, error) {
 		log.Close()
 		return nil, err
 	}
-	return s, s.sync()
-}
-
-// writeDurable writes data to path through a synced temporary file.
-func writeDurable(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := writeFileSync(tmp, bytes.NewReader(data), int64(len(data))); err != nil {
-		os.Remove(tmp)
-		return err
+	if err := syncDir(dir); err != nil {
+		log.Close()
+		return nil, err
 	}
-	return os.Rename(tmp, path)
+	return s, nil
 }
 
 func (s *spoolSession) appendLog(e logEntry) error {
@@ -204,7 +221,24 @@ func syncFiles(files []*os.File, log *os.File, dir string) error {
 	return firstErr
 }
 
-// close syncs and releases the spool's files.
+// syncChunks makes the data of every chunk written so far durable, for
+// the seal that follows and names them: the log and the directory are
+// left to seal, which syncs the directory anyway and makes the log
+// unnecessary (a sealed spool is never recovered from its log).
+func (s *spoolSession) syncChunks() error {
+	err := s.waitSync()
+	for _, f := range s.unsynced {
+		if serr := f.Sync(); serr != nil && err == nil {
+			err = fmt.Errorf("sync chunk: %w", serr)
+		}
+		f.Close()
+	}
+	s.unsynced = nil
+	return err
+}
+
+// close makes the log and everything written durable, for recovery, and
+// releases the spool's files.
 func (s *spoolSession) close() error {
 	err := s.sync()
 	s.log.Close()
@@ -239,7 +273,19 @@ func manifestFrom(id string, entries []logEntry) Manifest {
 }
 
 // seal signs m and writes manifest.json.sig, then manifest.json: a spool
-// directory with manifest.json is finished and only waits for upload.
+// directory with manifest.json is finished and only waits for upload. The
+// data of every chunk m names must be durable already (syncChunks); their
+// names need not be.
+//
+// A sealed spool must never lack what its manifest names, and a sealed
+// spool is what the uploader may move into the file store whole, so:
+// fsync the signature and the manifest's temporary file (their data), then
+// the directory (the chunks' and the signature's names: they are durable
+// before manifest.json can be), rename manifest.json into place and fsync
+// the directory again (the seal itself, before the uploader or Close's
+// caller relies on it). Until that rename a crash leaves an unsealed
+// spool, which recovery seals again, overwriting the signature: that is why
+// the signature needs no temporary file of its own.
 func seal(dir string, m Manifest, key ed25519.PrivateKey) error {
 	m.Signer = Fingerprint(key.Public().(ed25519.PublicKey))
 	body, err := json.MarshalIndent(m, "", "  ")
@@ -251,18 +297,29 @@ func seal(dir string, m Manifest, key ed25519.PrivateKey) error {
 	if err != nil {
 		return err
 	}
-	if err := writeDurable(filepath.Join(dir, sigObject), sig); err != nil {
+	if err := writeFileSync(filepath.Join(dir, sigObject), bytes.NewReader(sig), int64(len(sig))); err != nil {
 		return fmt.Errorf("write manifest signature: %w", err)
 	}
-	if err := writeDurable(filepath.Join(dir, manifestObject), body); err != nil {
+	tmp := filepath.Join(dir, manifestObject+".tmp")
+	if err := writeFileSync(tmp, bytes.NewReader(body), int64(len(body))); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write manifest: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, manifestObject)); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return syncDir(dir)
 }
 
-// readLog parses chunks.log, ignoring a torn last line.
+// readLog parses the chunk log, ignoring a torn last line.
 func readLog(dir string) ([]logEntry, error) {
 	f, err := os.Open(filepath.Join(dir, logObject))
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.Open(filepath.Join(dir, legacyLogObject))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open chunk log: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // ErrNotFound is returned by Store.Get for a key that does not exist.
@@ -27,11 +28,17 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 }
 
-// fileLinker is the optional ability of a store to take a spool file by
-// hard link instead of a copy: the file store on the spool's filesystem.
+// fileLinker is the optional ability of a store to take spool files
+// without copying them: the file store on the spool's filesystem.
 type fileLinker interface {
-	// Link makes the file at path durably the object key, without copying.
-	Link(ctx context.Context, key, path string) error
+	// linkFile makes the file at path durably the object key by a hard
+	// link; synced says its data is durable already.
+	linkFile(key, path string, synced bool) error
+	// moveDir makes the sealed spool directory dir, whose files are all
+	// durable and all objects, the session directory keyDir by renaming
+	// it; it fails, changing nothing, when keyDir exists with objects or
+	// is on another filesystem.
+	moveDir(keyDir, dir string) error
 }
 
 // NewStore opens the store cfg names: the file store under DataDir, or S3.
@@ -45,6 +52,9 @@ func NewStore(cfg Config) (Store, error) {
 // FileStore keeps objects as files below a root directory.
 type FileStore struct {
 	root string
+	// made is the directory mkdirDurable made or found last: the day
+	// directory every session of the day goes into.
+	made atomic.Pointer[string]
 }
 
 // NewFileStore returns a store rooted at dir, creating it (mode 0700).
@@ -70,12 +80,13 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader, size int64
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	if err := s.mkdirDurable(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	tmp := p + ".tmp"
 	if err := writeFileSync(tmp, io.LimitReader(r, size), size); err != nil {
 		os.Remove(tmp)
+		s.made.Store(nil) // the directory may have been removed meanwhile
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
@@ -88,25 +99,109 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader, size int64
 // it, so a recording on one filesystem is written to disk once. It fails
 // (and the caller copies) across filesystems.
 func (s *FileStore) Link(ctx context.Context, key, path string) error {
+	return s.linkFile(key, path, false)
+}
+
+// linkFile is Link; with synced set the file's data is known to be durable
+// (the spool of a sealed session) and is not synced again.
+func (s *FileStore) linkFile(key, path string, synced bool) error {
 	p, err := s.path(key)
 	if err != nil {
 		return err
 	}
-	if err := syncFile(path); err != nil {
+	if !synced {
+		// A live session's chunk may be linked before the flusher's next
+		// sync: the store must not name data the disk may not have.
+		if err := syncFile(path); err != nil {
+			return fmt.Errorf("link %s: %w", key, err)
+		}
+	}
+	if err := s.mkdirDurable(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("link %s: %w", key, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+	if err := linkReplacing(path, p); err != nil {
+		s.made.Store(nil) // the directory may have been removed meanwhile
 		return fmt.Errorf("link %s: %w", key, err)
+	}
+	// The new name is the store's confirmation, on which the uploader
+	// deletes the spool's: it must survive a crash.
+	return syncDir(filepath.Dir(p))
+}
+
+// linkReplacing makes p a hard link to path, replacing what is there
+// unless it is that very file already (a link made before a crash).
+func linkReplacing(path, p string) error {
+	err := os.Link(path, p)
+	if !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	a, aerr := os.Stat(path)
+	b, berr := os.Stat(p)
+	if aerr == nil && berr == nil && os.SameFile(a, b) {
+		return nil
 	}
 	tmp := p + ".tmp"
 	os.Remove(tmp)
 	if err := os.Link(path, tmp); err != nil {
-		return fmt.Errorf("link %s: %w", key, err)
+		return err
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("link %s: %w", key, err)
+	return os.Rename(tmp, p)
+}
+
+// moveDir renames the sealed spool directory dir to the session directory
+// keyDir: one rename stores every object of a short session. The files'
+// data and names are durable already (seal); what remains is the rename,
+// made durable by syncing the day directory that now holds it. A crash
+// before that sync leaves the session either in the spool, sealed, to be
+// moved again, or in the store: the rename is atomic.
+func (s *FileStore) moveDir(keyDir, dir string) error {
+	p, err := s.path(strings.TrimSuffix(keyDir, "/"))
+	if err != nil {
+		return err
 	}
-	return syncDir(filepath.Dir(p))
+	day := filepath.Dir(p)
+	if err := s.mkdirDurable(day); err != nil {
+		return fmt.Errorf("store %s: %w", keyDir, err)
+	}
+	if err := os.Rename(dir, p); err != nil {
+		s.made.Store(nil) // the day directory may have been removed meanwhile
+		return fmt.Errorf("store %s: %w", keyDir, err)
+	}
+	return syncDir(day)
+}
+
+// mkdirDurable makes dir and its missing parents, syncing the parent of
+// each directory it creates so the new entry survives a crash. The last
+// directory made or found is remembered: it is usually the next one asked
+// for.
+func (s *FileStore) mkdirDurable(dir string) error {
+	if last := s.made.Load(); last != nil && *last == dir {
+		return nil
+	}
+	if err := s.mkdirSynced(dir); err != nil {
+		return err
+	}
+	s.made.Store(&dir)
+	return nil
+}
+
+func (s *FileStore) mkdirSynced(dir string) error {
+	if info, err := os.Stat(dir); err == nil && info.IsDir() {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := s.mkdirSynced(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return syncDir(parent)
 }
 
 func syncFile(path string) error {

@@ -93,7 +93,9 @@ func (r *Recorder) uploadPass(ctx context.Context) error {
 
 // uploadSession ships one session's spool objects in chain order: chunks,
 // then the signature, then manifest.json last, so a manifest in the store
-// means every object it names was confirmed before it.
+// means every object it names was confirmed before it. A sealed session of
+// which nothing is in the store yet goes to a file store on the spool's
+// filesystem whole, by one directory rename.
 func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 	dir := filepath.Join(r.Config.SpoolDir(), id)
 	meta, err := readMeta(dir)
@@ -104,15 +106,22 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 		return err
 	}
 	key := SessionDir(meta.ID, meta.StartedAt)
-	names, sealed, err := spoolObjects(dir)
+	sp, err := readSpool(dir)
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
+	if sp.sealed {
+		if moved, err := r.moveSession(dir, meta, key, sp); moved || err != nil {
+			return err
+		}
+	}
+	for _, name := range sp.upload {
 		if name == sessionObject && r.metaUploaded(id, false) {
 			continue
 		}
-		if err := r.putFile(ctx, key+name, filepath.Join(dir, name)); err != nil {
+		// In a sealed spool every file is durable (seal synced it); a live
+		// session's newest chunk may not be yet.
+		if err := r.putFile(ctx, key+name, filepath.Join(dir, name), sp.sealed); err != nil {
 			return err
 		}
 		if name == sessionObject {
@@ -124,24 +133,35 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 			}
 		}
 	}
-	if sealed {
-		return r.finishUpload(dir, meta, key)
+	if sp.sealed {
+		return r.finishUpload(dir, meta, key, sp)
 	}
 	return nil
 }
 
-// spoolObjects lists what to upload: session.json, chunks by number and,
-// when the session is sealed, the signature and the manifest.
-func spoolObjects(dir string) (names []string, sealed bool, err error) {
+// spoolDir is what a session's spool directory holds.
+type spoolDir struct {
+	// upload is what to upload in order: session.json, chunks by number
+	// and, when the session is sealed, the signature and the manifest.
+	upload []string
+	sealed bool
+	// all is every name in the directory.
+	all []string
+}
+
+func readSpool(dir string) (spoolDir, error) {
+	var sp spoolDir
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, false, fmt.Errorf("read spool %s: %w", dir, err)
+		return sp, fmt.Errorf("read spool %s: %w", dir, err)
 	}
 	var chunks []string
 	for _, e := range ents {
-		switch name := e.Name(); {
+		name := e.Name()
+		sp.all = append(sp.all, name)
+		switch {
 		case name == manifestObject:
-			sealed = true
+			sp.sealed = true
 		default:
 			if _, ok := chunkSeq(name); ok {
 				chunks = append(chunks, name)
@@ -149,14 +169,69 @@ func spoolObjects(dir string) (names []string, sealed bool, err error) {
 		}
 	}
 	slices.Sort(chunks) // fixed-width numbers sort in order
-	names = append([]string{sessionObject}, chunks...)
-	if sealed {
-		names = append(names, sigObject, manifestObject)
+	sp.upload = append([]string{sessionObject}, chunks...)
+	if sp.sealed {
+		sp.upload = append(sp.upload, sigObject, manifestObject)
 	}
-	return names, sealed, nil
+	return sp, nil
 }
 
-func (r *Recorder) putFile(ctx context.Context, key, path string) error {
+// moveSession stores a sealed session by renaming its spool directory into
+// the file store, when the store can (fileLinker on the same filesystem),
+// nothing of the session is in the store yet, and the directory holds
+// exactly the manifest's objects and the chunk log. Otherwise it reports
+// moved false and the objects are uploaded one by one.
+func (r *Recorder) moveSession(dir string, meta SessionMeta, key string, sp spoolDir) (moved bool, err error) {
+	l, ok := r.Store.(fileLinker)
+	if !ok || r.metaUploaded(meta.ID, false) {
+		return false, nil
+	}
+	m, err := spooledManifest(dir, meta)
+	if err != nil {
+		return false, err
+	}
+	if !onlyObjects(sp.all, m) {
+		return false, nil // e.g. chunks recovery set aside as torn
+	}
+	// The log is not an object, and the file store never lists it (see
+	// logObject); removed first all the same, so that the store holds it
+	// only if a crash undoes this unlink and not the rename.
+	if err := os.Remove(filepath.Join(dir, logObject)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("remove chunk log of %s: %w", meta.ID, err)
+	}
+	if err := l.moveDir(key, dir); err != nil {
+		return false, nil // another filesystem, or objects already there: one by one
+	}
+	var n int64
+	for _, o := range m.Objects {
+		n += o.Size
+	}
+	r.Metrics.uploaded(n)
+	r.stored(meta, key, m)
+	return true, nil
+}
+
+// onlyObjects reports whether names, a sealed spool directory's listing,
+// are exactly the objects m names, its signature and manifest, and
+// possibly the chunk log.
+func onlyObjects(names []string, m Manifest) bool {
+	want := map[string]bool{sigObject: true, manifestObject: true}
+	for _, o := range m.Objects {
+		want[o.Name] = true
+	}
+	seen := 0
+	for _, name := range names {
+		switch {
+		case want[name]:
+			seen++
+		case name != logObject:
+			return false
+		}
+	}
+	return seen == len(want)
+}
+
+func (r *Recorder) putFile(ctx context.Context, key, path string, synced bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open spooled %s: %w", path, err)
@@ -168,7 +243,7 @@ func (r *Recorder) putFile(ctx context.Context, key, path string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
-	if l, ok := r.Store.(fileLinker); !ok || l.Link(ctx, key, path) != nil {
+	if l, ok := r.Store.(fileLinker); !ok || l.linkFile(key, path, synced) != nil {
 		// Not a file store, or another filesystem: copy.
 		if err := r.Store.Put(ctx, key, f, info.Size()); err != nil {
 			return fmt.Errorf("upload %s: %w", key, err)
@@ -178,20 +253,61 @@ func (r *Recorder) putFile(ctx context.Context, key, path string) error {
 	return nil
 }
 
-// finishUpload removes a fully uploaded session from the spool and reports
-// its final state.
-func (r *Recorder) finishUpload(dir string, meta SessionMeta, key string) error {
+// spooledManifest reads a sealed spool's manifest.
+func spooledManifest(dir string, meta SessionMeta) (Manifest, error) {
 	body, err := os.ReadFile(filepath.Join(dir, manifestObject))
 	if err != nil {
-		return fmt.Errorf("read spooled manifest: %w", err)
+		return Manifest{}, fmt.Errorf("read spooled manifest: %w", err)
 	}
 	m, err := ParseManifest(body)
 	if err != nil {
-		return fmt.Errorf("spooled manifest of %s: %w", meta.ID, err)
+		return Manifest{}, fmt.Errorf("spooled manifest of %s: %w", meta.ID, err)
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	return m, nil
+}
+
+// finishUpload removes a fully uploaded session from the spool and reports
+// its final state.
+func (r *Recorder) finishUpload(dir string, meta SessionMeta, key string, sp spoolDir) error {
+	m, err := spooledManifest(dir, meta)
+	if err != nil {
+		return err
+	}
+	if err := removeSpool(dir, sp.all); err != nil {
 		return fmt.Errorf("remove uploaded session %s from spool: %w", meta.ID, err)
 	}
+	r.stored(meta, key, m)
+	return nil
+}
+
+// retiredPrefix starts the name a spool directory takes once its session
+// is in the store, on its way out; no session id starts with it, and the
+// next start removes any such directory (recoverSpool).
+const retiredPrefix = ".stored-"
+
+// removeSpool deletes an uploaded session's spool directory: first renamed
+// out of the spool's set of sessions in one atomic step, so a crash part
+// way through the deletion never leaves a session.json without its manifest
+// (recovery would seal that as incomplete and overwrite the stored one),
+// then its files by the names already listed, without walking it again.
+// Nothing here needs to survive a crash: a rename lost to one leaves a
+// stored, sealed session in the spool, which is uploaded again (a no-op).
+func removeSpool(dir string, names []string) error {
+	retired := filepath.Join(filepath.Dir(dir), retiredPrefix+filepath.Base(dir))
+	if err := os.Rename(dir, retired); err != nil {
+		return err
+	}
+	for _, name := range names {
+		os.Remove(filepath.Join(retired, name)) // uploaded chunks are gone already
+	}
+	if os.Remove(retired) == nil {
+		return nil
+	}
+	return os.RemoveAll(retired) // something appeared meanwhile
+}
+
+// stored forgets an uploaded session and reports its final state.
+func (r *Recorder) stored(meta SessionMeta, key string, m Manifest) {
 	r.mu.Lock()
 	delete(r.metaUp, meta.ID)
 	r.mu.Unlock()
@@ -199,7 +315,6 @@ func (r *Recorder) finishUpload(dir string, meta SessionMeta, key string) error 
 		ManifestDegraded: StateDegraded}[m.State]
 	r.report(StateChange{Meta: meta, State: state, Dir: key, EndedAt: m.EndedAt,
 		Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
-	return nil
 }
 
 func readMeta(dir string) (SessionMeta, error) {
