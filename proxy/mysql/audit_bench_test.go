@@ -160,22 +160,32 @@ func TestAuditBenchExchanges(t *testing.T) {
 
 // BenchmarkAuditQuery is the bastion's audit work for one statement and
 // its one-row result, on the pump's goroutine: cutting and recording the
-// command, following the response, handing the event over.
+// command, following the response, handing the event over. "varied"
+// alternates two texts, as a client that inlines its values does.
 func BenchmarkAuditQuery(b *testing.B) {
 	for _, deprecateEOF := range []bool{false, true} {
 		name := "eof"
 		if deprecateEOF {
 			name = "deprecate_eof"
 		}
-		for i, kind := range []string{"query", "execute"} {
-			b.Run(name+"/"+kind, func(b *testing.B) {
+		exchanges := benchExchanges(deprecateEOF)
+		other := exchanges[0]
+		other.client = benchCommand([]byte("\x03SELECT amount FROM orders WHERE id = 18"))
+		for _, bench := range []struct {
+			kind string
+			ex   []auditExchange
+		}{
+			{"query", exchanges[:1]},
+			{"varied", []auditExchange{exchanges[0], other}},
+			{"execute", exchanges[1:]},
+		} {
+			b.Run(name+"/"+bench.kind, func(b *testing.B) {
 				ab := newAuditBench(deprecateEOF)
 				require.NoError(b, ab.run(benchPrepare(deprecateEOF)))
-				ex := benchExchanges(deprecateEOF)[i]
 				b.ReportAllocs()
 				n := 0
 				for b.Loop() {
-					if err := ab.run(ex); err != nil {
+					if err := ab.run(bench.ex[n%len(bench.ex)]); err != nil {
 						b.Fatal(err)
 					}
 					// The flusher takes events every 25 ms: many at once.
