@@ -53,7 +53,11 @@ type query struct {
 	kind     byte // 'Q', 'E', 'F' or 'S'
 	finished bool // its outcome is known and it is recorded
 	start    time.Time
-	ev       recorder.Event // Time, DurationMS and Outcome are set by finish
+	sql      string
+	stmt     string
+	params   []any
+	op       string // the COPY it started
+	bytes    int64  // of CopyData
 	outcome  outcome
 }
 
@@ -292,8 +296,7 @@ func (a *audit) push(kind byte, sql, stmt string, params []any) {
 		clear(a.queue[n:])
 		a.queue, a.head = a.queue[:n], 0
 	}
-	a.queue = append(a.queue, query{kind: kind, start: a.now(),
-		ev: recorder.Event{Type: recorder.EventQuery, SQL: sql, Statement: stmt, Params: params}})
+	a.queue = append(a.queue, query{kind: kind, start: a.now(), sql: sql, stmt: stmt, params: params})
 }
 
 // pop drops the oldest statement; called locked.
@@ -319,7 +322,7 @@ func (a *audit) current() *query {
 // copied counts CopyData bytes of the statement running COPY.
 func (a *audit) copied(n int) {
 	if q := a.current(); q != nil {
-		q.ev.Bytes += int64(n)
+		q.bytes += int64(n)
 	}
 }
 
@@ -396,7 +399,7 @@ func (a *audit) fail(code, msg string) {
 
 func (a *audit) copyStarted(op string) {
 	if q := a.current(); q != nil {
-		q.ev.Op = op
+		q.op = op
 	}
 }
 
@@ -439,11 +442,9 @@ func (a *audit) abandon() {
 // finish records q; called locked.
 func (a *audit) finish(q *query) {
 	q.finished = true
-	a.done = append(a.done, q.ev)
-	ev := &a.done[len(a.done)-1]
-	ev.Time = q.start
-	ev.DurationMS = float64(a.now().Sub(q.start).Microseconds()) / 1000
-	ev.Outcome = a.outcomeOf(&q.outcome)
+	a.done = append(a.done, recorder.Event{Time: q.start, Type: recorder.EventQuery, Op: q.op, Bytes: q.bytes,
+		SQL: q.sql, Params: q.params, Statement: q.stmt,
+		DurationMS: float64(a.now().Sub(q.start).Microseconds()) / 1000, Outcome: a.outcomeOf(&q.outcome)})
 	if !a.armed && a.timer != nil {
 		a.armed = true
 		a.timer.Reset(eventDelay)
