@@ -273,3 +273,40 @@ func FuzzScannerInPlace(f *testing.F) {
 		assert.Equal(t, collect(int(chunk)+1), collect(len(data)+1))
 	})
 }
+
+// TestAuditPipelined sends commands before the responses to earlier ones
+// came, as a pipelining client does: each response goes to its command,
+// in order, while the audit reuses its queue and commands.
+func TestAuditPipelined(t *testing.T) {
+	a := newAudit(time.Now, true)
+	s := &packetScanner{handle: a.server}
+	var want []string
+	sent, answered := 0, 0
+	send := func(n int) {
+		for range n {
+			q := fmt.Sprintf("SELECT %d", sent)
+			require.NoError(t, a.client(append([]byte{comQuery}, q...)))
+			want = append(want, q)
+			sent++
+		}
+	}
+	answer := func(n int) {
+		for range n {
+			s.feed(stream([]byte{hdrOK, byte(answered), 0, 2, 0, 0, 0}))
+			answered++
+		}
+	}
+	for _, step := range [][2]int{{10, 3}, {10, 15}, {1, 0}, {5, 6}, {40, 39}, {0, 3}} {
+		send(step[0])
+		answer(step[1])
+	}
+	assert.False(t, a.inFlight(), "every command answered")
+	evs := a.take(nil)
+	require.Len(t, evs, len(want))
+	for i, ev := range evs {
+		assert.Equal(t, want[i], ev.SQL, "event %d", i)
+		require.NotNil(t, ev.Outcome)
+		require.NotNil(t, ev.Outcome.Rows)
+		assert.Equal(t, int64(i), *ev.Outcome.Rows, "event %d: its own response", i)
+	}
+}
