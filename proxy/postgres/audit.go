@@ -88,7 +88,8 @@ type audit struct {
 	// Client side only.
 	stmts      map[string]prepared
 	portals    map[string]portal
-	terminated bool // the client sent Terminate
+	terminated bool   // the client sent Terminate
+	lastSQL    string // the previous Query's text, reused when it repeats
 
 	mu      sync.Mutex
 	queue   []query // in flight from head on, oldest first
@@ -137,7 +138,7 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 		if err != nil {
 			return err
 		}
-		a.push('Q', string(sql), "", nil)
+		a.push('Q', reuse(&a.lastSQL, sql), "", nil)
 	case 'P':
 		name, sql, err := readParse(body)
 		if err != nil {
@@ -335,7 +336,7 @@ func (a *audit) server(typ byte, size int, body []byte) error {
 		if err != nil {
 			return err
 		}
-		a.complete(a.tag(tag))
+		a.complete(reuse(&a.lastTag, tag))
 	case 'I':
 		a.complete("EMPTY")
 	case 's':
@@ -362,13 +363,13 @@ func (a *audit) server(typ byte, size int, body []byte) error {
 	return nil
 }
 
-// tag is b as a string, the previous tag's when it repeats (as "SELECT 1"
-// does query after query).
-func (a *audit) tag(b []byte) string {
-	if string(b) != a.lastTag {
-		a.lastTag = string(b)
+// reuse is b as a string: *last when it holds the same text (a tag such
+// as "SELECT 1", a query a client polls with), else a copy kept in *last.
+func reuse(last *string, b []byte) string {
+	if string(b) != *last {
+		*last = string(b)
 	}
-	return a.lastTag
+	return *last
 }
 
 // complete sets the outcome of the current statement. A simple Query may

@@ -16,10 +16,13 @@ import (
 // completed statements over a batch at a time: to nobody ("audit", the
 // relay's own cost) or to a real recording ("recorded").
 
-// pgbenchSimple is pgbench -S's query and the server's answer.
-func pgbenchSimple(b *testing.B) (client, server []byte) {
-	client = encode(b, nil, &pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;"})
-	return client, answer(b)
+// pgbenchSimple is pgbench -S's query, as two texts that alternate (the
+// account differs from query to query), and the server's answer.
+func pgbenchSimple(b *testing.B) (clients [][]byte, server []byte) {
+	for _, aid := range []string{"12345", "67890"} {
+		clients = append(clients, encode(b, nil, &pgproto3.Query{String: "SELECT abalance FROM pgbench_accounts WHERE aid = " + aid + ";"}))
+	}
+	return clients, answer(b)
 }
 
 // pgbenchExtended is the same query with three bound parameters, in the
@@ -56,32 +59,39 @@ func encode(b *testing.B, dst []byte, msgs ...pgproto3.Message) []byte {
 }
 
 func BenchmarkAuditSimple(b *testing.B) {
-	client, server := pgbenchSimple(b)
-	benchAudit(b, client, server)
+	clients, server := pgbenchSimple(b)
+	benchAudit(b, clients, server)
+}
+
+// BenchmarkAuditSimpleRepeated sends one text again and again, as a
+// client that polls does.
+func BenchmarkAuditSimpleRepeated(b *testing.B) {
+	clients, server := pgbenchSimple(b)
+	benchAudit(b, clients[:1], server)
 }
 
 func BenchmarkAuditExtended(b *testing.B) {
 	client, server := pgbenchExtended(b, nil, [][]byte{[]byte("12345"), []byte("1"), []byte("x")})
-	benchAudit(b, client, server)
+	benchAudit(b, [][]byte{client}, server)
 }
 
 // BenchmarkAuditExtendedBinary binds one parameter in binary, as pgx does
 // for integers.
 func BenchmarkAuditExtendedBinary(b *testing.B) {
 	client, server := pgbenchExtended(b, []int16{1, 0, 0}, [][]byte{{0, 0, 0x30, 0x39}, []byte("1"), []byte("x")})
-	benchAudit(b, client, server)
+	benchAudit(b, [][]byte{client}, server)
 }
 
-func benchAudit(b *testing.B, client, server []byte) {
+func benchAudit(b *testing.B, clients [][]byte, server []byte) {
 	b.Run("audit", func(b *testing.B) {
 		a := newAudit(time.Now)
-		runAudit(b, a, client, server, func() { a.recycle(a.take()) }, func() {})
+		runAudit(b, a, clients, server, func() { a.recycle(a.take()) }, func() {})
 	})
 	b.Run("recorded", func(b *testing.B) {
 		a := newAudit(time.Now)
 		rec, closeRec := openBenchRecording(b)
 		a.start(rec)
-		runAudit(b, a, client, server, func() {
+		runAudit(b, a, clients, server, func() {
 			if err := a.flush(); err != nil {
 				b.Fatal(err)
 			}
@@ -89,18 +99,18 @@ func benchAudit(b *testing.B, client, server []byte) {
 	})
 }
 
-// runAudit is the pump's two flows, with the hand-over of a full batch
-// done in line. Besides ns/op it reports the CPU the whole process spent
+// runAudit is the pump's two flows, the client sending each of clients
+// in turn, with the hand-over of a full batch done in line. Besides ns/op it reports the CPU the whole process spent
 // per query until done returned (the recorder works on goroutines of its
 // own), as cpu-ns/op.
-func runAudit(b *testing.B, a *audit, client, server []byte, handOver, done func()) {
+func runAudit(b *testing.B, a *audit, clients [][]byte, server []byte, handOver, done func()) {
 	fromClient := &frameScanner{max: 1 << 20, want: clientWants, handle: a.client}
 	fromTarget := &frameScanner{max: 1 << 20, want: serverWants, handle: a.server}
 	b.ReportAllocs()
-	b.SetBytes(int64(len(client) + len(server)))
+	b.SetBytes(int64(len(clients[0]) + len(server)))
 	cpu0 := processCPU(b)
-	for b.Loop() {
-		if _, err := a.scan(fromClient, client); err != nil {
+	for i := 0; b.Loop(); i++ {
+		if _, err := a.scan(fromClient, clients[i%len(clients)]); err != nil {
 			b.Fatal(err)
 		}
 		n, err := a.scan(fromTarget, server)
