@@ -115,6 +115,7 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 			return err
 		}
 	}
+	logSynced := sp.sealed // a sealed spool is never recovered from its log
 	for _, name := range sp.upload {
 		if name == sessionObject && r.metaUploaded(id, false) {
 			continue
@@ -128,6 +129,15 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 			r.metaUploaded(id, true)
 		}
 		if _, isChunk := chunkSeq(name); isChunk {
+			// The log's line for this chunk must outlive the chunk's spool
+			// copy: a crash before the flusher's next sync would otherwise
+			// seal a manifest without a chunk the store holds.
+			if !logSynced {
+				if err := syncLog(dir); err != nil {
+					return fmt.Errorf("sync chunk log of %s: %w", id, err)
+				}
+				logSynced = true
+			}
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("remove uploaded %s from spool: %w", name, err)
 			}
@@ -137,6 +147,15 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 		return r.finishUpload(dir, meta, key, sp)
 	}
 	return nil
+}
+
+// syncLog makes a live session's chunk log durable.
+func syncLog(dir string) error {
+	err := syncFile(filepath.Join(dir, logObject))
+	if errors.Is(err, fs.ErrNotExist) {
+		err = syncFile(filepath.Join(dir, legacyLogObject))
+	}
+	return err
 }
 
 // spoolDir is what a session's spool directory holds.
