@@ -76,6 +76,7 @@ type outcomeSlot struct {
 	rows int64
 }
 
+// outcomeSlab is how many outcomes one allocation holds.
 const outcomeSlab = 16
 
 // audit turns the messages of a session into query events. The client
