@@ -3,7 +3,9 @@ package recorder
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -145,6 +147,16 @@ func appendValue(b []byte, v any) ([]byte, bool) {
 		return appendFloat(b, float64(v), 32)
 	case float64:
 		return appendFloat(b, v, 64)
+	case map[string]string: // {"base64": ...} for a binary parameter
+		b = append(b, '{')
+		for i, k := range slices.Sorted(maps.Keys(v)) { // encoding/json sorts keys
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(appendString(b, k), ':')
+			b = appendString(b, v[k])
+		}
+		return append(b, '}'), true
 	}
 	return b, false
 }

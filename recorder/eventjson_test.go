@@ -55,11 +55,13 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 		"not utf8":      {Time: at, Type: EventQuery, SQL: "SELECT '\xff\xfe\xc3'", Params: []any{"\x00\x1b[31m\x7f"}},
 		"floats": {Time: at, Type: EventQuery, DurationMS: 1e21, Params: []any{1e-7, 1e20, -0.0, 123456789.125,
 			float32(1e-7), float32(3e38), 5e-324, math.MaxFloat64}},
-		"odd param":   {Time: at, Type: EventQuery, Params: []any{map[string]string{"undecoded": "short packet"}}},
-		"nan":         {Time: at, Type: EventQuery, DurationMS: math.NaN()},
-		"inf param":   {Time: at, Type: EventQuery, Params: []any{math.Inf(-1)}},
-		"bad channel": {Time: at, Type: EventQuery, Params: []any{make(chan int)}},
-		"year 10000":  {Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Type: EventNote},
+		"odd param":    {Time: at, Type: EventQuery, Params: []any{map[string]string{"undecoded": "short packet"}}},
+		"binary param": {Time: at, Type: EventQuery, Params: []any{map[string]string{"base64": "AAEC"}, map[string]string{"z": "1", "a": "<2>", "m": ""}, map[string]string{}}},
+		"other map":    {Time: at, Type: EventQuery, Params: []any{map[string]any{"a": 1}}},
+		"nan":          {Time: at, Type: EventQuery, DurationMS: math.NaN()},
+		"inf param":    {Time: at, Type: EventQuery, Params: []any{math.Inf(-1)}},
+		"bad channel":  {Time: at, Type: EventQuery, Params: []any{make(chan int)}},
+		"year 10000":   {Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Type: EventNote},
 	} {
 		t.Run(name, func(t *testing.T) { sameAsMarshal(t, ev) })
 	}
