@@ -265,6 +265,6 @@ func (s *Session) finish() error {
 	// from its own goroutine, and an index must not end at uploading.
 	s.rec.report(StateChange{Meta: s.meta, State: StateUploading, Dir: s.dir, EndedAt: m.EndedAt,
 		Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
-	s.rec.queueUpload(s.meta.ID)
+	s.rec.handOver(sealedSession{meta: s.meta, manifest: m})
 	return nil
 }

@@ -81,6 +81,10 @@ type Recorder struct {
 	wake    chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
+
+	// sealed holds what finish knows of a session it just sealed, for the
+	// uploader's next look at it, which then need not read it back.
+	sealed map[string]sealedSession
 }
 
 func (r *Recorder) now() time.Time {
@@ -214,6 +218,7 @@ func (r *Recorder) Start(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.started, r.live, r.pending, r.metaUp = true, map[string]*Session{}, map[string]bool{}, map[string]bool{}
+	r.sealed = map[string]sealedSession{}
 	r.wake, r.done = make(chan struct{}, 1), make(chan struct{})
 	r.compressSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 	r.mu.Unlock()

@@ -68,7 +68,7 @@ func createSpool(dir string, meta []byte) (*spoolSession, error) {
 	}
 	// Renamed into place so that a session.json that exists is whole:
 	// recovery deletes a spool without one (Open never returned).
-	if err := os.Rename(tmp, filepath.Join(dir, sessionObject)); err != nil {
+	if err := rename(tmp, filepath.Join(dir, sessionObject)); err != nil {
 		return nil, fmt.Errorf("write session.json: %w", err)
 	}
 	log, err := os.OpenFile(filepath.Join(dir, logObject), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -148,7 +148,7 @@ func (s *spoolSession) writeChunk(payload []byte, encoding string, st chunkStats
 	if err := s.appendLog(e); err != nil {
 		return err
 	}
-	if err := os.Rename(final+".tmp", final); err != nil {
+	if err := rename(final+".tmp", final); err != nil {
 		return fmt.Errorf("publish chunk %d: %w", seq, err)
 	}
 	return nil
@@ -308,7 +308,7 @@ func seal(dir string, m Manifest, key ed25519.PrivateKey) error {
 	if err := syncDir(dir); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, manifestObject)); err != nil {
+	if err := rename(tmp, filepath.Join(dir, manifestObject)); err != nil {
 		return fmt.Errorf("write manifest: %w", err)
 	}
 	return syncDir(dir)

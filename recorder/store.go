@@ -89,7 +89,7 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader, size int64
 		s.made.Store(nil) // the directory may have been removed meanwhile
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := rename(tmp, p); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return syncDir(filepath.Dir(p))
@@ -145,7 +145,7 @@ func linkReplacing(path, p string) error {
 	if err := os.Link(path, tmp); err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
+	return rename(tmp, p)
 }
 
 // moveDir renames the sealed spool directory dir to the session directory
@@ -163,7 +163,7 @@ func (s *FileStore) moveDir(keyDir, dir string) error {
 	if err := s.mkdirDurable(day); err != nil {
 		return fmt.Errorf("store %s: %w", keyDir, err)
 	}
-	if err := os.Rename(dir, p); err != nil {
+	if err := rename(dir, p); err != nil {
 		s.made.Store(nil) // the day directory may have been removed meanwhile
 		return fmt.Errorf("store %s: %w", keyDir, err)
 	}

@@ -98,21 +98,18 @@ func (r *Recorder) uploadPass(ctx context.Context) error {
 // filesystem whole, by one directory rename.
 func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 	dir := filepath.Join(r.Config.SpoolDir(), id)
-	meta, err := readMeta(dir)
+	ss, sp, err := r.lookAtSpool(id, dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // already uploaded and removed
 	}
 	if err != nil {
 		return err
 	}
+	meta := ss.meta
 	key := SessionDir(meta.ID, meta.StartedAt)
-	sp, err := readSpool(dir)
-	if err != nil {
-		return err
-	}
 	if sp.sealed {
-		if moved, err := r.moveSession(dir, meta, key, sp); moved || err != nil {
-			return err
+		if r.moveSession(dir, meta, key, sp, ss.manifest) {
+			return nil
 		}
 	}
 	logSynced := sp.sealed // a sealed spool is never recovered from its log
@@ -144,9 +141,56 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 		}
 	}
 	if sp.sealed {
-		return r.finishUpload(dir, meta, key, sp)
+		if err := removeSpool(dir, sp.all); err != nil {
+			return fmt.Errorf("remove uploaded session %s from spool: %w", meta.ID, err)
+		}
+		r.stored(meta, key, ss.manifest)
 	}
 	return nil
+}
+
+// lookAtSpool reads what is in a session's spool directory, and its
+// metadata and (once sealed) manifest, unless finish handed them over.
+func (r *Recorder) lookAtSpool(id, dir string) (sealedSession, spoolDir, error) {
+	ss, handed := r.takeSealed(id)
+	if !handed {
+		var err error
+		if ss.meta, err = readMeta(dir); err != nil {
+			return ss, spoolDir{}, err
+		}
+	}
+	sp, err := readSpool(dir)
+	if err != nil || !sp.sealed || handed {
+		return ss, sp, err
+	}
+	ss.manifest, err = spooledManifest(dir, ss.meta)
+	return ss, sp, err
+}
+
+// sealedSession is what finish hands the uploader about a session it
+// sealed: its metadata and manifest, as written to the spool.
+type sealedSession struct {
+	meta     SessionMeta
+	manifest Manifest
+}
+
+// handOver queues a session finish has sealed for upload.
+func (r *Recorder) handOver(ss sealedSession) {
+	r.mu.Lock()
+	r.sealed[ss.meta.ID] = ss
+	r.mu.Unlock()
+	r.queueUpload(ss.meta.ID)
+}
+
+// takeSealed returns and forgets what finish handed over about id. Only
+// the first look needs it: should that upload fail, later ones read the
+// spool, so a long outage does not hold every manifest in memory.
+func (r *Recorder) takeSealed(id string) (sealedSession, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ss, ok := r.sealed[id]
+	delete(r.sealed, id)
+	return ss, ok
 }
 
 // syncLog makes a live session's chunk log durable.
@@ -199,27 +243,19 @@ func readSpool(dir string) (spoolDir, error) {
 // the file store, when the store can (fileLinker on the same filesystem),
 // nothing of the session is in the store yet, and the directory holds
 // exactly the manifest's objects and the chunk log. Otherwise it reports
-// moved false and the objects are uploaded one by one.
-func (r *Recorder) moveSession(dir string, meta SessionMeta, key string, sp spoolDir) (moved bool, err error) {
+// false and the objects are uploaded one by one.
+func (r *Recorder) moveSession(dir string, meta SessionMeta, key string, sp spoolDir, m Manifest) bool {
 	l, ok := r.Store.(fileLinker)
-	if !ok || r.metaUploaded(meta.ID, false) {
-		return false, nil
-	}
-	m, err := spooledManifest(dir, meta)
-	if err != nil {
-		return false, err
-	}
-	if !onlyObjects(sp.all, m) {
-		return false, nil // e.g. chunks recovery set aside as torn
+	if !ok || r.metaUploaded(meta.ID, false) || !onlyObjects(sp.all, m) {
+		return false // not a file store, or e.g. chunks recovery set aside as torn
 	}
 	// The log is not an object, and the file store never lists it (see
 	// logObject); removed first all the same, so that the store holds it
-	// only if a crash undoes this unlink and not the rename.
-	if err := os.Remove(filepath.Join(dir, logObject)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("remove chunk log of %s: %w", meta.ID, err)
-	}
+	// only if a crash undoes this unlink and not the rename. Should the
+	// unlink fail, the move still keeps the log out of every listing.
+	os.Remove(filepath.Join(dir, logObject))
 	if err := l.moveDir(key, dir); err != nil {
-		return false, nil // another filesystem, or objects already there: one by one
+		return false // another filesystem, or objects already there: one by one
 	}
 	var n int64
 	for _, o := range m.Objects {
@@ -227,7 +263,7 @@ func (r *Recorder) moveSession(dir string, meta SessionMeta, key string, sp spoo
 	}
 	r.Metrics.uploaded(n)
 	r.stored(meta, key, m)
-	return true, nil
+	return true
 }
 
 // onlyObjects reports whether names, a sealed spool directory's listing,
@@ -285,20 +321,6 @@ func spooledManifest(dir string, meta SessionMeta) (Manifest, error) {
 	return m, nil
 }
 
-// finishUpload removes a fully uploaded session from the spool and reports
-// its final state.
-func (r *Recorder) finishUpload(dir string, meta SessionMeta, key string, sp spoolDir) error {
-	m, err := spooledManifest(dir, meta)
-	if err != nil {
-		return err
-	}
-	if err := removeSpool(dir, sp.all); err != nil {
-		return fmt.Errorf("remove uploaded session %s from spool: %w", meta.ID, err)
-	}
-	r.stored(meta, key, m)
-	return nil
-}
-
 // retiredPrefix starts the name a spool directory takes once its session
 // is in the store, on its way out; no session id starts with it, and the
 // next start removes any such directory (recoverSpool).
@@ -313,7 +335,7 @@ const retiredPrefix = ".stored-"
 // stored, sealed session in the spool, which is uploaded again (a no-op).
 func removeSpool(dir string, names []string) error {
 	retired := filepath.Join(filepath.Dir(dir), retiredPrefix+filepath.Base(dir))
-	if err := os.Rename(dir, retired); err != nil {
+	if err := rename(dir, retired); err != nil {
 		return err
 	}
 	for _, name := range names {
