@@ -64,8 +64,7 @@ func (s *Session) writeChunks(jobs <-chan *chunkJob, free chan []byte, done chan
 				s.fail(fmt.Errorf("sync spool: %w", err))
 			}
 			if !queued {
-				queued = true
-				s.rec.queueUpload(s.meta.ID)
+				queued = s.queueUpload()
 			}
 			continue
 		}
@@ -79,12 +78,23 @@ func (s *Session) writeChunks(jobs <-chan *chunkJob, free chan []byte, done chan
 		} else {
 			s.rec.Metrics.recorded(n)
 			if !s.isClosing() {
-				queued = true
-				s.rec.queueUpload(s.meta.ID)
+				queued = s.queueUpload()
 			}
 		}
 		giveBuffer(free, j.stored)
 	}
+}
+
+// queueUpload hands the live session to the uploader, which may then
+// delete its uploaded chunks from the spool: the chunk log must be kept
+// from now on. Without one the chunks stay in the spool until the seal.
+func (s *Session) queueUpload() bool {
+	if err := s.spool.keepLog(); err != nil {
+		s.fail(err)
+		return false
+	}
+	s.rec.queueUpload(s.meta.ID)
+	return true
 }
 
 // isClosing reports whether Close was called.

@@ -255,12 +255,14 @@ func (s *Session) finish() error {
 	if err := seal(s.spool.dir, m, s.rec.Key); err != nil {
 		// Recovery will need the log now: make it durable, and ship what
 		// is in the spool meanwhile.
-		s.spool.close()
-		s.rec.queueUpload(s.meta.ID)
+		if s.spool.keepLog() == nil {
+			s.spool.close()
+			s.rec.queueUpload(s.meta.ID)
+		}
 		s.rec.logger().Error("seal recording; it will be recovered as incomplete on restart", "session", s.meta.ID, "err", err)
 		return fmt.Errorf("seal recording %s: %w", s.meta.ID, err)
 	}
-	s.spool.log.Close()
+	s.spool.release()
 	// Reported before the upload is queued: the uploader reports stored
 	// from its own goroutine, and an index must not end at uploading.
 	s.rec.report(StateChange{Meta: s.meta, State: StateUploading, Dir: s.dir, EndedAt: m.EndedAt,

@@ -1,7 +1,9 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -45,9 +47,10 @@ func spoolSealed(t *testing.T, dataDir string, key []byte, id string) string {
 
 // TestSealedSessionReachesTheFileStoreFromEveryCrashPoint: a sealed
 // session goes to a file store on the spool's filesystem by one directory
-// rename. Wherever a crash stops that (or the removal of an uploaded
-// spool, or the seal itself), the next start stores the session whole,
-// with nothing but its objects in the store and nothing left in the spool.
+// rename. Wherever a crash stops that, or the seal before it, the next
+// start stores the session, whole (or incomplete but with every query
+// written to disk, when the seal did not happen), with nothing but its
+// objects in the store and nothing left in the spool.
 func TestSealedSessionReachesTheFileStoreFromEveryCrashPoint(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -56,11 +59,11 @@ func TestSealedSessionReachesTheFileStoreFromEveryCrashPoint(t *testing.T) {
 		states []State
 	}{
 		{"sealed, not moved yet", func(t *testing.T, dir, storeDir string) {}, StatusIntact, []State{StateStored}},
-		{"chunk log removed, not moved yet", func(t *testing.T, dir, storeDir string) {
-			require.NoError(t, os.Remove(filepath.Join(dir, logObject)))
+		{"chunk log of a session that lived past a flush", func(t *testing.T, dir, storeDir string) {
+			require.NoError(t, os.WriteFile(filepath.Join(dir, logObject), []byte(`{"name":"session.json"}`+"\n"), 0o600))
 		}, StatusIntact, []State{StateStored}},
 		{"spool of an earlier version (chunks.log)", func(t *testing.T, dir, storeDir string) {
-			require.NoError(t, os.Rename(filepath.Join(dir, logObject), filepath.Join(dir, legacyLogObject)))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, legacyLogObject), []byte(`{"name":"session.json"}`+"\n"), 0o600))
 		}, StatusIntact, []State{StateStored}},
 		{"chunks set aside as torn by an earlier recovery", func(t *testing.T, dir, storeDir string) {
 			require.NoError(t, os.WriteFile(filepath.Join(dir, chunkName(2)+tornSuffix), []byte("partial"), 0o600))
@@ -76,6 +79,21 @@ func TestSealedSessionReachesTheFileStoreFromEveryCrashPoint(t *testing.T) {
 		}, StatusIntact, []State{StateStored}},
 		{"seal cut short before manifest.json was renamed into place", func(t *testing.T, dir, storeDir string) {
 			require.NoError(t, os.Rename(filepath.Join(dir, manifestObject), filepath.Join(dir, manifestObject+".tmp")))
+		}, StatusIncomplete, []State{StateUploading, StateIncomplete}},
+		{"died before the seal, with no chunk log (a session shorter than a flush)", func(t *testing.T, dir, storeDir string) {
+			unseal(t, dir)
+		}, StatusIncomplete, []State{StateUploading, StateIncomplete}},
+		{"died before the seal, the chunk still under its temporary name", func(t *testing.T, dir, storeDir string) {
+			unseal(t, dir)
+			require.NoError(t, os.Rename(filepath.Join(dir, chunkName(1)), filepath.Join(dir, chunkName(1)+".tmp")))
+		}, StatusIncomplete, []State{StateUploading, StateIncomplete}},
+		{"died before the seal, the chunk log cut short of the chunk", func(t *testing.T, dir, storeDir string) {
+			unseal(t, dir)
+			size, sum, err := hashFile(filepath.Join(dir, sessionObject))
+			require.NoError(t, err)
+			line, err := json.Marshal(logEntry{ManifestObject: ManifestObject{Name: sessionObject, Size: size, SHA256: sum}})
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, logObject), append(line, '\n'), 0o600))
 		}, StatusIncomplete, []State{StateUploading, StateIncomplete}},
 	}
 	for _, tc := range cases {
@@ -96,6 +114,11 @@ func TestSealedSessionReachesTheFileStoreFromEveryCrashPoint(t *testing.T) {
 			assert.Equal(t, tc.status, rep.Status, "report: %s", rep)
 			assert.Empty(t, rep.Problems)
 			assert.Equal(t, int64(4), rep.Manifest.Counts.Events, "three queries and the end")
+			src, err := FindSession(ctxT(t), h.store, "s-move")
+			require.NoError(t, err)
+			var text bytes.Buffer
+			require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{Format: FormatText}))
+			assert.Contains(t, text.String(), "SELECT 3", "the last query is in the recording")
 
 			var want []string
 			for _, o := range rep.Manifest.Objects {
@@ -112,6 +135,14 @@ func TestSealedSessionReachesTheFileStoreFromEveryCrashPoint(t *testing.T) {
 			assert.Equal(t, want, got, "the store's session directory holds the objects and nothing else")
 		})
 	}
+}
+
+// unseal makes a sealed spool look like one whose bastion died before the
+// seal.
+func unseal(t *testing.T, dir string) {
+	t.Helper()
+	require.NoError(t, os.Remove(filepath.Join(dir, manifestObject)))
+	require.NoError(t, os.Remove(filepath.Join(dir, sigObject)))
 }
 
 // TestStoredSessionsSpoolRemovalCutShort: a crash while an uploaded

@@ -63,6 +63,7 @@ func (r *Recorder) recoverSession(dir string) error {
 			return err
 		}
 	}
+	entries = extendFromChunks(dir, meta.ID, entries)
 	kept := keepIntact(dir, entries)
 	lost := quarantine(dir, len(kept))
 	m := manifestFrom(meta.ID, kept)
@@ -91,6 +92,100 @@ func sessionEntry(dir string) ([]logEntry, error) {
 		return nil, err
 	}
 	return []logEntry{{ManifestObject: ManifestObject{Name: sessionObject, Size: size, SHA256: sum}}}, nil
+}
+
+// extendFromChunks adds the entries a log would hold for chunks in the
+// spool beyond its end: a session that ended (or died) before its first
+// flush has no log, and a machine crash may cut a log short of chunks
+// already on disk. Each is read back: a complete chunk of this session
+// whose header continues the chain is the next entry, with its counts
+// taken from its payload (cast records counted as event lines); the first
+// that is not ends the list, and keepIntact and quarantine deal with it
+// as before.
+func extendFromChunks(dir, id string, entries []logEntry) []logEntry {
+	for {
+		seq := len(entries)
+		e, ok := chunkEntry(filepath.Join(dir, chunkName(seq)), id, seq, entries[seq-1].SHA256)
+		if !ok {
+			e, ok = chunkEntry(filepath.Join(dir, chunkName(seq)+".tmp"), id, seq, entries[seq-1].SHA256)
+		}
+		if !ok {
+			return entries
+		}
+		entries = append(entries, e)
+	}
+}
+
+// chunkEntry reads the chunk at path and returns its log entry, if it is
+// whole and is chunk seq of session id following prev.
+func chunkEntry(path, id string, seq int, prev string) (logEntry, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return logEntry{}, false
+	}
+	defer f.Close()
+	h := sha256.New()
+	cr := &countingReader{r: io.TeeReader(f, h)}
+	hdr, payload, finish, err := ReadChunk(bufio.NewReader(cr))
+	if err != nil || hdr.Session != id || hdr.Seq != seq || hdr.Prev != prev {
+		return logEntry{}, false
+	}
+	stream, err := decodePayload(hdr, payload)
+	if err != nil {
+		return logEntry{}, false
+	}
+	e := logEntry{ManifestObject: ManifestObject{Name: chunkName(seq), Seq: seq, Stream: hdr.Stream}, Last: hdr.Last.UTC()}
+	if err := countRecords(stream, hdr.Stream != eventsStream, &e); err != nil || finish() != nil {
+		return logEntry{}, false
+	}
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return logEntry{}, false
+	}
+	e.Size, e.SHA256 = cr.n, hex.EncodeToString(h.Sum(nil))
+	return e, true
+}
+
+// countRecords counts a chunk's stream lines into e: events, or asciicast
+// events with the bytes of their output and input.
+func countRecords(stream io.Reader, cast bool, e *logEntry) error {
+	r := bufio.NewReaderSize(stream, readBufferSize)
+	var ev castEvent
+	for {
+		line, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) && len(line) == 0 {
+			return nil
+		}
+		if err != nil {
+			return err // a torn last line: the chunk is not whole
+		}
+		if cast && line[0] == '{' {
+			continue // the asciicast header
+		}
+		e.Records++
+		if !cast {
+			continue
+		}
+		if err := parseCastEvent(line, &ev); err != nil {
+			return err
+		}
+		switch ev.code {
+		case "o":
+			e.Output += int64(len(ev.data))
+		case "i":
+			e.Input += int64(len(ev.data))
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // keepIntact returns the longest prefix of the log whose chunks are either

@@ -17,8 +17,11 @@ import (
 
 // logObject is the spool's append-only list of the objects written so far,
 // so that a session recovered after a crash can be sealed even though its
-// early chunks were already uploaded and deleted from the spool. It is
-// never a store object: it ends in the suffix the file store treats as an
+// early chunks were already uploaded and deleted from the spool. A session
+// gets one only once its chunks may be uploaded while it is live (keepLog):
+// until then every chunk is in the spool, and recovery reads what the log
+// would say from the chunks themselves (extendFromChunks). It is never a
+// store object: it ends in the suffix the file store treats as an
 // unfinished write and never lists, so a sealed spool directory can become
 // the session's directory in the file store by one rename (see
 // FileStore.moveDir) even if a crash leaves the log behind in it.
@@ -52,10 +55,7 @@ type spoolSession struct {
 // createSpool makes the session's spool directory and durably writes
 // session.json, the first link of the hash chain: once it returns, a crash
 // leaves a spool that recovery finalises as incomplete. It costs two
-// fsyncs, session.json's data and the directory entries (session.json's
-// and the log's); the log's own first line is not synced here, as
-// recovery rebuilds it from session.json (sessionEntry) and the first
-// chunk's sync makes it durable with the chunk's line.
+// fsyncs, session.json's data and its name in the directory.
 func createSpool(dir string, meta []byte) (*spoolSession, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		if err := os.MkdirAll(dir, 0o700); err != nil { // the spool itself was removed
@@ -71,22 +71,46 @@ func createSpool(dir string, meta []byte) (*spoolSession, error) {
 	if err := rename(tmp, filepath.Join(dir, sessionObject)); err != nil {
 		return nil, fmt.Errorf("write session.json: %w", err)
 	}
-	log, err := os.OpenFile(filepath.Join(dir, logObject), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open chunk log: %w", err)
+	if err := syncDir(dir); err != nil {
+		return nil, err
 	}
-	s := &spoolSession{dir: dir, id: filepath.Base(dir), log: log}
+	s := &spoolSession{dir: dir, id: filepath.Base(dir)}
 	sum := sha256.Sum256(meta)
 	e := logEntry{ManifestObject: ManifestObject{Name: sessionObject, Size: int64(len(meta)), SHA256: hex.EncodeToString(sum[:])}}
-	if err := s.appendLog(e); err != nil {
-		log.Close()
-		return nil, err
+	return s, s.appendLog(e)
+}
+
+// keepLog starts the session's chunk log, with every entry so far, before
+// the uploader may take (and delete) a chunk of the live session: from
+// then on recovery needs it. Its first lines and its name are synced now
+// (two fsyncs, once per session that lives past a flush interval); later
+// lines with the chunks they name.
+func (s *spoolSession) keepLog() error {
+	if s.log != nil {
+		return nil
 	}
-	if err := syncDir(dir); err != nil {
-		log.Close()
-		return nil, err
+	var lines []byte
+	for _, e := range s.entries {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode chunk log entry: %w", err)
+		}
+		lines = append(append(lines, line...), '\n')
 	}
-	return s, nil
+	log, err := os.OpenFile(filepath.Join(s.dir, logObject), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open chunk log: %w", err)
+	}
+	if _, err := log.Write(lines); err != nil {
+		log.Close()
+		return fmt.Errorf("write chunk log: %w", err)
+	}
+	if err := log.Sync(); err != nil {
+		log.Close()
+		return fmt.Errorf("sync chunk log: %w", err)
+	}
+	s.log = log
+	return syncDir(s.dir)
 }
 
 func (s *spoolSession) appendLog(e logEntry) error {
@@ -94,8 +118,10 @@ func (s *spoolSession) appendLog(e logEntry) error {
 	if err != nil {
 		return fmt.Errorf("encode chunk log entry: %w", err)
 	}
-	if _, err := s.log.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("append chunk log: %w", err)
+	if s.log != nil {
+		if _, err := s.log.Write(append(line, '\n')); err != nil {
+			return fmt.Errorf("append chunk log: %w", err)
+		}
 	}
 	s.entries = append(s.entries, e)
 	s.prev = e.SHA256
@@ -179,7 +205,8 @@ func (s *spoolSession) syncAsync() error {
 	s.unsynced = nil
 	done := make(chan error, 1)
 	s.syncing = done
-	go func() { done <- syncFiles(files, s.log, s.dir) }()
+	log, dir := s.log, s.dir
+	go func() { done <- syncFiles(files, log, dir) }()
 	return err
 }
 
@@ -212,8 +239,10 @@ func syncFiles(files []*os.File, log *os.File, dir string) error {
 		}
 		f.Close()
 	}
-	if err := log.Sync(); err != nil && firstErr == nil {
-		firstErr = fmt.Errorf("sync chunk log: %w", err)
+	if log != nil {
+		if err := log.Sync(); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("sync chunk log: %w", err)
+		}
 	}
 	if err := syncDir(dir); err != nil && firstErr == nil {
 		firstErr = err
@@ -222,9 +251,10 @@ func syncFiles(files []*os.File, log *os.File, dir string) error {
 }
 
 // syncChunks makes the data of every chunk written so far durable, for
-// the seal that follows and names them: the log and the directory are
-// left to seal, which syncs the directory anyway and makes the log
-// unnecessary (a sealed spool is never recovered from its log).
+// the seal that follows and names them: the directory is left to seal,
+// which syncs it anyway, and the log too, as a sealed spool is never
+// recovered from its log and an unsealed one is read from its chunks
+// where its log falls short (extendFromChunks).
 func (s *spoolSession) syncChunks() error {
 	err := s.waitSync()
 	for _, f := range s.unsynced {
@@ -241,8 +271,15 @@ func (s *spoolSession) syncChunks() error {
 // releases the spool's files.
 func (s *spoolSession) close() error {
 	err := s.sync()
-	s.log.Close()
+	s.release()
 	return err
+}
+
+// release closes the log, if the session has one.
+func (s *spoolSession) release() {
+	if s.log != nil {
+		s.log.Close()
+	}
 }
 
 // manifest builds the manifest of everything in the log.

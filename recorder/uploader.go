@@ -249,11 +249,14 @@ func (r *Recorder) moveSession(dir string, meta SessionMeta, key string, sp spoo
 	if !ok || r.metaUploaded(meta.ID, false) || !onlyObjects(sp.all, m) {
 		return false // not a file store, or e.g. chunks recovery set aside as torn
 	}
-	// The log is not an object, and the file store never lists it (see
-	// logObject); removed first all the same, so that the store holds it
-	// only if a crash undoes this unlink and not the rename. Should the
-	// unlink fail, the move still keeps the log out of every listing.
-	os.Remove(filepath.Join(dir, logObject))
+	// A session that lived past a flush has a log. It is not an object,
+	// and the file store never lists it (see logObject); removed first all
+	// the same, so that the store holds it only if a crash undoes this
+	// unlink and not the rename. Should the unlink fail, the move still
+	// keeps the log out of every listing.
+	if slices.Contains(sp.all, logObject) {
+		os.Remove(filepath.Join(dir, logObject))
+	}
 	if err := l.moveDir(key, dir); err != nil {
 		return false // another filesystem, or objects already there: one by one
 	}
