@@ -167,7 +167,16 @@ func (s *FileStore) moveDir(keyDir, dir string) error {
 		s.made.Store(nil) // the day directory may have been removed meanwhile
 		return fmt.Errorf("store %s: %w", keyDir, err)
 	}
-	return syncDir(day)
+	if err := syncDir(day); err != nil {
+		// Not confirmed: back to the spool, to be stored again. Should
+		// even that fail, the session is in the store with every file
+		// durable, and only its directory entry unconfirmed.
+		if rename(p, dir) != nil {
+			return nil
+		}
+		return err
+	}
+	return nil
 }
 
 // mkdirDurable makes dir and its missing parents, syncing the parent of
