@@ -56,6 +56,10 @@ func (e *env) sysbench(b *testing.B, bin, command, user, password string, port i
 		"--mysql-port="+strconv.Itoa(port), "--mysql-user="+user,
 		"--mysql-db="+e.target.Database, "--mysql-ssl=off", "--tables=1", "--table-size="+sysbenchTableSize,
 		"--threads="+strconv.Itoa(benchConcurrency), "--time="+sysbenchSeconds, command)
+	// sallyport asks a plaintext client for mysql_clear_password, a plugin
+	// libmariadb loads on first use; sysbench's threads connect at once
+	// and race to load it ("already loaded"). Loaded at start instead.
+	cmd.Env = append(os.Environ(), "LIBMYSQL_PLUGINS=mysql_clear_password")
 	out, err := cmd.CombinedOutput()
 	require.NoError(b, err, "sysbench %s: %s", command, out)
 	if command != "run" {
