@@ -166,8 +166,10 @@ func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte)) in
 	}
 }
 
-// smallBuffer is what a pipe reads into while little flows.
-const smallBuffer = 1 << 10
+// smallBuffer is what a pipe reads into while little flows: keystrokes,
+// echoes, a prompt. An idle session holds three, so every byte counts
+// three times per session; a read that fills one borrows a big buffer.
+const smallBuffer = 256
 
 // bigBuffers lends pipes their flowing-stream buffers.
 var bigBuffers = sync.Pool{New: func() any { b := make([]byte, maxBuffer); return &b }}
