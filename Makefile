@@ -60,8 +60,8 @@ bench: deps build
 	@mkdir -p $(BENCH_DIR)
 	$(GO) build -o $(BENCHDOC) ./tools/benchdoc
 	@$(BENCHDOC) mark start > $(BENCH_LOG)
-	@$(call bench_run,$(GO) test -p 1 -run '^$$' -bench . -timeout 10m ./iga/... ./recorder/...)
-	@$(call bench_run,$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./proxy/... ./deploy/...)
+	@$(call bench_run,$(GO) test -run '^$$' -bench . -timeout 10m ./iga/... ./recorder/...)
+	@$(call bench_run,$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./proxy/... ./deploy/...)
 	@$(BENCHDOC) mark end >> $(BENCH_LOG)
 	$(BENCHDOC) render -o docs/benchmarks.md $(BENCH_LOG)
 
