@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/stretchr/testify/require"
 )
 
@@ -45,36 +45,18 @@ func (l *stateLog) of(id string) []State {
 	return append([]State(nil), l.states[id]...)
 }
 
-// syncBuffer is a log sink tests can read while the recorder writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is a started Recorder over a store with its observations.
 type harness struct {
 	rec    *Recorder
 	store  Store
 	states *stateLog
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	key    ed25519.PrivateKey
 }
 
 func newHarness(t *testing.T, dataDir string, store Store, key ed25519.PrivateKey, tune func(*Recorder)) *harness {
 	t.Helper()
-	h := &harness{store: store, states: &stateLog{}, logs: &syncBuffer{}, key: key}
+	h := &harness{store: store, states: &stateLog{}, logs: &syncbuf.Buffer{}, key: key}
 	h.rec = &Recorder{
 		Config:     Config{DataDir: dataDir, FlushInterval: 50 * time.Millisecond, FailClosed: true},
 		Store:      store,

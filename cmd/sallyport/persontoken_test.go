@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -113,7 +114,7 @@ func flipMidPayload(token string) string {
 // servedAPI is a running serve and its log.
 type servedAPI struct {
 	cmd *exec.Cmd
-	buf *syncBuffer
+	buf *syncbuf.Buffer
 }
 
 // servePersonAPI starts serve on e with the web listener on a free port
@@ -125,7 +126,7 @@ func servePersonAPI(t *testing.T, e *env) (string, *servedAPI) {
 	require.NoError(t, err)
 	cfg := strings.Replace(string(data), `web: {listen: "127.0.0.1:0"}`, fmt.Sprintf(`web: {listen: "127.0.0.1:%d"}`, port), 1)
 	require.NoError(t, os.WriteFile(e.config, []byte(cfg), 0o600))
-	s := &servedAPI{cmd: exec.Command(binary, "--config", e.config, "serve"), buf: &syncBuffer{}}
+	s := &servedAPI{cmd: exec.Command(binary, "--config", e.config, "serve"), buf: &syncbuf.Buffer{}}
 	s.cmd.Stderr = s.buf
 	require.NoError(t, s.cmd.Start())
 	t.Cleanup(func() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() })

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/syncbuf"
 )
 
 // replicaConfig is one replica's config: its own data_dir and ports, the
@@ -76,7 +77,7 @@ type replica struct {
 	cfgText   string // the config as first written, for restarts
 	known     string // known_hosts holding the replica's host key
 	clientKey string // svc-ops's private key file
-	logs      *syncBuffer
+	logs      *syncbuf.Buffer
 	cmd       *exec.Cmd // the serve process
 }
 
@@ -162,7 +163,7 @@ func (r *replica) restart(t *testing.T) {
 
 // startServe runs serve with e's config on a free web port and waits until
 // /healthz answers; the process is killed when the test ends.
-func startServe(t *testing.T, e *env) (*exec.Cmd, *syncBuffer) {
+func startServe(t *testing.T, e *env) (*exec.Cmd, *syncbuf.Buffer) {
 	t.Helper()
 	port := freePort(t)
 	data, err := os.ReadFile(e.config)
@@ -171,7 +172,7 @@ func startServe(t *testing.T, e *env) (*exec.Cmd, *syncBuffer) {
 	require.NoError(t, os.WriteFile(e.config, []byte(cfg), 0o600))
 	cmd := exec.Command(binary, "--config", e.config, "serve")
 	cmd.Env = append(os.Environ(), e.extraEnv...)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -396,7 +397,7 @@ func TestReplicaCrash(t *testing.T) {
 	defer cancel()
 
 	psql := a.psqlThrough(ctx, "-c", "SELECT 'crash-marker-' || (40+2)", "-c", "SELECT pg_sleep(60)")
-	var out syncBuffer
+	var out syncbuf.Buffer
 	psql.Stdout, psql.Stderr = &out, &out
 	require.NoError(t, psql.Start())
 	t.Cleanup(func() { _ = psql.Process.Kill() })

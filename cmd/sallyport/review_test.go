@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 	"github.com/sallyport/sallyport/web"
@@ -238,7 +239,7 @@ func TestServeBreakglassAlerts(t *testing.T) {
 
 // revServe runs `sallyport serve` on e until the test ends and returns its
 // web base URL and its log.
-func revServe(t *testing.T, e *env) (string, *syncBuffer) {
+func revServe(t *testing.T, e *env) (string, *syncbuf.Buffer) {
 	t.Helper()
 	port := freePort(t)
 	data, err := os.ReadFile(e.config)
@@ -247,7 +248,7 @@ func revServe(t *testing.T, e *env) (string, *syncBuffer) {
 	require.NoError(t, os.WriteFile(e.config, []byte(cfg), 0o600))
 	cmd := exec.Command(binary, "--config", e.config, "serve")
 	cmd.Env = append(os.Environ(), e.extraEnv...)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -262,20 +263,6 @@ func revServe(t *testing.T, e *env) (string, *syncBuffer) {
 	}, 10*time.Second, 50*time.Millisecond, "serve never became healthy: %s", logs)
 	return base, logs
 }
-
-// syncBuffer is a bytes.Buffer a process writes while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestServeRefusesUnsignedWebhook: a webhook without its signing secret is
 // a config problem serve reports at start, naming the variable, not the URL.

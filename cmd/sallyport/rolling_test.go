@@ -25,6 +25,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -52,7 +53,7 @@ type keyedReplica struct {
 	name             string
 	webPort, sshPort int
 	cmd              *exec.Cmd
-	logs             *syncBuffer
+	logs             *syncbuf.Buffer
 }
 
 // sharedKeyFiles creates, once, the keys replicas share besides the CA and
@@ -117,7 +118,7 @@ func (r *keyedReplica) start(t *testing.T) {
 	t.Helper()
 	cmd := exec.Command(binary, "--config", r.config, "serve")
 	cmd.Env = append(os.Environ(), r.extraEnv...)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stderr = logs
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })

@@ -1,7 +1,6 @@
 package mysql_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"database/sql"
@@ -17,6 +16,7 @@ import (
 
 	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/mysql"
 	"github.com/sallyport/sallyport/proxy/postgres"
@@ -126,7 +126,7 @@ func newTLSEnv(t *testing.T, target *sandbox.MariaDBTarget, tlsCfg *tls.Config) 
 
 type tlsEnv struct {
 	*env
-	logs lockedBuffer
+	logs syncbuf.Buffer
 }
 
 // countingUsers counts the users a target mints.
@@ -150,22 +150,4 @@ func (u *countingUsers) created() int {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.n
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,6 +18,7 @@ import (
 
 	capg "github.com/sallyport/sallyport/ca/postgres"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/postgres"
 )
@@ -126,7 +126,7 @@ func newTLSEnv(t *testing.T, target *sandbox.PostgresTarget, tlsCfg *tls.Config)
 
 type tlsEnv struct {
 	*env
-	logs lockedBuffer
+	logs syncbuf.Buffer
 }
 
 // connectPgx tries a pgx login through the bastion and returns its error.
@@ -167,22 +167,4 @@ func (r *countingRoles) created() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
