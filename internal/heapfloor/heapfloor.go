@@ -45,6 +45,3 @@ func Set() {
 		floor = make([]byte, Size)
 	})
 }
-
-// Held reports whether the process holds its floor.
-func Held() bool { return floor != nil }
