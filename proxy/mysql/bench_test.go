@@ -47,13 +47,15 @@ const (
 )
 
 // BenchmarkMysqlslapSelect runs mysqlslap's read-only queries with 4
-// clients direct, through a bare TCP relay (the floor of any proxy: one
-// more hop each way) and through sallyport with every query recorded —
-// without TLS like the others, and with TLS as production runs it — and
-// reports each one's queries/s and the ratios.
+// clients direct, through a bare Go TCP relay and through HAProxy (the
+// floor of any proxy: one more hop each way, no parsing; in Go and in C)
+// and through sallyport with every query recorded — without TLS like the
+// others, and with TLS as production runs it — and reports each one's
+// queries/s and the ratios.
 func BenchmarkMysqlslapSelect(b *testing.B) {
 	e := newBenchEnv(b)
 	relay := startRelay(b, e.target.Addr())
+	haproxy := startHAProxy(b, e.target.Addr())
 	for _, q := range []struct{ name, sql string }{{"point", pointQuery}, {"range100", rangeQuery}} {
 		b.Run(q.name, func(b *testing.B) {
 			for b.Loop() {
@@ -61,6 +63,7 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 				relayCPU := selfCPU()
 				viaRelay := e.mysqlslap(b, q.sql, benchUser, benchPassword, relay, "--skip-ssl")
 				relayCPU = selfCPU() - relayCPU
+				viaHAProxy := e.mysqlslap(b, q.sql, benchUser, benchPassword, haproxy, "--skip-ssl")
 				sallyportCPU := selfCPU()
 				viaSallyport := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port, "--skip-ssl")
 				sallyportCPU = selfCPU() - sallyportCPU
@@ -72,6 +75,8 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 				viaSallyportTLS := e.mysqlslap(b, q.sql, okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port, "--ssl")
 				b.ReportMetric(direct, "direct_qps")
 				b.ReportMetric(viaRelay, "relay_qps")
+				b.ReportMetric(viaHAProxy, "haproxy_qps")
+				b.ReportMetric(viaHAProxy/direct, "haproxy/direct")
 				b.ReportMetric(viaSallyport, "sallyport_qps")
 				b.ReportMetric(viaSallyportTLS, "sallyport_tls_qps")
 				b.ReportMetric(viaSallyport/direct, "sallyport/direct")

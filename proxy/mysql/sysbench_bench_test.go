@@ -24,8 +24,9 @@ const (
 var sysbenchQpsRE = regexp.MustCompile(`queries:\s+[0-9]+\s+\(([0-9.]+) per sec\.\)`)
 
 // BenchmarkSysbenchReadOnly runs `sysbench oltp_read_only` with 4 threads
-// direct and through sallyport (recording on, plaintext like the direct
-// leg), and reports queries/s and the ratio.
+// direct, through HAProxy (a C relay that parses nothing: the most a proxy
+// reaches here) and through sallyport (recording on, plaintext like the
+// direct leg), and reports queries/s and the ratios.
 func BenchmarkSysbenchReadOnly(b *testing.B) {
 	e := newBenchEnv(b)
 	bin := clientBinary(b, "sysbench")
@@ -36,11 +37,15 @@ func BenchmarkSysbenchReadOnly(b *testing.B) {
 		"CREATE USER 'sb_prepare'@'%' IDENTIFIED BY 'sb-prepare-pw'; GRANT ALL ON `"+db+"`.* TO 'sb_prepare'@'%'"))
 	e.sysbench(b, bin, "prepare", "sb_prepare", "sb-prepare-pw", e.target.Port)
 	require.NoError(b, e.target.MariaDB.Exec(context.Background(), "", "GRANT SELECT ON `"+db+"`.sbtest1 TO "+e.target.Role))
+	haproxy := startHAProxy(b, e.target.Addr())
 	for b.Loop() {
 		direct := e.sysbench(b, bin, "run", benchUser, benchPassword, e.target.Port)
+		viaHAProxy := e.sysbench(b, bin, "run", benchUser, benchPassword, haproxy)
 		viaSallyport := e.sysbench(b, bin, "run", okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port)
 		b.ReportMetric(direct, "direct_qps")
 		b.ReportMetric(viaSallyport, "sallyport_qps")
+		b.ReportMetric(viaHAProxy, "haproxy_qps")
+		b.ReportMetric(viaHAProxy/direct, "haproxy/direct")
 		b.ReportMetric(viaSallyport/direct, "sallyport/direct")
 	}
 }

@@ -153,19 +153,19 @@ pkg: github.com/sallyport/sallyport/proxy/postgres
 	for _, v := range Judge(r) {
 		verdicts[v.What] = v
 	}
-	for _, tc := range []struct{ what, figure, status string }{
-		{"bulk throughput ≥ 0.85× direct", "0.85×", "met"}, // the bound itself meets the goal
-		{"session setup time ≤ 1.1× direct", "1.20×", "**not met**"},
-		{"CPU per MB relayed with recording ≤ 1.10× without", "1.10×", "met"},
-		{"200 concurrent psql sessions × 1,000 queries: zero errors", "—", "**failed**"},
-		{"`mysqlslap` point lookup ≥ 0.8× direct", "—", "not run"},
+	for _, tc := range []struct{ what, figure, status, peer string }{
+		{"bulk throughput ≥ 0.85× direct", "0.85×", "met", ""}, // the bound itself meets the goal
+		{"session setup time ≤ 1.1× direct", "1.20×", "**not met**", ""},
+		{"CPU per MB relayed with recording ≤ 1.10× without", "1.10×", "met", ""},
+		{"200 concurrent psql sessions × 1,000 queries: zero errors", "—", "**failed**", ""},
+		{"`mysqlslap` point lookup ≥ 0.8× direct", "—", "not run", "HAProxy —"},
 	} {
 		v, ok := verdicts[tc.what]
 		if !ok {
 			t.Fatalf("no goal %q", tc.what)
 		}
-		if v.Figure != tc.figure || v.Status != tc.status {
-			t.Errorf("%s: got %s %s, want %s %s", tc.what, v.Figure, v.Status, tc.figure, tc.status)
+		if v.Figure != tc.figure || v.Status != tc.status || v.Peer != tc.peer {
+			t.Errorf("%s: got %s %s (peer %q), want %s %s (peer %q)", tc.what, v.Figure, v.Status, v.Peer, tc.figure, tc.status, tc.peer)
 		}
 	}
 }

@@ -111,8 +111,9 @@ func peers() string {
 	}{
 		{"OpenSSH", []string{"ssh", "-V"}, `OpenSSH_(\S+)`},
 		{"PostgreSQL", []string{postgresBinary(), "--version"}, `\) (\S+)`},
-		{"PgBouncer", []string{pgbouncerBinary(), "--version"}, `PgBouncer (\S+)`},
+		{"PgBouncer", []string{sbinBinary("pgbouncer"), "--version"}, `PgBouncer (\S+)`},
 		{"MariaDB", []string{"mariadb", "--version"}, `(\d+\.\d+\.\d+-MariaDB)`},
+		{"HAProxy", []string{sbinBinary("haproxy"), "-v"}, `HAProxy version (\S+)`},
 	} {
 		out = append(out, p.name+" "+probe(p.re, p.args...))
 	}
@@ -147,11 +148,13 @@ func postgresBinary() string {
 	return newest
 }
 
-func pgbouncerBinary() string {
-	if p, err := exec.LookPath("pgbouncer"); err == nil {
+// sbinBinary is the path of a Debian server binary that may be missing
+// from a non-root PATH.
+func sbinBinary(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	return "/usr/sbin/pgbouncer"
+	return "/usr/sbin/" + name
 }
 
 // commit is the checked-out commit, noting uncommitted changes.

@@ -141,12 +141,13 @@ func (r *Run) commands() string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// goalTable is one row per goal with this run's figure and verdict.
+// goalTable is one row per goal with this run's figure, a peer's figure
+// where the goal has one, and the verdict.
 func goalTable(vs []Verdict) string {
 	var b strings.Builder
-	b.WriteString("| issue | goal | this run | verdict |\n|---|---|---|---|\n")
+	b.WriteString("| issue | goal | this run | peer, same run | verdict |\n|---|---|---|---|---|\n")
 	for _, v := range vs {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", v.Issue, cell(v.What), v.Figure, cell(v.Status))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", v.Issue, cell(v.What), v.Figure, v.Peer, cell(v.Status))
 	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
