@@ -35,6 +35,7 @@ type ctxKeyState struct{}
 // connState is what the authentication callbacks learn about a connection.
 type connState struct {
 	netConn  net.Conn
+	relay    *relayConn // netConn as x/crypto uses it
 	source   netip.Addr
 	authed   atomic.Bool
 	mu       sync.Mutex
@@ -58,7 +59,8 @@ func (s *Server) onConnect(ctx gliderssh.Context, c net.Conn) net.Conn {
 			c.Close()
 		}
 	})
-	return newRelayConn(c)
+	st.relay = newRelayConn(c)
+	return st.relay
 }
 
 func stateOf(ctx context.Context) *connState {

@@ -23,16 +23,25 @@ import (
 // relayConn holds such a write and sends it with the next one in a single
 // writev. A held write that nothing follows (a packet that happened to end
 // there) goes out after holdDelay.
+//
+// Corked (see cork), it holds every write and sends them together when
+// uncorked: a relay write of 128 KiB becomes four SSH packets, and one
+// socket write instead of four saves the syscalls and, above all, three
+// wakeups of the reader. Held bytes never wait longer than holdDelay, so
+// a corked writer that blocks (on the peer's channel window, say) cannot
+// stall the bytes the peer needs to see before it opens the window.
 type relayConn struct {
 	net.Conn
 	buf  *[]byte // borrowed while read-ahead data is pending
 	data []byte  // read ahead, not yet returned
 
-	wmu   sync.Mutex
-	held  *[]byte // a split write not yet sent
-	iov   [2][]byte
-	timer *time.Timer
-	werr  error // from sending a held write on the timer
+	wmu    sync.Mutex
+	held   *[]byte // writes not yet sent: a split one, or all while corked
+	corked int     // cork calls not yet uncorked
+	armed  bool    // the timer will send what is held
+	iov    [2][]byte
+	timer  *time.Timer
+	werr   error // from sending held writes on the timer
 }
 
 const (
@@ -40,6 +49,9 @@ const (
 	gulpSize      = 64 << 10
 	// splitSize is the size of x/crypto's bufio.Writer (the default).
 	splitSize = 4 << 10
+	// corkSize is what a corked connection holds at most: more is sent at
+	// once. It fits a relay write's packets (see stdoutBuffer).
+	corkSize = 160 << 10
 	// holdDelay bounds how long a held write waits for the next; the rest
 	// of a split packet follows within microseconds.
 	holdDelay = time.Millisecond
@@ -49,11 +61,11 @@ const (
 )
 
 var (
-	gulpBuffers  = sync.Pool{New: func() any { b := make([]byte, gulpSize); return &b }}
-	splitBuffers = sync.Pool{New: func() any { b := make([]byte, splitSize); return &b }}
+	gulpBuffers = sync.Pool{New: func() any { b := make([]byte, gulpSize); return &b }}
+	holdBuffers = sync.Pool{New: func() any { b := make([]byte, 0, corkSize); return &b }}
 )
 
-func newRelayConn(c net.Conn) net.Conn { return &relayConn{Conn: c} }
+func newRelayConn(c net.Conn) *relayConn { return &relayConn{Conn: c} }
 
 func (c *relayConn) Read(p []byte) (int, error) {
 	if len(c.data) > 0 {
@@ -91,41 +103,92 @@ func (c *relayConn) Write(p []byte) (int, error) {
 	if c.werr != nil {
 		return 0, c.werr
 	}
-	if c.held != nil {
-		c.timer.Stop()
+	switch {
+	case c.corked > 0:
+		if c.held != nil && len(*c.held)+len(p) > corkSize {
+			if err := c.sendHeldLocked(); err != nil {
+				return 0, err
+			}
+		}
+		if len(p) > corkSize {
+			return c.Conn.Write(p)
+		}
+		c.hold(p)
+		return len(p), nil
+	case c.held != nil:
 		held := c.held
 		c.held = nil
-		defer splitBuffers.Put(held)
+		defer releaseHeld(held)
 		c.iov = [2][]byte{*held, p}
 		bufs := net.Buffers(c.iov[:])
 		n, err := bufs.WriteTo(c.Conn)
 		c.iov = [2][]byte{}
-		return max(int(n)-splitSize, 0), err
+		return max(int(n)-len(*held), 0), err
+	case len(p) == splitSize:
+		c.hold(p)
+		return len(p), nil
 	}
-	if len(p) != splitSize {
-		return c.Conn.Write(p)
+	return c.Conn.Write(p)
+}
+
+// hold keeps a copy of p to send later, and makes sure that later comes
+// within holdDelay; called locked.
+func (c *relayConn) hold(p []byte) {
+	if c.held == nil {
+		c.held = holdBuffers.Get().(*[]byte)
 	}
-	held := splitBuffers.Get().(*[]byte)
-	copy(*held, p)
-	c.held = held
+	*c.held = append(*c.held, p...)
+	if c.armed {
+		return
+	}
+	c.armed = true
 	if c.timer == nil {
-		c.timer = time.AfterFunc(holdDelay, c.sendHeld)
+		c.timer = time.AfterFunc(holdDelay, c.onTimer)
 	} else {
 		c.timer.Reset(holdDelay)
 	}
-	return len(p), nil
 }
 
-// sendHeld sends a held write that no other write followed.
-func (c *relayConn) sendHeld() {
+// cork holds writes until as many uncork calls: call it before a write
+// that x/crypto sends as several packets.
+func (c *relayConn) cork() {
+	c.wmu.Lock()
+	c.corked++
+	c.wmu.Unlock()
+}
+
+// uncork ends a cork; the last one sends what was held.
+func (c *relayConn) uncork() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.held == nil {
-		return
+	c.corked--
+	if c.corked == 0 && c.held != nil {
+		c.werr = c.sendHeldLocked()
 	}
-	_, c.werr = c.Conn.Write(*c.held)
-	splitBuffers.Put(c.held)
+}
+
+// onTimer sends what was held longer than holdDelay.
+func (c *relayConn) onTimer() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.armed = false
+	if c.held != nil && c.werr == nil {
+		c.werr = c.sendHeldLocked()
+	}
+}
+
+// sendHeldLocked sends the held writes; called locked.
+func (c *relayConn) sendHeldLocked() error {
+	held := c.held
 	c.held = nil
+	defer releaseHeld(held)
+	_, err := c.Conn.Write(*held)
+	return err
+}
+
+func releaseHeld(b *[]byte) {
+	*b = (*b)[:0]
+	holdBuffers.Put(b)
 }
 
 // Close sends a held write first, unless a write is in progress: that
@@ -134,11 +197,8 @@ func (c *relayConn) sendHeld() {
 func (c *relayConn) Close() error {
 	if c.wmu.TryLock() {
 		if c.held != nil {
-			c.timer.Stop()
 			_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
-			_, _ = c.Conn.Write(*c.held)
-			splitBuffers.Put(c.held)
-			c.held = nil
+			_ = c.sendHeldLocked()
 		}
 		c.wmu.Unlock()
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -93,4 +94,81 @@ func TestRelayConnReads(t *testing.T) {
 		require.NoError(t, err)
 	}
 	assert.True(t, bytes.Equal(want, got), "got %d bytes, want the %d written, in order", len(got), len(want))
+}
+
+// TestRelayConnCork: corked writes reach the peer whole and in order, also
+// when a writer never uncorks (it may be blocked on the peer's window) and
+// when the held bytes would outgrow the cork.
+func TestRelayConnCork(t *testing.T) {
+	tests := []struct {
+		name    string
+		writes  []int // sizes, in order, all while corked
+		uncork  bool
+		wantMax time.Duration // the peer has every byte within this
+	}{
+		{"a relay write's packets", []int{4, 4092, 28 << 10, 4, 4092, 28 << 10, 4, 4092, 28 << 10, 4, 4092, 28 << 10}, true, time.Second},
+		{"never uncorked: sent after the hold delay", []int{4, 4092, 28 << 10}, false, time.Second},
+		{"more than a cork holds", []int{100 << 10, 100 << 10, 200 << 10, splitSize}, true, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, peer := tcpPair(t)
+			rc := c.(*relayConn)
+			var want []byte
+			rc.cork()
+			for _, n := range tt.writes {
+				p := randomBytes(t, n)
+				want = append(want, p...)
+				k, err := rc.Write(p)
+				require.NoError(t, err)
+				require.Equal(t, n, k)
+			}
+			if tt.uncork {
+				rc.uncork()
+			}
+			require.NoError(t, peer.SetReadDeadline(time.Now().Add(tt.wantMax)))
+			got := make([]byte, len(want))
+			_, err := io.ReadFull(peer, got)
+			require.NoError(t, err, "the peer got %d of %d bytes within %s", len(got), len(want), tt.wantMax)
+			assert.True(t, bytes.Equal(want, got), "the peer got other bytes than were written")
+		})
+	}
+}
+
+// TestRelayConnCorkConcurrent: writes of other goroutines while a relay
+// write is corked (window adjustments, other channels) keep their bytes
+// together and everything arrives.
+func TestRelayConnCorkConcurrent(t *testing.T) {
+	c, peer := tcpPair(t)
+	rc := c.(*relayConn)
+	const writers, writes, size = 4, 200, 1000
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := bytes.Repeat([]byte{byte('a' + w)}, size)
+			for i := range writes {
+				if i%3 == 0 {
+					rc.cork()
+				}
+				_, _ = rc.Write(p)
+				if i%3 == 0 {
+					rc.uncork()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, rc.Close())
+	b := <-got
+	require.Len(t, b, writers*writes*size)
+	for i := 0; i < len(b); i += size {
+		assert.Equal(t, bytes.Repeat(b[i:i+1], size), b[i:i+size], "write at %d is not whole", i)
+	}
 }

@@ -250,13 +250,13 @@ func safePath(p string) bool {
 // open opens the channel on the target, replays env and pty, sends the
 // start request and relays the channel until it closes.
 func (cc *clientChannel) open(req *gossh.Request, action iga.Action, command string, prof profile, t Target) {
-	client, err := cc.c.upstreamFor(prof, t)
+	u, err := cc.c.upstreamFor(prof, t)
 	if err != nil {
 		cc.c.srv.logger().Warn("open ssh session on target", "target", t.Name, "err", err)
 		cc.refuse(req, "sallyport: cannot open the session on the target: "+err.Error())
 		return
 	}
-	up, upReqs, err := client.OpenChannel("session", nil)
+	up, upReqs, err := u.client.OpenChannel("session", nil)
 	if err != nil {
 		cc.refuse(req, fmt.Sprintf("sallyport: the target %s refused the session: %v", t.Name, err))
 		return
@@ -268,7 +268,7 @@ func (cc *clientChannel) open(req *gossh.Request, action iga.Action, command str
 	}
 	reply(req, true)
 	cc.record(action, command)
-	newRelay(cc, up, upReqs, action, command).run()
+	newRelay(cc, up, upReqs, action, command, u.sock).run()
 }
 
 // replay sends the kept env and pty requests and the start request.

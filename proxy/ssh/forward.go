@@ -63,12 +63,12 @@ func toTargetItself(host string, t Target) bool {
 }
 
 func (c *conn) forward(nc gossh.NewChannel, p directTCPIP, prof profile, t Target) {
-	client, err := c.upstreamFor(prof, t)
+	u, err := c.upstreamFor(prof, t)
 	if err != nil {
 		_ = nc.Reject(gossh.ConnectionFailed, "sallyport: cannot reach the target: "+err.Error())
 		return
 	}
-	up, upReqs, err := client.OpenChannel("direct-tcpip", nc.ExtraData())
+	up, upReqs, err := u.client.OpenChannel("direct-tcpip", nc.ExtraData())
 	if err != nil {
 		_ = nc.Reject(gossh.ConnectionFailed, fmt.Sprintf("sallyport: the target refused the forward: %v", err))
 		return
@@ -99,7 +99,7 @@ func (c *conn) splice(a, b gossh.Channel) int64 {
 	var wg sync.WaitGroup
 	half := func(dst, src gossh.Channel) {
 		defer wg.Done()
-		total.Add(c.pipe(dst, src, forwardBuffer, nil))
+		total.Add(c.pipe(dst, src, forwardBuffer, nil, nil))
 		_ = dst.CloseWrite()
 	}
 	wg.Add(2)

@@ -28,14 +28,15 @@ type relay struct {
 	up     gossh.Channel
 	upReqs <-chan *gossh.Request
 	rec    *recorder.Session
+	upSock *relayConn   // the target's socket, under up
 	out    func([]byte) // sees what the target sends, before the client does
 	in     func([]byte) // sees what the client sends, before the target does
 	end    func()       // runs when the channel is done
 }
 
-func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request, action iga.Action, command string) *relay {
+func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request, action iga.Action, command string, upSock *relayConn) *relay {
 	_, rec := cc.c.session()
-	r := &relay{cc: cc, up: up, upReqs: upReqs, rec: rec}
+	r := &relay{cc: cc, up: up, upReqs: upReqs, rec: rec, upSock: upSock}
 	id := cc.id
 	switch {
 	case action == iga.ActionSFTP && command == "": // the sftp subsystem, not legacy scp
@@ -55,10 +56,11 @@ func (r *relay) run() {
 	c := r.cc.c
 	var out sync.WaitGroup
 	out.Add(2)
-	go func() { defer out.Done(); c.pipe(r.cc.ch, r.up, stdoutBuffer, r.out) }()
-	go func() { defer out.Done(); c.pipe(r.cc.ch.Stderr(), r.up.Stderr(), stderrBuffer, r.out) }()
+	toClient := c.st.relay
+	go func() { defer out.Done(); c.pipe(r.cc.ch, r.up, stdoutBuffer, r.out, toClient) }()
+	go func() { defer out.Done(); c.pipe(r.cc.ch.Stderr(), r.up.Stderr(), stderrBuffer, r.out, nil) }()
 	go func() {
-		c.pipe(r.up, r.cc.ch, stdinBuffer, r.in)
+		c.pipe(r.up, r.cc.ch, stdinBuffer, r.in, r.upSock)
 		_ = r.up.CloseWrite() // the client's EOF reaches the remote command
 	}()
 	reqsDone := make(chan struct{})
@@ -130,8 +132,10 @@ func (r *relay) resize(payload []byte) {
 // pipe copies src to dst through tap, marking activity. It never buffers
 // more than one read: a client that stops reading stops the target. It
 // reads into a small buffer while the stream trickles and borrows a large
-// one while it flows, so idle sessions hold almost nothing.
-func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte)) int64 {
+// one while it flows, so idle sessions hold almost nothing. A write that
+// x/crypto sends as several packets goes out corked on the socket under
+// dst (when given): in one socket write.
+func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte), sock *relayConn) int64 {
 	var small [smallBuffer]byte
 	buf, big := small[:], (*[]byte)(nil)
 	defer func() {
@@ -147,7 +151,15 @@ func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte)) in
 			if tap != nil {
 				tap(buf[:k])
 			}
-			if _, werr := dst.Write(buf[:k]); werr != nil {
+			corked := sock != nil && k > corkAbove
+			if corked {
+				sock.cork()
+			}
+			_, werr := dst.Write(buf[:k])
+			if corked {
+				sock.uncork()
+			}
+			if werr != nil {
 				return n
 			}
 			n += int64(k)
@@ -165,6 +177,10 @@ func (c *conn) pipe(dst io.Writer, src io.Reader, size int, tap func([]byte)) in
 		}
 	}
 }
+
+// corkAbove is the size above which a relay write is corked: one SSH
+// packet's worth of data goes out as it is.
+const corkAbove = 32 << 10
 
 // smallBuffer is what a pipe reads into while little flows: keystrokes,
 // echoes, a prompt. An idle session holds three, so every byte counts

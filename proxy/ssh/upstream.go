@@ -28,6 +28,7 @@ type upstream struct {
 	cert   *ca.SessionCert
 	once   sync.Once
 	client *gossh.Client
+	sock   *relayConn // the socket under client
 	err    error
 }
 
@@ -48,7 +49,7 @@ func (c *conn) issue(id string, prof profile) (*ca.SessionCert, error) {
 
 // upstreamFor returns the logged-in target connection for prof, dialing
 // it (and minting its certificate) on first use.
-func (c *conn) upstreamFor(prof profile, t Target) (*gossh.Client, error) {
+func (c *conn) upstreamFor(prof profile, t Target) (*upstream, error) {
 	u, err := c.upstreamEntry(prof)
 	if err != nil {
 		return nil, err
@@ -56,9 +57,9 @@ func (c *conn) upstreamFor(prof profile, t Target) (*gossh.Client, error) {
 	u.once.Do(func() {
 		ctx, cancel := context.WithTimeout(c.ctx, upstreamDialTimeout)
 		defer cancel()
-		u.client, u.err = c.srv.login(ctx, t, prof.login, u.cert)
+		u.client, u.sock, u.err = c.srv.login(ctx, t, prof.login, u.cert)
 	})
-	return u.client, u.err
+	return u, u.err
 }
 
 func (c *conn) upstreamEntry(prof profile) (*upstream, error) {
@@ -80,14 +81,14 @@ func (c *conn) upstreamEntry(prof profile) (*upstream, error) {
 }
 
 // login dials the target, verifies its host key and logs in with cert.
-func (s *Server) login(ctx context.Context, t Target, login string, cert *ca.SessionCert) (*gossh.Client, error) {
+func (s *Server) login(ctx context.Context, t Target, login string, cert *ca.SessionCert) (*gossh.Client, *relayConn, error) {
 	hk, algos, err := hostKeyCheck(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nc, err := s.dial(ctx, t.Address)
 	if err != nil {
-		return nil, fmt.Errorf("connect to target %s at %s: %w", t.Name, t.Address, err)
+		return nil, nil, fmt.Errorf("connect to target %s at %s: %w", t.Name, t.Address, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
@@ -97,13 +98,14 @@ func (s *Server) login(ctx context.Context, t Target, login string, cert *ca.Ses
 		HostKeyCallback: hk, HostKeyAlgorithms: algos, ClientVersion: "SSH-2.0-" + serverVersion,
 		Config: gossh.Config{Ciphers: preferredCiphers},
 	}
-	sc, chans, reqs, err := gossh.NewClientConn(newRelayConn(nc), t.Address, cfg)
+	sock := newRelayConn(nc)
+	sc, chans, reqs, err := gossh.NewClientConn(sock, t.Address, cfg)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, login, err)
+		return nil, nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, login, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return gossh.NewClient(sc, chans, reqs), nil
+	return gossh.NewClient(sc, chans, reqs), sock, nil
 }
 
 // hostKeyCheck verifies the target's host key against the configured keys
