@@ -32,6 +32,8 @@ vet:
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@# Auditors run replay and verify on their laptops: the CLI builds for macOS too.
+	GOOS=darwin $(GO) build -o /dev/null ./cmd/sallyport
 
 ## test: deps, vet, then every test against real servers (CI=true: a missing server fails).
 test: deps lint
