@@ -116,3 +116,30 @@ func derefOr(p *int64) int64 {
 	}
 	return *p
 }
+
+// TestParseKill: the statements a client's Ctrl-C and an operator send are
+// recognised as KILLs, whatever their spacing and case, and nothing else is.
+func TestParseKill(t *testing.T) {
+	query := func(s string) []byte { return append([]byte{comQuery}, s...) }
+	tests := []struct {
+		in        []byte
+		ok, isQry bool
+		id        uint32
+	}{
+		{query("KILL QUERY 42"), true, true, 42},
+		{query(" \t\r\nkill query 7"), true, true, 7},
+		{query("KILL CONNECTION 9"), true, false, 9},
+		{query("kill 12"), true, false, 12},
+		{[]byte{comProcessKill, 5, 0, 0, 0}, true, false, 5},
+		{query("KIL"), false, false, 0},
+		{query("   "), false, false, 0},
+		{query("SELECT 'KILL 1'"), false, false, 0},
+		{query("KILL QUERY 99999999999"), false, false, 0}, // not a 32-bit id
+	}
+	for _, tt := range tests {
+		k, ok := parseKill(tt.in)
+		if ok != tt.ok || k.query != tt.isQry || k.id != tt.id {
+			t.Errorf("parseKill(%q) = %+v, %v; want id %d, query %v, %v", tt.in, k, ok, tt.id, tt.isQry, tt.ok)
+		}
+	}
+}

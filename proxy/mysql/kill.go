@@ -48,8 +48,11 @@ func parseKill(p []byte) (kill, bool) {
 // mentionsKill is a cheap test before the regexp: most short queries are
 // not KILLs.
 func mentionsKill(q []byte) bool {
-	q = bytes.TrimLeft(q, " \t\r\n")
-	return len(q) >= 4 && bytes.EqualFold(q[:4], []byte("KILL"))
+	i := 0
+	for i < len(q) && (q[i] == ' ' || q[i] == '\t' || q[i] == '\r' || q[i] == '\n') {
+		i++
+	}
+	return len(q)-i >= 4 && bytes.EqualFold(q[i:i+4], []byte("KILL"))
 }
 
 // kill carries out a KILL of another bastion connection: allowed only for
