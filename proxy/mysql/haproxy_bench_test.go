@@ -20,8 +20,9 @@ import (
 // It relays bytes and parses nothing, so what it reaches is the most any
 // proxy in front of the server can reach on this machine. One thread,
 // like PgBouncer: on two cores its default of one per core was slower
-// (0.63–0.65× direct against 0.64–0.73× for the point lookup).
-func startHAProxy(b *testing.B, addr string) int {
+// (0.63–0.65× direct against 0.64–0.73× for the point lookup). It
+// returns HAProxy's port and its CPU time so far (see threadCPU).
+func startHAProxy(b *testing.B, addr string) (int, func() time.Duration) {
 	b.Helper()
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -59,7 +60,18 @@ listen mariadb
 		}
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond, "haproxy did not start: %s", &log)
-	return port
+	pid := cmd.Process.Pid
+	return port, func() time.Duration { return threadCPU(b, pid) }
+}
+
+// threadCPU is the CPU time of the single-threaded process pid.
+func threadCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	require.NoError(b, err)
+	var ns int64
+	_, err = fmt.Sscan(string(raw), &ns)
+	require.NoError(b, err)
+	return time.Duration(ns)
 }
 
 func freePort(b *testing.B) int {

@@ -26,7 +26,8 @@ var sysbenchQpsRE = regexp.MustCompile(`queries:\s+[0-9]+\s+\(([0-9.]+) per sec\
 // BenchmarkSysbenchReadOnly runs `sysbench oltp_read_only` with 4 threads
 // direct, through HAProxy (a C relay that parses nothing: the most a proxy
 // reaches here) and through sallyport (recording on, plaintext like the
-// direct leg), and reports queries/s and the ratios.
+// direct leg), benchRounds times interleaved, and reports the median
+// queries/s and the ratios.
 func BenchmarkSysbenchReadOnly(b *testing.B) {
 	e := newBenchEnv(b)
 	bin := clientBinary(b, "sysbench")
@@ -37,16 +38,22 @@ func BenchmarkSysbenchReadOnly(b *testing.B) {
 		"CREATE USER 'sb_prepare'@'%' IDENTIFIED BY 'sb-prepare-pw'; GRANT ALL ON `"+db+"`.* TO 'sb_prepare'@'%'"))
 	e.sysbench(b, bin, "prepare", "sb_prepare", "sb-prepare-pw", e.target.Port)
 	require.NoError(b, e.target.MariaDB.Exec(context.Background(), "", "GRANT SELECT ON `"+db+"`.sbtest1 TO "+e.target.Role))
-	haproxy := startHAProxy(b, e.target.Addr())
+	haproxy, _ := startHAProxy(b, e.target.Addr())
+	via := func(user, password string, port int) func(*testing.B, string) float64 {
+		return func(b *testing.B, _ string) float64 { return e.sysbench(b, bin, "run", user, password, port) }
+	}
+	contenders := []contender{
+		{name: "direct", run: via(benchUser, benchPassword, e.target.Port)},
+		{name: "haproxy", run: via(benchUser, benchPassword, haproxy)},
+		{name: "sallyport", run: via(okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port)},
+	}
 	for b.Loop() {
-		direct := e.sysbench(b, bin, "run", benchUser, benchPassword, e.target.Port)
-		viaHAProxy := e.sysbench(b, bin, "run", benchUser, benchPassword, haproxy)
-		viaSallyport := e.sysbench(b, bin, "run", okIdentity+"@"+targetName, e.token(okIdentity), e.addr.Port)
-		b.ReportMetric(direct, "direct_qps")
-		b.ReportMetric(viaSallyport, "sallyport_qps")
-		b.ReportMetric(viaHAProxy, "haproxy_qps")
-		b.ReportMetric(viaHAProxy/direct, "haproxy/direct")
-		b.ReportMetric(viaSallyport/direct, "sallyport/direct")
+		m := rounds(b, "", contenders)
+		for _, c := range contenders {
+			b.ReportMetric(m[c.name].qps, c.name+"_qps")
+		}
+		b.ReportMetric(m["haproxy"].qps/m["direct"].qps, "haproxy/direct")
+		b.ReportMetric(m["sallyport"].qps/m["direct"].qps, "sallyport/direct")
 	}
 }
 
