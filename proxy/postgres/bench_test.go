@@ -32,7 +32,7 @@ const (
 	// benchRounds is how often each contender runs, interleaved, so a
 	// burst of load from elsewhere on the machine hits all alike; the
 	// median counts.
-	benchRounds = 3
+	benchRounds = 5
 )
 
 var (

@@ -62,7 +62,7 @@ func BenchmarkSSHThroughput(b *testing.B) {
 
 // throughputRounds is how many direct and proxied transfers one
 // BenchmarkSSHThroughput iteration makes; the medians count.
-const throughputRounds = 3
+const throughputRounds = 5
 
 // median is the middle of v (v is reordered).
 func median(v []float64) float64 {
