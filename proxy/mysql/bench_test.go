@@ -11,17 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sallyport/sallyport/internal/measure"
 	"github.com/sallyport/sallyport/proxy/mysql"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -71,10 +70,10 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 	}
 	contenders := []contender{
 		{name: "direct", run: direct(e.target.Port)},
-		{name: "relay", run: direct(relay), cpu: selfCPU},
+		{name: "relay", run: direct(relay), cpu: measure.SelfCPU},
 		{name: "haproxy", run: direct(haproxy), cpu: haproxyCPU},
-		{name: "sallyport", run: viaSallyport("--skip-ssl"), cpu: selfCPU},
-		{name: "goroutines", run: viaSallyport("--skip-ssl"), cpu: selfCPU,
+		{name: "sallyport", run: viaSallyport("--skip-ssl"), cpu: measure.SelfCPU},
+		{name: "goroutines", run: viaSallyport("--skip-ssl"), cpu: measure.SelfCPU,
 			before: func() { mysql.SetPumpSessions(false) }, after: func() { mysql.SetPumpSessions(true) }},
 		{name: "sallyport_tls", run: viaSallyport("--ssl")},
 	}
@@ -141,25 +140,9 @@ func rounds(b *testing.B, sql string, cs []contender) map[string]result {
 	}
 	out := make(map[string]result, len(cs))
 	for i, c := range cs {
-		out[c.name] = result{qps: median(qps[i]), cpuPerQuery: median(cpu[i])}
+		out[c.name] = result{qps: measure.Median(qps[i]), cpuPerQuery: measure.Median(cpu[i])}
 	}
 	return out
-}
-
-// median is the middle of v (v is reordered); 0 when v is empty.
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	return v[len(v)/2]
-}
-
-// selfCPU is the CPU time of this process: the bastion and the bare relay.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // perQuery is d in microseconds per query of one mysqlslap run.

@@ -2,7 +2,6 @@ package mysql_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/measure"
 	"github.com/sallyport/sallyport/internal/syncbuf"
 )
 
@@ -21,17 +20,11 @@ import (
 // proxy in front of the server can reach on this machine. One thread,
 // like PgBouncer: on two cores its default of one per core was slower
 // (0.63–0.65× direct against 0.64–0.73× for the point lookup). It
-// returns HAProxy's port and its CPU time so far (see threadCPU).
+// returns HAProxy's port and a func giving its CPU time so far.
 func startHAProxy(b *testing.B, addr string) (int, func() time.Duration) {
 	b.Helper()
-	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		bin = "/usr/sbin/haproxy"
-	}
-	if _, statErr := os.Stat(bin); statErr != nil {
-		sandbox.Need(b, fmt.Errorf("haproxy not found: install the Debian package haproxy: %w", sandbox.ErrNotInstalled))
-	}
-	port := freePort(b)
+	bin := measure.ServerBinary(b, "haproxy", "haproxy")
+	port := measure.FreePort(b)
 	dir := b.TempDir()
 	cfg := fmt.Sprintf(`global
   nbthread 1
@@ -53,30 +46,7 @@ listen mariadb
 	cmd.Stdout, cmd.Stderr = &log, &log
 	require.NoError(b, cmd.Start())
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	require.Eventually(b, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "haproxy did not start: %s", &log)
+	measure.WaitListening(b, port, "haproxy", &log)
 	pid := cmd.Process.Pid
-	return port, func() time.Duration { return threadCPU(b, pid) }
-}
-
-// threadCPU is the CPU time of the single-threaded process pid.
-func threadCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
-	require.NoError(b, err)
-	var ns int64
-	_, err = fmt.Sscan(string(raw), &ns)
-	require.NoError(b, err)
-	return time.Duration(ns)
-}
-
-func freePort(b *testing.B) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port, func() time.Duration { return measure.ThreadCPU(b, pid) }
 }

@@ -2,12 +2,12 @@ package postgres
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/sallyport/sallyport/internal/measure"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -108,7 +108,7 @@ func runAudit(b *testing.B, a *audit, clients [][]byte, server []byte, handOver,
 	fromTarget := &frameScanner{max: 1 << 20, want: serverWants, handle: a.server}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(clients[0]) + len(server)))
-	cpu0 := processCPU(b)
+	cpu0 := measure.SelfCPU()
 	for i := 0; b.Loop(); i++ {
 		if _, err := a.scan(fromClient, clients[i%len(clients)]); err != nil {
 			b.Fatal(err)
@@ -123,19 +123,10 @@ func runAudit(b *testing.B, a *audit, clients [][]byte, server []byte, handOver,
 	}
 	handOver()
 	done()
-	b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(measure.SelfCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 	if len(a.queue) != 0 {
 		b.Fatalf("statements left in flight: %d", len(a.queue))
 	}
-}
-
-// processCPU is the user and system CPU time the process used so far.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // openBenchRecording opens a recording in a temporary data dir, and a

@@ -6,14 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"syscall"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/measure"
 	"github.com/sallyport/sallyport/proxy/postgres"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -51,9 +50,9 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 	args := []string{"-S", "-c", "4", "-j", "2"}
 	for b.Loop() {
 		m := e.rounds(b, args, contender{env: e.directEnv(e.target.Port)},
-			contender{env: e.directEnv(bouncer), cpu: func() time.Duration { return processCPU(b, bouncerPid) }},
-			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: selfCPU},
-			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: selfCPU,
+			contender{env: e.directEnv(bouncer), cpu: func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }},
+			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU},
+			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU,
 				before: func() { postgres.SetPumpSessions(false) }, after: func() { postgres.SetPumpSessions(true) }})
 		direct, viaBouncer, viaSallyport, viaGoroutines := m[0], m[1], m[2], m[3]
 		b.ReportMetric(viaGoroutines.tps/viaBouncer.tps, "goroutines/pgbouncer")
@@ -79,23 +78,6 @@ type contender struct {
 
 // result is one contender's median tps and CPU microseconds per transaction.
 type result struct{ tps, cpuPerTx float64 }
-
-// selfCPU is the CPU time of this process: the bastion under test.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// processCPU is the CPU time of the single-threaded process pid.
-func processCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
-	require.NoError(b, err)
-	var ns int64
-	_, err = fmt.Sscan(string(raw), &ns)
-	require.NoError(b, err)
-	return time.Duration(ns)
-}
 
 // BenchmarkPgbenchConnect runs `pgbench -S -C -c 4 -j 2`, a new connection
 // per transaction, direct and through sallyport (token check, admission,
@@ -139,17 +121,9 @@ func (e *env) rounds(b *testing.B, args []string, cs ...contender) []result {
 	}
 	out := make([]result, len(cs))
 	for i := range cs {
-		out[i] = result{tps: median(tps[i]), cpuPerTx: median(cpu[i])}
+		out[i] = result{tps: measure.Median(tps[i]), cpuPerTx: measure.Median(cpu[i])}
 	}
 	return out
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	sort.Float64s(v)
-	return v[len(v)/2]
 }
 
 // newBenchEnv is a plaintext bastion in front of a target holding the
@@ -218,15 +192,9 @@ func (e *env) pgbench(b *testing.B, env []string, args ...string) (float64, int)
 // upstream as the superuser.
 func startPgbouncer(b *testing.B, pg *sandbox.Postgres, db string) (int, int) {
 	b.Helper()
-	bin, err := exec.LookPath("pgbouncer")
-	if err != nil {
-		bin = "/usr/sbin/pgbouncer"
-	}
-	if _, statErr := os.Stat(bin); statErr != nil {
-		sandbox.Need(b, fmt.Errorf("pgbouncer not found: install the Debian package pgbouncer: %w", sandbox.ErrNotInstalled))
-	}
+	bin := measure.ServerBinary(b, "pgbouncer", "pgbouncer")
 	dir := b.TempDir()
-	port := freePort(b)
+	port := measure.FreePort(b)
 	ini := fmt.Sprintf(`[databases]
 %s = host=%s port=%d dbname=%s user=%s password=%s
 [pgbouncer]
@@ -248,13 +216,7 @@ logfile = %s/pgbouncer.log
 	}
 	require.NoError(b, cmd.Start())
 	b.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
-	require.Eventually(b, func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "pgbouncer did not start")
+	measure.WaitListening(b, port, "pgbouncer", logFile(filepath.Join(dir, "pgbouncer.log")))
 	return port, cmd.Process.Pid
 }
 
@@ -269,13 +231,6 @@ func postgresCredential(b *testing.B, dir string) *syscall.Credential {
 	}
 	require.NoError(b, os.Chmod(filepath.Dir(dir), 0o755))
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-}
-
-func freePort(b *testing.B) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // eventsAfterKill ends a live session and returns its recorded events.
@@ -307,4 +262,15 @@ func (e *env) productionRecorder(b *testing.B) {
 		defer cancel()
 		rec.Shutdown(ctx)
 	})
+}
+
+// logFile prints a peer's log file, read when printed.
+type logFile string
+
+func (f logFile) String() string {
+	b, err := os.ReadFile(string(f))
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/internal/measure"
 )
 
 // bulkBytes is what the throughput benchmark pulls per session, as in the
@@ -47,39 +47,22 @@ func BenchmarkSSHThroughput(b *testing.B) {
 	for range b.N {
 		for range throughputRounds {
 			d := timeRun(b, h.sshDirect(ctx, cmd...))
-			before := processCPU()
+			before := measure.SelfCPU()
 			p := timeRun(b, h.ssh(ctx, "svc-ops", cmd...))
-			cpu += processCPU() - before
+			cpu += measure.SelfCPU() - before
 			direct, proxied = append(direct, mb/d.Seconds()), append(proxied, mb/p.Seconds())
 			ratios = append(ratios, d.Seconds()/p.Seconds())
 		}
 	}
 	b.ReportMetric(cpu.Seconds()/(mb*float64(len(ratios))/1000), "bastion-CPU-s/GB")
-	b.ReportMetric(median(direct), "direct-MB/s")
-	b.ReportMetric(median(proxied), "proxied-MB/s")
-	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(measure.Median(direct), "direct-MB/s")
+	b.ReportMetric(measure.Median(proxied), "proxied-MB/s")
+	b.ReportMetric(measure.Median(ratios), "ratio")
 }
 
 // throughputRounds is how many direct and proxied transfers one
 // BenchmarkSSHThroughput iteration makes; the medians count.
 const throughputRounds = 5
-
-// median is the middle of v (v is reordered).
-func median(v []float64) float64 {
-	slices.Sort(v)
-	return v[len(v)/2]
-}
-
-// processCPU is the user and system CPU time this process (the bastion,
-// the registry and the recorder; the clients and sshd are other processes)
-// has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkSSHSetup times `ssh target true` through the bastion (registry
 // check, certificate and recording included) and straight to sshd.

@@ -1,0 +1,85 @@
+// Package measure is what the benchmarks measure with: CPU time (this
+// process's, or a peer's such as PgBouncer or HAProxy), medians of
+// interleaved rounds, and the peers' binaries and ports.
+package measure
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/deploy/sandbox"
+)
+
+// SelfCPU is the user and system CPU time this process has used: in the
+// benchmarks, the bastion's (clients and servers are other processes).
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ThreadCPU is the CPU time of the single-threaded process pid, to the
+// nanosecond (a peer such as PgBouncer, or HAProxy with one thread).
+func ThreadCPU(tb testing.TB, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	require.NoError(tb, err)
+	var ns int64
+	_, err = fmt.Sscan(string(raw), &ns)
+	require.NoError(tb, err)
+	return time.Duration(ns)
+}
+
+// Median is the middle of v (v is reordered); 0 when v is empty.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// ServerBinary is the path of a server from Debian package pkg, which
+// root's PATH has and others' may lack; a missing one is a missing
+// server (sandbox.Need: with CI set, the benchmark fails).
+func ServerBinary(tb testing.TB, name, pkg string) string {
+	tb.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		bin = "/usr/sbin/" + name
+	}
+	if _, err := os.Stat(bin); err != nil {
+		sandbox.Need(tb, fmt.Errorf("%s not found: install the Debian package %s: %w", name, pkg, sandbox.ErrNotInstalled))
+	}
+	return bin
+}
+
+// FreePort is a loopback TCP port nothing listens on now.
+func FreePort(tb testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// WaitListening waits up to 10 s for what (a peer just started) to accept
+// connections on port; log says why it did not.
+func WaitListening(tb testing.TB, port int, what string, log fmt.Stringer) {
+	tb.Helper()
+	require.Eventually(tb, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "%s did not start: %s", what, log)
+}

@@ -1,0 +1,49 @@
+package measure
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestMedian(t *testing.T) {
+	assert.Equal(t, 0.0, Median(nil))
+	assert.Equal(t, 3.0, Median([]float64{5, 3, 1}))
+	assert.Equal(t, 0.8, Median([]float64{0.9, 0.7, 0.8, 0.2, 1.1}), "one round hit by a burst of load does not move it")
+}
+
+// TestCPU: CPU burnt shows in this process's figure.
+func TestCPU(t *testing.T) {
+	self0 := SelfCPU()
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	assert.GreaterOrEqual(t, SelfCPU()-self0, 30*time.Millisecond)
+	assert.Positive(t, ThreadCPU(t, os.Getpid()), "the main thread has run")
+}
+
+func TestFreePortAndWait(t *testing.T) {
+	port := FreePort(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	require.NoError(t, err, "the free port could not be taken")
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	WaitListening(t, port, "the listener", note("no log"))
+}
+
+type note string
+
+func (n note) String() string { return string(n) }
