@@ -40,6 +40,32 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
+// writeSizes writes random bytes of each size to c, in order, and returns
+// them all.
+func writeSizes(t *testing.T, c net.Conn, sizes []int) []byte {
+	t.Helper()
+	var all []byte
+	for _, n := range sizes {
+		p := randomBytes(t, n)
+		all = append(all, p...)
+		k, err := c.Write(p)
+		require.NoError(t, err)
+		require.Equal(t, n, k)
+	}
+	return all
+}
+
+// requireReceived reads want's length from peer and fails unless it is
+// want, within a second.
+func requireReceived(t *testing.T, peer net.Conn, want []byte) {
+	t.Helper()
+	require.NoError(t, peer.SetReadDeadline(time.Now().Add(time.Second)))
+	got := make([]byte, len(want))
+	n, err := io.ReadFull(peer, got)
+	require.NoError(t, err, "the peer got %d of %d bytes within a second", n, len(want))
+	assert.True(t, bytes.Equal(want, got), "the peer got other bytes than were written")
+}
+
 // TestRelayConnWrites: joining split packet writes loses, delays and
 // reorders nothing the peer should see.
 func TestRelayConnWrites(t *testing.T) {
@@ -56,22 +82,11 @@ func TestRelayConnWrites(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, peer := tcpPair(t)
-			var want []byte
-			for _, n := range tt.writes {
-				p := randomBytes(t, n)
-				want = append(want, p...)
-				k, err := c.Write(p)
-				require.NoError(t, err)
-				require.Equal(t, n, k)
-			}
+			want := writeSizes(t, c, tt.writes)
 			if tt.close {
 				require.NoError(t, c.Close())
 			}
-			require.NoError(t, peer.SetReadDeadline(time.Now().Add(time.Second)))
-			got := make([]byte, len(want))
-			_, err := io.ReadFull(peer, got)
-			require.NoError(t, err, "the peer got %d of %d bytes within a second", len(got), len(want))
-			assert.True(t, bytes.Equal(want, got), "the peer got other bytes than were written")
+			requireReceived(t, peer, want)
 		})
 	}
 }
@@ -101,36 +116,24 @@ func TestRelayConnReads(t *testing.T) {
 // when the held bytes would outgrow the cork.
 func TestRelayConnCork(t *testing.T) {
 	tests := []struct {
-		name    string
-		writes  []int // sizes, in order, all while corked
-		uncork  bool
-		wantMax time.Duration // the peer has every byte within this
+		name   string
+		writes []int // sizes, in order, all while corked
+		uncork bool
 	}{
-		{"a relay write's packets", []int{4, 4092, 28 << 10, 4, 4092, 28 << 10, 4, 4092, 28 << 10, 4, 4092, 28 << 10}, true, time.Second},
-		{"never uncorked: sent after the hold delay", []int{4, 4092, 28 << 10}, false, time.Second},
-		{"more than a cork holds", []int{100 << 10, 100 << 10, 200 << 10, splitSize}, true, time.Second},
+		{"a relay write's packets", []int{4, 4092, 28 << 10, 4, 4092, 28 << 10, 4, 4092, 28 << 10, 4, 4092, 28 << 10}, true},
+		{"never uncorked: sent after the hold delay", []int{4, 4092, 28 << 10}, false},
+		{"more than a cork holds", []int{100 << 10, 100 << 10, 200 << 10, splitSize}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, peer := tcpPair(t)
 			rc := c.(*relayConn)
-			var want []byte
 			rc.cork()
-			for _, n := range tt.writes {
-				p := randomBytes(t, n)
-				want = append(want, p...)
-				k, err := rc.Write(p)
-				require.NoError(t, err)
-				require.Equal(t, n, k)
-			}
+			want := writeSizes(t, rc, tt.writes)
 			if tt.uncork {
 				rc.uncork()
 			}
-			require.NoError(t, peer.SetReadDeadline(time.Now().Add(tt.wantMax)))
-			got := make([]byte, len(want))
-			_, err := io.ReadFull(peer, got)
-			require.NoError(t, err, "the peer got %d of %d bytes within %s", len(got), len(want), tt.wantMax)
-			assert.True(t, bytes.Equal(want, got), "the peer got other bytes than were written")
+			requireReceived(t, peer, want)
 		})
 	}
 }
