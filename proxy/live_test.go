@@ -56,12 +56,16 @@ func TestWatchWakes(t *testing.T) {
 
 	req := iga.Request{Identity: "svc-ops", Target: "web-01", Action: iga.ActionExec}
 	// Each case has a watcher of its own, so no round of another's is
-	// still running.
-	begin := func(t *testing.T) (*proxy.Live, *proxy.Session) {
+	// still running; it stops with the case.
+	watched := func(t *testing.T) *proxy.Live {
 		live := &proxy.Live{Gate: reg, Index: store, KillPoll: time.Hour, Recheck: time.Hour}
 		wctx, stop := context.WithCancel(ctx)
 		t.Cleanup(stop)
 		go live.Watch(wctx)
+		return live
+	}
+	begin := func(t *testing.T) (*proxy.Live, *proxy.Session) {
+		live := watched(t)
 		d, err := reg.Decide(ctx, req)
 		require.NoError(t, err)
 		require.True(t, d.Allow, "svc-ops is admitted: %v", d.Err())
@@ -106,10 +110,7 @@ func TestWatchWakes(t *testing.T) {
 	// trail holds one refusal for them, not 200.
 	t.Run("many sessions of one identity", func(t *testing.T) {
 		batch := iga.Request{Identity: "svc-batch", Target: "web-01", Action: iga.ActionExec}
-		live := &proxy.Live{Gate: reg, Index: store, KillPoll: time.Hour, Recheck: time.Hour}
-		wctx, stop := context.WithCancel(ctx)
-		t.Cleanup(stop)
-		go live.Watch(wctx)
+		live := watched(t)
 		d, err := reg.Decide(ctx, batch)
 		require.NoError(t, err)
 		require.True(t, d.Allow, "svc-batch is admitted: %v", d.Err())
