@@ -111,3 +111,51 @@ func TestVerifyRejectsForeignTrustedKey(t *testing.T) {
 	assert.Equal(t, StatusTampered, rep.Status)
 	assert.Contains(t, rep.String(), "manifest.json: signed by a foreign key")
 }
+
+// TestReportPending: for a session still uploading, objects absent from
+// the store are expected and the verdict is pending, not tampered; an
+// object present but altered is tampering whatever the session's state.
+func TestReportPending(t *testing.T) {
+	chunk := func(dir string, seq int) string { return filepath.Join(dir, chunkName(seq)) }
+	cases := []struct {
+		name   string
+		change func(t *testing.T, dir string)
+		want   Status
+	}{
+		{"nothing uploaded yet", func(t *testing.T, dir string) {
+			require.NoError(t, os.RemoveAll(dir))
+		}, StatusPending},
+		{"the last chunks and the manifest not there yet: unsealed, as while live", func(t *testing.T, dir string) {
+			require.NoError(t, os.Remove(filepath.Join(dir, manifestObject)))
+			require.NoError(t, os.Remove(filepath.Join(dir, sigObject)))
+			for seq := 5; ; seq++ {
+				if err := os.Remove(chunk(dir, seq)); os.IsNotExist(err) {
+					break
+				}
+			}
+		}, StatusUnsealed},
+		{"a chunk missing and another altered", func(t *testing.T, dir string) {
+			require.NoError(t, os.Remove(chunk(dir, 2)))
+			b, err := os.ReadFile(chunk(dir, 3))
+			require.NoError(t, err)
+			b[len(b)-10] ^= 0x01
+			require.NoError(t, os.WriteFile(chunk(dir, 3), b, 0o600))
+		}, StatusTampered},
+		{"untouched", func(t *testing.T, dir string) {}, StatusIntact},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), func(r *Recorder) { r.ChunkSize = 1024 })
+			dir := recordChunks(t, h, "s-pending", 200)
+			// As the CLI does: the index names the session, the store need
+			// not hold anything of it.
+			src, err := FindSession(ctxT(t), h.store, "s-pending")
+			require.NoError(t, err)
+			tc.change(t, dir)
+			rep, err := Verify(ctxT(t), src, h.key.Public().(ed25519.PublicKey))
+			require.NoError(t, err)
+			rep.Pending()
+			assert.Equal(t, tc.want, rep.Status, "report: %s", rep)
+		})
+	}
+}

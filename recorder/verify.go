@@ -27,6 +27,10 @@ const (
 	// StatusTampered: something is missing, altered, reordered or signed by
 	// another key. Problems names each object.
 	StatusTampered Status = "tampered"
+	// StatusPending: the session index shows the session live or its
+	// recording still uploading, and the only problems are objects not in
+	// the store yet (see Report.Pending). Not verified: check again later.
+	StatusPending Status = "pending"
 )
 
 // Problem is one thing wrong with one object.
@@ -37,6 +41,9 @@ type Problem struct {
 	Seq int `json:"seq"`
 	// What says what is wrong, e.g. "truncated: 100 bytes, manifest says 4196".
 	What string `json:"what"`
+	// Missing: the object is not in the store, as objects still on their
+	// way from the spool are not.
+	Missing bool `json:"missing,omitempty"`
 }
 
 func (p Problem) String() string {
@@ -79,6 +86,28 @@ func (r Report) String() string {
 
 func (r *Report) problem(object string, seq int, format string, args ...any) {
 	r.Problems = append(r.Problems, Problem{Object: object, Seq: seq, What: fmt.Sprintf(format, args...)})
+}
+
+// missing reports an object the store does not hold.
+func (r *Report) missing(object string, seq int, format string, args ...any) {
+	r.problem(object, seq, format, args...)
+	r.Problems[len(r.Problems)-1].Missing = true
+}
+
+// Pending is for a report on a session the index shows live or still
+// uploading: when all that is wrong is objects not in the store yet, the
+// verdict becomes StatusPending, not StatusTampered. Anything present but
+// altered, reordered or foreign keeps it tampered.
+func (r *Report) Pending() {
+	if r.Status != StatusTampered {
+		return
+	}
+	for _, p := range r.Problems {
+		if !p.Missing {
+			return
+		}
+	}
+	r.Status = StatusPending
 }
 
 // Verify checks the recording in src against the trusted public key: the
@@ -182,7 +211,7 @@ func verifyObjects(ctx context.Context, src Source, objs []ManifestObject, seale
 	prev, lastSeq := "", 0
 	for i, o := range objs {
 		if !sealed && i > 0 && o.Seq != lastSeq+1 {
-			rep.problem(chunkName(lastSeq+1), lastSeq+1, "missing: the chain jumps from chunk %d to %d", lastSeq, o.Seq)
+			rep.missing(chunkName(lastSeq+1), lastSeq+1, "missing: the chain jumps from chunk %d to %d", lastSeq, o.Seq)
 		}
 		lastSeq = o.Seq
 		got, err := checkObject(ctx, src, o, prev, rep)
@@ -203,7 +232,7 @@ func verifyObjects(ctx context.Context, src Source, objs []ManifestObject, seale
 func checkObject(ctx context.Context, src Source, o ManifestObject, prev string, rep *Report) (string, error) {
 	rc, err := src.open(ctx, o.Name)
 	if errors.Is(err, ErrNotFound) {
-		rep.problem(o.Name, o.Seq, "missing from the store")
+		rep.missing(o.Name, o.Seq, "missing from the store")
 		return o.SHA256, nil
 	}
 	if err != nil {

@@ -216,6 +216,21 @@ func TestIntegrityBadge(t *testing.T) {
 	assert.Contains(t, page, `<span class="badge tampered" id="integrity">recording tampered</span>`)
 }
 
+// TestIntegrityPending: a session that ended moments ago, its recording
+// still on its way from the spool, is not reported tampered because the
+// store lacks it yet.
+func TestIntegrityPending(t *testing.T) {
+	c := newConsole(t)
+	ended := time.Now().Add(-time.Second)
+	require.NoError(t, c.store.PutSession(context.Background(), sqlstore.SessionRecord{ID: "s-uploading", Identity: "svc-backup",
+		Owner: owner, Target: "web-01", Protocol: "ssh", Login: "backup", State: "uploading",
+		StartedAt: ended.Add(-time.Minute), EndedAt: ended}))
+	aud, _, _ := c.signIn(auditor)
+	_, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-uploading")
+	assert.Contains(t, page, `<span class="badge pending" id="integrity">recording pending</span>`)
+	assert.NotContains(t, page, "tampered")
+}
+
 // gatedRecordings writes the first part of a cast, then waits for the
 // test to have read it before writing the rest: a server that buffered the
 // recording would deadlock.

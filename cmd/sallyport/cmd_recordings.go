@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,33 +16,65 @@ import (
 	"github.com/sallyport/sallyport/recorder"
 )
 
+// recording is a recording to read, and where the session index says it
+// is: state is "" for a copied directory or a session the index lacks.
+type recording struct {
+	src   recorder.Source
+	state string
+}
+
 // recordingSource resolves SESSION|PATH: an existing directory is read as a
 // copied recording; anything else is a session id looked up in the
 // configured store (never the local spool).
-func (g *globals) recordingSource(ctx context.Context, arg string) (recorder.Source, error) {
+func (g *globals) recordingSource(ctx context.Context, arg string) (recording, error) {
 	if fi, err := os.Stat(arg); err == nil && fi.IsDir() {
-		return recorder.DirSource(arg)
+		src, err := recorder.DirSource(arg)
+		return recording{src: src}, err
 	}
 	cfg, err := LoadConfig(g.resolveConfigPath())
 	if err != nil {
-		return recorder.Source{}, err
+		return recording{}, err
 	}
 	rc, err := recorderConfig(cfg)
 	if err != nil {
-		return recorder.Source{}, err
+		return recording{}, err
 	}
 	store, err := recorder.NewStore(rc)
 	if err != nil {
-		return recorder.Source{}, fmt.Errorf("open recording store: %w", err)
+		return recording{}, fmt.Errorf("open recording store: %w", err)
 	}
-	id, started, ok, err := lookupSession(ctx, cfg, arg)
+	r, ok, err := lookupSession(ctx, cfg, arg)
 	if err != nil {
-		return recorder.Source{}, err
+		return recording{}, err
 	}
 	if ok {
-		return recorder.SessionSource(store, id, started), nil
+		return recording{src: recorder.SessionSource(store, r.ID, r.StartedAt), state: r.State}, nil
 	}
-	return recorder.FindSession(ctx, store, arg)
+	src, err := recorder.FindSession(ctx, store, arg)
+	return recording{src: src}, err
+}
+
+// onItsWay reports whether the index shows the recording still being
+// written or uploaded: objects missing from the store may yet arrive.
+func (r recording) onItsWay() bool {
+	return r.state == string(recorder.StateLive) || r.state == string(recorder.StateUploading)
+}
+
+// notThereYet explains a missing object of a recording on its way to the
+// store, instead of a bare "object not found".
+func (r recording) notThereYet(err error) error {
+	if err == nil || !r.onItsWay() || !errors.Is(err, recorder.ErrNotFound) {
+		return err
+	}
+	return fmt.Errorf("session %s is %s: its recording has not reached the store yet; run this again in a moment ('sallyport sessions list' shows it as stored then): %w",
+		r.src.ID(), stateWords(r.state), err)
+}
+
+func stateWords(state string) string {
+	if state == string(recorder.StateLive) {
+		return "still live"
+	}
+	return "still uploading"
 }
 
 func newReplayCmd(g *globals) *cobra.Command {
@@ -76,11 +107,11 @@ SESSION "last" is the newest session in the index.
 				}
 				opts.IdleLimit = d
 			}
-			src, err := g.recordingSource(c.Context(), a[0])
+			r, err := g.recordingSource(c.Context(), a[0])
 			if err != nil {
 				return err
 			}
-			return recorder.Replay(c.Context(), src, c.OutOrStdout(), opts)
+			return r.notThereYet(recorder.Replay(c.Context(), r.src, c.OutOrStdout(), opts))
 		},
 	}
 	c.Flags().StringVar(&format, "format", "pty", "pty, json or text")
@@ -110,18 +141,25 @@ The trusted key is the bastion's recording key, or --pubkey (the line printed by
 			if err != nil {
 				return err
 			}
-			src, err := g.recordingSource(c.Context(), a[0])
+			r, err := g.recordingSource(c.Context(), a[0])
 			if err != nil {
 				return err
 			}
-			rep, err := recorder.Verify(c.Context(), src, pub)
+			rep, err := recorder.Verify(c.Context(), r.src, pub)
 			if err != nil {
 				return err
+			}
+			if r.onItsWay() {
+				rep.Pending()
 			}
 			if asJSON {
 				err = writeJSON(c.OutOrStdout(), rep)
 			} else {
 				_, err = fmt.Fprintln(c.OutOrStdout(), rep.String())
+			}
+			if err == nil && rep.Status == recorder.StatusPending && !asJSON {
+				_, err = fmt.Fprintf(c.OutOrStdout(), "session %s is %s: run verify again in a moment ('sallyport sessions list' shows it as stored then)\n",
+					rep.Session, stateWords(r.state))
 			}
 			if err == nil && !rep.OK() {
 				return &exitError{code: exitNegative, err: fmt.Errorf("recording %s", rep.Status), quiet: true}
@@ -165,7 +203,7 @@ func newRecordingCmd(g *globals) *cobra.Command {
 			if err := requireFlags(c, "output"); err != nil {
 				return err
 			}
-			src, err := g.recordingSource(c.Context(), a[0])
+			r, err := g.recordingSource(c.Context(), a[0])
 			if err != nil {
 				return err
 			}
@@ -173,9 +211,9 @@ func newRecordingCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("create %w", err)
 			}
-			if err := recorder.ExportCast(c.Context(), src, f, ch); err != nil {
+			if err := recorder.ExportCast(c.Context(), r.src, f, ch); err != nil {
 				f.Close()
-				return err
+				return r.notThereYet(err)
 			}
 			return f.Close()
 		},
@@ -243,28 +281,29 @@ func caKeyPathSSHUser(cfg *Config) string {
 // lastSession is the SESSION argument that names the newest session.
 const lastSession = "last"
 
-// lookupSession asks the session index for a session's start, so its
-// recording is found without listing the store; "last" names the newest
-// session. ok is false when the index does not know the id.
-func lookupSession(ctx context.Context, cfg *Config, arg string) (id string, started time.Time, ok bool, err error) {
+// lookupSession asks the session index for a session's row: its start,
+// so its recording is found without listing the store, and its recording
+// state. "last" names the newest session. ok is false when the index does
+// not know the id.
+func lookupSession(ctx context.Context, cfg *Config, arg string) (sqlstore.SessionRecord, bool, error) {
 	ap, err := openApp(ctx, cfg, slog.Default())
 	if err != nil {
-		return "", time.Time{}, false, err
+		return sqlstore.SessionRecord{}, false, err
 	}
 	defer ap.Close()
 	if arg == lastSession {
 		rs, err := ap.store.Sessions(ctx, sqlstore.SessionFilter{Limit: 1})
 		if err != nil {
-			return "", time.Time{}, false, err
+			return sqlstore.SessionRecord{}, false, err
 		}
 		if len(rs) == 0 {
-			return "", time.Time{}, false, errors.New("no sessions recorded yet (see 'sallyport sessions list')")
+			return sqlstore.SessionRecord{}, false, errors.New("no sessions recorded yet (see 'sallyport sessions list')")
 		}
-		return rs[0].ID, rs[0].StartedAt, true, nil
+		return rs[0], true, nil
 	}
 	r, err := ap.store.Session(ctx, arg)
 	if err != nil {
-		return arg, time.Time{}, false, nil
+		return sqlstore.SessionRecord{}, false, nil
 	}
-	return r.ID, r.StartedAt, true, nil
+	return r, true, nil
 }

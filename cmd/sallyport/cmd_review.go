@@ -344,11 +344,15 @@ func newRecordingReader(cfg *Config) (*recordingReader, error) {
 // A recording that cannot be read is reported in the bundle, not fatal.
 func (rr *recordingReader) evidence(ctx context.Context, so sessionOut) sessionEvidence {
 	se := sessionEvidence{sessionOut: so, Verify: "unavailable", Events: []json.RawMessage{}}
-	src := recorder.SessionSource(rr.store, so.ID, so.StartedAt)
+	r := recording{src: recorder.SessionSource(rr.store, so.ID, so.StartedAt), state: so.State}
+	src := r.src
 	rep, err := recorder.Verify(ctx, src, rr.pub)
 	if err != nil {
 		se.Error = err.Error()
 		return se
+	}
+	if r.onItsWay() {
+		rep.Pending()
 	}
 	se.Verify = string(rep.Status)
 	for _, p := range rep.Problems {

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -117,4 +118,27 @@ func endForTest(status *int) recorder.End {
 
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// TestCLIReplayNotYetStored: right after a session ends, its recording may
+// still be on its way from the spool to the store. replay, verify and
+// export then say so and what to do, instead of a bare "object not found".
+func TestCLIReplayNotYetStored(t *testing.T) {
+	e := newEnv(t, "")
+	cfg, err := LoadConfig(e.config)
+	require.NoError(t, err)
+	ctx := context.Background()
+	ap, err := openApp(ctx, cfg, testLogger(t))
+	require.NoError(t, err)
+	id := proxy.NewID(time.Now())
+	require.NoError(t, ap.store.PutSession(ctx, sqlstore.SessionRecord{ID: id, Identity: "svc-backup", Target: "web-01",
+		Protocol: "ssh", State: string(recorder.StateUploading), StartedAt: time.Now().UTC(), EndedAt: time.Now().UTC()}))
+	ap.Close()
+
+	for _, args := range [][]string{{"replay", id, "--format", "text"}, {"verify", id}, {"recording", "export", id, "-o", filepath.Join(e.dir, "x.cast")}} {
+		out, errOut, code := e.run("", args...)
+		assert.Equal(t, 1, code, "%s: %s%s", args[0], out, errOut)
+		assert.Contains(t, out+errOut, "still uploading", args[0])
+		assert.Contains(t, out+errOut, "again in a moment", args[0])
+	}
 }
