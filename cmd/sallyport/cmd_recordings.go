@@ -130,7 +130,9 @@ func newVerifyCmd(g *globals) *cobra.Command {
 chain, reading from the configured store. It names the exact chunk and what is
 wrong: flipped bytes, truncation, a missing or reordered chunk, a bad or foreign
 signature. A recording of a session the bastion crashed during is reported
-incomplete (authentic, but cut short), not tampered.
+incomplete (authentic, but cut short), not tampered. A session the index shows
+live or still uploading, whose only problem is objects not in the store yet, is
+reported pending: verify it again once 'sallyport sessions list' shows it stored.
 The trusted key is the bastion's recording key, or --pubkey (the line printed by
 'sallyport ca export --type recording').`,
 		Example: `  sallyport verify 6745a1b2c3d4e5f6a7b8c9d0
