@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/internal/measure"
+	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/postgres"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -40,21 +42,27 @@ var (
 )
 
 // BenchmarkPgbenchSelect runs `pgbench -S -c 4 -j 2` against one server:
-// direct, through PgBouncer (session mode) and through sallyport with
-// every query recorded (relayed by the pump, and by goroutine pumps as TLS
-// sessions are), and reports each one's tps, the ratios, and the CPU per
-// query of PgBouncer and of the bastion.
+// direct, through PgBouncer (session mode), through sallyport with every
+// query recorded (relayed by the pump, and by goroutine pumps as TLS
+// sessions are), and through sallyport's pump alone (bytes relayed, none
+// parsed or recorded: what the audit costs is the difference), and reports
+// each one's tps, the ratios, and the CPU per query of PgBouncer and of
+// the bastion.
 func BenchmarkPgbenchSelect(b *testing.B) {
 	e := newBenchEnv(b)
 	bouncer, bouncerPid := startPgbouncer(b, e.target.Postgres, e.target.Database)
+	bare := startPumpRelay(b, e.target.Addr())
 	args := []string{"-S", "-c", "4", "-j", "2"}
 	for b.Loop() {
 		m := e.rounds(b, args, contender{env: e.directEnv(e.target.Port)},
 			contender{env: e.directEnv(bouncer), cpu: func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }},
 			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU},
 			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU,
-				before: func() { postgres.SetPumpSessions(false) }, after: func() { postgres.SetPumpSessions(true) }})
-		direct, viaBouncer, viaSallyport, viaGoroutines := m[0], m[1], m[2], m[3]
+				before: func() { postgres.SetPumpSessions(false) }, after: func() { postgres.SetPumpSessions(true) }},
+			contender{env: e.directEnv(bare), cpu: measure.SelfCPU})
+		direct, viaBouncer, viaSallyport, viaGoroutines, viaPump := m[0], m[1], m[2], m[3], m[4]
+		b.ReportMetric(viaPump.tps/viaBouncer.tps, "pump/pgbouncer")
+		b.ReportMetric(viaPump.cpuPerTx, "pump_cpu_us/q")
 		b.ReportMetric(viaGoroutines.tps/viaBouncer.tps, "goroutines/pgbouncer")
 		b.ReportMetric(viaGoroutines.cpuPerTx, "goroutines_cpu_us/q")
 		b.ReportMetric(direct.tps, "direct_tps")
@@ -66,6 +74,43 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 		b.ReportMetric(viaBouncer.cpuPerTx, "pgbouncer_cpu_us/q")
 		b.ReportMetric(viaSallyport.cpuPerTx, "sallyport_cpu_us/q")
 	}
+}
+
+// startPumpRelay relays loopback connections to addr through a
+// proxy.Pump whose flows pass every byte on untouched, and returns its
+// port: sallyport's relay without the audit.
+func startPumpRelay(b *testing.B, addr string) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(b, err)
+	b.Cleanup(func() { ln.Close() })
+	var pump proxy.Pump
+	pass := func(_ *proxy.Link, p []byte) ([]byte, error) { return p, nil }
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			l, err := pump.Link(c, up, nil, nil, pass, pass)
+			if err != nil {
+				c.Close()
+				up.Close()
+				continue
+			}
+			l.Start()
+			go func() {
+				client, target, _ := l.Wait()
+				client.Close()
+				target.Close()
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // contender is a way to the server: pgbench's environment and, when
