@@ -62,6 +62,10 @@ const (
 	StateDegraded   State = "degraded"   // stored and signed, but data was dropped while recording
 )
 
+// InTransit reports whether objects of a recording in state s may still be
+// on their way to the store: it is live or uploading.
+func (s State) InTransit() bool { return s == StateLive || s == StateUploading }
+
 // StateChange is passed to Recorder.OnState whenever a recording changes
 // state, so the caller can keep the session index.
 type StateChange struct {

@@ -113,19 +113,24 @@ func TestVerifyRejectsForeignTrustedKey(t *testing.T) {
 }
 
 // TestReportPending: for a session still uploading, objects absent from
-// the store are expected and the verdict is pending, not tampered; an
-// object present but altered is tampering whatever the session's state.
+// the store are expected and the verdict is pending, not tampered; once
+// the index says stored they are tampering again, and an object present
+// but altered is tampering whatever the session's state.
 func TestReportPending(t *testing.T) {
 	chunk := func(dir string, seq int) string { return filepath.Join(dir, chunkName(seq)) }
 	cases := []struct {
 		name   string
+		state  State
 		change func(t *testing.T, dir string)
 		want   Status
 	}{
-		{"nothing uploaded yet", func(t *testing.T, dir string) {
+		{"nothing uploaded yet", StateUploading, func(t *testing.T, dir string) {
 			require.NoError(t, os.RemoveAll(dir))
 		}, StatusPending},
-		{"the last chunks and the manifest not there yet: unsealed, as while live", func(t *testing.T, dir string) {
+		{"stored, then everything removed", StateStored, func(t *testing.T, dir string) {
+			require.NoError(t, os.RemoveAll(dir))
+		}, StatusTampered},
+		{"the last chunks and the manifest not there yet: unsealed, as while live", StateUploading, func(t *testing.T, dir string) {
 			require.NoError(t, os.Remove(filepath.Join(dir, manifestObject)))
 			require.NoError(t, os.Remove(filepath.Join(dir, sigObject)))
 			for seq := 5; ; seq++ {
@@ -134,14 +139,14 @@ func TestReportPending(t *testing.T) {
 				}
 			}
 		}, StatusUnsealed},
-		{"a chunk missing and another altered", func(t *testing.T, dir string) {
+		{"a chunk missing and another altered", StateUploading, func(t *testing.T, dir string) {
 			require.NoError(t, os.Remove(chunk(dir, 2)))
 			b, err := os.ReadFile(chunk(dir, 3))
 			require.NoError(t, err)
 			b[len(b)-10] ^= 0x01
 			require.NoError(t, os.WriteFile(chunk(dir, 3), b, 0o600))
 		}, StatusTampered},
-		{"untouched", func(t *testing.T, dir string) {}, StatusIntact},
+		{"untouched", StateUploading, func(t *testing.T, dir string) {}, StatusIntact},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -154,7 +159,7 @@ func TestReportPending(t *testing.T) {
 			tc.change(t, dir)
 			rep, err := Verify(ctxT(t), src, h.key.Public().(ed25519.PublicKey))
 			require.NoError(t, err)
-			rep.Pending()
+			rep.Pending(tc.state)
 			assert.Equal(t, tc.want, rep.Status, "report: %s", rep)
 		})
 	}

@@ -94,12 +94,13 @@ func (r *Report) missing(object string, seq int, format string, args ...any) {
 	r.Problems[len(r.Problems)-1].Missing = true
 }
 
-// Pending is for a report on a session the index shows live or still
-// uploading: when all that is wrong is objects not in the store yet, the
-// verdict becomes StatusPending, not StatusTampered. Anything present but
-// altered, reordered or foreign keeps it tampered.
-func (r *Report) Pending() {
-	if r.Status != StatusTampered {
+// Pending adjusts the verdict for a session whose index state is st: while
+// the recording is in transit (live or uploading), a report whose only
+// problems are objects not in the store yet is StatusPending, not
+// StatusTampered. Anything present but altered, reordered or foreign keeps
+// it tampered, whatever the state.
+func (r *Report) Pending(st State) {
+	if r.Status != StatusTampered || !st.InTransit() {
 		return
 	}
 	for _, p := range r.Problems {

@@ -55,9 +55,7 @@ func (s *Server) sessionDetail(ctx context.Context, id string) (sessionDetail, e
 		d.Problem = "the recording could not be read: " + err.Error()
 		return d, nil
 	}
-	if rec.State == string(recorder.StateUploading) {
-		rep.Pending() // what is not in the store yet is on its way, not tampered with
-	}
+	rep.Pending(recorder.State(rec.State))
 	d.Integrity = &rep
 	if !d.Terminal || rec.Bytes <= maxScannedTerminal {
 		s.readTimeline(ctx, &d)

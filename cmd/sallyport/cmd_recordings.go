@@ -20,7 +20,7 @@ import (
 // is: state is "" for a copied directory or a session the index lacks.
 type recording struct {
 	src   recorder.Source
-	state string
+	state recorder.State
 }
 
 // recordingSource resolves SESSION|PATH: an existing directory is read as a
@@ -48,30 +48,24 @@ func (g *globals) recordingSource(ctx context.Context, arg string) (recording, e
 		return recording{}, err
 	}
 	if ok {
-		return recording{src: recorder.SessionSource(store, r.ID, r.StartedAt), state: r.State}, nil
+		return recording{src: recorder.SessionSource(store, r.ID, r.StartedAt), state: recorder.State(r.State)}, nil
 	}
 	src, err := recorder.FindSession(ctx, store, arg)
 	return recording{src: src}, err
 }
 
-// onItsWay reports whether the index shows the recording still being
-// written or uploaded: objects missing from the store may yet arrive.
-func (r recording) onItsWay() bool {
-	return r.state == string(recorder.StateLive) || r.state == string(recorder.StateUploading)
-}
-
 // notThereYet explains a missing object of a recording on its way to the
 // store, instead of a bare "object not found".
 func (r recording) notThereYet(err error) error {
-	if err == nil || !r.onItsWay() || !errors.Is(err, recorder.ErrNotFound) {
+	if err == nil || !r.state.InTransit() || !errors.Is(err, recorder.ErrNotFound) {
 		return err
 	}
 	return fmt.Errorf("session %s is %s: its recording has not reached the store yet; run this again in a moment ('sallyport sessions list' shows it as stored then): %w",
 		r.src.ID(), stateWords(r.state), err)
 }
 
-func stateWords(state string) string {
-	if state == string(recorder.StateLive) {
+func stateWords(state recorder.State) string {
+	if state == recorder.StateLive {
 		return "still live"
 	}
 	return "still uploading"
@@ -151,9 +145,7 @@ The trusted key is the bastion's recording key, or --pubkey (the line printed by
 			if err != nil {
 				return err
 			}
-			if r.onItsWay() {
-				rep.Pending()
-			}
+			rep.Pending(r.state)
 			if asJSON {
 				err = writeJSON(c.OutOrStdout(), rep)
 			} else {

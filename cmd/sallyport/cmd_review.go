@@ -344,16 +344,13 @@ func newRecordingReader(cfg *Config) (*recordingReader, error) {
 // A recording that cannot be read is reported in the bundle, not fatal.
 func (rr *recordingReader) evidence(ctx context.Context, so sessionOut) sessionEvidence {
 	se := sessionEvidence{sessionOut: so, Verify: "unavailable", Events: []json.RawMessage{}}
-	r := recording{src: recorder.SessionSource(rr.store, so.ID, so.StartedAt), state: so.State}
-	src := r.src
+	src := recorder.SessionSource(rr.store, so.ID, so.StartedAt)
 	rep, err := recorder.Verify(ctx, src, rr.pub)
 	if err != nil {
 		se.Error = err.Error()
 		return se
 	}
-	if r.onItsWay() {
-		rep.Pending()
-	}
+	rep.Pending(recorder.State(so.State))
 	se.Verify = string(rep.Status)
 	for _, p := range rep.Problems {
 		se.VerifyProblems = append(se.VerifyProblems, p.String())
