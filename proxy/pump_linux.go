@@ -49,8 +49,9 @@ type loop struct {
 	links   atomic.Int32
 
 	// Loop goroutine only.
-	ends map[int32]*end
-	buf  []byte
+	ends  []*end // by descriptor: a lookup per event costs no hashing
+	nends int    // non-nil entries of ends
+	buf   []byte
 }
 
 // pick is the loop with the fewest links.
@@ -106,6 +107,7 @@ type Link struct {
 	out  [2]net.Conn // the connections again, after the link ended
 
 	added bool // by its loop, which counts it
+	over  bool // finished; the loop's goroutine reads it without the channel's cost
 }
 
 // end is one side of a link: the bytes read from it go through flow to
@@ -239,14 +241,8 @@ func (l *Link) Wait() (a, b net.Conn, err error) {
 	return l.out[0], l.out[1], l.err
 }
 
-func (l *Link) ended() bool {
-	select {
-	case <-l.done:
-		return true
-	default:
-		return false
-	}
-}
+// ended reports whether l finished; only the loop's goroutine calls it.
+func (l *Link) ended() bool { return l.over }
 
 // release turns the descriptors back into connections.
 func (l *Link) release() {
@@ -310,7 +306,6 @@ func (p *loop) open() error {
 		return fmt.Errorf("pump: epoll: %w", err)
 	}
 	p.epfd, p.wakefd = epfd, wakefd
-	p.ends = map[int32]*end{}
 	p.buf = make([]byte, pumpReadBuffer)
 	return nil
 }
@@ -321,14 +316,14 @@ func (p *loop) run() {
 	p.commands() // those that started it
 	for {
 		timeout := -1
-		if len(p.ends) == 0 {
+		if p.nends == 0 {
 			timeout = int(pumpIdleExit / time.Millisecond)
 		}
 		n, err := syscall.EpollWait(p.epfd, events, timeout)
 		if err != nil && err != syscall.EINTR {
 			panic(fmt.Sprintf("pump: epoll_wait: %v", err)) // a bad epoll fd: a bug
 		}
-		if n == 0 && len(p.ends) == 0 && p.idle() {
+		if n == 0 && p.nends == 0 && p.idle() {
 			return
 		}
 		for _, ev := range events[:max(n, 0)] {
@@ -336,11 +331,33 @@ func (p *loop) run() {
 				p.commands()
 				continue
 			}
-			if e := p.ends[ev.Fd]; e != nil {
+			if e := p.end(ev.Fd); e != nil {
 				p.ready(e, ev.Events)
 			}
 		}
 	}
+}
+
+// end is the side of a link that descriptor fd is, nil if none.
+func (p *loop) end(fd int32) *end {
+	if fd < 0 || int(fd) >= len(p.ends) {
+		return nil
+	}
+	return p.ends[fd]
+}
+
+// setEnd files e (nil: none) under descriptor fd.
+func (p *loop) setEnd(fd int, e *end) {
+	if fd >= len(p.ends) {
+		p.ends = append(p.ends, make([]*end, fd+1-len(p.ends))...)
+	}
+	switch {
+	case p.ends[fd] == nil && e != nil:
+		p.nends++
+	case p.ends[fd] != nil && e == nil:
+		p.nends--
+	}
+	p.ends[fd] = e
 }
 
 // idle ends the loop when no command came meanwhile.
@@ -372,7 +389,7 @@ func (p *loop) add(l *Link) {
 	p.links.Add(1)
 	l.added = true
 	for _, e := range l.ends {
-		p.ends[int32(e.fd)] = e
+		p.setEnd(e.fd, e)
 		e.events = syscall.EPOLLIN | syscall.EPOLLRDHUP
 		ev := syscall.EpollEvent{Events: e.events, Fd: int32(e.fd)}
 		if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, e.fd, &ev); err != nil {
@@ -536,8 +553,8 @@ func (p *loop) finish(l *Link, err error) {
 		return
 	}
 	for _, e := range l.ends {
-		if p.ends[int32(e.fd)] == e {
-			delete(p.ends, int32(e.fd))
+		if p.end(int32(e.fd)) == e {
+			p.setEnd(e.fd, nil)
 			_ = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_DEL, e.fd, nil)
 		}
 		if len(e.out) > 0 { // last words (an error for the client) are tried once
@@ -549,6 +566,7 @@ func (p *loop) finish(l *Link, err error) {
 		p.links.Add(-1)
 	}
 	l.err = err
+	l.over = true
 	l.release()
 	close(l.done)
 }
