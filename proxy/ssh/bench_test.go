@@ -33,17 +33,19 @@ func timeRun(b *testing.B, cmd *exec.Cmd) time.Duration {
 	return time.Since(start)
 }
 
-// BenchmarkSSHThroughput pulls 400 MB through the bastion (recording on)
-// and straight from the same sshd, throughputRounds times, interleaved so
-// that a burst of load from elsewhere hits both alike, and reports the
-// median of each rate and of the rounds' ratios.
+// BenchmarkSSHThroughput pulls 400 MB through the bastion (recording on),
+// through the bare x/crypto relay (see bareRelay) and straight from the
+// same sshd, throughputRounds times, interleaved so that a burst of load
+// from elsewhere hits all alike, and reports the median of each rate and
+// of the rounds' ratios, and the CPU per GB of either relay.
 func BenchmarkSSHThroughput(b *testing.B) {
 	h := newHarness(b, harnessOptions{})
+	bare := startBareRelay(b, h)
 	ctx := context.Background()
 	cmd := []string{"-c", "aes128-gcm@openssh.com", "127.0.0.1", "head -c " + itoa(bulkBytes) + " /dev/zero"}
 	mb := float64(bulkBytes) / 1e6
-	var direct, proxied, ratios []float64
-	var cpu time.Duration
+	var direct, proxied, viaBare, ratios, bareRatios []float64
+	var cpu, bareCPU time.Duration
 	b.ResetTimer()
 	for range b.N {
 		for range throughputRounds {
@@ -51,16 +53,23 @@ func BenchmarkSSHThroughput(b *testing.B) {
 			before := measure.SelfCPU()
 			p := timeRun(b, h.ssh(ctx, "svc-ops", cmd...))
 			cpu += measure.SelfCPU() - before
-			direct, proxied = append(direct, mb/d.Seconds()), append(proxied, mb/p.Seconds())
-			ratios = append(ratios, d.Seconds()/p.Seconds())
+			before = measure.SelfCPU()
+			r := timeRun(b, h.sshBare(ctx, bare, cmd...))
+			bareCPU += measure.SelfCPU() - before
+			direct, proxied, viaBare = append(direct, mb/d.Seconds()), append(proxied, mb/p.Seconds()), append(viaBare, mb/r.Seconds())
+			ratios, bareRatios = append(ratios, d.Seconds()/p.Seconds()), append(bareRatios, d.Seconds()/r.Seconds())
 		}
 	}
-	b.ReportMetric(cpu.Seconds()/(mb*float64(len(ratios))/1000), "bastion-CPU-s/GB")
+	gb := mb * float64(len(ratios)) / 1000
+	b.ReportMetric(cpu.Seconds()/gb, "bastion-CPU-s/GB")
+	b.ReportMetric(bareCPU.Seconds()/gb, "bare-CPU-s/GB")
 	b.ReportMetric(measure.Median(direct), "direct-MB/s")
 	b.ReportMetric(measure.Median(proxied), "proxied-MB/s")
+	b.ReportMetric(measure.Median(viaBare), "bare-MB/s")
 	b.ReportMetric(measure.Median(ratios), "ratio")
 	b.ReportMetric(slices.Min(ratios), "ratio-min")
 	b.ReportMetric(slices.Max(ratios), "ratio-max")
+	b.ReportMetric(measure.Median(bareRatios), "bare-ratio")
 }
 
 // throughputRounds is how many direct and proxied transfers one

@@ -15,9 +15,11 @@ type Goal struct {
 	Value  func(*Run) (float64, bool)
 	Format func(float64) string
 	Met    func(float64) bool
-	// Peer names a production relay measured in the same run on the same
-	// terms, and PeerValue is its figure: where it misses the goal too,
-	// the machine, not the bastion, is what stands in the way.
+	// Peer names a relay measured in the same run on the same terms, and
+	// PeerValue is its figure: a production relay that parses nothing, or
+	// the plainest relay the library the issue prescribes allows. Where it
+	// misses the goal too, the machine or the library, not the bastion's
+	// own work, is what stands in the way.
 	Peer      string
 	PeerValue func(*Run) (float64, bool)
 }
@@ -31,7 +33,8 @@ var goals = []Goal{
 	{Issue: "3 Recorder", What: "CPU per MB relayed with recording ≤ 1.10× without",
 		Bench: benchRelayRecorded, Value: recordingOverhead, Format: times, Met: atMost(1.10)},
 	{Issue: "4 SSH", What: "bulk throughput ≥ 0.85× direct",
-		Bench: benchSSHThroughput, Value: metric(benchSSHThroughput, "ratio"), Format: times, Met: atLeast(0.85)},
+		Bench: benchSSHThroughput, Value: metric(benchSSHThroughput, "ratio"), Format: times, Met: atLeast(0.85),
+		Peer: "bare x/crypto relay", PeerValue: metric(benchSSHThroughput, "bare-ratio")},
 	{Issue: "4 SSH", What: "session setup time ≤ 1.1× direct",
 		Bench: benchSSHSetup, Value: metric(benchSSHSetup, "ratio"), Format: times, Met: atMost(1.1)},
 	{Issue: "4, 9 SSH", What: "bastion RSS per idle session ≤ 150 KiB (2,000 sessions)",
