@@ -1,6 +1,7 @@
 // Package measure is what the benchmarks measure with: CPU time (this
 // process's, or a peer's such as PgBouncer or HAProxy), medians of
-// interleaved rounds, and the peers' binaries and ports.
+// interleaved rounds, the peers' binaries and ports, and a listener for
+// the peers that run in the benchmark's own process.
 package measure
 
 import (
@@ -68,6 +69,26 @@ func FreePort(tb testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(tb, err)
 	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Serve accepts loopback TCP connections until the benchmark ends and
+// hands each to handle on a goroutine of its own; it returns the port. The
+// benchmarks' in-process peers (bare relays) listen with it.
+func Serve(tb testing.TB, handle func(net.Conn)) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 

@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"io"
 	"net"
 	"os"
 	"strconv"
@@ -42,6 +43,34 @@ func TestFreePortAndWait(t *testing.T) {
 		}
 	}()
 	WaitListening(t, port, "the listener", note("no log"))
+}
+
+// TestServe: two connections at once are each handled (an echo), and the
+// listener is gone once the test ends.
+func TestServe(t *testing.T) {
+	var port int
+	t.Run("serve", func(t *testing.T) {
+		port = Serve(t, func(c net.Conn) {
+			defer c.Close()
+			_, _ = io.Copy(c, c)
+		})
+		a, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		require.NoError(t, err)
+		defer a.Close()
+		b, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		require.NoError(t, err)
+		defer b.Close()
+		for _, c := range []net.Conn{b, a} { // the second is answered while the first waits
+			_, err := c.Write([]byte("ping"))
+			require.NoError(t, err)
+			got := make([]byte, 4)
+			_, err = io.ReadFull(c, got)
+			require.NoError(t, err)
+			assert.Equal(t, "ping", string(got))
+		}
+	})
+	_, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	assert.Error(t, err, "still listening after the test that served ended")
 }
 
 type note string

@@ -152,28 +152,16 @@ func perQuery(d time.Duration) float64 {
 
 // startRelay is a bare TCP forwarder to addr; it returns its port.
 func startRelay(b *testing.B, addr string) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				up, err := net.Dial("tcp", addr)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				go func() { _, _ = io.Copy(up, c); up.Close() }()
-				_, _ = io.Copy(c, up)
-			}()
+	return measure.Serve(b, func(c net.Conn) {
+		defer c.Close()
+		up, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+		defer up.Close()
+		go func() { _, _ = io.Copy(up, c); up.Close() }()
+		_, _ = io.Copy(c, up)
+	})
 }
 
 // BenchmarkNewSessions opens, pings and closes go-sql-driver connections

@@ -80,37 +80,25 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 // proxy.Pump whose flows pass every byte on untouched, and returns its
 // port: sallyport's relay without the audit.
 func startPumpRelay(b *testing.B, addr string) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	b.Cleanup(func() { ln.Close() })
 	var pump proxy.Pump
 	pass := func(_ *proxy.Link, p []byte) ([]byte, error) { return p, nil }
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			l, err := pump.Link(c, up, nil, nil, pass, pass)
-			if err != nil {
-				c.Close()
-				up.Close()
-				continue
-			}
-			l.Start()
-			go func() {
-				client, target, _ := l.Wait()
-				client.Close()
-				target.Close()
-			}()
+	return measure.Serve(b, func(c net.Conn) {
+		up, err := net.Dial("tcp", addr)
+		if err != nil {
+			c.Close()
+			return
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+		l, err := pump.Link(c, up, nil, nil, pass, pass)
+		if err != nil {
+			c.Close()
+			up.Close()
+			return
+		}
+		l.Start()
+		client, target, _ := l.Wait()
+		client.Close()
+		target.Close()
+	})
 }
 
 // contender is a way to the server: pgbench's environment and, when

@@ -15,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/sallyport/sallyport/internal/measure"
 )
 
 // bareRelay is the plainest SSH relay golang.org/x/crypto/ssh allows, the
@@ -56,19 +58,7 @@ func startBareRelay(b *testing.B, h *harness) bareRelay {
 		HostKeyCallback: gossh.FixedHostKey(targetKey),
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go bareServe(c, cfg, h.sshd.Addr(), up)
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := measure.Serve(b, func(c net.Conn) { bareServe(c, cfg, h.sshd.Addr(), up) })
 	known := filepath.Join(b.TempDir(), "known_hosts")
 	line := "[127.0.0.1]:" + strconv.Itoa(port) + " " + string(gossh.MarshalAuthorizedKey(host.PublicKey()))
 	require.NoError(b, os.WriteFile(known, []byte(line), 0o600))
