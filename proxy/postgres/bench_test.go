@@ -43,9 +43,10 @@ var (
 
 // BenchmarkPgbenchSelect runs `pgbench -S -c 4 -j 2` against one server:
 // direct, through PgBouncer (session mode), through sallyport with every
-// query recorded (relayed by the pump, and by goroutine pumps as TLS
-// sessions are), and through sallyport's pump alone (bytes relayed, none
-// parsed or recorded: what the audit costs is the difference), and reports
+// query recorded (relayed by the pump, and by goroutine pumps), through
+// sallyport's pump alone (bytes relayed, none parsed or recorded: what the
+// audit costs is the difference), and over TLS (sslmode=require, the
+// production default) through PgBouncer and through sallyport, and reports
 // each one's tps, the ratios, and the CPU per query of PgBouncer and of
 // the bastion.
 func BenchmarkPgbenchSelect(b *testing.B) {
@@ -59,8 +60,16 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU},
 			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU,
 				before: func() { postgres.SetPumpSessions(false) }, after: func() { postgres.SetPumpSessions(true) }},
-			contender{env: e.directEnv(bare), cpu: measure.SelfCPU})
+			contender{env: e.directEnv(bare), cpu: measure.SelfCPU},
+			contender{env: append(e.directEnv(bouncer), "PGSSLMODE=require"), cpu: func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }},
+			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "require"), cpu: measure.SelfCPU})
 		direct, viaBouncer, viaSallyport, viaGoroutines, viaPump := m[0], m[1], m[2], m[3], m[4]
+		bouncerTLS, sallyportTLS := m[5], m[6]
+		b.ReportMetric(bouncerTLS.tps, "pgbouncer_tls_tps")
+		b.ReportMetric(sallyportTLS.tps, "sallyport_tls_tps")
+		b.ReportMetric(sallyportTLS.tps/bouncerTLS.tps, "sallyport_tls/pgbouncer_tls")
+		b.ReportMetric(bouncerTLS.cpuPerTx, "pgbouncer_tls_cpu_us/q")
+		b.ReportMetric(sallyportTLS.cpuPerTx, "sallyport_tls_cpu_us/q")
 		b.ReportMetric(viaPump.tps/viaBouncer.tps, "pump/pgbouncer")
 		b.ReportMetric(viaPump.cpuPerTx, "pump_cpu_us/q")
 		b.ReportMetric(viaGoroutines.tps/viaBouncer.tps, "goroutines/pgbouncer")
@@ -221,8 +230,9 @@ func (e *env) pgbench(b *testing.B, env []string, args ...string) (float64, int)
 }
 
 // startPgbouncer runs PgBouncer in session mode in front of pg's database
-// db and returns its port and pid. Clients are trusted; PgBouncer logs in
-// upstream as the superuser.
+// db and returns its port and pid. Clients are trusted and may use TLS
+// (a certificate generated here); PgBouncer logs in upstream as the
+// superuser, in plaintext as sallyport does in these benchmarks.
 func startPgbouncer(b *testing.B, pg *sandbox.Postgres, db string) (int, int) {
 	b.Helper()
 	bin := measure.ServerBinary(b, "pgbouncer", "pgbouncer")
@@ -240,7 +250,12 @@ pool_mode = session
 max_client_conn = 200
 default_pool_size = 20
 logfile = %s/pgbouncer.log
-`, db, pg.Host, pg.Port, db, pg.User, pg.Password, port, dir, dir)
+client_tls_sslmode = allow
+client_tls_cert_file = %s/tls.crt
+client_tls_key_file = %s/tls.key
+`, db, pg.Host, pg.Port, db, pg.User, pg.Password, port, dir, dir, dir, dir)
+	_, err := postgres.LoadOrCreateCertificate(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), "localhost")
+	require.NoError(b, err)
 	require.NoError(b, os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o600))
 	require.NoError(b, os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(`"`+pg.User+`" ""`+"\n"), 0o600))
 	cmd := exec.Command(bin, filepath.Join(dir, "pgbouncer.ini"))
@@ -259,7 +274,8 @@ func postgresCredential(b *testing.B, dir string) *syscall.Credential {
 	require.NoError(b, err)
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt")} {
+	for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt"),
+		filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")} {
 		require.NoError(b, os.Chown(p, uid, gid))
 	}
 	require.NoError(b, os.Chmod(filepath.Dir(dir), 0o755))

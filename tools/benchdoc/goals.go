@@ -43,6 +43,8 @@ var goals = []Goal{
 	{Issue: "5 PostgreSQL", What: "`pgbench -S -c 4 -j 2` ≥ 1.0× PgBouncer, recording every query",
 		Bench: benchPgSelect, Value: metric(benchPgSelect, "sallyport/pgbouncer"), Format: times, Met: atLeast(1.0),
 		Peer: "sallyport's relay, nothing parsed or recorded", PeerValue: metric(benchPgSelect, "pump/pgbouncer")},
+	{Issue: "5 PostgreSQL", What: "… the same over TLS (`sslmode=require`: sallyport's default; PgBouncer with client TLS)",
+		Bench: benchPgSelect, Value: metric(benchPgSelect, "sallyport_tls/pgbouncer_tls"), Format: times, Met: atLeast(1.0)},
 	{Issue: "5 PostgreSQL", What: "new sessions (`pgbench -C`) ≥ 0.7× direct, role creation and drop included",
 		Bench: benchPgConnect, Value: metric(benchPgConnect, "sallyport/direct"), Format: times, Met: atLeast(0.7)},
 	{Issue: "9 PostgreSQL", What: "200 concurrent psql sessions × 1,000 queries: zero errors",
