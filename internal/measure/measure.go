@@ -74,7 +74,8 @@ func FreePort(tb testing.TB) int {
 
 // Serve accepts loopback TCP connections until the benchmark ends and
 // hands each to handle on a goroutine of its own; it returns the port. The
-// benchmarks' in-process peers (bare relays) listen with it.
+// in-process peers of benchmarks (bare relays) and tests (an echo server)
+// listen with it.
 func Serve(tb testing.TB, handle func(net.Conn)) int {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -10,12 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/internal/measure"
 )
 
 func TestInteractivePTY(t *testing.T) {
@@ -115,19 +118,8 @@ func TestSCPAndSFTP(t *testing.T) {
 
 // echoServer accepts connections on loopback and echoes until EOF.
 func echoServer(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().String()
+	port := measure.Serve(t, func(c net.Conn) { _, _ = io.Copy(c, c); c.Close() })
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 func TestForward(t *testing.T) {
