@@ -60,15 +60,18 @@ func (r recording) notThereYet(err error) error {
 	if err == nil || !r.state.InTransit() || !errors.Is(err, recorder.ErrNotFound) {
 		return err
 	}
-	return fmt.Errorf("session %s is %s: its recording has not reached the store yet; run this again in a moment ('sallyport sessions list' shows it as stored then): %w",
-		r.src.ID(), stateWords(r.state), err)
+	return fmt.Errorf("%s: %w", r.later("its recording has not reached the store yet; run this"), err)
 }
 
-func stateWords(state recorder.State) string {
-	if state == recorder.StateLive {
-		return "still live"
+// later tells to do again in a moment what cannot be done while the
+// recording is in transit.
+func (r recording) later(what string) string {
+	state := "still uploading"
+	if r.state == recorder.StateLive {
+		state = "still live"
 	}
-	return "still uploading"
+	return fmt.Sprintf("session %s is %s: %s again in a moment ('sallyport sessions list' shows it as stored then)",
+		r.src.ID(), state, what)
 }
 
 func newReplayCmd(g *globals) *cobra.Command {
@@ -152,8 +155,7 @@ The trusted key is the bastion's recording key, or --pubkey (the line printed by
 				_, err = fmt.Fprintln(c.OutOrStdout(), rep.String())
 			}
 			if err == nil && rep.Status == recorder.StatusPending && !asJSON {
-				_, err = fmt.Fprintf(c.OutOrStdout(), "session %s is %s: run verify again in a moment ('sallyport sessions list' shows it as stored then)\n",
-					rep.Session, stateWords(r.state))
+				_, err = fmt.Fprintln(c.OutOrStdout(), r.later("run verify"))
 			}
 			if err == nil && !rep.OK() {
 				return &exitError{code: exitNegative, err: fmt.Errorf("recording %s", rep.Status), quiet: true}
