@@ -1,6 +1,6 @@
 // Package measure is what the benchmarks measure with: CPU time (this
-// process's, or a peer's such as PgBouncer or HAProxy), medians of
-// interleaved rounds, the peers' binaries and ports, and a listener for
+// process's, or a peer's such as PgBouncer or HAProxy), interleaved rounds
+// of contenders and their medians, the peers' binaries and ports, and a listener for
 // the peers that run in the benchmark's own process.
 package measure
 
@@ -47,6 +47,54 @@ func Median(v []float64) float64 {
 	}
 	slices.Sort(v)
 	return v[len(v)/2]
+}
+
+// Contender is one way to the server in a benchmark that compares several
+// (direct, through a peer, through sallyport).
+type Contender struct {
+	// Run runs the load once and returns its rate (operations per second)
+	// and how many operations it made.
+	Run func() (rate float64, ops int)
+	// CPU, when set, is the CPU time the contender's relay has used so far.
+	CPU func() time.Duration
+	// Before and After, when set, run around each run.
+	Before, After func()
+}
+
+// Result is a contender's median rate and median CPU microseconds per
+// operation (0 without CPU).
+type Result struct{ Rate, CPUPerOp float64 }
+
+// Rounds runs every contender n times, interleaved so that a burst of load
+// from elsewhere on the machine hits all alike, and returns each one's
+// medians, in the order given.
+func Rounds(n int, cs ...Contender) []Result {
+	rates := make([][]float64, len(cs))
+	cpu := make([][]float64, len(cs))
+	for range n {
+		for i, c := range cs {
+			if c.Before != nil {
+				c.Before()
+			}
+			var before time.Duration
+			if c.CPU != nil {
+				before = c.CPU()
+			}
+			rate, ops := c.Run()
+			rates[i] = append(rates[i], rate)
+			if c.CPU != nil && ops > 0 {
+				cpu[i] = append(cpu[i], float64((c.CPU()-before).Microseconds())/float64(ops))
+			}
+			if c.After != nil {
+				c.After()
+			}
+		}
+	}
+	out := make([]Result, len(cs))
+	for i := range cs {
+		out[i] = Result{Rate: Median(rates[i]), CPUPerOp: Median(cpu[i])}
+	}
+	return out
 }
 
 // ServerBinary is the path of a server from Debian package pkg, which

@@ -18,6 +18,28 @@ func TestMedian(t *testing.T) {
 	assert.Equal(t, 0.8, Median([]float64{0.9, 0.7, 0.8, 0.2, 1.1}), "one round hit by a burst of load does not move it")
 }
 
+// TestRounds: contenders run interleaved, each with its hooks around it,
+// and each gets the median of its own rounds.
+func TestRounds(t *testing.T) {
+	var order []string
+	contender := func(name string, rates ...float64) Contender {
+		i := 0
+		return Contender{
+			Run:    func() (float64, int) { order = append(order, name); i++; return rates[i-1], 10 },
+			Before: func() { order = append(order, "before "+name) },
+			After:  func() { order = append(order, "after "+name) },
+		}
+	}
+	burn := contender("b", 5, 1, 3)
+	spent := time.Duration(0)
+	burn.CPU = func() time.Duration { spent += 20 * time.Microsecond; return spent } // 20 µs per run: 2 µs per op
+	got := Rounds(3, contender("a", 2, 9, 4), burn)
+	assert.Equal(t, []Result{{Rate: 4}, {Rate: 3, CPUPerOp: 2}}, got)
+	assert.Equal(t, []string{"before a", "a", "after a", "before b", "b", "after b",
+		"before a", "a", "after a", "before b", "b", "after b",
+		"before a", "a", "after a", "before b", "b", "after b"}, order)
+}
+
 // TestCPU: CPU burnt shows in this process's figure.
 func TestCPU(t *testing.T) {
 	self0 := SelfCPU()
@@ -33,16 +55,7 @@ func TestFreePortAndWait(t *testing.T) {
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	require.NoError(t, err, "the free port could not be taken")
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	WaitListening(t, port, "the listener", note("no log"))
+	WaitListening(t, port, "the listener", note("no log")) // the kernel accepts into the backlog
 }
 
 // TestServe: two connections at once are each handled (an echo), and the

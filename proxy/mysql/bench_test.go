@@ -82,17 +82,17 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 			for b.Loop() {
 				m := rounds(b, q.sql, contenders)
 				for _, c := range contenders {
-					b.ReportMetric(m[c.name].qps, c.name+"_qps")
+					b.ReportMetric(m[c.name].Rate, c.name+"_qps")
 					if c.cpu != nil {
 						// CPU per query is less sensitive than qps to load from elsewhere.
-						b.ReportMetric(m[c.name].cpuPerQuery, c.name+"_cpu_us/q")
+						b.ReportMetric(m[c.name].CPUPerOp, c.name+"_cpu_us/q")
 					}
 				}
-				direct := m["direct"].qps
-				b.ReportMetric(m["haproxy"].qps/direct, "haproxy/direct")
-				b.ReportMetric(m["sallyport"].qps/direct, "sallyport/direct")
-				b.ReportMetric(m["sallyport"].qps/m["relay"].qps, "sallyport/relay")
-				b.ReportMetric(m["goroutines"].qps/direct, "goroutines/direct")
+				direct := m["direct"].Rate
+				b.ReportMetric(m["haproxy"].Rate/direct, "haproxy/direct")
+				b.ReportMetric(m["sallyport"].Rate/direct, "sallyport/direct")
+				b.ReportMetric(m["sallyport"].Rate/m["relay"].Rate, "sallyport/relay")
+				b.ReportMetric(m["goroutines"].Rate/direct, "goroutines/direct")
 			}
 		})
 	}
@@ -102,9 +102,9 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 // counts. Single runs of 20,000 queries swing by a fifth.
 const benchRounds = 3
 
-// contender is a way to the server: how to run the benchmark client
-// (mysqlslap, sysbench) through it and, when measured, the CPU time its
-// relay has used so far.
+// contender is a way to the server, by name: how to run the benchmark
+// client (mysqlslap, sysbench) through it for a query and, when measured,
+// the CPU time its relay has used so far.
 type contender struct {
 	name          string
 	run           func(b *testing.B, sql string) float64
@@ -112,42 +112,20 @@ type contender struct {
 	before, after func() // around each run
 }
 
-// result is a contender's median queries/s and CPU µs per mysqlslap query.
-type result struct{ qps, cpuPerQuery float64 }
-
-// rounds runs every contender benchRounds times, interleaved, and
-// returns each one's medians by name.
-func rounds(b *testing.B, sql string, cs []contender) map[string]result {
-	qps := make([][]float64, len(cs))
-	cpu := make([][]float64, len(cs))
-	for range benchRounds {
-		for i, c := range cs {
-			if c.before != nil {
-				c.before()
-			}
-			var before time.Duration
-			if c.cpu != nil {
-				before = c.cpu()
-			}
-			qps[i] = append(qps[i], c.run(b, sql))
-			if c.cpu != nil {
-				cpu[i] = append(cpu[i], perQuery(c.cpu()-before))
-			}
-			if c.after != nil {
-				c.after()
-			}
-		}
-	}
-	out := make(map[string]result, len(cs))
+// rounds runs every contender benchRounds times, interleaved (see
+// measure.Rounds), and returns each one's median queries/s and CPU µs per
+// mysqlslap query, by name.
+func rounds(b *testing.B, sql string, cs []contender) map[string]measure.Result {
+	mc := make([]measure.Contender, len(cs))
 	for i, c := range cs {
-		out[c.name] = result{qps: measure.Median(qps[i]), cpuPerQuery: measure.Median(cpu[i])}
+		mc[i] = measure.Contender{Run: func() (float64, int) { return c.run(b, sql), benchQueries },
+			CPU: c.cpu, Before: c.before, After: c.after}
+	}
+	out := make(map[string]measure.Result, len(cs))
+	for i, r := range measure.Rounds(benchRounds, mc...) {
+		out[cs[i].name] = r
 	}
 	return out
-}
-
-// perQuery is d in microseconds per query of one mysqlslap run.
-func perQuery(d time.Duration) float64 {
-	return float64(d.Microseconds()) / benchQueries
 }
 
 // startRelay is a bare TCP forwarder to addr; it returns its port.

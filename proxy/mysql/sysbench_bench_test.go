@@ -50,10 +50,10 @@ func BenchmarkSysbenchReadOnly(b *testing.B) {
 	for b.Loop() {
 		m := rounds(b, "", contenders)
 		for _, c := range contenders {
-			b.ReportMetric(m[c.name].qps, c.name+"_qps")
+			b.ReportMetric(m[c.name].Rate, c.name+"_qps")
 		}
-		b.ReportMetric(m["haproxy"].qps/m["direct"].qps, "haproxy/direct")
-		b.ReportMetric(m["sallyport"].qps/m["direct"].qps, "sallyport/direct")
+		b.ReportMetric(m["haproxy"].Rate/m["direct"].Rate, "haproxy/direct")
+		b.ReportMetric(m["sallyport"].Rate/m["direct"].Rate, "sallyport/direct")
 	}
 }
 

@@ -55,33 +55,34 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 	bare := startPumpRelay(b, e.target.Addr())
 	args := []string{"-S", "-c", "4", "-j", "2"}
 	for b.Loop() {
-		m := e.rounds(b, args, contender{env: e.directEnv(e.target.Port)},
-			contender{env: e.directEnv(bouncer), cpu: func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }},
-			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU},
-			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable"), cpu: measure.SelfCPU,
-				before: func() { postgres.SetPumpSessions(false) }, after: func() { postgres.SetPumpSessions(true) }},
-			contender{env: e.directEnv(bare), cpu: measure.SelfCPU},
-			contender{env: append(e.directEnv(bouncer), "PGSSLMODE=require"), cpu: func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }},
-			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "require"), cpu: measure.SelfCPU})
+		bouncerCPU := func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }
+		m := measure.Rounds(benchRounds, measure.Contender{Run: e.pgbenchRun(b, e.directEnv(e.target.Port), args)},
+			measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bouncer), args), CPU: bouncerCPU},
+			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args), CPU: measure.SelfCPU},
+			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args), CPU: measure.SelfCPU,
+				Before: func() { postgres.SetPumpSessions(false) }, After: func() { postgres.SetPumpSessions(true) }},
+			measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bare), args), CPU: measure.SelfCPU},
+			measure.Contender{Run: e.pgbenchRun(b, append(e.directEnv(bouncer), "PGSSLMODE=require"), args), CPU: bouncerCPU},
+			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "require"), args), CPU: measure.SelfCPU})
 		direct, viaBouncer, viaSallyport, viaGoroutines, viaPump := m[0], m[1], m[2], m[3], m[4]
 		bouncerTLS, sallyportTLS := m[5], m[6]
-		b.ReportMetric(bouncerTLS.tps, "pgbouncer_tls_tps")
-		b.ReportMetric(sallyportTLS.tps, "sallyport_tls_tps")
-		b.ReportMetric(sallyportTLS.tps/bouncerTLS.tps, "sallyport_tls/pgbouncer_tls")
-		b.ReportMetric(bouncerTLS.cpuPerTx, "pgbouncer_tls_cpu_us/q")
-		b.ReportMetric(sallyportTLS.cpuPerTx, "sallyport_tls_cpu_us/q")
-		b.ReportMetric(viaPump.tps/viaBouncer.tps, "pump/pgbouncer")
-		b.ReportMetric(viaPump.cpuPerTx, "pump_cpu_us/q")
-		b.ReportMetric(viaGoroutines.tps/viaBouncer.tps, "goroutines/pgbouncer")
-		b.ReportMetric(viaGoroutines.cpuPerTx, "goroutines_cpu_us/q")
-		b.ReportMetric(direct.tps, "direct_tps")
-		b.ReportMetric(viaBouncer.tps, "pgbouncer_tps")
-		b.ReportMetric(viaSallyport.tps, "sallyport_tps")
-		b.ReportMetric(viaSallyport.tps/viaBouncer.tps, "sallyport/pgbouncer")
-		b.ReportMetric(viaSallyport.tps/direct.tps, "sallyport/direct")
+		b.ReportMetric(bouncerTLS.Rate, "pgbouncer_tls_tps")
+		b.ReportMetric(sallyportTLS.Rate, "sallyport_tls_tps")
+		b.ReportMetric(sallyportTLS.Rate/bouncerTLS.Rate, "sallyport_tls/pgbouncer_tls")
+		b.ReportMetric(bouncerTLS.CPUPerOp, "pgbouncer_tls_cpu_us/q")
+		b.ReportMetric(sallyportTLS.CPUPerOp, "sallyport_tls_cpu_us/q")
+		b.ReportMetric(viaPump.Rate/viaBouncer.Rate, "pump/pgbouncer")
+		b.ReportMetric(viaPump.CPUPerOp, "pump_cpu_us/q")
+		b.ReportMetric(viaGoroutines.Rate/viaBouncer.Rate, "goroutines/pgbouncer")
+		b.ReportMetric(viaGoroutines.CPUPerOp, "goroutines_cpu_us/q")
+		b.ReportMetric(direct.Rate, "direct_tps")
+		b.ReportMetric(viaBouncer.Rate, "pgbouncer_tps")
+		b.ReportMetric(viaSallyport.Rate, "sallyport_tps")
+		b.ReportMetric(viaSallyport.Rate/viaBouncer.Rate, "sallyport/pgbouncer")
+		b.ReportMetric(viaSallyport.Rate/direct.Rate, "sallyport/direct")
 		// CPU per query is less sensitive than tps to load from elsewhere.
-		b.ReportMetric(viaBouncer.cpuPerTx, "pgbouncer_cpu_us/q")
-		b.ReportMetric(viaSallyport.cpuPerTx, "sallyport_cpu_us/q")
+		b.ReportMetric(viaBouncer.CPUPerOp, "pgbouncer_cpu_us/q")
+		b.ReportMetric(viaSallyport.CPUPerOp, "sallyport_cpu_us/q")
 	}
 }
 
@@ -110,17 +111,6 @@ func startPumpRelay(b *testing.B, addr string) int {
 	})
 }
 
-// contender is a way to the server: pgbench's environment and, when
-// measured, the CPU time its relay has used so far.
-type contender struct {
-	env           []string
-	cpu           func() time.Duration
-	before, after func() // around each run
-}
-
-// result is one contender's median tps and CPU microseconds per transaction.
-type result struct{ tps, cpuPerTx float64 }
-
 // BenchmarkPgbenchConnect runs `pgbench -S -C -c 4 -j 2`, a new connection
 // per transaction, direct and through sallyport (token check, admission,
 // role creation, SCRAM login, role drop), and reports connections/s.
@@ -128,44 +118,19 @@ func BenchmarkPgbenchConnect(b *testing.B) {
 	e := newBenchEnv(b)
 	args := []string{"-S", "-C", "-c", "4", "-j", "2"}
 	for b.Loop() {
-		m := e.rounds(b, args, contender{env: e.directEnv(e.target.Port)},
-			contender{env: e.pgEnv(okIdentity, e.token(okIdentity), "disable")})
-		direct, viaSallyport := m[0].tps, m[1].tps
+		m := measure.Rounds(benchRounds, measure.Contender{Run: e.pgbenchRun(b, e.directEnv(e.target.Port), args)},
+			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args)})
+		direct, viaSallyport := m[0].Rate, m[1].Rate
 		b.ReportMetric(direct, "direct_conn/s")
 		b.ReportMetric(viaSallyport, "sallyport_conn/s")
 		b.ReportMetric(viaSallyport/direct, "sallyport/direct")
 	}
 }
 
-// rounds runs pgbench with args for each contender in turn, benchRounds
-// times, and returns each one's median tps and CPU per transaction.
-func (e *env) rounds(b *testing.B, args []string, cs ...contender) []result {
-	tps := make([][]float64, len(cs))
-	cpu := make([][]float64, len(cs))
-	for range benchRounds {
-		for i, c := range cs {
-			var before time.Duration
-			if c.before != nil {
-				c.before()
-			}
-			if c.cpu != nil {
-				before = c.cpu()
-			}
-			t, txs := e.pgbench(b, c.env, args...)
-			if c.after != nil {
-				c.after()
-			}
-			tps[i] = append(tps[i], t)
-			if c.cpu != nil {
-				cpu[i] = append(cpu[i], float64((c.cpu()-before).Microseconds())/float64(txs))
-			}
-		}
-	}
-	out := make([]result, len(cs))
-	for i := range cs {
-		out[i] = result{tps: measure.Median(tps[i]), cpuPerTx: measure.Median(cpu[i])}
-	}
-	return out
+// pgbenchRun is a contender's run: pgbench with args in env, for
+// measure.Rounds (tps and transactions).
+func (e *env) pgbenchRun(b *testing.B, env, args []string) func() (float64, int) {
+	return func() (float64, int) { return e.pgbench(b, env, args...) }
 }
 
 // newBenchEnv is a plaintext bastion in front of a target holding the
