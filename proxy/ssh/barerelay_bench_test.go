@@ -128,8 +128,5 @@ func bareSession(nc gossh.NewChannel, tc *gossh.Client) {
 
 // sshBare runs ssh through r with the direct leg's key.
 func (h *harness) sshBare(ctx context.Context, r bareRelay, args ...string) *exec.Cmd {
-	a := []string{"-F", "/dev/null", "-i", h.keys["direct"], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile=" + r.known, "-o", "StrictHostKeyChecking=yes", "-o", "User=bench",
-		"-p", strconv.Itoa(r.port)}
-	return exec.CommandContext(ctx, "ssh", append(a, args...)...)
+	return h.sshDirectKey(ctx, r.known, "bench", r.port, args...)
 }

@@ -298,8 +298,14 @@ func (h *harness) ssh(ctx context.Context, identity string, args ...string) *exe
 func (h *harness) sshDirect(ctx context.Context, args ...string) *exec.Cmd {
 	kh := filepath.Join(h.dir, "known_hosts_direct")
 	_ = os.WriteFile(kh, []byte(h.sshd.KnownHostsLine()+"\n"), 0o600)
+	return h.sshDirectKey(ctx, kh, h.sshd.User, h.sshd.Port, args...)
+}
+
+// sshDirectKey runs ssh with the direct leg's key to port, trusting the
+// host keys in knownHosts only.
+func (h *harness) sshDirectKey(ctx context.Context, knownHosts, user string, port int, args ...string) *exec.Cmd {
 	a := []string{"-F", "/dev/null", "-i", h.keys["direct"], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile=" + kh, "-o", "StrictHostKeyChecking=yes", "-o", "User=" + h.sshd.User, "-p", strconv.Itoa(h.sshd.Port)}
+		"-o", "UserKnownHostsFile=" + knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "User=" + user, "-p", strconv.Itoa(port)}
 	return exec.CommandContext(ctx, "ssh", append(a, args...)...)
 }
 
