@@ -52,9 +52,13 @@ type Decision struct {
 	// id or OIDC subject), never the secret itself. Empty when unchecked.
 	Credential string `json:"credential,omitempty"`
 	// Grant is the break-glass grant the session runs under.
-	Grant  string    `json:"breakglass_grant,omitempty"`
-	DryRun bool      `json:"dry_run,omitempty"`
-	Time   time.Time `json:"time"`
+	Grant string `json:"breakglass_grant,omitempty"`
+	// Entitled lists, for an admitted connect, the actions the identity's
+	// current entitlements on the target cover from the source: what its
+	// channels may go on to ask for.
+	Entitled []Action  `json:"entitled,omitempty"`
+	DryRun   bool      `json:"dry_run,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // Err returns nil when the decision allows, else a *Denied with its reasons.
@@ -128,6 +132,9 @@ func (r *Registry) decide(ctx context.Context, req Request) (Decision, error) {
 	}
 	d.Reasons, d.Credential = r.evaluate(ctx, f)
 	d.Allow = len(d.Reasons) == 0
+	if d.Allow && req.Action == ActionConnect {
+		d.Entitled = usableActions(f)
+	}
 	return d, nil
 }
 

@@ -75,6 +75,10 @@ const (
 	ActionSFTP    Action = "sftp"    // sftp and scp
 	ActionForward Action = "forward" // direct-tcpip to the target host only
 	ActionQuery   Action = "query"   // a database session
+	// ActionConnect is the login itself, before any channel or query: it
+	// is admitted when every rule holds for some action the identity's
+	// entitlements on the target cover. No entitlement grants it by name.
+	ActionConnect Action = "connect"
 )
 
 // Actions lists every action.
@@ -170,7 +174,7 @@ type Target struct {
 type AuditEvent struct {
 	ID       int64
 	Time     time.Time
-	Type     string // decision, apply, certify, revoke, offboard, breakglass_open, breakglass_close, token_issue
+	Type     string // decision, login_failed, refusal, apply, certify, revoke, offboard, breakglass_open, breakglass_close, token_issue
 	Actor    string // person id, or "sallyport" for the bastion itself
 	Identity string
 	Target   string
@@ -223,4 +227,8 @@ const (
 	ReasonBreakglassGrantExpired = "breakglass_grant_expired"
 	ReasonUnknownTarget          = "unknown_target"
 	ReasonRecordingUnavailable   = "recording_unavailable"
+	// ReasonNotOffered: the client asked for something the bastion never
+	// relays (remote or agent forwarding, X11, a subsystem other than
+	// sftp, a channel type it does not know), whatever the entitlements.
+	ReasonNotOffered = "not_offered"
 )

@@ -25,6 +25,12 @@ type Registry struct {
 	Logger *slog.Logger
 	// OnDecision is called after every decision (metrics). Nil: nothing.
 	OnDecision func(Decision)
+	// OnRefusal is called for every refusal RecordRefusal is given, also
+	// those the rate limit keeps out of the audit trail (metrics). Nil:
+	// nothing.
+	OnRefusal func(Refusal)
+
+	refusals *refusalLimiter // made on first use, under refusalInit
 }
 
 // Policy holds the limits of governance decisions.

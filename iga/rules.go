@@ -174,6 +174,22 @@ func entitlementUsed(f *admissionFacts) (Entitlement, bool) {
 	return usable[0], true
 }
 
+// usableActions lists the actions that the identity's unexpired
+// entitlements on the target cover from the request's source.
+func usableActions(f *admissionFacts) []Action {
+	onTarget := entitlementsOn(f.identity.Entitlements, f.req.Target)
+	var out []Action
+	for _, e := range entitlementsFrom(unexpiredEntitlements(onTarget, f.now), f.req.Source) {
+		for _, a := range e.Actions {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // openGrant is the grant that admits a break-glass session for f's target.
 func openGrant(f *admissionFacts) (Grant, bool) {
 	for _, g := range f.grants {
@@ -213,6 +229,9 @@ func unexpiredEntitlements(es []Entitlement, now time.Time) []Entitlement {
 }
 
 func entitlementsFor(es []Entitlement, a Action) []Entitlement {
+	if a == ActionConnect {
+		return keepEntitlements(es, func(e Entitlement) bool { return len(e.Actions) > 0 })
+	}
 	return keepEntitlements(es, func(e Entitlement) bool { return slices.Contains(e.Actions, a) })
 }
 
@@ -285,8 +304,11 @@ func allowedSources(es []Entitlement) []string {
 }
 
 func actionPhrase(a Action) string {
-	if a == "" {
+	switch a {
+	case "":
 		return "do an unnamed action"
+	case ActionConnect:
+		return "do anything"
 	}
 	return string(a)
 }
