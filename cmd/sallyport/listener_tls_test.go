@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 )
 
 // operatorCert writes a certificate and key for host, as an operator
@@ -26,7 +26,7 @@ func operatorCert(t *testing.T, host string) (certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "db.crt"), filepath.Join(dir, "db.key")
-	_, err := postgres.LoadOrCreateCertificate(certFile, keyFile, host)
+	_, _, err := tlscert.LoadOrCreate(certFile, keyFile, tlscert.ParseNames(host), time.Now())
 	require.NoError(t, err)
 	return certFile, keyFile
 }

@@ -11,7 +11,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga/sqlstore"
-	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -97,7 +97,8 @@ func checkSharedKeys(ctx context.Context, cfg *Config, store *sqlstore.Store) er
 // generatedKey, made on first start.
 func listenerCertificate(block string, l DBListenerConfig, generatedCert, generatedKey string) (tls.Certificate, error) {
 	if l.TLSCertFile == "" {
-		return postgres.LoadOrCreateCertificate(generatedCert, generatedKey, "localhost")
+		cert, _, err := tlscert.LoadOrCreate(generatedCert, generatedKey, tlscert.ParseNames("localhost"), time.Now())
+		return cert, err
 	}
 	fi, err := os.Stat(l.TLSKeyFile)
 	if err != nil {

@@ -30,7 +30,7 @@ import (
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/mysql"
-	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -120,7 +120,7 @@ func (e *env) newRecorder(t testing.TB) {
 
 func (e *env) serve(t testing.TB, opts envOptions) {
 	dir := t.TempDir()
-	cert, err := postgres.LoadOrCreateCertificate(filepath.Join(dir, "my.crt"), filepath.Join(dir, "my.key"), "localhost")
+	cert, _, err := tlscert.LoadOrCreate(filepath.Join(dir, "my.crt"), filepath.Join(dir, "my.key"), tlscert.ParseNames("localhost"), time.Now())
 	require.NoError(t, err)
 	target := &mysql.Target{Name: targetName, Address: e.target.Addr(), Database: e.target.Database, Users: e.issuer}
 	logger := opts.logger

@@ -19,7 +19,7 @@ import (
 	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/mysql"
-	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 )
 
 // TestUpstreamTLS logs in to a MariaDB target that serves TLS from its own
@@ -102,7 +102,7 @@ func newTLSEnv(t *testing.T, target *sandbox.MariaDBTarget, tlsCfg *tls.Config) 
 	users := &countingUsers{Users: e.issuer}
 	myTarget := &mysql.Target{Name: targetName, Address: target.Addr(), Database: target.Database, TLS: tlsCfg, Users: users}
 	dir := t.TempDir()
-	cert, err := postgres.LoadOrCreateCertificate(filepath.Join(dir, "my.crt"), filepath.Join(dir, "my.key"), "localhost")
+	cert, _, err := tlscert.LoadOrCreate(filepath.Join(dir, "my.crt"), filepath.Join(dir, "my.key"), tlscert.ParseNames("localhost"), time.Now())
 	require.NoError(t, err)
 	e.srv = &mysql.Server{
 		Gate: e.reg, Live: e.live, Recorder: recorderFunc(e.open),

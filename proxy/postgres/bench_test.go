@@ -24,6 +24,7 @@ import (
 	"github.com/sallyport/sallyport/internal/measure"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -219,7 +220,7 @@ client_tls_sslmode = allow
 client_tls_cert_file = %s/tls.crt
 client_tls_key_file = %s/tls.key
 `, db, pg.Host, pg.Port, db, pg.User, pg.Password, port, dir, dir, dir, dir)
-	_, err := postgres.LoadOrCreateCertificate(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), "localhost")
+	_, _, err := tlscert.LoadOrCreate(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), tlscert.ParseNames("localhost"), time.Now())
 	require.NoError(b, err)
 	require.NoError(b, os.WriteFile(filepath.Join(dir, "pgbouncer.ini"), []byte(ini), 0o600))
 	require.NoError(b, os.WriteFile(filepath.Join(dir, "userlist.txt"), []byte(`"`+pg.User+`" ""`+"\n"), 0o600))

@@ -31,6 +31,7 @@ import (
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -119,7 +120,7 @@ func (e *env) newRecorder(t testing.TB) {
 
 func (e *env) serve(t testing.TB, opts envOptions) {
 	dir := t.TempDir()
-	cert, err := postgres.LoadOrCreateCertificate(filepath.Join(dir, "pg.crt"), filepath.Join(dir, "pg.key"), "localhost")
+	cert, _, err := tlscert.LoadOrCreate(filepath.Join(dir, "pg.crt"), filepath.Join(dir, "pg.key"), tlscert.ParseNames("localhost"), time.Now())
 	require.NoError(t, err)
 	connCfg, err := pgconn.ParseConfig(e.target.AdminDSN())
 	require.NoError(t, err)

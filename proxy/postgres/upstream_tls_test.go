@@ -21,6 +21,7 @@ import (
 	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/postgres"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 )
 
 // TestUpstreamTLS logs in to a target that serves TLS from its own CA:
@@ -102,7 +103,7 @@ func newTLSEnv(t *testing.T, target *sandbox.PostgresTarget, tlsCfg *tls.Config)
 	roles := &countingRoles{Roles: e.issuer}
 	pgTarget := &postgres.Target{Name: targetName, Database: target.Database, Conn: connCfg, Roles: roles}
 	dir := t.TempDir()
-	cert, err := postgres.LoadOrCreateCertificate(filepath.Join(dir, "pg.crt"), filepath.Join(dir, "pg.key"), "localhost")
+	cert, _, err := tlscert.LoadOrCreate(filepath.Join(dir, "pg.crt"), filepath.Join(dir, "pg.key"), tlscert.ParseNames("localhost"), time.Now())
 	require.NoError(t, err)
 	e.srv = &postgres.Server{
 		Gate: e.reg, Live: e.live, Recorder: recorderFunc(e.open),
