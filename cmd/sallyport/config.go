@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sallyport/sallyport/proxy/tlscert"
 )
 
 // Config is the operator's sallyport.yaml (DESIGN §4). Loading checks its
@@ -92,9 +94,15 @@ type DBListenerConfig struct {
 	Listen     string `yaml:"listen"`
 	RequireTLS *bool  `yaml:"require_tls"` // nil: true
 	// TLSCertFile and TLSKeyFile are the listener's certificate and key
-	// (PEM). Both empty: a self-signed pair generated under data_dir.
+	// (PEM), served as they are. Both empty: a self-signed pair generated
+	// under data_dir for the listen address and TLSHosts.
 	TLSCertFile string `yaml:"tls_cert_file"`
 	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TLSHosts are the host names and IP addresses clients reach the
+	// listener by, which the generated certificate names besides the listen
+	// address's own. Empty: those of the listen address only. Not with
+	// TLSCertFile, whose certificate names its own hosts.
+	TLSHosts []string `yaml:"tls_hosts"`
 }
 
 // WebConfig is the console, API, health and metrics listener.
@@ -330,6 +338,8 @@ func (c *Config) Validate() error {
 			add("%s.tls_cert_file and %s.tls_key_file: set both or neither", tl.block, tl.block)
 		}
 	}
+	c.validateTLSHosts("postgres", c.Postgres, add)
+	c.validateTLSHosts("mysql", c.MySQL, add)
 	for i, ti := range c.Tokens.TrustedIssuers {
 		if u, err := url.Parse(ti.Issuer); err != nil || u.Scheme == "" || u.Host == "" {
 			add("tokens.trusted_issuers[%d].issuer %q: want an https URL", i, ti.Issuer)
@@ -343,6 +353,19 @@ func (c *Config) Validate() error {
 		return configErrorf("%s: %s", c.path, strings.Join(p, "\n"+c.path+": "))
 	}
 	return nil
+}
+
+// validateTLSHosts checks the names a generated listener certificate is
+// to carry.
+func (c *Config) validateTLSHosts(block string, l DBListenerConfig, add func(string, ...any)) {
+	if len(l.TLSHosts) > 0 && l.TLSCertFile != "" {
+		add("%s.tls_hosts: names the hosts of the generated certificate; the one in %s.tls_cert_file names its own: remove one of them", block, block)
+	}
+	for i, h := range l.TLSHosts {
+		if err := tlscert.CheckHost(h); err != nil {
+			add("%s.tls_hosts[%d]: %v", block, i, err)
+		}
+	}
 }
 
 func (c *Config) validateRecordings(add func(string, ...any)) {
