@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/proxy/tlscert"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -224,16 +226,30 @@ func newRecordingCmd(g *globals) *cobra.Command {
 func newCACmd(g *globals) *cobra.Command {
 	var typ string
 	export := &cobra.Command{
-		Use:   "export --type ssh-user|recording|ssh-host",
-		Short: "Print a public key: the SSH user CA for sshd, the recording key for auditors, or the bastion's host key",
+		Use:   "export --type ssh-user|recording|ssh-host|postgres-tls|mysql-tls",
+		Short: "Print a public key or certificate clients and targets pin: CAs, the recording key, the bastion's host key or its database listeners' TLS certificates",
 		Long: `ssh-user prints the line for sshd's TrustedUserCAKeys on every target.
 recording prints the public key that verifies recordings (sallyport verify --pubkey).
 ssh-host prints the bastion's own SSH host key, for clients' known_hosts: every
 replica behind a load balancer shares it (ssh.host_key_file), so one line pins them all.
-The keys are created on first use under data_dir unless the config names a file.`,
+The keys are created on first use under data_dir unless the config names a file.
+
+postgres-tls and mysql-tls print the TLS certificate (PEM) the PostgreSQL or MySQL
+listener presents, for clients that verify it (psql sslmode=verify-full with
+sslrootcert, mariadb --ssl-verify-server-cert with --ssl-ca): the operator's
+tls_cert_file when the config names one, otherwise the self-signed certificate
+serve generates under data_dir. That one names the listen address (for a wildcard
+listen such as ":6432": the machine's host name, localhost, 127.0.0.1, ::1 and its
+interface addresses) and every tls_hosts entry; it is made here on first use as
+serve would make it, and made anew when those names change — export it again then.
+Each replica generates its own: behind a load balancer, give them one tls_cert_file.`,
 		Example: `  sallyport ca export --type ssh-user > /etc/ssh/sallyport_user_ca.pub
   sallyport ca export --type recording > recording.pub
-  echo "[bastion.example.com]:2222 $(sallyport ca export --type ssh-host)" >> ~/.ssh/known_hosts`,
+  echo "[bastion.example.com]:2222 $(sallyport ca export --type ssh-host)" >> ~/.ssh/known_hosts
+  sallyport ca export --type postgres-tls > bastion-pg.pem
+  psql "host=bastion.example.com port=6432 dbname=analytics user=svc-report sslmode=verify-full sslrootcert=bastion-pg.pem"
+  sallyport ca export --type mysql-tls > bastion-mysql.pem
+  mariadb -h bastion.example.com -P 3307 -u svc-report -p --ssl-ca=bastion-mysql.pem --ssl-verify-server-cert billing`,
 		Args: args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			cfg, err := LoadConfig(g.resolveConfigPath())
@@ -248,8 +264,10 @@ The keys are created on first use under data_dir unless the config names a file.
 				path = caKeyPathSSHUser(cfg)
 			case "ssh-host":
 				path = sshHostKeyPath(cfg)
+			case "postgres-tls", "mysql-tls":
+				return exportListenerCertificate(c.OutOrStdout(), cfg, strings.TrimSuffix(typ, "-tls"))
 			default:
-				return usageErrorf("--type %q: want ssh-user, recording or ssh-host", typ)
+				return usageErrorf("--type %q: want ssh-user, recording, ssh-host, postgres-tls or mysql-tls", typ)
 			}
 			key, err := ca.LoadOrCreateKey(path)
 			if err != nil {
@@ -259,10 +277,22 @@ The keys are created on first use under data_dir unless the config names a file.
 			return err
 		},
 	}
-	export.Flags().StringVar(&typ, "type", "", "ssh-user, recording or ssh-host")
-	c := &cobra.Command{Use: "ca", Short: "Public keys of the bastion's certificate and recording authorities"}
+	export.Flags().StringVar(&typ, "type", "", "ssh-user, recording, ssh-host, postgres-tls or mysql-tls")
+	c := &cobra.Command{Use: "ca", Short: "Public keys and certificates of the bastion's authorities and listeners"}
 	c.AddCommand(export)
 	return c
+}
+
+// exportListenerCertificate prints the certificate chain the block's
+// database listener presents, as PEM.
+func exportListenerCertificate(w io.Writer, cfg *Config, block string) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cert, err := dbListenerCertificate(cfg, block, log)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(tlscert.PEM(cert))
+	return err
 }
 
 // caKeyPathSSHUser is the SSH user CA key: ca.ssh_user_key_file, or one

@@ -111,7 +111,7 @@ func TestListenerCertificateRefuses(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			gen := t.TempDir()
-			_, err := listenerCertificate("mysql", tc.l, filepath.Join(gen, "mysql_tls.crt"), filepath.Join(gen, "mysql_tls.key"))
+			_, err := listenerCertificate("mysql", tc.l, filepath.Join(gen, "mysql_tls.crt"), filepath.Join(gen, "mysql_tls.key"), slog.New(slog.DiscardHandler))
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tc.says)
 			entries, _ := os.ReadDir(gen)

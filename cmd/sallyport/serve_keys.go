@@ -3,15 +3,12 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga/sqlstore"
-	"github.com/sallyport/sallyport/proxy/tlscert"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -88,29 +85,4 @@ func checkSharedKeys(ctx context.Context, cfg *Config, store *sqlstore.Store) er
 		}
 	}
 	return nil
-}
-
-// listenerCertificate is a database listener's TLS certificate: the
-// operator's pair named by block.tls_cert_file and block.tls_key_file (the
-// same files on every replica, for clients that verify the certificate),
-// or else a self-signed pair kept under data_dir at generatedCert and
-// generatedKey, made on first start.
-func listenerCertificate(block string, l DBListenerConfig, generatedCert, generatedKey string) (tls.Certificate, error) {
-	if l.TLSCertFile == "" {
-		cert, _, err := tlscert.LoadOrCreate(generatedCert, generatedKey, tlscert.ParseNames("localhost"), time.Now())
-		return cert, err
-	}
-	fi, err := os.Stat(l.TLSKeyFile)
-	if err != nil {
-		return tls.Certificate{}, configErrorf("%s.tls_key_file: %v", block, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return tls.Certificate{}, configErrorf("%s.tls_key_file: key %s is readable by others (mode %04o): run chmod 600 %s",
-			block, l.TLSKeyFile, fi.Mode().Perm(), l.TLSKeyFile)
-	}
-	cert, err := tls.LoadX509KeyPair(l.TLSCertFile, l.TLSKeyFile)
-	if err != nil {
-		return tls.Certificate{}, configErrorf("%s.tls_cert_file and %s.tls_key_file: %v", block, block, err)
-	}
-	return cert, nil
 }

@@ -34,11 +34,9 @@ func (d *serveDeps) mysqlComponent() (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	// mysql.tls_cert_file, or a self-signed pair under data_dir made like
-	// the PostgreSQL one.
-	cert, err := listenerCertificate("mysql", cfg.MySQL, cfg.Path("keys/mysql_tls.crt"), cfg.Path("keys/mysql_tls.key"))
+	cert, err := dbListenerCertificate(cfg, "mysql", d.log)
 	if err != nil {
-		return nil, fmt.Errorf("mysql listener certificate: %w", err)
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.MySQL.Listen)
 	if err != nil {

@@ -35,7 +35,7 @@ func (d *serveDeps) postgresComponent() (*component, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := listenerCertificate("postgres", cfg.Postgres, cfg.Path("keys/postgres_tls.crt"), cfg.Path("keys/postgres_tls.key"))
+	cert, err := dbListenerCertificate(cfg, "postgres", d.log)
 	if err != nil {
 		return nil, err
 	}
