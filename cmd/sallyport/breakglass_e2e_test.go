@@ -299,6 +299,19 @@ func e2ePsqlEnv(t *testing.T, e *env) int {
 // e2ePsql runs the real psql through serve's listener as bg-db.
 func e2ePsql(t *testing.T, port int, token, sql string) e2eResult {
 	t.Helper()
+	bin := psqlBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
+	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGUSER=bg-db", "PGDATABASE=analytics",
+		"PGPASSWORD="+token, "PGSSLMODE=require", "PGCONNECT_TIMEOUT=10", "PSQLRC=/dev/null")
+	return e2eRun(t, cmd)
+}
+
+// psqlBinary is the real psql, the newest installed; the test is skipped
+// without one.
+func psqlBinary(t *testing.T) string {
+	t.Helper()
 	bin := "psql"
 	for _, dir := range []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"} {
 		if _, err := os.Stat(filepath.Join(dir, "psql")); err == nil {
@@ -308,12 +321,7 @@ func e2ePsql(t *testing.T, port int, token, sql string) e2eResult {
 	if _, err := exec.LookPath(bin); err != nil {
 		sandbox.Need(t, fmt.Errorf("psql not in PATH: install postgresql-client: %w", sandbox.ErrNotInstalled))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql)
-	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+strconv.Itoa(port), "PGUSER=bg-db", "PGDATABASE=analytics",
-		"PGPASSWORD="+token, "PGSSLMODE=require", "PGCONNECT_TIMEOUT=10", "PSQLRC=/dev/null")
-	return e2eRun(t, cmd)
+	return bin
 }
 
 // TestBreakglassEndToEndPsql is the same flow through the real psql and

@@ -20,13 +20,13 @@ import (
 	"github.com/sallyport/sallyport/proxy/tlscert"
 )
 
-// operatorCert writes a certificate and key for host, as an operator
+// operatorCert writes a certificate and key for hosts, as an operator
 // would hand every replica, and returns their paths.
-func operatorCert(t *testing.T, host string) (certFile, keyFile string) {
+func operatorCert(t *testing.T, hosts ...string) (certFile, keyFile string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "db.crt"), filepath.Join(dir, "db.key")
-	_, _, err := tlscert.LoadOrCreate(certFile, keyFile, tlscert.ParseNames(host), time.Now())
+	_, _, err := tlscert.LoadOrCreate(certFile, keyFile, tlscert.ParseNames(hosts...), time.Now())
 	require.NoError(t, err)
 	return certFile, keyFile
 }
