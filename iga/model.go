@@ -99,6 +99,10 @@ type Identity struct {
 	Certification *Certification
 	// LastUsed is when the identity was last admitted; zero when never.
 	LastUsed time.Time
+	// RevokedAt is the latest time of its revoke decisions, kept through
+	// later re-certifications: tokens minted before it stay refused. Zero
+	// when never revoked. The store fills it in; a registry file does not.
+	RevokedAt time.Time
 }
 
 // Credentials are the credentials bound to an identity.

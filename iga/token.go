@@ -167,7 +167,11 @@ func decodeTokenClaims(payloadText string) (TokenClaims, error) {
 }
 
 // checkMintedToken accepts a token signed with the registry's key, issued
-// for this identity and not yet expired.
+// for this identity after its latest revocation and not yet expired. A
+// revocation ends every token minted before it for good: re-certifying the
+// identity later does not bring them back. A token minted in the same
+// second as the revocation counts as minted before it (tokens carry whole
+// seconds).
 func (r *Registry) checkMintedToken(id Identity, token string) credentialCheck {
 	if len(r.Tokens.SigningKey) != ed25519.PrivateKeySize {
 		return credentialCheck{detail: "sallyport token", reasons: reasonf(ReasonCredentialInvalid,
@@ -186,6 +190,14 @@ func (r *Registry) checkMintedToken(id Identity, token string) credentialCheck {
 	case claims.Identity != id.ID:
 		check.reasons = reasonf(ReasonCredentialInvalid,
 			"token %s was issued for another identity, not %s; use a token issued for %s", claims.ID, id.ID, id.ID)
+	case !id.RevokedAt.IsZero() && !claims.IssuedAt.After(id.RevokedAt):
+		when := "before"
+		if claims.IssuedAt.Equal(id.RevokedAt) {
+			when = "in the same second as"
+		}
+		check.reasons = reasonf(ReasonCredentialInvalid,
+			"token %s was issued at %s, %s %s was revoked at %s; a revocation ends the tokens issued before it, even after a re-certification; ask an administrator for a new one",
+			claims.ID, formatTime(claims.IssuedAt), when, id.ID, formatTime(id.RevokedAt))
 	case !r.now().Before(claims.Expires):
 		check.reasons = reasonf(ReasonCredentialExpired, "token %s for %s expired at %s; ask an administrator for a new one",
 			claims.ID, id.ID, claims.Expires.Format(admissionTimeFormat))

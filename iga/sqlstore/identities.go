@@ -12,10 +12,13 @@ import (
 
 // selectIdentities reads identity rows with their latest certification
 // (the highest certification id) joined in; the certification columns are
-// NULL for an identity never certified.
+// NULL for an identity never certified. revoked_at is the latest time of
+// its revoke decisions (stored times are fixed-width UTC text, so MAX is
+// the latest), NULL when never revoked.
 const selectIdentities = `SELECT i.id, i.kind, i.state, i.owner, i.environment, i.holders,
 	i.ssh_keys, i.oidc, i.entitlements, i.last_used,
-	c.decision, c.decided_by, c.decided_at, c.valid_until, c.note
+	c.decision, c.decided_by, c.decided_at, c.valid_until, c.note,
+	(SELECT MAX(r.decided_at) FROM certifications r WHERE r.identity_id = i.id AND r.decision = 'revoke') AS revoked_at
 	FROM identities i LEFT JOIN certifications c
 	ON c.id = (SELECT MAX(id) FROM certifications WHERE identity_id = i.id)`
 
@@ -27,7 +30,7 @@ func scanIdentity(s scanner) (iga.Identity, error) {
 	)
 	err := s.Scan(&id.ID, &id.Kind, &id.State, &id.Owner, &id.Environment, listCol[string]{&id.Holders},
 		sshKeysCol(&id.Credentials.SSHKeys), oidcCol(&id.Credentials.OIDC), entitlementsCol(&id.Entitlements),
-		timeCol{&id.LastUsed}, &decision, &by, timeCol{&c.At}, timeCol{&c.Until}, &note)
+		timeCol{&id.LastUsed}, &decision, &by, timeCol{&c.At}, timeCol{&c.Until}, &note, timeCol{&id.RevokedAt})
 	if decision.Valid {
 		c.Decision, c.By, c.Note = decision.String, by.String, note.String
 		id.Certification = &c
