@@ -21,6 +21,11 @@ type ApplyOptions struct {
 	// Actor is who applied the file, recorded on every audit event.
 	// Empty: "sallyport".
 	Actor string
+	// Force applies the file's decisions even where they are older than a
+	// later registry decision they would undo (see Conflict); each such
+	// identity gets an audit event of type "apply_force". False: the
+	// registry's decision, and the state it set, are kept.
+	Force bool
 }
 
 // ApplyResult says what an apply changed. Every list holds ids, sorted.
@@ -39,6 +44,23 @@ type ApplyResult struct {
 	// Warnings are kept but suspicious entries, such as an entitlement to
 	// a target the config does not define.
 	Warnings []Problem
+	// Conflicts are the file's decisions that are older than a later
+	// registry decision they would undo, sorted by identity: kept out of
+	// the registry, or applied when Forced. The rest of the file is
+	// applied either way.
+	Conflicts []Conflict
+}
+
+// Unresolved returns the conflicts that were not forced: registry
+// decisions kept against the file.
+func (res ApplyResult) Unresolved() []Conflict {
+	var out []Conflict
+	for _, c := range res.Conflicts {
+		if !c.Forced {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Changed reports whether the apply wrote anything.
@@ -51,6 +73,11 @@ func (res ApplyResult) Changed() bool {
 // it differs from the identity's latest decision (so applying twice adds
 // nothing), and with Prune identities missing from the file are
 // deprovisioned. Every change is an audit event of type "apply".
+//
+// A file's decision never silently undoes a later one in the registry: a
+// file certification older than the registry's latest decision of the same
+// kind is not appended (a warning), and one that would undo a later revoke
+// or certify is a Conflict, kept out unless opts.Force.
 //
 // Apply first checks what ParseFile could not: that every owner, holder and
 // certifier is a person in the file or the registry, and that no new
@@ -86,7 +113,13 @@ func (r *Registry) Apply(ctx context.Context, f *File, opts ApplyOptions) (Apply
 	}
 	r.logger().Info("registry file applied", "file", f.Name, "actor", orSystem(opts.Actor),
 		"created", len(res.Created), "updated", len(res.Updated), "unchanged", len(res.Unchanged),
-		"deprovisioned", len(res.Deprovisioned), "warnings", len(res.Warnings))
+		"deprovisioned", len(res.Deprovisioned), "warnings", len(res.Warnings), "conflicts kept", len(res.Unresolved()))
+	for _, c := range res.Conflicts {
+		if c.Forced {
+			r.logger().Warn("registry file forced over a later registry decision", "identity", c.Identity, "file", f.Name,
+				"actor", orSystem(opts.Actor), "registry_decision", c.Registry.Decision, "registry_at", c.Registry.At)
+		}
+	}
 	return res, nil
 }
 
@@ -100,7 +133,9 @@ type applier struct {
 	now        time.Time
 	people     map[string]Person
 	identities map[string]Identity
-	res        ApplyResult
+	// conflicts holds the Conflict of each identity that has one.
+	conflicts map[string]*Conflict
+	res       ApplyResult
 }
 
 func (r *Registry) newApplier(ctx context.Context, tx Tx, f *File, opts ApplyOptions) (*applier, error) {
@@ -113,7 +148,8 @@ func (r *Registry) newApplier(ctx context.Context, tx Tx, f *File, opts ApplyOpt
 		return nil, fmt.Errorf("read identities: %w", err)
 	}
 	a := &applier{r: r, tx: tx, f: f, opts: opts, now: r.now(),
-		people: make(map[string]Person, len(people)), identities: make(map[string]Identity, len(identities))}
+		people: make(map[string]Person, len(people)), identities: make(map[string]Identity, len(identities)),
+		conflicts: map[string]*Conflict{}}
 	for _, p := range people {
 		a.people[p.ID] = p
 	}
@@ -129,6 +165,7 @@ func (a *applier) check() []Problem {
 	for _, id := range a.f.Doc.Identities {
 		lines := a.f.lines(id.ID)
 		problems = append(problems, a.checkPeople(id, lines)...)
+		a.checkDecision(id, lines)
 		if c := a.newCertification(id); c != nil {
 			problems = append(problems, a.checkCertification(id, *c, lines)...)
 		}
@@ -136,7 +173,19 @@ func (a *applier) check() []Problem {
 	}
 	slices.SortStableFunc(problems, func(x, y Problem) int { return x.Line - y.Line })
 	slices.SortStableFunc(a.res.Warnings, func(x, y Problem) int { return x.Line - y.Line })
+	slices.SortFunc(a.res.Conflicts, func(x, y Conflict) int { return strings.Compare(x.Identity, y.Identity) })
 	return problems
+}
+
+// checkDecision compares the file's decision about id with the registry's
+// latest and records a conflict or a warning when the registry's is later.
+func (a *applier) checkDecision(id Identity, lines *identityLines) {
+	if c := a.findConflict(id, lines); c != nil {
+		a.conflicts[id.ID] = c
+		a.res.Conflicts = append(a.res.Conflicts, *c)
+	} else if a.olderSameDecision(id) {
+		a.warnOlder(id, lines)
+	}
 }
 
 // lines returns where an identity is in the file; an empty set for a File
@@ -201,13 +250,23 @@ func lineOr(line, fallback int) int {
 }
 
 // newCertification returns the file's certification of id when it differs
-// from the latest one in the registry, nil when there is nothing to add.
+// from the latest one in the registry and is not older than it (unless
+// forced over a conflict), nil when there is nothing to add.
 func (a *applier) newCertification(id Identity) *Certification {
 	c := id.Certification
 	if c == nil {
 		return nil
 	}
+	if conflict := a.conflicts[id.ID]; conflict != nil {
+		if conflict.Forced {
+			return c
+		}
+		return nil
+	}
 	if stored, ok := a.identities[id.ID]; ok && stored.Certification != nil && sameCertification(*stored.Certification, *c) {
+		return nil
+	}
+	if a.olderSameDecision(id) {
 		return nil
 	}
 	return c
@@ -321,6 +380,7 @@ func diffPerson(old, p Person) []string {
 }
 
 func (a *applier) writeIdentity(ctx context.Context, id Identity) error {
+	id = a.resolve(id)
 	stored, exists := a.identities[id.ID]
 	changes := diffIdentity(stored, id)
 	cert := a.newCertification(id)
@@ -346,7 +406,13 @@ func (a *applier) writeIdentity(ctx context.Context, id Identity) error {
 		a.res.Certified = append(a.res.Certified, id.ID)
 		changes = append(changes, certificationDetail(*cert))
 	}
-	return a.audit(ctx, id.ID, strings.Join(changes, "; "))
+	if err := a.audit(ctx, id.ID, strings.Join(changes, "; ")); err != nil {
+		return err
+	}
+	if c := a.conflicts[id.ID]; c != nil && c.Forced {
+		return a.auditForced(ctx, c)
+	}
+	return nil
 }
 
 func orNone(s string) string {

@@ -145,6 +145,8 @@ func TestRegistryWrites(t *testing.T) {
 	gwEachDriver(t, func(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 		t.Run("apply", func(t *testing.T) { testApply(t, fresh) })
 		t.Run("apply refused", func(t *testing.T) { testApplyRefused(t, fresh) })
+		t.Run("apply conflicts", func(t *testing.T) { testApplyConflicts(t, fresh) })
+		t.Run("tokens after a revoke", func(t *testing.T) { testTokensAfterRevoke(t, fresh) })
 		t.Run("certify", func(t *testing.T) { testCertify(t, fresh) })
 		t.Run("revoke", func(t *testing.T) { testRevoke(t, fresh) })
 		t.Run("offboard", func(t *testing.T) { testOffboard(t, fresh) })
