@@ -29,16 +29,30 @@ an active person, certified by that owner, and entitled to the target and action
 
 func newApplyCmd(g *globals) *cobra.Command {
 	var file string
-	var prune bool
+	var prune, force bool
 	c := &cobra.Command{
-		Use:   "apply -f FILE [--prune]",
+		Use:   "apply -f FILE [--prune] [--force]",
 		Short: "Import a registry file (idempotent; all problems reported at once)",
 		Long: `Apply upserts the people and identities of a registry file in one transaction.
 Applying the same file twice changes nothing. A file with any problem is refused
 whole, with every problem listed as file:line. Entitlements naming a target the
-config lacks are kept and reported as warnings.`,
+config lacks are kept and reported as warnings.
+
+A file never silently undoes a later decision in the registry. When the registry
+revoked an identity (iga revoke, a campaign) after the file's certification, or
+the file has none, and the file would certify it or set it active again, apply
+keeps the revocation and the suspended state; when the registry certified an
+identity after the file's revocation, it keeps the certification. Each such
+conflict is printed on stderr with the identity and both dates, the rest of the
+file is applied, and apply exits 1. Put the registry's decision in the file
+(iga export writes it) or date the file's decision after it.
+
+--force applies the file's older decisions anyway; each override is an audit
+event of type apply_force. Tokens issued before a revocation stay refused even
+then.`,
 		Example: `  sallyport iga apply -f registry.yaml
-  sallyport iga apply -f registry.yaml --prune   # deprovision identities missing from the file`,
+  sallyport iga apply -f registry.yaml --prune   # deprovision identities missing from the file
+  sallyport iga apply -f registry.yaml --force   # override later revocations (audited)`,
 		Args: args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := requireFlags(c, "file"); err != nil {
@@ -59,17 +73,32 @@ config lacks are kept and reported as warnings.`,
 				return err
 			}
 			defer a.Close()
-			res, err := a.reg.Apply(c.Context(), f, iga.ApplyOptions{Prune: prune, Actor: operator()})
+			res, err := a.reg.Apply(c.Context(), f, iga.ApplyOptions{Prune: prune, Force: force, Actor: operator()})
 			if err != nil {
 				return err
 			}
 			printApplyResult(c.OutOrStdout(), c.ErrOrStderr(), res)
-			return nil
+			return conflictsError(f.Name, res.Unresolved())
 		},
 	}
 	c.Flags().StringVarP(&file, "file", "f", "", "registry file (- for stdin)")
 	c.Flags().BoolVar(&prune, "prune", false, "deprovision identities that are not in the file")
+	c.Flags().BoolVar(&force, "force", false, "apply the file's decisions even over later registry decisions (audited as apply_force)")
 	return c
+}
+
+// conflictsError is apply's exit 1 when it kept registry decisions against
+// the file; the conflicts themselves are already on stderr.
+func conflictsError(file string, kept []iga.Conflict) error {
+	if len(kept) == 0 {
+		return nil
+	}
+	ids := make([]string, len(kept))
+	for i, c := range kept {
+		ids[i] = c.Identity
+	}
+	return fmt.Errorf("apply %s: kept the registry's later decisions for %s against the file (the rest was applied); "+
+		"update the file from `sallyport iga export`, or re-run with --force to override them", file, strings.Join(ids, ", "))
 }
 
 func printApplyResult(out, errw io.Writer, res iga.ApplyResult) {
@@ -85,6 +114,13 @@ func printApplyResult(out, errw io.Writer, res iga.ApplyResult) {
 		len(res.Created), len(res.Updated), len(res.Unchanged), len(res.Deprovisioned))
 	for _, w := range res.Warnings {
 		fmt.Fprintf(errw, "warning: %s\n", w)
+	}
+	for _, c := range res.Conflicts {
+		what := "conflict"
+		if c.Forced {
+			what = "forced"
+		}
+		fmt.Fprintf(errw, "%s: %s\n", what, c)
 	}
 }
 
