@@ -4,11 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sallyport/sallyport/iga"
 )
+
+// maxLoginName bounds the user and dbname a client may name: identity ids
+// are at most 63 bytes, as are PostgreSQL names; a longer name can only be
+// a probe, and is not worth a registry lookup or a wide audit event.
+const maxLoginName = 128
+
+// credentialRefused is what a client hears when the registry does not
+// accept its token, whatever the cause (unknown identity, wrong, expired or
+// another identity's token): before a credential is proven, the bastion
+// says nothing that tells a registered name from an unknown one. The
+// detailed reasons go to the audit trail and the log.
+const credentialRefused = "sallyport: access denied (" + iga.ReasonCredentialInvalid +
+	"): the token was not accepted for this user; check user=IDENTITY and that the token is current"
+
+// askedToken is what a failed login asked for, in its audit event.
+const askedToken = "password (token)"
 
 // admission is an admitted login: who, where, and what the registry said.
 type admission struct {
@@ -18,11 +38,12 @@ type admission struct {
 }
 
 // admit checks the startup parameters, takes the token over TLS, and asks
-// the registry. Every refusal is a *refusal the client will see.
+// the registry. Every refusal is a *refusal the client will see; a failed
+// login's carries the audit event that records it.
 func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	identity, targetName := c.st.params["user"], c.st.params["database"]
 	if err := checkStartup(c.st, identity, targetName); err != nil {
-		return nil, err
+		return nil, c.failedLogin(err)
 	}
 	if err := s.negotiateVersion(c); err != nil {
 		return nil, err
@@ -40,7 +61,7 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	}
 	cred := iga.Credential{Token: token}
 	if err := s.Gate.Authenticate(ctx, identity, cred); err != nil {
-		return nil, denial(err, "check the token")
+		return nil, c.credentialDenial(err)
 	}
 	req := iga.Request{Identity: identity, Target: targetName, Action: iga.ActionQuery, Source: c.source(), Credential: &cred}
 	d, err := s.Gate.Decide(ctx, req)
@@ -59,18 +80,144 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	return &admission{req: req, decision: d, target: t}, nil
 }
 
-// checkStartup refuses logins that name no identity or target, or ask for
-// replication.
-func checkStartup(st *startup, identity, target string) error {
+// startupRefusal is a startup the bastion refuses before any credential:
+// what the client hears, and the reason the audit trail gets.
+type startupRefusal struct {
+	*refusal
+	reason iga.Reason
+}
+
+// checkStartup refuses logins that name no identity or target, name them
+// in a way no registry entry can match, or ask for replication.
+func checkStartup(st *startup, identity, target string) *startupRefusal {
 	switch {
 	case identity == "":
-		return refuse(codeInvalidAuthorization, "no user: connect with user=IDENTITY dbname=TARGET and a token as password")
+		return &startupRefusal{refuse(codeInvalidAuthorization, "no user: connect with user=IDENTITY dbname=TARGET and a token as password"),
+			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the startup message names no user"}}
+	case !plausibleName(identity):
+		return &startupRefusal{refuse(codeInvalidAuthorization, "invalid user: an identity name is at most %d printable characters; connect with user=IDENTITY dbname=TARGET and a token as password", maxLoginName),
+			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the user name is too long or not printable text"}}
 	case target == "":
-		return refuse(codeInvalidAuthorization, "no dbname: connect with user=IDENTITY dbname=TARGET and a token as password")
+		return &startupRefusal{refuse(codeInvalidAuthorization, "no dbname: connect with user=IDENTITY dbname=TARGET and a token as password"),
+			iga.Reason{Code: iga.ReasonUnknownTarget, Message: "the startup message names no database"}}
+	case !plausibleName(target):
+		return &startupRefusal{refuse(codeInvalidAuthorization, "invalid dbname: a target name is at most %d printable characters; connect with user=IDENTITY dbname=TARGET and a token as password", maxLoginName),
+			iga.Reason{Code: iga.ReasonUnknownTarget, Message: "the database name is too long or not printable text"}}
 	case st.params["replication"] != "" && st.params["replication"] != "false" && st.params["replication"] != "0":
-		return refuse(codeFeatureNotSupported, "replication connections are not relayed")
+		return &startupRefusal{refuse(codeFeatureNotSupported, "replication connections are not relayed"),
+			iga.Reason{Code: iga.ReasonNotOffered, Message: "replication connections are not relayed"}}
+	}
+	if sw := otherSwitch(st.params["options"]); sw != "" {
+		return &startupRefusal{refuse(codeFeatureNotSupported, "the server switch %s in options is not relayed: options may only set parameters (-c name=value)", strconv.Quote(sw)),
+			iga.Reason{Code: iga.ReasonNotOffered, Message: "options holds a server switch other than -c: " + strconv.QuoteToASCII(sw)}}
 	}
 	return nil
+}
+
+// otherSwitch returns the first switch in a startup options string (the
+// backend's command line, as PGOPTIONS sets it) that does not set a
+// parameter: not "-c name=value", "-cname=value" or "--name=value". The
+// others (-W post_auth_delay, -P, -f, -S, …) are legacy spellings the
+// bastion has no use for; PostgreSQL would check them as it checks SET,
+// but options is kept to the one form whose meaning is plain.
+func otherSwitch(options string) string {
+	words := optionWords(options)
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		switch {
+		case w == "-c" && i+1 < len(words) && strings.Contains(words[i+1], "="):
+			i++
+		case strings.HasPrefix(w, "-c") && len(w) > 2 && strings.Contains(w, "="),
+			strings.HasPrefix(w, "--") && strings.Contains(w, "="):
+		default:
+			return w
+		}
+	}
+	return ""
+}
+
+// optionWords splits options as the backend does: at whitespace not
+// escaped by a backslash, which escapes the next character.
+func optionWords(s string) []string {
+	var words []string
+	var w strings.Builder
+	inWord, escaped := false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			w.WriteRune(r)
+			escaped = false
+		case r == '\\':
+			escaped, inWord = true, true
+		case unicode.IsSpace(r):
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words
+}
+
+// plausibleName reports whether a client's user or dbname could name a
+// registry entry: valid UTF-8, printable, not too long. Others (newlines,
+// terminal escapes, NULs' neighbours) would reach logs and the audit trail.
+func plausibleName(s string) bool {
+	if len(s) > maxLoginName || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// auditName is a client-supplied name as the audit trail keeps it: as is
+// when plausible, else quoted and clipped, so that no control character
+// reaches `sallyport audit list`.
+func auditName(s string) string {
+	if plausibleName(s) {
+		return s
+	}
+	if len(s) > maxLoginName {
+		s = s[:maxLoginName]
+	}
+	return strconv.QuoteToASCII(s)
+}
+
+// failedLogin is r, refused before a credential was read, with its audit
+// event.
+func (c *client) failedLogin(r *startupRefusal) *refusal {
+	r.audit = c.loginRefusal([]iga.Reason{r.reason})
+	return r.refusal
+}
+
+// credentialDenial is what the client hears when Authenticate refuses:
+// credentialRefused whatever the reasons, which only the audit event and
+// the log get; or a note that the registry could not be asked.
+func (c *client) credentialDenial(err error) error {
+	var d *iga.Denied
+	if !errors.As(err, &d) {
+		return denial(err, "check the token")
+	}
+	f := c.loginRefusal(d.Reasons)
+	f.Asked = askedToken
+	return &refusal{code: codeInvalidAuthorization, msg: credentialRefused, audit: f, cause: d}
+}
+
+// loginRefusal is the audit event of a failed login from c.
+func (c *client) loginRefusal(reasons []iga.Reason) *iga.Refusal {
+	return &iga.Refusal{Login: true, Protocol: "postgres", Identity: auditName(c.st.params["user"]),
+		Target: auditName(c.st.params["database"]), Source: c.source(), Reasons: reasons}
 }
 
 // negotiateVersion answers a minor version other than 3.0 and 3.2, or

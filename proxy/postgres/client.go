@@ -9,6 +9,8 @@ import (
 	"net/netip"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sallyport/sallyport/iga"
 )
 
 // SQLSTATEs the bastion itself sends.
@@ -90,6 +92,9 @@ type refusal struct {
 	code  string
 	msg   string
 	cause error // for the log only; the client sees msg
+	// audit is the refusal's audit event: a failed login (no credential
+	// proven), or a refusal no admission decision recorded. Nil: none.
+	audit *iga.Refusal
 }
 
 func (r *refusal) Error() string { return r.msg }

@@ -34,6 +34,11 @@ type upstream struct {
 	txStatus byte
 }
 
+// targetError is an ErrorResponse the target sent during the login.
+type targetError struct{ code, msg string }
+
+func (e *targetError) Error() string { return fmt.Sprintf("target: %s (SQLSTATE %s)", e.msg, e.code) }
+
 // tlsError is a failure to set up TLS with a target: it refused TLS, or
 // its certificate did not verify. The client is told, not only the log.
 type tlsError struct{ err error }
@@ -147,7 +152,7 @@ func (up *upstream) receive() (byte, []byte, error) {
 	if hdr[0] == 'E' {
 		var e pgproto3.ErrorResponse
 		_ = e.Decode(body)
-		return 0, nil, fmt.Errorf("target: %s (SQLSTATE %s)", e.Message, e.Code)
+		return 0, nil, &targetError{code: e.Code, msg: e.Message}
 	}
 	return hdr[0], body, nil
 }

@@ -80,6 +80,9 @@ func (s *Server) refuseLogin(c *client, err error) {
 	s.logger().Info("postgres login refused", "identity", c.st.params["user"], "target", c.st.params["database"],
 		"source", c.conn.RemoteAddr().String(), "reason", r.msg, "err", r.cause)
 	_ = c.send(fatal(r.code, r.msg))
+	if r.audit != nil { // after the answer: the client does not wait for the audit write
+		proxy.RecordRefusal(s.Gate, s.logger(), *r.audit)
+	}
 }
 
 // login admits the client and opens its session on the target. A session

@@ -54,12 +54,25 @@ func (t *Target) database() string {
 	return t.Name
 }
 
+// parameterRefusals are the SQLSTATEs with which a target refuses a
+// startup parameter the client sent: not allowed to the session's role
+// (session_authorization, role, superuser-only settings), unknown, or a
+// bad value. The client is told the target's message: it is about what
+// the client asked for, and retrying unchanged will not help.
+var parameterRefusals = map[string]bool{
+	"42501": true, // insufficient_privilege
+	"42704": true, // undefined_object: unrecognized configuration parameter
+	"22023": true, // invalid_parameter_value
+}
+
 // connect logs in to the target as role. Startup parameters of the
-// client other than user and database go along.
+// client other than user, database and replication go along (checkStartup
+// let through only parameter settings in options); the target grants them
+// exactly as it would a SET by the session's role. The bastion's own
+// settings come last, so a client cannot override them at startup.
 func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params map[string]string) (*upstream, error) {
 	c := t.Conn
 	startup := make(map[string]string, len(c.RuntimeParams)+len(params)+3)
-	startup["client_connection_check_interval"] = clientCheckInterval
 	for k, v := range c.RuntimeParams {
 		startup[k] = v
 	}
@@ -68,6 +81,7 @@ func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params
 			startup[k] = v
 		}
 	}
+	startup["client_connection_check_interval"] = clientCheckInterval
 	startup["user"], startup["database"] = role.Name, t.database()
 	prefer := false
 	for _, fb := range c.Fallbacks {
@@ -81,6 +95,11 @@ func (s *Server) connect(ctx context.Context, t *Target, role *capg.Role, params
 		// TLS settings (or its certificate); retrying will not help.
 		return nil, &refusal{code: codeCannotConnect, cause: err,
 			msg: fmt.Sprintf("sallyport: cannot connect securely to target %s: %v; ask an operator to check the target's TLS settings (tls.mode, tls.ca_file) and certificate", t.Name, te.err)}
+	}
+	var pe *targetError
+	if errors.As(err, &pe) && parameterRefusals[pe.code] {
+		return nil, &refusal{code: pe.code, cause: err,
+			msg: fmt.Sprintf("sallyport: target %s refused the session's startup parameters: %s; leave the parameter out", t.Name, pe.msg)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("log in to target %s as %s: %w", t.Name, role.Name, err)
