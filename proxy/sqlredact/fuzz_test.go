@@ -35,7 +35,9 @@ var placements = []struct {
 	{MySQL, func(s string) (string, bool) {
 		return "ALTER USER u IDENTIFIED WITH mysql_native_password BY " + myQuote(s, '"') + " REPLACE 'old'", true
 	}},
-	{MySQL, func(s string) (string, bool) { return "SET PASSWORD FOR 'u'@'h' = PASSWORD(" + myQuote(s, '\'') + ")", true }},
+	{MySQL, func(s string) (string, bool) {
+		return "SET PASSWORD FOR 'u'@'h' = PASSWORD(" + myQuote(s, '\'') + ")", true
+	}},
 	{MySQL, func(s string) (string, bool) { return "GRANT ALL ON *.* TO u IDENTIFIED BY " + myQuote(s, '\''), true }},
 	{MySQL, func(s string) (string, bool) {
 		return "CHANGE MASTER TO MASTER_HOST='h', MASTER_PASSWORD=" + myQuote(s, '\'') + ", MASTER_PORT=3306", true
