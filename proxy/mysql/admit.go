@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sallyport/sallyport/iga"
 )
@@ -31,6 +34,9 @@ type refusal struct {
 	state string
 	msg   string
 	cause error // logged, never sent
+	// audit is the refusal's audit event: a failed login (no credential
+	// proven), or a refusal no admission decision recorded. Nil: none.
+	audit *iga.Refusal
 }
 
 func (r *refusal) Error() string { return r.msg }
@@ -59,19 +65,31 @@ func route(l *login) (identity, target string) {
 	return identity, target
 }
 
+// credentialRefused is what a client hears when the registry does not
+// accept its token, whatever the cause (unknown identity, wrong, expired or
+// another identity's token): before a credential is proven, the bastion
+// says nothing that tells a registered name from an unknown one. The
+// detailed reasons go to the audit trail and the log.
+const credentialRefused = "sallyport: access denied (" + iga.ReasonCredentialInvalid +
+	"): the token was not accepted for this user; check -u IDENTITY and that the token is current"
+
+// askedToken is what a failed login asked for, in its audit event.
+const askedToken = "password (token)"
+
+// maxLoginName bounds the user and database a client may name: identity
+// ids are at most 63 bytes; a longer name can only be a probe, and is not
+// worth a registry lookup or a wide audit event.
+const maxLoginName = 128
+
 // admit checks the login, takes the token over TLS and asks the registry.
-// Every refusal is a *refusal the client will see.
+// Every refusal is a *refusal the client will see; a failed login's
+// carries the audit event that records it.
 func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	identity, targetName := route(c.l)
-	if targetName == "" {
-		targetName = s.liveTarget(identity)
+	if r := checkLogin(identity, targetName); r != nil {
+		return nil, c.failedLogin(r.refusal, r.reason)
 	}
-	switch {
-	case identity == "":
-		return nil, refuse(codeAccessDenied, stateAccessDenied, "no user: connect with -u IDENTITY -D TARGET and a token as password")
-	case targetName == "":
-		return nil, refuse(codeAccessDenied, stateAccessDenied, "no database: connect with -u IDENTITY -D TARGET (or -u IDENTITY@TARGET) and a token as password")
-	case !c.tls && !s.AllowPlaintext:
+	if !c.tls && !s.AllowPlaintext {
 		return nil, refuse(codeAccessDenied, stateAccessDenied,
 			"TLS required: connect with --ssl (the password is a bearer token and is only accepted encrypted)")
 	}
@@ -85,7 +103,18 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	}
 	cred := iga.Credential{Token: token}
 	if err := s.Gate.Authenticate(ctx, identity, cred); err != nil {
-		return nil, denial(err, "check the token")
+		return nil, c.credentialDenial(err)
+	}
+	if targetName == "" {
+		// Only now: which identities have live sessions is not for
+		// clients that proved nothing.
+		targetName = s.liveTarget(identity)
+	}
+	if targetName == "" {
+		r := refuse(codeAccessDenied, stateAccessDenied, "no database: connect with -u IDENTITY -D TARGET (or -u IDENTITY@TARGET) and a token as password")
+		r.audit = c.loginRefusal([]iga.Reason{{Code: iga.ReasonUnknownTarget, Message: "the login names no database"}})
+		r.audit.Login, r.audit.Action = false, iga.ActionQuery
+		return nil, r
 	}
 	req := iga.Request{Identity: identity, Target: targetName, Action: iga.ActionQuery, Source: c.source(), Credential: &cred}
 	d, err := s.Gate.Decide(ctx, req)
@@ -102,6 +131,87 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	}
 	req.Credential = nil // the token is not kept past admission
 	return &admission{req: req, decision: d, target: t}, nil
+}
+
+// loginRefusal is a login the bastion refuses before any credential: what
+// the client hears, and the reason the audit trail gets.
+type loginRefusal struct {
+	*refusal
+	reason iga.Reason
+}
+
+// checkLogin refuses logins that name no identity, or name the identity or
+// target in a way no registry entry can match. A login without a target
+// is checked after the token: it may go where the identity's live session
+// is.
+func checkLogin(identity, target string) *loginRefusal {
+	switch {
+	case identity == "":
+		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "no user: connect with -u IDENTITY -D TARGET and a token as password"),
+			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the login names no user"}}
+	case !plausibleName(identity):
+		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "invalid user: an identity name is at most %d printable characters; connect with -u IDENTITY -D TARGET and a token as password", maxLoginName),
+			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the user name is too long or not printable text"}}
+	case target != "" && !plausibleName(target):
+		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "invalid database: a target name is at most %d printable characters; connect with -u IDENTITY -D TARGET and a token as password", maxLoginName),
+			iga.Reason{Code: iga.ReasonUnknownTarget, Message: "the database name is too long or not printable text"}}
+	}
+	return nil
+}
+
+// plausibleName reports whether a client's user or database could name a
+// registry entry: valid UTF-8, printable, not too long. Others (newlines,
+// terminal escapes) would reach logs and the audit trail.
+func plausibleName(s string) bool {
+	if len(s) > maxLoginName || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// auditName is a client-supplied name as the audit trail keeps it: as is
+// when plausible, else quoted and clipped, so that no control character
+// reaches `sallyport audit list`.
+func auditName(s string) string {
+	if plausibleName(s) {
+		return s
+	}
+	if len(s) > maxLoginName {
+		s = s[:maxLoginName]
+	}
+	return strconv.QuoteToASCII(s)
+}
+
+// failedLogin is r, refused before a credential was read, with its audit
+// event.
+func (c *client) failedLogin(r *refusal, reason iga.Reason) *refusal {
+	r.audit = c.loginRefusal([]iga.Reason{reason})
+	return r
+}
+
+// credentialDenial is what the client hears when Authenticate refuses:
+// credentialRefused whatever the reasons, which only the audit event and
+// the log get; or a note that the registry could not be asked.
+func (c *client) credentialDenial(err error) error {
+	var d *iga.Denied
+	if !errors.As(err, &d) {
+		return denial(err, "check the token")
+	}
+	f := c.loginRefusal(d.Reasons)
+	f.Asked = askedToken
+	return &refusal{code: codeAccessDenied, state: stateAccessDenied, msg: credentialRefused, audit: f, cause: d}
+}
+
+// loginRefusal is the audit event of a failed login from c.
+func (c *client) loginRefusal(reasons []iga.Reason) *iga.Refusal {
+	identity, target := route(c.l)
+	return &iga.Refusal{Login: true, Protocol: "mysql", Identity: auditName(identity), Target: auditName(target),
+		Source: c.source(), Reasons: reasons}
 }
 
 // denial turns a registry answer into what the client sees: the one line

@@ -90,6 +90,9 @@ func (s *Server) refuseLogin(c *client, err error) {
 	s.logger().Info("mysql login refused", "identity", identity, "target", target,
 		"source", c.conn.RemoteAddr().String(), "reason", r.msg, "err", r.cause)
 	_ = c.write(r.packet())
+	if r.audit != nil { // after the answer: the client does not wait for the audit write
+		proxy.RecordRefusal(s.Gate, s.logger(), *r.audit)
+	}
 }
 
 // login admits the client and opens its session on the target. A session
