@@ -75,6 +75,9 @@ func appendEventFast(b []byte, ev *Event) ([]byte, bool) {
 		b = append(b, ']')
 	}
 	b = appendStringField(b, `,"statement":`, ev.Statement)
+	if ev.Redacted {
+		b = append(b, `,"redacted":true`...)
+	}
 	if ev.DurationMS != 0 {
 		var ok bool
 		b = append(b, `,"duration_ms":`...)

@@ -47,6 +47,7 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 		"query": {Time: at, Type: EventQuery, SQL: "SELECT $1, $2", Statement: "s1", DurationMS: 0.123,
 			Params:  []any{"text", nil, int64(-7), uint64(math.MaxUint64), 1.5, float32(0.1), true, []byte{0, 1, 2}, 7, int32(8), uint32(9)},
 			Outcome: &Outcome{Tag: "SELECT 42", Rows: &rows}},
+		"redacted":      {Time: at, Type: EventQuery, SQL: "ALTER ROLE a PASSWORD '[redacted]'", Statement: "s", Redacted: true},
 		"failed":        {Time: at, Type: EventQuery, SQL: "x", Outcome: &Outcome{ErrorCode: "42P01", Error: `relation "x" does not exist`}},
 		"empty outcome": {Time: at, Type: EventQuery, SQL: "x", Outcome: &Outcome{}},
 		"zero rows":     {Time: at, Type: EventQuery, Outcome: &Outcome{Rows: &zero}},

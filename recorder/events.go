@@ -36,10 +36,12 @@ type Event struct {
 	Port int    `json:"port,omitempty"`
 
 	// SQL is a query's text, Params its bound parameters in order, and
-	// Statement the prepared statement name when there is one.
+	// Statement the prepared statement name when there is one. Redacted
+	// says the proxy removed passwords from them (see proxy/sqlredact).
 	SQL        string  `json:"sql,omitempty"`
 	Params     []any   `json:"params,omitempty"`
 	Statement  string  `json:"statement,omitempty"`
+	Redacted   bool    `json:"redacted,omitempty"`
 	DurationMS float64 `json:"duration_ms,omitempty"`
 	// Outcome is how a query (or sftp operation) ended.
 	Outcome *Outcome `json:"outcome,omitempty"`
