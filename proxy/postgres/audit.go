@@ -37,6 +37,7 @@ const notExecuted = "not executed: an earlier message in the pipeline failed"
 // so a Bind can name it without a copy.
 type prepared struct {
 	name, sql string
+	red       *redaction // what was removed from sql; nil for none
 }
 
 // portal is a bound statement waiting for Execute.
@@ -44,6 +45,7 @@ type portal struct {
 	stmt   string
 	sql    string
 	params []any
+	red    *redaction
 }
 
 // query is a statement in flight: a simple Query, an Execute, a
@@ -56,8 +58,9 @@ type query struct {
 	sql      string
 	stmt     string
 	params   []any
-	op       string // the COPY it started
-	bytes    int64  // of CopyData
+	red      *redaction // what was removed from sql and params
+	op       string     // the COPY it started
+	bytes    int64      // of CopyData
 	outcome  outcome
 }
 
@@ -139,7 +142,8 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 		if err != nil {
 			return err
 		}
-		a.push('Q', reuse(&a.lastSQL, sql), "", nil)
+		text, red := redact(reuse(&a.lastSQL, sql))
+		a.push('Q', text, "", nil, red)
 	case 'P':
 		name, sql, err := readParse(body)
 		if err != nil {
@@ -154,11 +158,11 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 			return err
 		}
 		p := a.portals[string(name)]
-		a.push('E', p.sql, p.stmt, p.params)
+		a.push('E', p.sql, p.stmt, p.params, p.red)
 	case 'C':
 		return a.close(body)
 	case 'S':
-		a.push('S', "", "", nil)
+		a.push('S', "", "", nil, nil)
 	case 'F':
 		return a.functionCall(body)
 	case 'd':
@@ -169,15 +173,16 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 	return nil
 }
 
-// prepare keeps a parsed statement; one parsed again as it was (the
-// unnamed statement of every query of a driver that does not cache) costs
-// no copy.
+// prepare keeps a parsed statement, without its passwords; one parsed
+// again as it was (the unnamed statement of every query of a driver that
+// does not cache) costs no copy.
 func (a *audit) prepare(name, sql []byte) {
-	if p, ok := a.stmts[string(name)]; ok && p.sql == string(sql) {
+	if p, ok := a.stmts[string(name)]; ok && p.red == nil && p.sql == string(sql) {
 		return
 	}
 	n := string(name)
-	a.stmts[n] = prepared{name: n, sql: string(sql)}
+	text, red := redact(string(sql))
+	a.stmts[n] = prepared{name: n, sql: text, red: red}
 }
 
 func (a *audit) bind(body []byte) error {
@@ -189,7 +194,8 @@ func (a *audit) bind(body []byte) error {
 	if !ok {
 		st = prepared{name: string(m.stmt)}
 	}
-	a.portals[string(m.portal)] = portal{stmt: st.name, sql: st.sql, params: m.params()}
+	params := m.params()
+	a.portals[string(m.portal)] = portal{stmt: st.name, sql: st.sql, params: params, red: redactParams(params, st.red)}
 	return nil
 }
 
@@ -211,7 +217,8 @@ func (a *audit) functionCall(body []byte) error {
 	if err := m.Decode(body); err != nil {
 		return err
 	}
-	a.push('F', fmt.Sprintf("-- function call, oid %d", m.Function), "", params(m.ArgFormatCodes, m.Arguments))
+	args := params(m.ArgFormatCodes, m.Arguments)
+	a.push('F', fmt.Sprintf("-- function call, oid %d", m.Function), "", args, redactParams(args, nil))
 	return nil
 }
 
@@ -290,7 +297,7 @@ func format[F int16 | uint16](formats []F, i int) F {
 }
 
 // push queues a statement; called locked.
-func (a *audit) push(kind byte, sql, stmt string, params []any) {
+func (a *audit) push(kind byte, sql, stmt string, params []any, red *redaction) {
 	if a.head > 0 && 2*a.head >= len(a.queue) {
 		// A pipeline keeps the queue from emptying: move what is in
 		// flight to the front rather than grow.
@@ -298,7 +305,7 @@ func (a *audit) push(kind byte, sql, stmt string, params []any) {
 		clear(a.queue[n:])
 		a.queue, a.head = a.queue[:n], 0
 	}
-	a.queue = append(a.queue, query{kind: kind, start: a.now(), sql: sql, stmt: stmt, params: params})
+	a.queue = append(a.queue, query{kind: kind, start: a.now(), sql: sql, stmt: stmt, params: params, red: red})
 }
 
 // pop drops the oldest statement; called locked.
@@ -393,7 +400,7 @@ func (a *audit) fail(code, msg string) {
 	if q == nil {
 		return // an error of Parse/Bind/Describe with no Execute, or a FATAL
 	}
-	q.outcome = outcome{known: true, out: recorder.Outcome{ErrorCode: code, Error: msg}}
+	q.outcome = outcome{known: true, out: recorder.Outcome{ErrorCode: code, Error: q.scrub(msg)}}
 	if q.kind != 'Q' {
 		a.finish(q)
 	}
@@ -445,7 +452,7 @@ func (a *audit) abandon() {
 func (a *audit) finish(q *query) {
 	q.finished = true
 	a.done = append(a.done, recorder.Event{Time: q.start, Type: recorder.EventQuery, Op: q.op, Bytes: q.bytes,
-		SQL: q.sql, Params: q.params, Statement: q.stmt,
+		SQL: q.sql, Params: q.params, Statement: q.stmt, Redacted: q.red != nil,
 		DurationMS: float64(a.now().Sub(q.start).Microseconds()) / 1000, Outcome: a.outcomeOf(&q.outcome)})
 	if !a.armed && a.timer != nil {
 		a.armed = true

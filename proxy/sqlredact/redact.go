@@ -97,6 +97,31 @@ func Param(d Dialect, v string) (string, bool) {
 	return out, out != v
 }
 
+// Values redacts bound values in place, as the proxies record them (a
+// string for text): the value of each placeholder that Result.Params
+// names in at becomes Marker, and every other string loses its passwords
+// as Param says. It returns the values removed at those positions, for
+// Scrub, and whether anything changed.
+func Values(d Dialect, values []any, at []int) (secrets []string, changed bool) {
+	for _, i := range at {
+		if i >= len(values) || values[i] == nil {
+			continue
+		}
+		if s, ok := values[i].(string); ok {
+			secrets = append(secrets, s)
+		}
+		values[i], changed = Marker, true
+	}
+	for i, v := range values {
+		if s, ok := v.(string); ok && s != Marker {
+			if out, ok := Param(d, s); ok {
+				values[i], changed = out, true
+			}
+		}
+	}
+	return secrets, changed
+}
+
 // mayHold reports whether s contains a word every redaction needs.
 func mayHold(s string) bool {
 	return indexFold(s, "password", 4) >= 0 || indexFold(s, "identified", 6) >= 0 || strings.Contains(s, "://")

@@ -1,6 +1,7 @@
 package sqlredact
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -140,6 +141,21 @@ func TestParam(t *testing.T) {
 				t.Errorf("got %q (changed %v), want %q", got, changed, tc.want)
 			}
 		})
+	}
+}
+
+func TestValues(t *testing.T) {
+	values := []any{"alice", "hunter2", nil, int64(7), "host=db password=pw", map[string]string{"base64": "AAE="}}
+	secrets, changed := Values(MySQL, values, []int{1, 2, 5, 9})
+	want := []any{"alice", Marker, nil, int64(7), "host=db password=" + Marker, Marker}
+	if fmt.Sprint(values) != fmt.Sprint(want) || !changed {
+		t.Errorf("got %v (changed %v), want %v", values, changed, want)
+	}
+	if !slices.Equal(secrets, []string{"hunter2"}) {
+		t.Errorf("got secrets %q, want [hunter2]", secrets)
+	}
+	if _, changed := Values(MySQL, []any{"a", int64(1)}, nil); changed {
+		t.Error("got changed for values without passwords")
 	}
 }
 
