@@ -73,6 +73,7 @@ type command struct {
 	sql       string
 	statement string // the prepared statement's id
 	params    []any
+	red       *redaction // what was removed from sql and params
 
 	state respState
 	left  int   // definitions left in the current block
@@ -83,7 +84,8 @@ type command struct {
 // stmt is a prepared statement as the audit knows it.
 type stmt struct {
 	sql    string
-	name   string // its id as recorded; made by the first execute
+	name   string     // its id as recorded; made by the first execute
+	red    *redaction // the passwords of sql; made by the first execute
 	params int
 	types  []byte               // 2 bytes per parameter, from the last execute that sent them
 	long   map[uint16]*longData // COM_STMT_SEND_LONG_DATA, until the next execute
@@ -151,7 +153,8 @@ func (a *audit) client(p []byte) error {
 	c := a.command(p[0])
 	switch p[0] {
 	case comQuery:
-		c.record, c.sql = true, a.text(body)
+		c.record = true
+		c.sql, c.red = redact(a.text(body))
 	case comInitDB:
 		c.record, c.sql = true, "USE "+quoteIdent(string(body))
 	case comProcessKill:
@@ -159,7 +162,7 @@ func (a *audit) client(p []byte) error {
 			c.record, c.sql = true, fmt.Sprintf("KILL %d", le32(body))
 		}
 	case comStmtPrepare:
-		c.sql = a.text(body)
+		c.sql, c.red = redact(a.text(body))
 	case comStmtExecute:
 		return a.execute(c, body)
 	case comStmtReset:
@@ -251,15 +254,16 @@ func (a *audit) execute(c *command, body []byte) error {
 	}
 	if st.name == "" {
 		st.name = strconv.FormatUint(uint64(id), 10)
+		_, st.red = redact(st.sql) // sql is redacted already: this finds its placeholders in password positions
 	}
-	c.statement, c.sql = st.name, st.sql
+	c.statement, c.sql, c.red = st.name, st.sql, st.red
 	params, err := decodeExecute(body, st)
 	st.long = nil
 	if err != nil {
 		c.params = []any{map[string]string{"undecoded": err.Error()}}
 		return nil // a malformed execute is the target's to refuse
 	}
-	c.params = params
+	c.params, c.red = params, redactParams(params, st.red)
 	return nil
 }
 

@@ -243,6 +243,7 @@ func (a *audit) finish(c *command, outcome *recorder.Outcome) {
 		ev.SQL, ev.Params, ev.Statement = c.sql, c.params, c.statement
 		ev.DurationMS = float64(a.now().Sub(c.start).Microseconds()) / 1000
 		ev.Outcome = outcome
+		c.redacted(ev)
 	}
 	a.release(c)
 }
