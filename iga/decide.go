@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,7 +34,16 @@ type Request struct {
 	// DryRun marks an iga check: audited as type "check" instead of
 	// "decision", and it does not count as a use of the identity.
 	DryRun bool
+	// Asked is what the client asked for in its own words — an exec
+	// command line, a forward's destination — named in the audit event of
+	// a refusal (quoted, and cut at maxAskedInAudit bytes). Empty: nothing
+	// beyond the action.
+	Asked string
 }
+
+// maxAskedInAudit bounds the part of a refused request kept in its audit
+// event: enough to see what was tried, not a script's worth.
+const maxAskedInAudit = 512
 
 // Decision is the answer to a Request, as `iga check --json` prints it.
 type Decision struct {
@@ -59,6 +69,8 @@ type Decision struct {
 	Entitled []Action  `json:"entitled,omitempty"`
 	DryRun   bool      `json:"dry_run,omitempty"`
 	Time     time.Time `json:"time"`
+
+	asked string // Request.Asked, for the audit event of a refusal
 }
 
 // Err returns nil when the decision allows, else a *Denied with its reasons.
@@ -111,7 +123,8 @@ func (r *Registry) Recheck(ctx context.Context, req Request) (Decision, error) {
 
 // decide reads the facts and runs the rules, without recording anything.
 func (r *Registry) decide(ctx context.Context, req Request) (Decision, error) {
-	d := Decision{Identity: req.Identity, Target: req.Target, Action: req.Action, DryRun: req.DryRun, Time: r.now()}
+	d := Decision{Identity: req.Identity, Target: req.Target, Action: req.Action, DryRun: req.DryRun, Time: r.now(),
+		asked: req.Asked}
 	if req.Source.IsValid() {
 		d.Source = req.Source.Unmap().String()
 	}
@@ -213,6 +226,16 @@ func (r *Registry) recordDecision(ctx context.Context, d Decision) error {
 	return r.Store.RecordDecision(ctx, e)
 }
 
+// AuditQuote is how a client's own words appear in an audit event: Go
+// quoted (control characters escaped, so one event stays one line) and cut
+// at maxAskedInAudit bytes.
+func AuditQuote(s string) string {
+	if len(s) > maxAskedInAudit {
+		return strconv.Quote(strings.ToValidUTF8(s[:maxAskedInAudit], "")) + fmt.Sprintf(" (first %d of %d bytes)", maxAskedInAudit, len(s))
+	}
+	return strconv.Quote(s)
+}
+
 // decisionEvent is the audit event of a decision.
 func decisionEvent(d Decision) AuditEvent {
 	e := AuditEvent{
@@ -224,7 +247,11 @@ func decisionEvent(d Decision) AuditEvent {
 		e.Type = checkEventType
 	}
 	var detail []string
-	for _, kv := range [][2]string{{"login", d.Login}, {"breakglass_grant", d.Grant}, {"credential", d.Credential}} {
+	asked := ""
+	if !d.Allow && d.asked != "" {
+		asked = AuditQuote(d.asked)
+	}
+	for _, kv := range [][2]string{{"login", d.Login}, {"breakglass_grant", d.Grant}, {"credential", d.Credential}, {"asked", asked}} {
 		if kv[1] != "" {
 			detail = append(detail, kv[0]+" "+kv[1])
 		}

@@ -135,7 +135,7 @@ func refusalEvent(f Refusal, now time.Time, leftOut int) AuditEvent {
 	}
 	detail := []string{"protocol " + f.Protocol}
 	if f.Asked != "" {
-		detail = append(detail, "asked "+f.Asked)
+		detail = append(detail, "asked "+AuditQuote(f.Asked))
 	}
 	if leftOut > 0 {
 		detail = append(detail, fmt.Sprintf("%d earlier refusals from %s were not written (rate limit: %d a minute per source)",

@@ -84,7 +84,7 @@ func TestRecordRefusal(t *testing.T) {
 	require.Len(t, logins, 10, "one source gets 10 events a minute")
 	assert.Equal(t, "203.0.113.9", logins[0].Source)
 	assert.Equal(t, "guess-0", logins[0].Identity)
-	assert.Contains(t, logins[0].Detail, "asked publickey SHA256:abc")
+	assert.Contains(t, logins[0].Detail, `asked "publickey SHA256:abc"`)
 	assert.False(t, logins[0].Allow)
 	refusals, err := s.Audit(ctx, iga.AuditFilter{Type: "refusal"})
 	require.NoError(t, err)
