@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -57,6 +58,9 @@ func (s *Server) handleSessionChannel(_ *gliderssh.Server, sc *gossh.ServerConn,
 		return
 	}
 	cc := &clientChannel{c: c, ch: ch, reqs: reqs}
+	for _, line := range c.st.takeLines() {
+		cc.stderrLine(line)
+	}
 	cc.setup()
 }
 
@@ -72,11 +76,10 @@ func (cc *clientChannel) setup() {
 		case "window-change":
 			cc.onWindowChange(req.Payload)
 		case "x11-req":
-			cc.stderrLine("sallyport: X11 forwarding is not allowed through the bastion")
-			reply(req, false)
+			cc.refuseRequest(req, "X11 forwarding", "sallyport: access denied (not_offered): X11 forwarding is not allowed through the bastion")
 		case "auth-agent-req@openssh.com":
-			cc.stderrLine("sallyport: agent forwarding is not allowed through the bastion; targets get a certificate for each session instead")
-			reply(req, false)
+			cc.refuseRequest(req, "agent forwarding",
+				"sallyport: access denied (not_offered): agent forwarding is not allowed through the bastion; targets get a certificate for each session instead")
 		case "shell", "exec", "subsystem":
 			cc.start(req)
 			return
@@ -84,6 +87,14 @@ func (cc *clientChannel) setup() {
 			reply(req, false)
 		}
 	}
+}
+
+// refuseRequest turns down a channel request the bastion never relays,
+// with its audit event, recording note and stderr line.
+func (cc *clientChannel) refuseRequest(req *gossh.Request, what, line string) {
+	cc.c.srv.refuse(cc.c.st, refusal{asked: req.Type + " (" + what + ")", code: iga.ReasonNotOffered, line: line})
+	cc.stderrLine(line)
+	reply(req, false)
 }
 
 func reply(req *gossh.Request, ok bool) {
@@ -98,6 +109,11 @@ func (cc *clientChannel) onEnv(payload []byte) bool {
 	if err := gossh.Unmarshal(payload, &e); err != nil || len(cc.env) >= maxEnv || len(e.Value) > maxEnvValue {
 		return false
 	}
+	// Values reach the target's environment as they are; no locale or
+	// terminal name needs a control character or a line break.
+	if strings.IndexFunc(e.Value, notPrintablePath) >= 0 {
+		return false
+	}
 	if e.Name != "LANG" && e.Name != "TERM" && !strings.HasPrefix(e.Name, "LC_") {
 		return false
 	}
@@ -109,7 +125,7 @@ func (cc *clientChannel) onEnv(payload []byte) bool {
 // as a terminal needs the shell action.
 func (cc *clientChannel) onPty(payload []byte) bool {
 	var p ptyRequest
-	if err := gossh.Unmarshal(payload, &p); err != nil || len(p.Term) > maxEnvValue {
+	if err := gossh.Unmarshal(payload, &p); err != nil || len(p.Term) > maxEnvValue || strings.IndexFunc(p.Term, notPrintablePath) >= 0 {
 		return false
 	}
 	cc.pty, cc.ptyRaw, cc.ptyAsked = &p, append([]byte(nil), payload...), true
@@ -158,15 +174,18 @@ func (cc *clientChannel) refuse(req *gossh.Request, line string) {
 
 // start admits the channel's action, opens it on the target and relays it.
 func (cc *clientChannel) start(req *gossh.Request) {
-	action, command, line := classify(req)
+	action, command, line, notSCP := classify(req)
 	if line != "" {
 		cc.refuse(req, line)
 		return
 	}
-	d, t, line := cc.c.admit(action)
+	d, t, line := cc.c.admit(action, command)
+	if line != "" && notSCP != "" && d.Err() != nil && d.Err().(*iga.Denied).Has(iga.ReasonActionNotEntitled) {
+		line += "; the command is not a legacy scp file transfer: " + notSCP
+	}
 	if line == "" && cc.pty != nil && action != iga.ActionShell {
 		// A terminal is the shell action, whatever runs in it.
-		_, _, line = cc.c.admit(iga.ActionShell)
+		_, _, line = cc.c.admit(iga.ActionShell, "pty-req")
 	}
 	if line != "" {
 		cc.refuse(req, line)
@@ -195,56 +214,33 @@ func (cc *clientChannel) start(req *gossh.Request) {
 }
 
 // classify maps a start request to its action: shell, exec, or sftp for
-// the sftp subsystem and the legacy scp protocol. line refuses anything else.
-func classify(req *gossh.Request) (action iga.Action, command, line string) {
+// the sftp subsystem and a legacy scp transfer. line refuses anything else;
+// notSCP says why a command that starts like scp is not a transfer (it is
+// then an exec, which an sftp-only identity may not run).
+func classify(req *gossh.Request) (action iga.Action, command, line, notSCP string) {
 	switch req.Type {
 	case "shell":
-		return iga.ActionShell, "", ""
+		return iga.ActionShell, "", "", ""
 	case "exec":
 		var p struct{ Command string }
 		if err := gossh.Unmarshal(req.Payload, &p); err != nil {
-			return "", "", "sallyport: malformed exec request"
+			return "", "", "sallyport: malformed exec request", ""
 		}
-		if isSCP(p.Command) {
-			return iga.ActionSFTP, p.Command, ""
+		_, err := parseSCPCommand(p.Command)
+		switch {
+		case err == nil:
+			return iga.ActionSFTP, p.Command, "", ""
+		case errors.Is(err, errNotSCP):
+			return iga.ActionExec, p.Command, "", ""
 		}
-		return iga.ActionExec, p.Command, ""
+		return iga.ActionExec, p.Command, "", err.Error()
 	default:
 		var p struct{ Name string }
 		if err := gossh.Unmarshal(req.Payload, &p); err != nil || p.Name != "sftp" {
-			return "", "", fmt.Sprintf("sallyport: subsystem %.64q is not offered; only sftp is", p.Name)
+			return "", "", fmt.Sprintf("sallyport: subsystem %.64q is not offered; only sftp is", p.Name), ""
 		}
-		return iga.ActionSFTP, "", ""
+		return iga.ActionSFTP, "", "", ""
 	}
-}
-
-// isSCP reports whether command is the remote end of a legacy scp transfer
-// ("scp [-flags] -t|-f [--] PATH") and nothing else: shell metacharacters
-// would let an identity entitled only to sftp run commands.
-func isSCP(command string) bool {
-	f := strings.Fields(command)
-	if len(f) < 3 || f[0] != "scp" {
-		return false
-	}
-	mode := false
-	for _, a := range f[1 : len(f)-1] {
-		switch {
-		case a == "-t" || a == "-f":
-			mode = true
-		case a == "--":
-		case len(a) > 1 && a[0] == '-' && strings.Trim(a[1:], "dprvq") == "":
-		default:
-			return false
-		}
-	}
-	return mode && safePath(f[len(f)-1])
-}
-
-func safePath(p string) bool {
-	if len(p) > 2 && p[0] == '\'' && p[len(p)-1] == '\'' {
-		return !strings.Contains(p[1:len(p)-1], "'")
-	}
-	return strings.Trim(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/~+-=@%:,") == ""
 }
 
 // open opens the channel on the target, replays env and pty, sends the
