@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,8 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/recorder"
 )
 
 // maxLoginLen bounds the login a client may send; longer ones are refused
@@ -45,6 +48,21 @@ type connState struct {
 	token    string
 	banners  map[string]bool // lines already shown, so each shows once
 	conn     *conn           // set once the first channel arrives
+	channels bool            // a channel was opened
+	// refusal is the line of a login the registry refused for every
+	// action: each channel the client opens is refused with it.
+	refusal string
+	// entitled are the actions the login decision admitted.
+	entitled []iga.Action
+	// failure is the last credential refusal, audited when the connection
+	// closes without a login; failedKeys counts the keys refused.
+	failure    *iga.Refusal
+	failedKeys int
+	// lines are refusals of requests that have no stderr (global ones),
+	// for the next session channel; notes are refusals waiting for the
+	// session's recording to open.
+	lines []string
+	notes []recorder.Event
 }
 
 // onConnect remembers the client's address and starts the handshake clock.
@@ -60,6 +78,7 @@ func (s *Server) onConnect(ctx gliderssh.Context, c net.Conn) net.Conn {
 		}
 	})
 	st.relay = newRelayConn(c)
+	st.relay.onClose = func() { s.auditFailedLogin(st) }
 	return st.relay
 }
 
@@ -78,6 +97,10 @@ func (s *Server) serverConfig(ctx gliderssh.Context) *gossh.ServerConfig {
 		},
 		PublicKeyCallback: func(m gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 			return s.checkKey(st, m.User(), key)
+		},
+		VerifiedPublicKeyCallback: func(_ gossh.ConnMetadata, _ gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			s.admitLogin(st, perms)
+			return perms, nil
 		},
 		PasswordCallback: func(m gossh.ConnMetadata, pw []byte) (*gossh.Permissions, error) {
 			return s.checkToken(st, m.User(), string(pw))
@@ -105,9 +128,13 @@ var preferredCiphers = []string{
 	"aes128-ctr", "aes192-ctr", "aes256-ctr",
 }
 
+// checkKey accepts a public key the identity holds. x/crypto calls it
+// before the client has signed anything with the key (a public key is no
+// secret), so a refusal says nothing about why; the login happens in the
+// VerifiedPublicKeyCallback, once the signature is checked.
 func (s *Server) checkKey(st *connState, user string, key gossh.PublicKey) (*gossh.Permissions, error) {
 	fp := gossh.FingerprintSHA256(key)
-	if err := s.authenticate(st, user, iga.Credential{SSHKey: key}); err != nil {
+	if err := s.authenticate(st, user, iga.Credential{SSHKey: key}, "publickey "+fp); err != nil {
 		return nil, err
 	}
 	st.mu.Lock()
@@ -116,14 +143,18 @@ func (s *Server) checkKey(st *connState, user string, key gossh.PublicKey) (*gos
 	return &gossh.Permissions{Extensions: map[string]string{permKey: fp}}, nil
 }
 
+// checkToken accepts a token bound to the identity: the token is the
+// proof, so the login happens here.
 func (s *Server) checkToken(st *connState, user, token string) (*gossh.Permissions, error) {
-	if err := s.authenticate(st, user, iga.Credential{Token: token}); err != nil {
+	if err := s.authenticate(st, user, iga.Credential{Token: token}, "token"); err != nil {
 		return nil, err
 	}
 	st.mu.Lock()
 	st.token = token
 	st.mu.Unlock()
-	return &gossh.Permissions{Extensions: map[string]string{permToken: "1"}}, nil
+	perms := &gossh.Permissions{Extensions: map[string]string{permToken: "1"}}
+	s.admitLogin(st, perms)
+	return perms, nil
 }
 
 // askToken is keyboard-interactive: one hidden prompt for the token.
@@ -138,11 +169,22 @@ func (s *Server) askToken(st *connState, user string, ch gossh.KeyboardInteracti
 	return s.checkToken(st, user, answers[0])
 }
 
+// loginRefused is all a client learns of a credential check that failed,
+// whatever failed: an unknown identity, a key or token not bound to it, an
+// expired one. Telling them apart before the client has proven a
+// credential would let anyone list the identities and their keys; the
+// reasons go to the audit trail.
+const loginRefused = "sallyport: access denied (credential_invalid): this key or token does not log in as that identity; " +
+	"check the login (IDENTITY@TARGET) and the credential, or ask the identity's owner"
+
 // authenticate routes the login and checks the credential, turning a
-// refusal into a banner the client shows.
-func (s *Server) authenticate(st *connState, user string, c iga.Credential) error {
+// refusal into a banner the client shows; asked names the credential for
+// the audit trail.
+func (s *Server) authenticate(st *connState, user string, c iga.Credential, asked string) error {
 	identity, target, err := parseLogin(user)
 	if err != nil {
+		st.failed(s, iga.Refusal{Identity: user, Asked: asked,
+			Reasons: []iga.Reason{{Code: loginCode(err), Message: err.Error()}}})
 		return st.banner(err)
 	}
 	if s.Gate == nil {
@@ -153,7 +195,8 @@ func (s *Server) authenticate(st *connState, user string, c iga.Credential) erro
 	err = s.Gate.Authenticate(ctx, identity, c)
 	var denied *iga.Denied
 	if errors.As(err, &denied) {
-		return st.banner(fmt.Errorf("sallyport: %s", denied.Error()))
+		st.failed(s, iga.Refusal{Identity: identity, Target: target, Asked: asked, Reasons: denied.Reasons})
+		return st.banner(errors.New(loginRefused))
 	}
 	if err != nil {
 		s.logger().Error("check ssh credential", "identity", identity, "err", err)
@@ -162,8 +205,103 @@ func (s *Server) authenticate(st *connState, user string, c iga.Credential) erro
 	st.mu.Lock()
 	st.identity, st.target = identity, target
 	st.mu.Unlock()
-	st.authed.Store(true)
 	return nil
+}
+
+// loginCode is the reason code of a login that does not parse.
+func loginCode(err error) string {
+	if strings.Contains(err.Error(), "("+iga.ReasonUnknownTarget+")") {
+		return iga.ReasonUnknownTarget
+	}
+	return iga.ReasonUnknownIdentity
+}
+
+// failed keeps a credential refusal until the connection closes: a client
+// offering three keys of which the last logs in has not failed to log in.
+func (st *connState) failed(s *Server, f iga.Refusal) {
+	f.Login, f.Protocol, f.Source = true, "ssh", st.source
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if strings.HasPrefix(f.Asked, "publickey ") {
+		st.failedKeys++
+	}
+	st.failure = &f
+}
+
+// auditFailedLogin writes the connection's last credential refusal when it
+// closes without a login, one event per connection.
+func (s *Server) auditFailedLogin(st *connState) {
+	st.mu.Lock()
+	f, keys := st.failure, st.failedKeys
+	st.mu.Unlock()
+	if st.authed.Load() || f == nil {
+		return
+	}
+	if keys > 1 {
+		f.Asked += fmt.Sprintf(" (and %d other keys)", keys-1)
+	}
+	go proxy.RecordRefusal(s.Gate, s.logger(), *f)
+}
+
+// admitLogin runs the connect decision once the client has proven its
+// credential: whether the registry admits the identity on the target for
+// anything at all. A refusal is kept for the channels' stderr (the client
+// reads why there); the connection is closed when it opens no channel in
+// time (see watchChannels).
+func (s *Server) admitLogin(st *connState, perms *gossh.Permissions) {
+	st.authed.Store(true)
+	req := st.request(iga.ActionConnect, perms)
+	ctx, cancel := context.WithTimeout(context.Background(), decideTimeout)
+	defer cancel()
+	d, err := s.Gate.Decide(ctx, req)
+	st.mu.Lock()
+	switch {
+	case err != nil:
+		s.logger().Error("admit ssh login", "identity", req.Identity, "target", req.Target, "err", err)
+		st.refusal = "sallyport: cannot check access right now; try again later"
+	case !d.Allow:
+		st.refusal = "sallyport: " + d.Err().Error()
+	default:
+		st.entitled = d.Entitled
+	}
+	st.mu.Unlock()
+	go s.watchChannels(st)
+}
+
+// request is the admission request for action on this connection, with
+// the credential that perms says was proven.
+func (st *connState) request(action iga.Action, perms *gossh.Permissions) iga.Request {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return iga.Request{Identity: st.identity, Target: st.target, Action: action,
+		Source: st.source, Credential: st.credentialLocked(perms)}
+}
+
+// refusedAtLogin is the login's refusal line, empty when it was admitted.
+func (st *connState) refusedAtLogin() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.refusal
+}
+
+// watchChannels closes a logged-in connection that has no use: one refused
+// at login, once its client had FirstChannelTimeout to open a channel and
+// read why; one that opened no channel by then, unless its identity may
+// forward (`ssh -N -L` opens channels only when a local client connects).
+func (s *Server) watchChannels(st *connState) {
+	time.Sleep(s.firstChannelTimeout())
+	st.mu.Lock()
+	refused, opened := st.refusal != "", st.channels
+	forwards := slices.Contains(st.entitled, iga.ActionForward)
+	identity, target := st.identity, st.target
+	st.mu.Unlock()
+	if refused || (!opened && !forwards) {
+		if !refused {
+			s.logger().Info("ssh connection closed: no channel opened", "identity", identity, "target", target,
+				"source", st.source, "after", s.firstChannelTimeout())
+		}
+		_ = st.relay.Close()
+	}
 }
 
 // banner returns err as a BannerError, with its text only the first time:

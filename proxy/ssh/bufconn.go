@@ -42,6 +42,9 @@ type relayConn struct {
 	iov    [2][]byte
 	timer  *time.Timer
 	werr   error // from sending held writes on the timer
+
+	onClose   func() // runs once, at the first Close; nil: nothing
+	closeOnce sync.Once
 }
 
 const (
@@ -195,6 +198,9 @@ func releaseHeld(b *[]byte) {
 // write sends the held bytes itself, or is stuck on a peer that does not
 // read, which only closing ends.
 func (c *relayConn) Close() error {
+	if c.onClose != nil {
+		c.closeOnce.Do(c.onClose)
+	}
 	if c.wmu.TryLock() {
 		if c.held != nil {
 			_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))

@@ -45,6 +45,7 @@ func (s *Server) connOf(sc *gossh.ServerConn, ctx gliderssh.Context) *conn {
 	st := stateOf(ctx)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.channels = true
 	if st.conn == nil {
 		st.conn = &conn{srv: s, st: st, sc: sc, ctx: ctx, ups: map[profile]*upstream{}, channels: map[int]*clientChannel{}}
 	}
@@ -52,20 +53,23 @@ func (s *Server) connOf(sc *gossh.ServerConn, ctx gliderssh.Context) *conn {
 }
 
 func (c *conn) request(action iga.Action) iga.Request {
-	c.st.mu.Lock()
-	defer c.st.mu.Unlock()
-	return iga.Request{Identity: c.st.identity, Target: c.st.target, Action: action,
-		Source: c.st.source, Credential: c.st.credentialLocked(c.sc.Permissions)}
+	return c.st.request(action, c.sc.Permissions)
 }
 
-// admit asks the registry whether action is allowed and finds the target.
-// On refusal it returns the one line the client must see.
-func (c *conn) admit(action iga.Action) (iga.Decision, Target, string) {
+// admit asks the registry whether action is allowed and finds the target;
+// asked is the client's own words (a command line), for the audit trail of
+// a refusal. On refusal it returns the one line the client must see: the
+// refusal made at login, when there was one.
+func (c *conn) admit(action iga.Action, asked string) (iga.Decision, Target, string) {
 	s := c.srv
 	if s.Gate == nil {
 		return iga.Decision{}, Target{}, "sallyport: no registry is configured; ask an operator"
 	}
+	if line := c.st.refusedAtLogin(); line != "" {
+		return iga.Decision{}, Target{}, line
+	}
 	req := c.request(action)
+	req.Asked = asked
 	ctx, cancel := context.WithTimeout(c.ctx, decideTimeout)
 	defer cancel()
 	d, err := s.Gate.Decide(ctx, req)
@@ -126,6 +130,7 @@ func (c *conn) begin(d iga.Decision, req iga.Request, prof profile, t Target) (s
 		"breakglass_grant", d.Grant)
 	c.touch()
 	go c.supervise()
+	go c.writeNotes()
 	return "", nil
 }
 

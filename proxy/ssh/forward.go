@@ -3,6 +3,7 @@ package ssh
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,10 +35,14 @@ func (s *Server) handleForwardChannel(_ *gliderssh.Server, sc *gossh.ServerConn,
 		_ = nc.Reject(gossh.ConnectionFailed, "sallyport: malformed direct-tcpip request")
 		return
 	}
-	d, t, line := c.admit(iga.ActionForward)
-	if line == "" && !toTargetItself(p.Host, t) {
-		line = fmt.Sprintf("sallyport: forwarding goes only to the target itself (localhost on %s), not to %.64q", t.Name, p.Host)
+	dest := net.JoinHostPort(p.Host, strconv.Itoa(int(p.Port)))
+	if line := s.forwardElsewhere(c, p.Host); line != "" {
+		s.refuse(c.st, refusal{action: iga.ActionForward, asked: "direct-tcpip " + dest, code: iga.ReasonActionNotEntitled,
+			line: line, host: p.Host, port: int(p.Port)})
+		_ = nc.Reject(gossh.Prohibited, line)
+		return
 	}
+	d, t, line := c.admit(iga.ActionForward, "direct-tcpip "+dest)
 	if line == "" {
 		line, _ = c.begin(d, c.request(iga.ActionForward), profile{login: d.Login, forward: true}, t)
 	}
@@ -46,6 +51,24 @@ func (s *Server) handleForwardChannel(_ *gliderssh.Server, sc *gossh.ServerConn,
 		return
 	}
 	c.forward(nc, p, profile{login: d.Login, forward: true}, t)
+}
+
+// forwardElsewhere is the refusal line of a forward to anything but the
+// target machine, decided before admission: the forward entitlement never
+// covers another host, so such a request is refused as not entitled.
+func (s *Server) forwardElsewhere(c *conn, host string) string {
+	c.st.mu.Lock()
+	name := c.st.target
+	c.st.mu.Unlock()
+	t, ok := Target{Name: name}, false
+	if s.Targets != nil {
+		t, ok = s.Targets(name)
+	}
+	if !ok || toTargetItself(host, t) {
+		return "" // an unknown target is refused by admission, with its own reason
+	}
+	return fmt.Sprintf("sallyport: access denied (%s): forwarding goes only to the target itself (localhost on %s), not to %.64q",
+		iga.ReasonActionNotEntitled, t.Name, host)
 }
 
 // toTargetItself reports whether host names the target machine: loopback

@@ -98,8 +98,8 @@ func forwardingRefused(t *testing.T, h *harness) {
 	require.NoError(t, err)
 	assert.False(t, ok, "x11-req accepted")
 	require.NoError(t, s.Run("true"))
-	assert.Contains(t, stderr.String(), "sallyport: agent forwarding is not allowed")
-	assert.Contains(t, stderr.String(), "sallyport: X11 forwarding is not allowed")
+	assert.Contains(t, stderr.String(), "sallyport: access denied (not_offered): agent forwarding is not allowed")
+	assert.Contains(t, stderr.String(), "sallyport: access denied (not_offered): X11 forwarding is not allowed")
 	_, err = c.Listen("tcp", "127.0.0.1:0")
 	assert.Error(t, err, "remote forwarding was accepted")
 }

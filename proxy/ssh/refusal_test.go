@@ -22,7 +22,9 @@ func TestEveryRefusalShowsItsCode(t *testing.T) {
 		code, identity, user string
 		wantExit             int // 1: refused at the channel; 255: at login
 	}{
-		{iga.ReasonUnknownIdentity, "svc-ops", "nobody@web", 255},
+		// Before a credential is proven, every failure reads the same
+		// (TestLoginFailuresLookAlike); the reason is in the audit trail.
+		{iga.ReasonCredentialInvalid, "svc-ops", "nobody@web", 255},
 		{iga.ReasonUnknownTarget, "svc-ops", "svc-ops@nowhere", 1},
 		{iga.ReasonUnknownTarget, "svc-ops", "svc-ops", 255},
 		{iga.ReasonNotActive, "svc-new", "", 1},
@@ -36,7 +38,7 @@ func TestEveryRefusalShowsItsCode(t *testing.T) {
 		{iga.ReasonEntitlementExpired, "svc-entexp", "", 1},
 		{iga.ReasonActionNotEntitled, "svc-sftp", "", 1},
 		{iga.ReasonCredentialInvalid, "svc-exec", "svc-ops@web", 255},
-		{iga.ReasonCredentialExpired, "svc-keyexp", "", 255},
+		{iga.ReasonCredentialInvalid, "svc-keyexp", "", 255},
 		{iga.ReasonSourceNotAllowed, "svc-src", "", 1},
 		{iga.ReasonEnvironmentMismatch, "svc-env", "", 1},
 		{iga.ReasonBreakglassNoGrant, "bg-root", "", 1},

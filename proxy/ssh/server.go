@@ -72,6 +72,12 @@ type Server struct {
 	IdleTimeout time.Duration
 	// MaxSession ends a session this long after it started. Zero: never.
 	MaxSession time.Duration
+	// FirstChannelTimeout closes a logged-in connection that has opened no
+	// channel this long after login (an identity entitled to forward is
+	// exempt: `ssh -N -L` waits for local clients), and one whose login the
+	// registry refused, once its client had this long to read why. Zero:
+	// DefaultFirstChannelTimeout.
+	FirstChannelTimeout time.Duration
 	// Dial connects to targets. Nil: a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock. Nil: time.Now.
@@ -109,6 +115,10 @@ const (
 	// disconnect by itself; kills must take effect within 1s in all.
 	leaveGrace = 500 * time.Millisecond
 )
+
+// DefaultFirstChannelTimeout is FirstChannelTimeout's default: OpenSSH
+// opens its session channel within milliseconds of logging in.
+const DefaultFirstChannelTimeout = 10 * time.Second
 
 // serverVersion is the banner clients see.
 const serverVersion = "sallyport"
@@ -196,10 +206,11 @@ func (s *Server) glider() *gliderssh.Server {
 		ChannelHandlers: map[string]gliderssh.ChannelHandler{
 			"session":      s.handleSessionChannel,
 			"direct-tcpip": s.handleForwardChannel,
+			"default":      s.onOtherChannel,
 		},
 		// Remote forwarding (tcpip-forward) and everything else global is
-		// answered "no" by gliderlabs when no handler is set.
-		RequestHandlers: map[string]gliderssh.RequestHandler{},
+		// answered "no", and audited (refusals.go).
+		RequestHandlers: map[string]gliderssh.RequestHandler{"default": s.onGlobalRequest},
 	}
 	for _, hs := range s.HostSigners {
 		gl.AddHostKey(hs)
@@ -213,6 +224,13 @@ func (s *Server) live() *proxy.Live {
 	}
 	s.liveOnce.Do(func() { s.ownLive = &proxy.Live{Logger: s.Logger} })
 	return s.ownLive
+}
+
+func (s *Server) firstChannelTimeout() time.Duration {
+	if s.FirstChannelTimeout > 0 {
+		return s.FirstChannelTimeout
+	}
+	return DefaultFirstChannelTimeout
 }
 
 func (s *Server) now() time.Time {
