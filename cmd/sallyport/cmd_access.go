@@ -42,7 +42,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&identity, "identity", "", "only events about this identity")
-	list.Flags().StringVar(&typ, "type", "", "only events of this type (decision, check, apply, certify, revoke, …)")
+	list.Flags().StringVar(&typ, "type", "", "only events of this type (decision, login_failed, refusal, check, apply, certify, revoke, …)")
 	list.Flags().IntVar(&limit, "limit", 0, "only the newest N events")
 	list.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	c := &cobra.Command{Use: "audit", Short: "Read the audit trail"}

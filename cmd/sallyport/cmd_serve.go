@@ -195,6 +195,10 @@ func shutdownComponent(ctx context.Context, log *slog.Logger, c *component) {
 type metrics struct {
 	registry  *prometheus.Registry
 	decisions *prometheus.CounterVec
+	// loginFailures and refusals count every failed login and every request
+	// a proxy turned down, also those the audit trail's rate limit left out.
+	loginFailures *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -204,6 +208,14 @@ func newMetrics() *metrics {
 			Name: "sallyport_decisions_total",
 			Help: "Admission decisions by result and reason code (a denial counts once per reason).",
 		}, []string{"result", "reason"}),
+		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sallyport_login_failures_total",
+			Help: "Logins refused before a credential was proven (unknown identity, wrong or expired key or token), by protocol and reason code.",
+		}, []string{"protocol", "reason"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sallyport_refusals_total",
+			Help: "Requests the proxies turned down on their own (remote or agent forwarding, forwards to other hosts, unknown channels), by protocol and reason code.",
+		}, []string{"protocol", "reason"}),
 	}
 	ver, commit := buildVersion()
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -211,9 +223,19 @@ func newMetrics() *metrics {
 		Help: "Always 1; the labels say which sallyport is running.",
 	}, []string{"version", "commit", "goversion"})
 	build.WithLabelValues(ver, commit, runtime.Version()).Set(1)
-	m.registry.MustRegister(build, m.decisions,
+	m.registry.MustRegister(build, m.decisions, m.loginFailures, m.refusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+func (m *metrics) observeRefusal(f iga.Refusal) {
+	counter := m.refusals
+	if f.Login {
+		counter = m.loginFailures
+	}
+	for _, r := range f.Reasons {
+		counter.WithLabelValues(f.Protocol, r.Code).Inc()
+	}
 }
 
 func (m *metrics) observeDecision(d iga.Decision) {

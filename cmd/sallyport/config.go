@@ -87,6 +87,10 @@ type SSHConfig struct {
 	SourceAddress string   `yaml:"source_address"`
 	IdleTimeout   Duration `yaml:"idle_timeout"` // zero: none
 	MaxSession    Duration `yaml:"max_session"`  // zero: none
+	// FirstChannelTimeout closes a login that opens no channel this long
+	// (identities entitled to forward are exempt), and a refused login once
+	// its client had this long to read why. Zero: 10s.
+	FirstChannelTimeout Duration `yaml:"first_channel_timeout"`
 }
 
 // DBListenerConfig is the PostgreSQL or MySQL listener.

@@ -98,6 +98,21 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	require.NoError(t, sleeper.Process.Kill())
 	require.Eventually(t, liveSSH(0), 15*time.Second, 200*time.Millisecond, "/metrics still shows the ssh session after it ended")
 
+	// A failed login reads like any other, is counted by its real reason
+	// and is in the audit trail.
+	out, code = run(strings.Replace(allowed, "svc-backup@web-01@", "nosuch@web-01@", 1) + " true")
+	assert.Equal(t, 255, code, out)
+	assert.Contains(t, out, "sallyport: access denied (credential_invalid)")
+	require.Eventually(t, func() bool {
+		out, _ := run(metrics)
+		return strings.Contains(out, `sallyport_login_failures_total{protocol="ssh",reason="unknown_identity"} 1`)
+	}, 15*time.Second, 200*time.Millisecond, "/metrics never counted the failed login")
+	audit := exec.Command(binary, "--config", filepath.Join("demo", "sallyport.yaml"), "audit", "list", "--type", "login_failed", "--json")
+	audit.Dir = work
+	auditOut, err := audit.CombinedOutput()
+	require.NoError(t, err, "%s", auditOut)
+	assert.Contains(t, string(auditOut), `"nosuch"`, "the failed login is not in audit list")
+
 	for i, l := range checkLines(lines) {
 		out, code := run(l)
 		if i == 0 {

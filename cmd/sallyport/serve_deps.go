@@ -41,6 +41,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	}
 	d.metrics.registry.MustRegister(d.cluster.leaderGauge())
 	ap.reg.OnDecision = d.metrics.observeDecision
+	ap.reg.OnRefusal = d.metrics.observeRefusal
 	rec, err := newRecorder(ap.cfg, log, d.metrics)
 	if err != nil {
 		return nil, err

@@ -44,7 +44,8 @@ func (d *serveDeps) sshComponent() (*component, error) {
 		HostSigners: []gossh.Signer{hostSigner},
 		Targets:     func(name string) (sshproxy.Target, bool) { t, ok := targets[name]; return t, ok },
 		IdleTimeout: cfg.SSH.IdleTimeout.D(), MaxSession: cfg.SSH.MaxSession.D(),
-		Logger: d.log.With("proxy", "ssh"),
+		FirstChannelTimeout: cfg.SSH.FirstChannelTimeout.D(),
+		Logger:              d.log.With("proxy", "ssh"),
 	}
 	return &component{
 		name: "ssh",
