@@ -70,7 +70,7 @@ func auditJSON(evs []iga.AuditEvent) []auditEvent {
 	for _, e := range evs {
 		ae := auditEvent{ID: e.ID, Time: e.Time, Type: e.Type, Actor: e.Actor, Identity: e.Identity,
 			Target: e.Target, Action: e.Action, Source: e.Source, Reasons: e.Reasons, Detail: e.Detail}
-		if e.Type == "decision" || e.Type == "check" {
+		if verdictEvent(e.Type) {
 			allow := e.Allow
 			ae.Allow = &allow
 		}
@@ -79,10 +79,20 @@ func auditJSON(evs []iga.AuditEvent) []auditEvent {
 	return out
 }
 
+// verdictEvent reports whether events of the type allow or deny something:
+// decisions, dry runs, failed logins and refusals (always deny).
+func verdictEvent(typ string) bool {
+	switch typ {
+	case "decision", "check", "login_failed", "refusal":
+		return true
+	}
+	return false
+}
+
 func printAudit(w io.Writer, evs []iga.AuditEvent) {
 	for _, e := range evs {
 		line := fmt.Sprintf("%s  %-16s %-14s %s", e.Time.Format(time.RFC3339), e.Type, e.Identity, e.Actor)
-		if e.Type == "decision" || e.Type == "check" {
+		if verdictEvent(e.Type) {
 			verdict := "allow"
 			if !e.Allow {
 				verdict = "deny " + reasonCodes(e.Reasons)
