@@ -100,6 +100,22 @@ func appendEventFast(b []byte, ev *Event) ([]byte, bool) {
 		}
 		b = append(b, '}')
 	}
+	if ev.Streams != nil { // exec_end only, once a channel: the reflecting path is fine
+		return b, false
+	}
+	b = appendStringField(b, `,"mode":`, ev.Mode)
+	if ev.Size != nil {
+		b = append(b, `,"size":`...)
+		b = strconv.AppendInt(b, *ev.Size, 10)
+	}
+	b = appendStringField(b, `,"direction":`, ev.Direction)
+	b = appendStringField(b, `,"sha256":`, ev.SHA256)
+	b = appendIntField(b, `,"to_target":`, ev.ToTarget)
+	b = appendIntField(b, `,"to_client":`, ev.ToClient)
+	b = appendStringField(b, `,"stream":`, ev.Stream)
+	b = appendIntField(b, `,"offset":`, ev.Offset)
+	b = appendStringField(b, `,"signal":`, ev.Signal)
+	b = appendStringField(b, `,"source":`, ev.Source)
 	b = appendStringField(b, `,"text":`, ev.Text)
 	if ev.ExitStatus != nil {
 		b = append(b, `,"exit_status":`...)
@@ -107,6 +123,13 @@ func appendEventFast(b []byte, ev *Event) ([]byte, bool) {
 	}
 	b = appendStringField(b, `,"reason":`, ev.Reason)
 	return append(b, '}'), true
+}
+
+func appendIntField(b []byte, key string, n int64) []byte {
+	if n == 0 {
+		return b
+	}
+	return strconv.AppendInt(append(b, key...), n, 10)
 }
 
 func appendStringField(b []byte, key, s string) []byte {

@@ -53,6 +53,13 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 		"zero rows":     {Time: at, Type: EventQuery, Outcome: &Outcome{Rows: &zero}},
 		"empty params":  {Time: at, Type: EventQuery, Params: []any{}},
 		"end":           {Time: at, Type: EventEnd, ExitStatus: &status, Reason: "client closed"},
+		"scp file": {Time: at, Type: EventSCP, Channel: &ch, Op: "upload", Path: "/srv/a b", Mode: "0644", Size: &rows,
+			Direction: "upload", SHA256: "ab12", Bytes: 42, Outcome: &Outcome{}},
+		"forward close": {Time: at, Type: EventForward, Op: "close", Host: "localhost", Port: 7, ToTarget: 5, ToClient: 9, DurationMS: 12.5},
+		"data":          {Time: at, Type: EventData, Channel: &ch, Stream: "stdout", Offset: 1 << 33, Bytes: 4096},
+		"command":       {Time: at, Type: EventCommand, Channel: &ch, Command: "ls -l", Source: "terminal"},
+		"exec end": {Time: at, Type: EventExecEnd, Channel: &ch, Signal: "KILL", Streams: map[string]ExecStream{
+			"stdin": {Bytes: 10, SHA256: "ff", Captured: 0, NotCaptured: "exec_capture_stdin off"}, "stdout": {Bytes: 1 << 30, Captured: 1 << 24, Truncated: true}}},
 		"not utf8":      {Time: at, Type: EventQuery, SQL: "SELECT '\xff\xfe\xc3'", Params: []any{"\x00\x1b[31m\x7f"}},
 		"floats": {Time: at, Type: EventQuery, DurationMS: 1e21, Params: []any{1e-7, 1e20, -0.0, 123456789.125,
 			float32(1e-7), float32(3e38), 5e-324, math.MaxFloat64}},

@@ -4,13 +4,17 @@ import "time"
 
 // Event types written to events.jsonl.
 const (
-	EventExec    = "exec"    // a command run without a pty or as ssh CMD
-	EventShell   = "shell"   // an interactive shell was started
-	EventSFTP    = "sftp"    // one sftp/scp operation
-	EventForward = "forward" // a direct-tcpip forward
-	EventQuery   = "query"   // one database query with its outcome
-	EventNote    = "note"    // anything else worth an auditor's eye
-	EventEnd     = "end"     // the session ended; written by Session.Close
+	EventExec    = "exec"     // a command run without a pty or as ssh CMD
+	EventShell   = "shell"    // an interactive shell was started
+	EventSFTP    = "sftp"     // one sftp/scp operation
+	EventForward = "forward"  // a direct-tcpip forward
+	EventQuery   = "query"    // one database query with its outcome
+	EventNote    = "note"     // anything else worth an auditor's eye
+	EventSCP     = "scp"      // one file or directory of a legacy scp (rcp) transfer
+	EventCommand = "command"  // one command: an exec line, or a line submitted in a terminal
+	EventData    = "data"     // where a stretch of an exec channel's stdin, stdout or stderr lies in its stream
+	EventExecEnd = "exec_end" // an exec channel ended: its streams' totals and hashes, exit status or signal
+	EventEnd     = "end"      // the session ended; written by Session.Close
 )
 
 // Event is one line of events.jsonl. Time and Type are always present; the
@@ -46,12 +50,52 @@ type Event struct {
 	// Outcome is how a query (or sftp operation) ended.
 	Outcome *Outcome `json:"outcome,omitempty"`
 
+	// Mode, Size, Direction and SHA256 describe a file an sftp or scp
+	// operation moved: its permission bits in octal ("0644"), its size as
+	// announced, "upload" (towards the target) or "download", and the
+	// SHA-256 of its content when it crossed whole and in order.
+	Mode      string `json:"mode,omitempty"`
+	Size      *int64 `json:"size,omitempty"`
+	Direction string `json:"direction,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	// ToTarget and ToClient are the bytes a forward moved each way.
+	ToTarget int64 `json:"to_target,omitempty"`
+	ToClient int64 `json:"to_client,omitempty"`
+	// Stream and Offset place a data event: which stream of the channel
+	// (stdin, stdout, stderr) and where in it the stretch of Bytes starts.
+	Stream string `json:"stream,omitempty"`
+	Offset int64  `json:"offset,omitempty"`
+	// Streams sums up an exec channel's streams in its exec_end event, by
+	// stream name.
+	Streams map[string]ExecStream `json:"streams,omitempty"`
+	// Signal is the signal that ended a remote command (exit-signal).
+	Signal string `json:"signal,omitempty"`
+	// Source says where a command event comes from: "exec" (the exec
+	// request itself) or "terminal" (reconstructed from what the terminal
+	// echoed: best effort).
+	Source string `json:"source,omitempty"`
+
 	// Text is a note's message.
 	Text string `json:"text,omitempty"`
 	// ExitStatus is an end event's (or exec's) exit status; Reason why the
 	// session ended ("client closed", "killed by admin", ...).
 	ExitStatus *int   `json:"exit_status,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+}
+
+// ExecStream is what crossed one stream of an exec channel: every byte
+// counted and hashed, whether or not it was kept.
+type ExecStream struct {
+	// Bytes is the whole stream's length; SHA256 the hex SHA-256 of all of it.
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+	// Captured is how many of the first bytes the recording keeps; less
+	// than Bytes when the capture limit cut the stream (Truncated).
+	Captured  int64 `json:"captured"`
+	Truncated bool  `json:"truncated,omitempty"`
+	// NotCaptured names why nothing was kept by policy ("exec_capture_stdin
+	// off", "exec_capture_limit 0"); empty otherwise.
+	NotCaptured string `json:"not_captured,omitempty"`
 }
 
 // Outcome is the result of a query: Tag and Rows on success, ErrorCode and
