@@ -48,6 +48,17 @@ type Config struct {
 	// a quarter of the size for terminal output) or "none" (chunk/1: more
 	// bytes to disk and store, less CPU). Zero means "gzip".
 	Compression string `yaml:"compression"`
+	// ExecCaptureLimit is how many bytes of each stream (stdin, stdout,
+	// stderr) of an exec channel are kept; past it the stream is only
+	// counted and hashed. Zero means DefaultExecCaptureLimit (16 MiB);
+	// negative keeps none (the YAML's 0). cmd parses the YAML size.
+	ExecCaptureLimit int64 `yaml:"-"`
+	// ExecStdinOff keeps no exec stdin, only its count and hash (a pipeline
+	// may pipe secrets in). Zero (false) keeps stdin like the other streams.
+	ExecStdinOff bool `yaml:"-"`
+	// ExecStdinOffTargets are targets whose exec stdin is never kept,
+	// whatever ExecStdinOff says. Set by cmd from the targets' config.
+	ExecStdinOffTargets []string `yaml:"-"`
 	// SigningKeyFile is the OpenSSH ed25519 private key that signs manifests.
 	// Zero means DataDir/keys/recording_ed25519, created on first use.
 	SigningKeyFile string `yaml:"signing_key_file"`

@@ -26,6 +26,7 @@ type stream struct {
 	start       int64 // cast: time zero of the asciicast
 	started     bool  // cast: header written
 	carry       [2][]byte
+	total       int64 // exec: bytes written to the stream so far
 }
 
 // encoder turns queued records into stream payloads and cuts chunks,
@@ -36,6 +37,7 @@ type encoder struct {
 	order   []*stream
 	jobs    chan<- *chunkJob
 	free    chan []byte // buffers the chunk pipeline is done with
+	pending pendingData // the exec data event not yet written (exec.go)
 }
 
 // run is the session's flusher: it drains the queue whenever poked, cuts
@@ -89,7 +91,7 @@ func (s *Session) drain(enc *encoder) (closing bool) {
 func (e *encoder) stream(name string) *stream {
 	st := e.streams[name]
 	if st == nil {
-		st = &stream{name: name, cast: name != eventsStream}
+		st = &stream{name: name, cast: name != eventsStream && !isExecStream(name)}
 		e.streams[name] = st
 		e.order = append(e.order, st)
 	}
@@ -99,18 +101,35 @@ func (e *encoder) stream(name string) *stream {
 // add encodes one record into its stream and cuts a chunk when it is full.
 func (e *encoder) add(r record, data []byte) {
 	var st *stream
-	if r.kind == kindEvent {
-		st = e.stream(eventsStream)
-		st.buf = append(append(st.buf, data...), '\n')
-	} else {
+	switch r.kind {
+	case kindData:
+		st = e.addData(r, data)
+	case kindEvent:
+		e.writePending()
+		e.addEventLine(r.at, data)
+		return
+	default:
+		e.writePending()
 		st = e.stream(castStream(r.ch))
 		e.addCast(st, r, data)
 	}
+	e.counted(st, r.at)
+}
+
+// addEventLine appends one events.jsonl line.
+func (e *encoder) addEventLine(at int64, line []byte) {
+	st := e.stream(eventsStream)
+	st.buf = append(append(st.buf, line...), '\n')
+	e.counted(st, at)
+}
+
+// counted counts a record into st and cuts a chunk when st is full.
+func (e *encoder) counted(st *stream, at int64) {
 	if st.records == 0 {
-		st.first = r.at
+		st.first = at
 	}
 	st.records++
-	st.last = max(st.last, r.at)
+	st.last = max(st.last, at)
 	if len(st.buf) >= e.s.rec.chunkSize() {
 		e.cut(st)
 	}
@@ -195,6 +214,7 @@ func (e *encoder) releaseCarry() {
 
 // flushAll cuts a chunk of every stream holding data.
 func (e *encoder) flushAll() {
+	e.writePending()
 	for _, st := range e.order {
 		if len(st.buf) > 0 {
 			e.cut(st)

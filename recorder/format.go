@@ -81,7 +81,7 @@ func (h ChunkHeader) check() error {
 		return fmt.Errorf("size %d is negative", h.Size)
 	case len(h.Prev) != 64:
 		return fmt.Errorf("prev %q is not a SHA-256", h.Prev)
-	case h.Stream != eventsStream && !strings.HasSuffix(h.Stream, ".cast"):
+	case h.Stream != eventsStream && !strings.HasSuffix(h.Stream, ".cast") && !isExecStream(h.Stream):
 		return fmt.Errorf("stream %q is unknown", h.Stream)
 	}
 	return nil

@@ -30,6 +30,9 @@ type SessionMeta struct {
 	Decision any `json:"decision,omitempty"`
 	// BreakglassGrant is the grant id when the session ran under one.
 	BreakglassGrant string `json:"breakglass_grant,omitempty"`
+	// ExecCapture is how much of exec channels' streams the recording keeps
+	// (SSH sessions); set by Open from the config.
+	ExecCapture *ExecCapture `json:"exec_capture,omitempty"`
 	// StartedAt is when the session started; zero means when it was opened.
 	// Its UTC date places the objects in the store.
 	StartedAt time.Time `json:"started_at"`

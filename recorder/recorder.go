@@ -254,6 +254,10 @@ func (r *Recorder) Open(ctx context.Context, meta SessionMeta) (*Session, error)
 		meta.StartedAt = r.now()
 	}
 	meta.StartedAt = meta.StartedAt.UTC()
+	capture := r.capture(meta.Target)
+	if meta.Protocol == "ssh" {
+		meta.ExecCapture = &capture
+	}
 	body, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("open recording %s: encode session.json: %w", meta.ID, err)
@@ -262,6 +266,7 @@ func (r *Recorder) Open(ctx context.Context, meta SessionMeta) (*Session, error)
 	if err != nil {
 		return nil, err
 	}
+	s.capture = capture
 	s.spool, err = createSpool(filepath.Join(r.Config.SpoolDir(), meta.ID), append(body, '\n'))
 	if err != nil {
 		r.forget(s)

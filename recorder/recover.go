@@ -135,7 +135,13 @@ func chunkEntry(path, id string, seq int, prev string) (logEntry, bool) {
 		return logEntry{}, false
 	}
 	e := logEntry{ManifestObject: ManifestObject{Name: chunkName(seq), Seq: seq, Stream: hdr.Stream}, Last: hdr.Last.UTC()}
-	if err := countRecords(stream, hdr.Stream != eventsStream, &e); err != nil || finish() != nil {
+	var count error
+	if isExecStream(hdr.Stream) {
+		count = countExecBytes(stream, strings.HasSuffix(hdr.Stream, "."+StreamStdin), &e)
+	} else {
+		count = countRecords(stream, hdr.Stream != eventsStream, &e)
+	}
+	if count != nil || finish() != nil {
 		return logEntry{}, false
 	}
 	if _, err := io.Copy(io.Discard, cr); err != nil {
@@ -175,6 +181,21 @@ func countRecords(stream io.Reader, cast bool, e *logEntry) error {
 			e.Input += int64(len(ev.data))
 		}
 	}
+}
+
+// countExecBytes counts a raw exec chunk's bytes into e, as one record.
+func countExecBytes(stream io.Reader, stdin bool, e *logEntry) error {
+	n, err := io.Copy(io.Discard, stream)
+	if err != nil {
+		return err
+	}
+	e.Records++
+	if stdin {
+		e.Input += n
+	} else {
+		e.Output += n
+	}
+	return nil
 }
 
 type countingReader struct {

@@ -106,8 +106,13 @@ func newPlayer(ctx context.Context, src Source, w *bufio.Writer, opts ReplayOpti
 	return nil, fmt.Errorf("replay: format %q is not pty, text or json", opts.Format)
 }
 
-// playChunk decodes one chunk's payload line by line.
+// playChunk decodes one chunk's payload line by line. Raw exec streams
+// have no lines: players that show them read them at their data events.
 func playChunk(p player, h ChunkHeader, payload *bufio.Reader, starts map[string]time.Time) error {
+	if isExecStream(h.Stream) {
+		_, err := io.Copy(io.Discard, payload)
+		return err
+	}
 	var ev castEvent
 	for {
 		line, err := readLine(payload, maxRecordLine)

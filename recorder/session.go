@@ -33,6 +33,7 @@ const (
 	kindResize = 'r'
 	kindHeader = 'h'
 	kindEvent  = 'e'
+	kindData   = 'd' // exec stdin, stdout or stderr (exec.go)
 )
 
 // record is one queued write; its bytes live in the queue's arena.
@@ -42,6 +43,7 @@ type record struct {
 	ch         int
 	off, n     int
 	cols, rows int
+	dir        byte // kindData: 1 + index in execStreams
 }
 
 // queue is a batch of records the relay appended and the flusher drains.
@@ -88,6 +90,10 @@ type Session struct {
 	wake     chan struct{}
 	finished chan struct{}
 	sealErr  error
+
+	capture ExecCapture // set at Open
+	execMu  sync.Mutex
+	exec    map[execKey]*execTally
 }
 
 // Meta returns the session's metadata as recorded in session.json.
