@@ -60,7 +60,7 @@ func TestAppendEventMatchesEncodingJSON(t *testing.T) {
 		"command":       {Time: at, Type: EventCommand, Channel: &ch, Command: "ls -l", Source: "terminal"},
 		"exec end": {Time: at, Type: EventExecEnd, Channel: &ch, Signal: "KILL", Streams: map[string]ExecStream{
 			"stdin": {Bytes: 10, SHA256: "ff", Captured: 0, NotCaptured: "exec_capture_stdin off"}, "stdout": {Bytes: 1 << 30, Captured: 1 << 24, Truncated: true}}},
-		"not utf8":      {Time: at, Type: EventQuery, SQL: "SELECT '\xff\xfe\xc3'", Params: []any{"\x00\x1b[31m\x7f"}},
+		"not utf8": {Time: at, Type: EventQuery, SQL: "SELECT '\xff\xfe\xc3'", Params: []any{"\x00\x1b[31m\x7f"}},
 		"floats": {Time: at, Type: EventQuery, DurationMS: 1e21, Params: []any{1e-7, 1e20, -0.0, 123456789.125,
 			float32(1e-7), float32(3e38), 5e-324, math.MaxFloat64}},
 		"odd param":    {Time: at, Type: EventQuery, Params: []any{map[string]string{"undecoded": "short packet"}}},
