@@ -114,9 +114,23 @@ func (s *Session) Err() error {
 }
 
 // OpenTerminal starts the asciicast stream of pty channel ch with the
-// terminal's size and TERM. Output on a channel without it gets 80x24.
+// terminal's size and TERM. Output on a channel without it gets 80x24, and
+// so does a size of 0 (ssh -tt from a non-terminal asks for a 0x0 pty):
+// a 0 width or height becomes 80 or 24, as terminals assume.
 func (s *Session) OpenTerminal(ch, cols, rows int, term string) error {
+	cols, rows = termSize(cols, rows)
 	return s.put(record{kind: kindHeader, ch: ch, cols: cols, rows: rows}, []byte(term))
+}
+
+// termSize replaces a width or height of 0 (unknown) by 80 or 24.
+func termSize(cols, rows int) (int, int) {
+	if cols <= 0 {
+		cols = 80
+	}
+	if rows <= 0 {
+		rows = 24
+	}
+	return cols, rows
 }
 
 // Output records terminal output p of pty channel ch (asciicast "o").
@@ -133,8 +147,10 @@ func (s *Session) Input(ch int, p []byte) error {
 	return s.put(record{kind: kindInput, ch: ch}, p)
 }
 
-// Resize records a window change of pty channel ch (asciicast "r").
+// Resize records a window change of pty channel ch (asciicast "r"); a 0
+// width or height is recorded as 80 or 24, as in OpenTerminal.
 func (s *Session) Resize(ch, cols, rows int) error {
+	cols, rows = termSize(cols, rows)
 	return s.put(record{kind: kindResize, ch: ch, cols: cols, rows: rows}, nil)
 }
 
