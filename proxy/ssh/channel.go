@@ -290,6 +290,7 @@ func (cc *clientChannel) record(action iga.Action, command string) {
 		_ = rec.Event(recorder.Event{Type: recorder.EventShell, Channel: &ch})
 	case command != "":
 		_ = rec.Event(recorder.Event{Type: recorder.EventExec, Channel: &ch, Command: command})
+		_ = rec.Event(recorder.Event{Type: recorder.EventCommand, Channel: &ch, Command: command, Source: "exec"})
 	}
 	if cc.ptyOK {
 		_ = rec.OpenTerminal(ch, int(cc.pty.Cols), int(cc.pty.Rows), cc.pty.Term)

@@ -30,8 +30,12 @@ type relay struct {
 	rec    *recorder.Session
 	upSock *relayConn   // the target's socket, under up
 	out    func([]byte) // sees what the target sends, before the client does
+	errOut func([]byte) // sees the target's stderr; nil: out does
 	in     func([]byte) // sees what the client sends, before the target does
 	end    func()       // runs when the channel is done
+
+	exit   *int   // the exit status the target sent
+	signal string // or the signal that ended the command
 }
 
 func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request, action iga.Action, command string, upSock *relayConn) *relay {
@@ -45,6 +49,11 @@ func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request,
 	case action == iga.ActionShell || cc.ptyOK:
 		r.out = func(p []byte) { _ = rec.Output(id, p) }
 		r.in = func(p []byte) { _ = rec.Input(id, p) }
+	default: // exec, and legacy scp: the streams as they are
+		r.in = func(p []byte) { _ = rec.Data(id, recorder.StreamStdin, p) }
+		r.out = func(p []byte) { _ = rec.Data(id, recorder.StreamStdout, p) }
+		r.errOut = func(p []byte) { _ = rec.Data(id, recorder.StreamStderr, p) }
+		r.end = func() { _ = rec.EndExec(id, r.exit, r.signal) }
 	}
 	return r
 }
@@ -58,7 +67,11 @@ func (r *relay) run() {
 	out.Add(2)
 	toClient := c.st.relay
 	go func() { defer out.Done(); c.pipe(r.cc.ch, r.up, stdoutBuffer, r.out, toClient) }()
-	go func() { defer out.Done(); c.pipe(r.cc.ch.Stderr(), r.up.Stderr(), stderrBuffer, r.out, nil) }()
+	errOut := r.errOut
+	if errOut == nil {
+		errOut = r.out
+	}
+	go func() { defer out.Done(); c.pipe(r.cc.ch.Stderr(), r.up.Stderr(), stderrBuffer, errOut, nil) }()
 	go func() {
 		c.pipe(r.up, r.cc.ch, stdinBuffer, r.in, r.upSock)
 		_ = r.up.CloseWrite() // the client's EOF reaches the remote command
@@ -79,8 +92,11 @@ func (r *relay) run() {
 func (r *relay) fromTarget(done chan<- struct{}) {
 	defer close(done)
 	for req := range r.upReqs {
-		if req.Type == "exit-status" {
+		switch req.Type {
+		case "exit-status":
 			r.recordExit(req.Payload)
+		case "exit-signal":
+			r.recordSignal(req.Payload)
 		}
 		ok, _ := r.cc.ch.SendRequest(req.Type, req.WantReply, req.Payload)
 		reply(req, ok)
@@ -93,8 +109,30 @@ func (r *relay) recordExit(payload []byte) {
 		return
 	}
 	status, ch := int(p.Status), r.cc.id
+	r.exit = &status
 	r.cc.c.setExit(status)
 	_ = r.rec.Event(recorder.Event{Type: recorder.EventNote, Channel: &ch, Text: "exit status", ExitStatus: &status})
+}
+
+// recordSignal notes the signal that ended the remote command (RFC 4254
+// §6.10), which exec_end carries too.
+func (r *relay) recordSignal(payload []byte) {
+	var p struct {
+		Signal     string
+		CoreDumped bool
+		Message    string
+		Lang       string
+	}
+	if gossh.Unmarshal(payload, &p) != nil {
+		return
+	}
+	r.signal = p.Signal
+	ch := r.cc.id
+	text := "exit signal " + p.Signal
+	if p.CoreDumped {
+		text += " (core dumped)"
+	}
+	_ = r.rec.Event(recorder.Event{Type: recorder.EventNote, Channel: &ch, Text: text, Signal: p.Signal})
 }
 
 // fromClient passes window changes, signals and breaks to the target; when
