@@ -205,6 +205,9 @@ func newRecordingCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if out == "-" {
+				return r.notThereYet(recorder.ExportCast(c.Context(), r.src, c.OutOrStdout(), ch))
+			}
 			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 			if err != nil {
 				return fmt.Errorf("create %w", err)
@@ -216,7 +219,7 @@ func newRecordingCmd(g *globals) *cobra.Command {
 			return f.Close()
 		},
 	}
-	export.Flags().StringVarP(&out, "output", "o", "", "the .cast file to write")
+	export.Flags().StringVarP(&out, "output", "o", "", "the .cast file to write; - writes to standard output")
 	export.Flags().IntVar(&ch, "channel", 0, "which pty channel of the session")
 	c := &cobra.Command{Use: "recording", Short: "Export recordings"}
 	c.AddCommand(export)
