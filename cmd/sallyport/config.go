@@ -61,6 +61,11 @@ type RecordingsConfig struct {
 	RecordInput    bool     `yaml:"record_input"`
 	Compression    string   `yaml:"compression"`      // gzip (empty) or none
 	SigningKeyFile string   `yaml:"signing_key_file"` // empty: generated under data_dir
+	// ExecCaptureLimit is how much of each exec stream is kept; nil: 16MiB;
+	// 0: counts and hashes only.
+	ExecCaptureLimit *Size `yaml:"exec_capture_limit"`
+	// ExecCaptureStdin keeps exec stdin; nil: true.
+	ExecCaptureStdin *bool `yaml:"exec_capture_stdin"`
 }
 
 // S3Config locates the recordings bucket.
@@ -171,6 +176,9 @@ type TargetConfig struct {
 	// TLS secures the bastion's connections to a postgres or mysql target
 	// (see TargetTLSConfig). Zero: verify-full, or disable on loopback.
 	TLS TargetTLSConfig `yaml:"tls"`
+	// ExecCaptureStdin false keeps no exec stdin of sessions to this ssh
+	// target (counts and hashes only); nil: as recordings.exec_capture_stdin.
+	ExecCaptureStdin *bool `yaml:"exec_capture_stdin"`
 }
 
 // Duration is a YAML duration: Go syntax ("90s", "2m", "1h30m") or whole

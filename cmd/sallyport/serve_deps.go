@@ -160,6 +160,19 @@ func recorderConfig(cfg *Config) (recorder.Config, error) {
 			Secure: boolOr(r.S3.Secure, true), Prefix: r.S3.Prefix,
 			AccessKeyEnv: r.S3.AccessKeyEnv, SecretKeyEnv: r.S3.SecretKeyEnv},
 	}
+	switch {
+	case r.ExecCaptureLimit == nil:
+	case *r.ExecCaptureLimit == 0:
+		rc.ExecCaptureLimit = -1 // counts and hashes only
+	default:
+		rc.ExecCaptureLimit = int64(*r.ExecCaptureLimit)
+	}
+	rc.ExecStdinOff = !boolOr(r.ExecCaptureStdin, true)
+	for _, t := range cfg.Targets {
+		if t.ExecCaptureStdin != nil && !*t.ExecCaptureStdin {
+			rc.ExecStdinOffTargets = append(rc.ExecStdinOffTargets, t.Name)
+		}
+	}
 	if r.Store == recorder.StoreS3 {
 		rc.S3.AccessKey = os.Getenv(r.S3.AccessKeyEnv)
 		rc.S3.SecretKey = os.Getenv(r.S3.SecretKeyEnv)
