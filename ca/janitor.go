@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/internal/sessionid"
 )
 
 // DefaultJanitorGrace is how old a session must be before a janitor may
@@ -59,7 +59,7 @@ func (j Janitor) MayDrop(name string, connections int, v Verdict) bool {
 // with its start in Unix seconds); a name that does not parse was not
 // minted by sallyport as it is now and counts as old.
 func (j Janitor) pastGrace(name string) bool {
-	started, ok := proxy.IDStarted(strings.TrimPrefix(name, j.Prefix))
+	started, ok := sessionid.Started(strings.TrimPrefix(name, j.Prefix))
 	if !ok {
 		return true
 	}

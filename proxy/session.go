@@ -1,16 +1,14 @@
-// Package proxy holds what every protocol proxy shares: session ids, the
-// table of live sessions with their kill switch, and the watcher that ends a
-// session when an operator kills it (from any process) or when the registry
-// would no longer admit it. The watcher polls, and acts at once when woken
-// (serve wakes it when the registry announces a change). The protocols live in proxy/ssh,
-// proxy/postgres and proxy/mysql; none of them imports a sibling.
+// Package proxy holds what every protocol proxy shares: the table of live
+// sessions (their ids come from internal/sessionid) with their kill switch,
+// and the watcher that ends a session when an operator kills it (from any
+// process) or when the registry would no longer admit it. The watcher
+// polls, and acts at once when woken (serve wakes it when the registry
+// announces a change). The protocols live in proxy/ssh, proxy/postgres and
+// proxy/mysql; none of them imports a sibling.
 package proxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/internal/sessionid"
 )
 
 // Gate is the subset of iga.Registry that the proxies use.
@@ -62,32 +61,6 @@ type Session struct {
 // Context is cancelled when the session must end; context.Cause says why.
 func (s *Session) Context() context.Context { return s.ctx }
 
-// NewID returns a new session id: 8 hex digits of the start time in seconds
-// (so ids sort by start) and 16 of randomness. It is safe in role names,
-// object keys and file names.
-func NewID(now time.Time) string {
-	var b [12]byte
-	binary.BigEndian.PutUint32(b[:4], uint32(now.Unix()))
-	if _, err := rand.Read(b[4:]); err != nil {
-		panic(fmt.Sprintf("read random session id: %v", err)) // crypto/rand never fails on Linux
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// IDStarted reads the start time NewID put at the front of a session id.
-// ok is false for an id NewID did not make. The credential janitors use it
-// to spare the credentials of sessions that are only just starting.
-func IDStarted(id string) (time.Time, bool) {
-	if len(id) < 8 {
-		return time.Time{}, false
-	}
-	b, err := hex.DecodeString(id[:8])
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(binary.BigEndian.Uint32(b)), 0), true
-}
-
 const (
 	// defaultKillPoll is how often the watcher asks the index for kill
 	// requests: `sessions kill` must end a session within 1 s.
@@ -123,7 +96,7 @@ type Live struct {
 // parent ends or the session is killed.
 func (l *Live) Begin(parent context.Context, protocol string, req iga.Request, d iga.Decision, now time.Time) *Session {
 	ctx, cancel := context.WithCancelCause(parent)
-	s := &Session{ID: NewID(now), Protocol: protocol, Request: req, Decision: d, Started: now, ctx: ctx, cancel: cancel}
+	s := &Session{ID: sessionid.New(now), Protocol: protocol, Request: req, Decision: d, Started: now, ctx: ctx, cancel: cancel}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sessions == nil {

@@ -13,7 +13,7 @@ import (
 
 	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/deploy/sandbox"
-	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/internal/sessionid"
 )
 
 type env struct {
@@ -70,7 +70,7 @@ func (e *env) users(t *testing.T) []string {
 func TestIssuerLifecycle(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	id := proxy.NewID(time.Now())
+	id := sessionid.New(time.Now())
 	u, err := e.issuer.Create(ctx, id, e.target.Role)
 	require.NoError(t, err)
 	assert.Equal(t, "sp_"+id, u.Name)
@@ -101,9 +101,9 @@ func TestIssuerLifecycle(t *testing.T) {
 func TestIssuerRefusesBadNames(t *testing.T) {
 	e := newEnv(t)
 	tests := []struct{ name, session, role string }{
-		{"user name over 32 characters", proxy.NewID(time.Now()) + "0123456789", e.target.Role},
-		{"role with a quote", proxy.NewID(time.Now()), "analyst'--"},
-		{"empty role", proxy.NewID(time.Now()), ""},
+		{"user name over 32 characters", sessionid.New(time.Now()) + "0123456789", e.target.Role},
+		{"role with a quote", sessionid.New(time.Now()), "analyst'--"},
+		{"empty role", sessionid.New(time.Now()), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,7 +113,7 @@ func TestIssuerRefusesBadNames(t *testing.T) {
 		})
 	}
 	t.Run("role not held by the admin", func(t *testing.T) {
-		_, err := e.issuer.Create(context.Background(), proxy.NewID(time.Now()), "nosuchrole")
+		_, err := e.issuer.Create(context.Background(), sessionid.New(time.Now()), "nosuchrole")
 		assert.Error(t, err)
 		assert.Empty(t, e.users(t), "a user whose grant failed must be dropped")
 	})
@@ -122,10 +122,10 @@ func TestIssuerRefusesBadNames(t *testing.T) {
 func TestSweep(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	old := proxy.NewID(time.Now().Add(-time.Hour))
-	young := proxy.NewID(time.Now())
-	busy := proxy.NewID(time.Now().Add(-time.Hour))
-	live := proxy.NewID(time.Now().Add(-time.Hour))
+	old := sessionid.New(time.Now().Add(-time.Hour))
+	young := sessionid.New(time.Now())
+	busy := sessionid.New(time.Now().Add(-time.Hour))
+	live := sessionid.New(time.Now().Add(-time.Hour))
 	users := map[string]*camysql.User{}
 	for _, id := range []string{old, young, busy, live} {
 		u, err := e.issuer.Create(ctx, id, e.target.Role)

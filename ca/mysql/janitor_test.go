@@ -10,7 +10,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	camysql "github.com/sallyport/sallyport/ca/mysql"
-	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/internal/sessionid"
 )
 
 // TestSweepSessions: a user whose session runs on a live replica stays;
@@ -19,7 +19,7 @@ import (
 func TestSweepSessions(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	live, gone := proxy.NewID(time.Now().Add(-time.Hour)), proxy.NewID(time.Now())
+	live, gone := sessionid.New(time.Now().Add(-time.Hour)), sessionid.New(time.Now())
 	users := map[string]*camysql.User{}
 	for _, id := range []string{live, gone} {
 		u, err := e.issuer.Create(ctx, id, e.target.Role)

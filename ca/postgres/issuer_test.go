@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/deploy/sandbox"
-	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/internal/sessionid"
 )
 
 // newIssuer returns an Issuer on a fresh sandbox target, logged in as the
@@ -46,7 +46,7 @@ func TestCreateGivesOneEntitledLogin(t *testing.T) {
 	i, target := newIssuer(t)
 	ctx := context.Background()
 	until := time.Now().Add(10 * time.Minute)
-	r, err := i.Create(ctx, proxy.NewID(time.Now()), target.Role, until)
+	r, err := i.Create(ctx, sessionid.New(time.Now()), target.Role, until)
 	require.NoError(t, err)
 
 	var limit int
@@ -92,7 +92,7 @@ func TestCreateRefusesBadNames(t *testing.T) {
 func TestDropReassignsOwnedObjects(t *testing.T) {
 	i, target := newIssuer(t)
 	ctx := context.Background()
-	r, err := i.Create(ctx, proxy.NewID(time.Now()), target.Role, time.Now().Add(time.Minute))
+	r, err := i.Create(ctx, sessionid.New(time.Now()), target.Role, time.Now().Add(time.Minute))
 	require.NoError(t, err)
 	require.NoError(t, target.Exec(ctx, target.Database,
 		"CREATE SCHEMA scratch; GRANT USAGE, CREATE ON SCHEMA scratch TO "+target.Role))
@@ -116,7 +116,7 @@ func TestSweep(t *testing.T) {
 	now := time.Now()
 	old := now.Add(-time.Hour)
 	mk := func(started time.Time) *Role {
-		r, err := i.Create(ctx, proxy.NewID(started), target.Role, now.Add(time.Hour))
+		r, err := i.Create(ctx, sessionid.New(started), target.Role, now.Add(time.Hour))
 		require.NoError(t, err)
 		return r
 	}
@@ -140,7 +140,7 @@ func TestSweep(t *testing.T) {
 func TestDropLocksWhatItCannotDrop(t *testing.T) {
 	i, target := newIssuer(t)
 	ctx := context.Background()
-	r, err := i.Create(ctx, proxy.NewID(time.Now()), target.Role, time.Now().Add(time.Minute))
+	r, err := i.Create(ctx, sessionid.New(time.Now()), target.Role, time.Now().Add(time.Minute))
 	require.NoError(t, err)
 	// A superuser's grant to the session role is beyond the admin's reach.
 	require.NoError(t, target.Exec(ctx, target.Database, "CREATE SCHEMA held; GRANT USAGE ON SCHEMA held TO "+r.Name))

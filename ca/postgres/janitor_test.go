@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/ca"
-	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/internal/sessionid"
 )
 
 // TestSweepSessions: a role whose session runs on a live replica stays
@@ -21,7 +21,7 @@ func TestSweepSessions(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	mk := func(started time.Time) *Role {
-		r, err := i.Create(ctx, proxy.NewID(started), target.Role, now.Add(time.Hour))
+		r, err := i.Create(ctx, sessionid.New(started), target.Role, now.Add(time.Hour))
 		require.NoError(t, err)
 		return r
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga/sqlstore"
-	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/internal/sessionid"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -34,7 +34,7 @@ func recordSession(t *testing.T, e *env) string {
 	defer ap.Close()
 	rec.OnState = indexSessions(ap.store, testLogger(t))
 	require.NoError(t, rec.Start(ctx))
-	meta := recorderMetaForTest(proxy.NewID(time.Now()))
+	meta := recorderMetaForTest(sessionid.New(time.Now()))
 	s, err := rec.Open(ctx, meta)
 	require.NoError(t, err)
 	require.NoError(t, s.OpenTerminal(0, 80, 24, "xterm"))
@@ -130,7 +130,7 @@ func TestCLIReplayNotYetStored(t *testing.T) {
 	ctx := context.Background()
 	ap, err := openApp(ctx, cfg, testLogger(t))
 	require.NoError(t, err)
-	id := proxy.NewID(time.Now())
+	id := sessionid.New(time.Now())
 	require.NoError(t, ap.store.PutSession(ctx, sqlstore.SessionRecord{ID: id, Identity: "svc-backup", Target: "web-01",
 		Protocol: "ssh", State: string(recorder.StateUploading), StartedAt: time.Now().UTC(), EndedAt: time.Now().UTC()}))
 	ap.Close()

@@ -20,8 +20,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sallyport/sallyport/internal/sessionid"
 	"github.com/sallyport/sallyport/internal/syncbuf"
-	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 	"github.com/sallyport/sallyport/web"
 )
@@ -52,7 +52,7 @@ func revRecordBreakglass(t *testing.T, e *env, grant string) string {
 	defer ap.Close()
 	rec.OnState = indexSessions(ap.store, testLogger(t))
 	require.NoError(t, rec.Start(ctx))
-	meta := recorder.SessionMeta{ID: proxy.NewID(time.Now()), Identity: "bg-oncall", Owner: "alice@example.com", Target: "web-01",
+	meta := recorder.SessionMeta{ID: sessionid.New(time.Now()), Identity: "bg-oncall", Owner: "alice@example.com", Target: "web-01",
 		Protocol: "ssh", Login: "root", Source: "127.0.0.1:50001", BreakglassGrant: grant, StartedAt: time.Now().UTC()}
 	s, err := rec.Open(ctx, meta)
 	require.NoError(t, err)

@@ -24,6 +24,7 @@ import (
 
 	capg "github.com/sallyport/sallyport/ca/postgres"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/sessionid"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -244,7 +245,7 @@ func (e *env) waitStored(b *testing.B) {
 func (e *env) storedEvents(id string) ([]recorder.Event, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), scaleDrainTimeout)
 	defer cancel()
-	started, _ := proxy.IDStarted(id)
+	started, _ := sessionid.Started(id)
 	var buf bytes.Buffer
 	err := recorder.Replay(ctx, recorder.SessionSource(e.recStore, id, started), &buf, recorder.ReplayOptions{Format: recorder.FormatJSON})
 	if err != nil { // a session started a moment before midnight is filed under the next day
