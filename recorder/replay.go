@@ -20,8 +20,11 @@ type Format string
 
 // Replay formats.
 const (
-	// FormatText prints the terminal output as a reader would see it
-	// (escape sequences removed) with events as "#" lines between.
+	// FormatText prints the session in time order as a reader would see
+	// it: terminal output with escape sequences removed, exec channels'
+	// stdin, stdout and stderr as "[ch0 stdout] …" lines (binary stretches
+	// as one line with their length and SHA-256), and every event as one
+	// "# time …" line with its numbers.
 	FormatText Format = "text"
 	// FormatJSON prints JSON lines: the session metadata, then every
 	// terminal record and event in order.
@@ -54,6 +57,10 @@ type player interface {
 	finish() error
 }
 
+// streamReader is a player that reads the streams other than events.jsonl
+// with cursors of its own, to put them in time order (textPlayer).
+type streamReader interface{ ownStreams() }
+
 // Replay renders the recording in src to w, streaming: memory stays flat
 // however long the recording. It checks the hash chain as it reads and
 // fails at the first broken link; Verify says more.
@@ -71,6 +78,9 @@ func Replay(ctx context.Context, src Source, w io.Writer, opts ReplayOptions) er
 			if err := p.start(sessionMetaOf(ctx, src)); err != nil {
 				return err
 			}
+		}
+		if _, own := p.(streamReader); own && h.Stream != eventsStream {
+			return nil // the player reads this stream with a cursor; walk checks the chunk
 		}
 		return playChunk(p, h, payload, starts)
 	})
@@ -97,7 +107,7 @@ func sessionMetaOf(ctx context.Context, src Source) SessionMeta {
 func newPlayer(ctx context.Context, src Source, w *bufio.Writer, opts ReplayOptions) (player, error) {
 	switch opts.Format {
 	case "", FormatText:
-		return &textPlayer{w: w, atLineStart: true}, nil
+		return newTextPlayer(ctx, src, w), nil
 	case FormatJSON:
 		return &jsonPlayer{w: w}, nil
 	case FormatPTY:
