@@ -124,7 +124,6 @@ func TestReplayTextExec(t *testing.T) {
 	assert.Equal(t, []string{"stdin@0+63", "stdout@0+6", "stdout@6+3", "stderr@0+10"}, data, "json replay's data events")
 }
 
-
 // TestReplayTextTruncated: a stretch longer than the text replay prints
 // shows its start and how many bytes follow; a stream cut by the capture
 // limit says where, and exec_end has the whole stream's length and hash.
