@@ -125,6 +125,7 @@ func (p *sftpParser) flush() {
 		}
 	}
 	clear(p.pending)
+	p.held = 0
 	files := slices.Collect(maps.Keys(p.handles))
 	slices.SortFunc(files, func(a, b string) int { return cmp.Compare(p.handles[a].path, p.handles[b].path) })
 	for _, h := range files {
