@@ -4,7 +4,7 @@ BIN       := bin/sallyport
 DEMO_DIR  ?= ./sallyport-demo
 PKGS      := ./...
 # Debian packages the tests, demo and benchmarks talk to (real servers and clients).
-DEB_PKGS  := openssh-server openssh-client postgresql postgresql-client mariadb-server mariadb-client asciinema pgbouncer sysbench haproxy chromium ansible-core
+DEB_PKGS  := openssh-server openssh-client postgresql postgresql-client mariadb-server mariadb-client asciinema pgbouncer sysbench haproxy chromium ansible-core zstd
 # Every test package gets this long; the whole run must stay well under 20 minutes.
 TEST_TIMEOUT ?= 15m
 

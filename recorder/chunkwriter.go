@@ -29,19 +29,28 @@ const (
 // encodeChunk compresses j's payload, using at most one core per
 // compression slot across all sessions, and hands the payload buffer back
 // for reuse. With Config.Compression none, or when the session has fallen
-// behind, the chunk is stored plain: compression costs several times the
-// CPU of the rest of recording, and must never be why a session cannot be
-// recorded (fail_closed would end it).
+// behind, the chunk is stored plain: compression costs more CPU than the
+// rest of recording, and must never be why a session cannot be recorded
+// (fail_closed would end it).
 func (r *Recorder) encodeChunk(j *chunkJob, free chan []byte) {
 	defer close(j.ready)
-	if r.Config.Compression == CompressionNone || j.plain {
+	enc := r.Config.encoding()
+	if enc == "" || j.plain {
 		j.stored = j.payload
 		return
 	}
 	r.compressSlots <- struct{}{}
-	j.stored, j.encoding = appendGzip(takeBuffer(free), j.payload), encodingGzip
+	j.stored, j.encoding = compressChunk(takeBuffer(free), j.payload, enc), enc
 	<-r.compressSlots
 	giveBuffer(free, j.payload)
+}
+
+// compressChunk appends payload, compressed as enc says, to dst.
+func compressChunk(dst, payload []byte, enc string) []byte {
+	if enc == encodingGzip {
+		return appendGzip(dst, payload)
+	}
+	return appendZstd(dst, payload)
 }
 
 // writeChunks is the session's chunk writer: it stores each chunk in

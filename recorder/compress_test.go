@@ -10,11 +10,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -44,19 +46,21 @@ func readStoredChunks(t *testing.T, dir string) []storedChunk {
 }
 
 // TestChunksAreStoredCompressed records terminal output with each
-// compression setting: gzip chunks hold standard gzip members (read here
-// with the standard library, not the recorder's decoder) that decompress
-// to exactly the exported asciicast, and take much less room; "none"
-// writes plain chunk/1 chunks. Both verify and replay.
+// compression setting: zstd chunks (the default) hold one zstd frame and
+// gzip chunks one gzip member each (read here with a plain decoder, not
+// the recorder's), which decompress to exactly the exported asciicast and
+// take much less room; "none" writes plain chunk/1 chunks. All verify and
+// replay.
 func TestChunksAreStoredCompressed(t *testing.T) {
 	output := termSample(300 << 10)
 	for _, tc := range []struct {
 		compression, format, encoding string
 	}{
-		{"", chunkFormat, encodingGzip},
+		{"", chunkFormat, encodingZstd},
+		{CompressionGzip, chunkFormat, encodingGzip},
 		{CompressionNone, chunkFormatV1, ""},
 	} {
-		t.Run(tc.format, func(t *testing.T) {
+		t.Run(tc.format+"/"+tc.encoding, func(t *testing.T) {
 			h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), func(r *Recorder) {
 				r.Config.Compression, r.ChunkSize = tc.compression, 64<<10
 			})
@@ -92,18 +96,11 @@ func TestChunksAreStoredCompressed(t *testing.T) {
 					continue
 				}
 				stored += len(c.payload)
-				data := c.payload
-				if tc.encoding == encodingGzip {
-					zr, err := gzip.NewReader(bytes.NewReader(c.payload))
-					require.NoError(t, err)
-					data, err = io.ReadAll(zr)
-					require.NoError(t, err)
-				}
-				stream.Write(data)
+				stream.Write(plainPayload(t, tc.encoding, c.payload))
 			}
 			assert.Equal(t, cast.String(), stream.String(), "the stream is the payloads decompressed in seq order")
-			if tc.encoding == encodingGzip {
-				assert.Less(t, stored, len(output)/2, "compressed terminal output takes much less room")
+			if tc.encoding != "" {
+				assert.Less(t, stored, len(output)/3, "compressed terminal output takes much less room")
 			} else {
 				assert.Greater(t, stored, len(output), "plain asciicast is larger than the output")
 			}
@@ -111,9 +108,31 @@ func TestChunksAreStoredCompressed(t *testing.T) {
 	}
 }
 
+// plainPayload decompresses a stored payload with the plain decoders of
+// each format, as a tool other than sallyport would.
+func plainPayload(t *testing.T, encoding string, payload []byte) []byte {
+	t.Helper()
+	switch encoding {
+	case encodingGzip:
+		zr, err := gzip.NewReader(bytes.NewReader(payload))
+		require.NoError(t, err)
+		data, err := io.ReadAll(zr)
+		require.NoError(t, err)
+		return data
+	case encodingZstd:
+		zr, err := zstd.NewReader(bytes.NewReader(payload))
+		require.NoError(t, err)
+		defer zr.Close()
+		data, err := io.ReadAll(zr)
+		require.NoError(t, err)
+		return data
+	}
+	return payload
+}
+
 // TestVerifyCatchesDamagedLastChunk damages the payload of the last chunk
 // of a live (unsealed) recording, which no manifest and no later chain
-// link covers: the gzip checksum still gives it away.
+// link covers: the zstd frame's checksum still gives it away.
 func TestVerifyCatchesDamagedLastChunk(t *testing.T) {
 	h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), nil)
 	s, err := h.rec.Open(ctxT(t), testMeta("s-live"))
@@ -216,4 +235,31 @@ func TestFallingBehindStoresPlainChunks(t *testing.T) {
 		}
 	}
 	assert.Equal(t, string(output), string(got), "every byte of output replays, in order")
+}
+
+// TestHostileZstdWindowIsRefused stores chunks whose zstd frame claims a
+// 256 MiB window (or a 256 MiB single-segment frame), which the zstd
+// library would allocate by default: verify reports them as not decoding
+// instead of allocating what the header asks for.
+func TestHostileZstdWindowIsRefused(t *testing.T) {
+	block := []byte{byte(5<<3 | 1), 0, 0, 'h', 'e', 'l', 'l', 'o'} // last raw block of 5 bytes
+	frames := map[string][]byte{
+		"window 256 MiB":         append([]byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 18 << 3}, block...),
+		"single segment 256 MiB": append([]byte{0x28, 0xb5, 0x2f, 0xfd, 0xa0, 0, 0, 0, 0x10}, block...),
+	}
+	for name, frame := range frames {
+		t.Run(name, func(t *testing.T) {
+			hdr := ChunkHeader{Format: chunkFormat, Seq: 1, Stream: castStream(0), Encoding: encodingZstd,
+				Size: int64(len(frame)), Prev: strings.Repeat("0", 64)}
+			line, err := json.Marshal(hdr)
+			require.NoError(t, err)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err = scanChunk(bytes.NewReader(append(append(line, '\n'), frame...)))
+			runtime.ReadMemStats(&after)
+			require.Error(t, err, "a frame that wants 256 MiB decoded")
+			assert.Contains(t, err.Error(), "payload does not decode")
+			assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(maxZstdWindow+(4<<20)), "bytes allocated to read the chunk")
+		})
+	}
 }

@@ -15,6 +15,7 @@ const (
 
 // Chunk compressions accepted in Config.Compression.
 const (
+	CompressionZstd = "zstd"
 	CompressionGzip = "gzip"
 	CompressionNone = "none"
 )
@@ -44,9 +45,11 @@ type Config struct {
 	// RecordInput keeps keystrokes (asciicast "i" events). Zero (false) drops
 	// them, because typed secrets would otherwise be kept.
 	RecordInput bool `yaml:"record_input"`
-	// Compression is how chunk payloads are stored: "gzip" (chunk/2, about
-	// a quarter of the size for terminal output) or "none" (chunk/1: more
-	// bytes to disk and store, less CPU). Zero means "gzip".
+	// Compression is how chunk payloads are stored: "zstd" (chunk/2, about
+	// a fifth of the size for terminal output), "gzip" (chunk/2, what
+	// recordings before zstd have; a little larger) or "none" (chunk/1:
+	// more bytes to disk and store, less CPU). Readers take all three.
+	// Zero means "zstd".
 	Compression string `yaml:"compression"`
 	// ExecCaptureLimit is how many bytes of each stream (stdin, stdout,
 	// stderr) of an exec channel are kept; past it the stream is only
@@ -103,9 +106,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("recordings.store: %q is not a store (want file or s3)", c.Store)
 	}
 	switch c.Compression {
-	case "", CompressionGzip, CompressionNone:
+	case "", CompressionZstd, CompressionGzip, CompressionNone:
 	default:
-		return fmt.Errorf("recordings.compression: %q is not gzip or none", c.Compression)
+		return fmt.Errorf("recordings.compression: %q is not zstd, gzip or none", c.Compression)
 	}
 	if c.FlushInterval < 0 {
 		return fmt.Errorf("recordings.flush_interval: %s is negative", c.FlushInterval)
@@ -128,6 +131,18 @@ func (c S3Config) Validate() error {
 		return errors.New("recordings.s3: access key and secret key must be given together")
 	}
 	return nil
+}
+
+// encoding is the chunk/2 payload encoding new chunks get, or "" for
+// plain chunk/1 chunks.
+func (c Config) encoding() string {
+	switch c.Compression {
+	case CompressionNone:
+		return ""
+	case CompressionGzip:
+		return encodingGzip
+	}
+	return encodingZstd
 }
 
 func (c Config) flushInterval() time.Duration {

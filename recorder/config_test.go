@@ -27,7 +27,9 @@ func TestConfigValidate(t *testing.T) {
 		{"half credentials", Config{DataDir: "/d", Store: StoreS3, S3: S3Config{Endpoint: "x", Bucket: "b", AccessKey: "a"}}, "given together"},
 		{"negative flush", Config{DataDir: "/d", FlushInterval: -time.Second}, "flush_interval"},
 		{"no compression", Config{DataDir: "/d", Compression: CompressionNone}, ""},
-		{"unknown compression", Config{DataDir: "/d", Compression: "zstd"}, `recordings.compression: "zstd" is not gzip or none`},
+		{"zstd compression", Config{DataDir: "/d", Compression: CompressionZstd}, ""},
+		{"gzip compression", Config{DataDir: "/d", Compression: CompressionGzip}, ""},
+		{"unknown compression", Config{DataDir: "/d", Compression: "lz4"}, `recordings.compression: "lz4" is not zstd, gzip or none`},
 		{"no data dir", Config{}, "data_dir is not set"},
 	}
 	for _, tc := range cases {

@@ -4,11 +4,11 @@
 //
 // A recording is a set of objects under <prefix>YYYY/MM/DD/<session-id>/ in a
 // Store (a directory or an S3 bucket): session.json (who, what, where), a
-// hash chain of gzip-compressed chunks carrying the terminal streams (asciicast
-// v2, one per pty channel) and events.jsonl (commands, sftp operations,
-// forwards, queries), and manifest.json with its detached SSH signature
-// manifest.json.sig, made with the bastion's ed25519 recording key, covering
-// every other object.
+// hash chain of compressed chunks (zstd; gzip in older recordings) carrying
+// the terminal streams (asciicast v2, one per pty channel) and events.jsonl
+// (commands, sftp operations, forwards, queries), and manifest.json with
+// its detached SSH signature manifest.json.sig, made with the bastion's
+// ed25519 recording key, covering every other object.
 //
 // Data is first written to a local spool in chunks, flushed at least every
 // Config.FlushInterval, and shipped to the store by an uploader while the

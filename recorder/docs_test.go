@@ -27,15 +27,18 @@ func docBlock(t *testing.T, lang, marker string) string {
 	return ""
 }
 
-// copyGolden copies the golden recording into a fresh directory.
-func copyGolden(t *testing.T) string {
+// copyGolden copies the chunk/1 golden recording into a fresh directory.
+func copyGolden(t *testing.T) string { return copyGoldenDir(t, goldens[0]) }
+
+// copyGoldenDir copies a golden recording into a fresh directory.
+func copyGoldenDir(t *testing.T, g goldenRecording) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "rec")
 	require.NoError(t, os.MkdirAll(dst, 0o755))
-	ents, err := os.ReadDir(filepath.Join(goldenDir, "s-golden"))
+	ents, err := os.ReadDir(filepath.Join(g.dir, g.id))
 	require.NoError(t, err)
 	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(goldenDir, "s-golden", e.Name()))
+		b, err := os.ReadFile(filepath.Join(g.dir, g.id, e.Name()))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644))
 	}
@@ -92,33 +95,63 @@ func TestDocumentedVerificationRecipe(t *testing.T) {
 	}
 }
 
-// TestDocumentedStreamRecipe runs the Python stream reader from
-// docs/recordings.md on a compressed recording and on the golden (chunk/1)
-// one: it prints exactly what ExportCast writes.
+// TestDocumentedStreamRecipe runs the shell stream reader from
+// docs/recordings.md, with the real zstd and gzip tools, on a fresh
+// (zstd) recording and on the gzip and chunk/1 golden ones: it prints
+// exactly what ExportCast writes. A damaged zstd payload stops it with an
+// error instead of printing a stream with a hole.
 func TestDocumentedStreamRecipe(t *testing.T) {
-	python := lookPathOrSkip(t, "python3")
-	script := filepath.Join(t.TempDir(), "cat_stream.py")
-	require.NoError(t, os.WriteFile(script, []byte(docBlock(t, "python", "gzip.decompress")), 0o755))
+	lookPathOrSkip(t, "zstd")
+	lookPathOrSkip(t, "gzip")
+	recipe := docBlock(t, "sh", "zstd -dcq")
 
 	h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), func(r *Recorder) { r.ChunkSize = 16 << 10 })
 	s, err := h.rec.Open(ctxT(t), testMeta("s-recipe"))
 	require.NoError(t, err)
-	require.NoError(t, s.Output(0, termSample(100<<10)))
+	output := termSample(100 << 10)
+	for i := 0; i < len(output); i += relayRead {
+		require.NoError(t, s.Output(0, output[i:min(i+relayRead, len(output))]))
+	}
 	require.NoError(t, s.Close(ctxT(t), End{}))
 	h.waitUploaded(t)
 	fresh, err := FindSession(ctxT(t), h.store, "s-recipe")
 	require.NoError(t, err)
-	golden, err := DirSource(copyGolden(t))
-	require.NoError(t, err)
+	freshDir := filepath.Join(h.store.(*FileStore).root, filepath.FromSlash(fresh.dir))
+	require.Equal(t, encodingZstd, readStoredChunks(t, freshDir)[0].hdr.Encoding, "new chunks are zstd")
 
-	for name, src := range map[string]Source{"chunk/2": fresh, "chunk/1 golden": golden} {
+	dirs := map[string]string{"chunk/2 zstd": freshDir}
+	for _, g := range goldens {
+		dirs[g.format+" golden"] = copyGoldenDir(t, g)
+	}
+	for name, dir := range dirs {
 		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join(src.store.(*FileStore).root, filepath.FromSlash(src.dir))
+			src, err := DirSource(dir)
+			require.NoError(t, err)
 			var want strings.Builder
 			require.NoError(t, ExportCast(ctxT(t), src, &want, 0))
-			out, err := exec.Command(python, script, dir, "pty-0.cast").Output()
+			out, err := runRecipe(t, recipe, dir)
+			require.NoError(t, err, "recipe: %s", out)
+			cast, err := os.ReadFile(filepath.Join(dir, "session.cast"))
 			require.NoError(t, err)
-			assert.Equal(t, want.String(), string(out))
+			assert.Equal(t, want.String(), string(cast))
 		})
 	}
+
+	t.Run("damaged zstd payload", func(t *testing.T) {
+		p := filepath.Join(freshDir, chunkName(2)) // a pty-0.cast chunk, as chunk 1
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		b[len(b)-100] ^= 0x40 // in the payload
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		out, err := runRecipe(t, recipe, freshDir)
+		assert.Error(t, err, "the recipe printed a damaged stream: %s", out)
+	})
+}
+
+// runRecipe runs a shell recipe from the docs in dir, as an auditor would.
+func runRecipe(t *testing.T, recipe, dir string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", recipe)
+	cmd.Dir = dir
+	return cmd.CombinedOutput()
 }

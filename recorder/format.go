@@ -58,8 +58,8 @@ type ChunkHeader struct {
 	// Prev is the hex SHA-256 of the previous object in the chain: chunk
 	// Seq-1, or session.json for chunk 1.
 	Prev string `json:"prev"`
-	// Encoding is how the payload is stored: "gzip" in chunk/2, absent
-	// (plain) in chunk/1.
+	// Encoding is how the payload is stored: "zstd" or "gzip" in chunk/2,
+	// absent (plain) in chunk/1.
 	Encoding string `json:"encoding,omitempty"`
 	// Size is the stored payload's length in bytes.
 	Size  int64     `json:"size"`
@@ -73,8 +73,8 @@ func (h ChunkHeader) check() error {
 		return fmt.Errorf("format %q, want %q or %q", h.Format, chunkFormat, chunkFormatV1)
 	case h.Format == chunkFormatV1 && h.Encoding != "":
 		return fmt.Errorf("encoding %q in a %s chunk, which has none", h.Encoding, chunkFormatV1)
-	case h.Format == chunkFormat && h.Encoding != encodingGzip:
-		return fmt.Errorf("encoding %q, want %q", h.Encoding, encodingGzip)
+	case h.Format == chunkFormat && !knownEncoding(h.Encoding):
+		return fmt.Errorf("encoding %q, want %q or %q", h.Encoding, encodingZstd, encodingGzip)
 	case h.Seq <= 0:
 		return fmt.Errorf("seq %d is not positive", h.Seq)
 	case h.Size < 0:

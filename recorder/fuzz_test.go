@@ -18,9 +18,26 @@ import (
 // changes and to seed the fuzzers.
 const goldenDir = "../testdata/recorder/golden"
 
+// goldenRecording is a recording made by an earlier build, with its public key.
+type goldenRecording struct {
+	dir, id string
+	format  string // what its chunks are
+}
+
+// goldens are the recordings every later build must still read: chunk/1
+// (before compression) and chunk/2 with gzip (before zstd).
+var goldens = []goldenRecording{
+	{goldenDir, "s-golden", "chunk/1"},
+	{"../testdata/recorder/golden-gzip", "s-golden-gzip", "chunk/2 gzip"},
+}
+
 func addSeeds(f *testing.F, pattern string) {
-	files, err := filepath.Glob(filepath.Join(goldenDir, "s-golden", pattern))
-	require.NoError(f, err)
+	var files []string
+	for _, g := range goldens {
+		more, err := filepath.Glob(filepath.Join(g.dir, g.id, pattern))
+		require.NoError(f, err)
+		files = append(files, more...)
+	}
 	require.NotEmpty(f, files, "seed corpus %s", pattern)
 	for _, p := range files {
 		b, err := os.ReadFile(p)
@@ -32,9 +49,11 @@ func addSeeds(f *testing.F, pattern string) {
 func FuzzReadChunk(f *testing.F) {
 	addSeeds(f, "*.chunk")
 	f.Add([]byte(`{"sallyport":"chunk/1","seq":1,"stream":"pty-0.cast","prev":"` + string(bytes.Repeat([]byte("0"), 64)) + `","size":99999999999}` + "\n"))
-	gz := appendGzip(nil, []byte(`[0.5, "o", "hi"]`+"\n"))
-	f.Add(append(fmt.Appendf(nil, `{"sallyport":"chunk/2","seq":1,"stream":"pty-0.cast","prev":"%064d","encoding":"gzip","size":%d}`+"\n",
-		0, len(gz)), gz...))
+	line := []byte(`[0.5, "o", "hi"]` + "\n")
+	for enc, payload := range map[string][]byte{encodingGzip: appendGzip(nil, line), encodingZstd: appendZstd(nil, line)} {
+		f.Add(append(fmt.Appendf(nil, `{"sallyport":"chunk/2","seq":1,"stream":"pty-0.cast","prev":"%064d","encoding":"%s","size":%d}`+"\n",
+			0, enc, len(payload)), payload...))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		br := bufio.NewReader(bytes.NewReader(data))
 		h, payload, finish, err := ReadChunk(br)
@@ -95,20 +114,27 @@ func FuzzCastEventRoundTrip(f *testing.F) {
 	})
 }
 
-// TestGoldenRecordingVerifies keeps the on-disk format stable: a recording
-// made by an earlier build verifies with only its public key.
+// TestGoldenRecordingVerifies keeps the on-disk format stable: recordings
+// made by earlier builds, one of chunk/1 chunks (stored plain) and one of
+// chunk/2 chunks with gzip payloads, verify with only their public key and
+// replay.
 func TestGoldenRecordingVerifies(t *testing.T) {
-	line, err := os.ReadFile(filepath.Join(goldenDir, "public_key"))
-	require.NoError(t, err)
-	pub, err := ParsePublicKey(line)
-	require.NoError(t, err)
-	src, err := DirSource(copyGolden(t)) // under another directory name
-	require.NoError(t, err)
-	rep, err := Verify(ctxT(t), src, pub)
-	require.NoError(t, err)
-	assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
-	assert.Equal(t, "s-golden", rep.Session, "the session id comes from the manifest")
-	var text bytes.Buffer
-	require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{}))
-	assert.Contains(t, text.String(), "grüß bold")
+	for _, g := range goldens {
+		t.Run(g.format, func(t *testing.T) {
+			line, err := os.ReadFile(filepath.Join(g.dir, "public_key"))
+			require.NoError(t, err)
+			pub, err := ParsePublicKey(line)
+			require.NoError(t, err)
+			src, err := DirSource(copyGoldenDir(t, g)) // under another directory name
+			require.NoError(t, err)
+			rep, err := Verify(ctxT(t), src, pub)
+			require.NoError(t, err)
+			assert.Equal(t, StatusIntact, rep.Status, "report: %s", rep)
+			assert.Equal(t, g.id, rep.Session, "the session id comes from the manifest")
+			var text bytes.Buffer
+			require.NoError(t, Replay(ctxT(t), src, &text, ReplayOptions{}))
+			assert.Contains(t, text.String(), "grüß bold")
+			assert.Contains(t, text.String(), "exec: uptime")
+		})
+	}
 }
