@@ -59,7 +59,7 @@ type RecordingsConfig struct {
 	FlushInterval  Duration `yaml:"flush_interval"` // zero: 1s
 	FailClosed     *bool    `yaml:"fail_closed"`    // nil: true
 	RecordInput    bool     `yaml:"record_input"`
-	Compression    string   `yaml:"compression"`      // gzip (empty) or none
+	Compression    string   `yaml:"compression"`      // zstd (empty), gzip or none
 	SigningKeyFile string   `yaml:"signing_key_file"` // empty: generated under data_dir
 	// ExecCaptureLimit is how much of each exec stream is kept; nil: 16MiB;
 	// 0: counts and hashes only.
@@ -395,9 +395,9 @@ func (c *Config) validateRecordings(add func(string, ...any)) {
 		add("recordings.store %q: want file or s3", r.Store)
 	}
 	switch r.Compression {
-	case "", "gzip", "none":
+	case "", "zstd", "gzip", "none":
 	default:
-		add("recordings.compression %q: want gzip or none", r.Compression)
+		add("recordings.compression %q: want zstd, gzip or none", r.Compression)
 	}
 }
 
