@@ -286,7 +286,7 @@ func (s *Session) finish() error {
 	// Reported before the upload is queued: the uploader reports stored
 	// from its own goroutine, and an index must not end at uploading.
 	s.rec.report(StateChange{Meta: s.meta, State: StateUploading, Dir: s.dir, EndedAt: m.EndedAt,
-		Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
+		Bytes: max(s.crossed.Load(), m.Counts.OutputBytes+m.Counts.InputBytes), Events: m.Counts.Events, Reason: m.Reason})
 	s.rec.handOver(sealedSession{meta: s.meta, manifest: m})
 	return nil
 }

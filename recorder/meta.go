@@ -77,7 +77,10 @@ type StateChange struct {
 	// Dir is the key prefix of the session's objects (see SessionDir).
 	Dir     string
 	EndedAt time.Time // zero while live
-	// Bytes counts terminal bytes recorded so far; Events the events.
+	// Bytes counts every byte that crossed in the session (see
+	// crossed.go) when it ends (uploading); a later report (stored, or a
+	// recording recovered after a crash) has only the bytes the recording
+	// holds, so an index keeps the larger. Events counts the events.
 	Bytes  int64
 	Events int64
 	// Reason explains incomplete and degraded states.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -91,7 +92,8 @@ type Session struct {
 	finished chan struct{}
 	sealErr  error
 
-	capture ExecCapture // set at Open
+	capture ExecCapture  // set at Open
+	crossed atomic.Int64 // every byte that crossed (crossed.go)
 	execMu  sync.Mutex
 	exec    map[execKey]*execTally
 }
@@ -135,12 +137,14 @@ func termSize(cols, rows int) (int, int) {
 
 // Output records terminal output p of pty channel ch (asciicast "o").
 func (s *Session) Output(ch int, p []byte) error {
+	s.crossed.Add(int64(len(p)))
 	return s.put(record{kind: kindOutput, ch: ch}, p)
 }
 
 // Input records keystrokes of pty channel ch (asciicast "i") when
 // Config.RecordInput is set, and drops them otherwise.
 func (s *Session) Input(ch int, p []byte) error {
+	s.crossed.Add(int64(len(p)))
 	if !s.rec.Config.RecordInput {
 		return s.status()
 	}
@@ -159,6 +163,7 @@ func (s *Session) Event(ev Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = s.rec.now()
 	}
+	s.crossed.Add(crossedBy(&ev))
 	buf := eventBuffers.Get().(*[]byte)
 	defer func() {
 		if cap(*buf) <= maxKeptEventBuffer {
@@ -295,7 +300,7 @@ func (s *Session) fail(cause error) {
 // manifest and hands it to the uploader. It waits for the flusher at most
 // until ctx is done.
 func (s *Session) Close(ctx context.Context, end End) error {
-	ev := Event{Time: s.rec.now(), Type: EventEnd, ExitStatus: end.ExitStatus, Reason: end.Reason}
+	ev := Event{Time: s.rec.now(), Type: EventEnd, ExitStatus: end.ExitStatus, Reason: end.Reason, Bytes: s.crossed.Load()}
 	line, err := appendEvent(nil, &ev)
 	if err != nil {
 		return fmt.Errorf("close recording %s: encode end event: %w", s.meta.ID, err)

@@ -35,8 +35,10 @@ type SessionRecord struct {
 	Dir       string
 	StartedAt time.Time
 	EndedAt   time.Time // zero while live
-	Bytes     int64
-	Events    int64
+	// Bytes counts every byte that crossed: terminal, exec streams whole,
+	// sftp, forwards, query results (see recorder.StateChange).
+	Bytes  int64
+	Events int64
 	// KillRequested is when an operator asked to end the session; zero: never.
 	KillRequested time.Time
 	KillReason    string
@@ -69,14 +71,17 @@ func scanSession(s scanner) (r SessionRecord, err error) {
 
 // PutSession inserts or updates a session's row. A pending kill request is
 // kept: it is the operator's, not the recorder's; so is the replica that
-// first wrote the row.
+// first wrote the row. Bytes never shrinks: the recorder reports every byte
+// that crossed when the session ends, and later only what the recording
+// holds (see recorder.StateChange).
 func (s *Store) PutSession(ctx context.Context, r SessionRecord) error {
 	err := s.Update(ctx, func(t iga.Tx) error {
 		var e encoder
 		return t.(*tx).insert(ctx, &e, `INSERT INTO sessions (`+sessionColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '', ?)
 			ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
-			object_dir = excluded.object_dir, ended_at = excluded.ended_at, bytes = excluded.bytes,
+			object_dir = excluded.object_dir, ended_at = excluded.ended_at,
+			bytes = CASE WHEN excluded.bytes > sessions.bytes THEN excluded.bytes ELSE sessions.bytes END,
 			events = excluded.events, owner = excluded.owner, login = excluded.login,
 			breakglass_grant = excluded.breakglass_grant`,
 			r.ID, r.Identity, r.Owner, r.Target, r.Protocol, r.Login, r.Source, r.BreakglassGrant,

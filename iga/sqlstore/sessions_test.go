@@ -47,6 +47,14 @@ func testSessions(t *testing.T, fresh func(*testing.T) Config) {
 	assert.Equal(t, "stored", got.State)
 	assert.Equal(t, int64(1234), got.Bytes)
 	assert.Equal(t, "runaway job", got.KillReason)
+	// A later report counting only what the recording holds (stored after
+	// uploading) keeps the count of every byte that crossed.
+	a.Bytes = 100
+	require.NoError(t, s.PutSession(ctx, a))
+	got, err = s.Session(ctx, "s-a")
+	require.NoError(t, err)
+	assert.Equal(t, int64(1234), got.Bytes, "bytes never shrink")
+	a.Bytes = 1234
 	kills, err = s.KillRequests(ctx, []string{"s-a"})
 	require.NoError(t, err)
 	assert.Empty(t, kills, "an ended session has no pending kill")
