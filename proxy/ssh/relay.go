@@ -46,6 +46,11 @@ func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request,
 	case action == iga.ActionSFTP && command == "": // the sftp subsystem, not legacy scp
 		p := newSFTPParser(func(ev recorder.Event) { _ = rec.Event(ev) }, id)
 		r.out, r.in, r.end = p.fromServer, p.fromClient, p.flush
+	case action == iga.ActionSFTP && command != "": // legacy scp: the files it moves
+		cmd, _ := parseSCPCommand(command)
+		p := newSCPParser(func(ev recorder.Event) { _ = rec.Event(ev) }, id, cmd)
+		r.out, r.in, r.end = p.fromServer, p.fromClient, p.flush
+		r.errOut = func([]byte) {} // scp -v logs there; the protocol is on stdout only
 	case action == iga.ActionShell || cc.ptyOK:
 		r.out = func(p []byte) { _ = rec.Output(id, p) }
 		r.in = func(p []byte) { _ = rec.Input(id, p) }
