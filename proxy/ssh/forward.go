@@ -1,12 +1,13 @@
 package ssh
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"time"
 
 	gliderssh "github.com/gliderlabs/ssh"
 	gossh "golang.org/x/crypto/ssh"
@@ -85,51 +86,91 @@ func toTargetItself(host string, t Target) bool {
 	return err == nil && strings.EqualFold(h, th)
 }
 
+// forward relays one admitted direct-tcpip channel through the target and
+// records it: an open event, then a close event with the bytes each way,
+// how long it lasted, and whether the target could reach the destination.
 func (c *conn) forward(nc gossh.NewChannel, p directTCPIP, prof profile, t Target) {
+	id, ok := c.addChannel(nil)
+	if !ok {
+		_ = nc.Reject(gossh.ConnectionFailed, "sallyport: session ended")
+		return
+	}
+	defer c.doneChannel(id)
+	_, rec := c.session()
+	ev := recorder.Event{Type: recorder.EventForward, Channel: &id, Host: p.Host, Port: int(p.Port)}
+	ev.Op = "open"
+	_ = rec.Event(ev)
+	start := time.Now()
+	ev.ToTarget, ev.ToClient, ev.Outcome = c.forwardVia(nc, prof, t)
+	ev.Op, ev.DurationMS = "close", float64(time.Since(start).Microseconds())/1000
+	_ = rec.Event(ev)
+}
+
+// forwardVia opens the forward on the target and splices it to the
+// client's channel until both are done. When the target cannot open it,
+// the client gets the target's own answer (OpenSSH says "open failed:
+// connect failed: Connection refused"), as it would without the bastion.
+func (c *conn) forwardVia(nc gossh.NewChannel, prof profile, t Target) (toTarget, toClient int64, out *recorder.Outcome) {
 	u, err := c.upstreamFor(prof, t)
 	if err != nil {
-		_ = nc.Reject(gossh.ConnectionFailed, "sallyport: cannot reach the target: "+err.Error())
-		return
+		msg := "sallyport: cannot reach the target: " + err.Error()
+		_ = nc.Reject(gossh.ConnectionFailed, msg)
+		return 0, 0, &recorder.Outcome{ErrorCode: "connect_failed", Error: msg}
 	}
 	up, upReqs, err := u.client.OpenChannel("direct-tcpip", nc.ExtraData())
 	if err != nil {
-		_ = nc.Reject(gossh.ConnectionFailed, fmt.Sprintf("sallyport: the target refused the forward: %v", err))
-		return
+		reason, msg := gossh.ConnectionFailed, fmt.Sprintf("sallyport: the target refused the forward: %v", err)
+		if oe, ok := errors.AsType[*gossh.OpenChannelError](err); ok {
+			reason, msg = oe.Reason, oe.Message
+		}
+		_ = nc.Reject(reason, msg)
+		return 0, 0, &recorder.Outcome{ErrorCode: rejectionCode(reason), Error: msg}
 	}
 	go gossh.DiscardRequests(upReqs)
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		up.Close()
-		return
+		return 0, 0, &recorder.Outcome{ErrorCode: "client_gone", Error: err.Error()}
 	}
 	go gossh.DiscardRequests(reqs)
-	id, ok := c.addChannel(nil)
-	if !ok {
-		ch.Close()
-		up.Close()
-		return
-	}
-	defer c.doneChannel(id)
-	bytes := c.splice(ch, up)
-	_, rec := c.session()
-	_ = rec.Event(recorder.Event{Type: recorder.EventForward, Channel: &id, Host: p.Host, Port: int(p.Port), Bytes: bytes})
+	toTarget, toClient = c.splice(ch, up)
+	return toTarget, toClient, &recorder.Outcome{}
 }
 
-// splice copies both ways until both are done, passing each EOF on, and
-// returns the bytes moved.
-func (c *conn) splice(a, b gossh.Channel) int64 {
-	var total atomic.Int64
-	var wg sync.WaitGroup
-	half := func(dst, src gossh.Channel) {
-		defer wg.Done()
-		total.Add(c.pipe(dst, src, forwardBuffer, nil, nil))
-		_ = dst.CloseWrite()
+// rejectionCode names a channel open failure (RFC 4254 §5.1) for
+// outcome.error_code.
+func rejectionCode(r gossh.RejectionReason) string {
+	switch r {
+	case gossh.Prohibited:
+		return "prohibited"
+	case gossh.ConnectionFailed:
+		return "connect_failed"
+	case gossh.UnknownChannelType:
+		return "unknown_channel_type"
+	case gossh.ResourceShortage:
+		return "resource_shortage"
 	}
+	return fmt.Sprintf("reason_%d", uint32(r))
+}
+
+// splice copies between the client's channel and the target's until both
+// directions are done, passing each EOF on, and returns the bytes moved
+// each way.
+func (c *conn) splice(client, target gossh.Channel) (toTarget, toClient int64) {
+	var wg sync.WaitGroup
 	wg.Add(2)
-	go half(a, b)
-	go half(b, a)
+	go func() {
+		defer wg.Done()
+		toClient = c.pipe(client, target, forwardBuffer, nil, nil)
+		_ = client.CloseWrite()
+	}()
+	go func() {
+		defer wg.Done()
+		toTarget = c.pipe(target, client, forwardBuffer, nil, nil)
+		_ = target.CloseWrite()
+	}()
 	wg.Wait()
-	a.Close()
-	b.Close()
-	return total.Load()
+	client.Close()
+	target.Close()
+	return toTarget, toClient
 }

@@ -143,14 +143,49 @@ func TestForward(t *testing.T) {
 			assert.NotContains(t, r.stdout, "hello")
 		})
 	}
-	t.Run("forward recorded and certificate permits forwarding", func(t *testing.T) {
-		found := false
+	t.Run("a forward to a closed port fails as it does without the bastion", func(t *testing.T) {
+		closed := freeLocalPort(t)
+		direct := run(t, h.sshDirect(ctx, "-W", "localhost:"+closed, "127.0.0.1"), "hello\n")
+		r := run(t, h.ssh(ctx, "svc-ops", append([]string{"-W", "localhost:" + closed}, hostArgs()...)...), "hello\n")
+		assert.NotEqual(t, 0, r.code)
+		want := "open failed: connect failed: Connection refused"
+		assert.Contains(t, direct.stderr, want, "without the bastion")
+		assert.Contains(t, r.stderr, want, "through the bastion")
+		closedPort, _ := strconv.Atoi(closed)
+		var got []map[string]any
 		for _, src := range h.recordings(ctx) {
 			for _, e := range eventsOf(replayJSON(t, ctx, src), "forward") {
-				found = found || (e["host"] == "localhost" && e["bytes"].(float64) >= 38)
+				if e["port"] == float64(closedPort) {
+					got = append(got, e)
+				}
 			}
 		}
-		assert.True(t, found, "a forward event with host and bytes")
+		require.Len(t, got, 2, "open and close events")
+		assert.Equal(t, "open", got[0]["op"])
+		assert.Equal(t, "close", got[1]["op"])
+		assert.Equal(t, map[string]any{"error_code": "connect_failed", "error": "Connection refused"}, got[1]["outcome"])
+		assert.Nil(t, got[1]["to_target"])
+	})
+	t.Run("forward recorded and certificate permits forwarding", func(t *testing.T) {
+		echo, _ := strconv.Atoi(echoPort)
+		var got []map[string]any
+		for _, src := range h.recordings(ctx) {
+			for _, e := range eventsOf(replayJSON(t, ctx, src), "forward") {
+				if e["port"] == float64(echo) && e["host"] == "localhost" {
+					got = append(got, e)
+				}
+			}
+		}
+		require.Len(t, got, 2, "open and close events of the echo forward")
+		assert.Equal(t, "open", got[0]["op"])
+		close := got[1]
+		assert.Equal(t, "close", close["op"])
+		n := float64(len("through the tunnel\n"))
+		assert.Equal(t, n, close["to_target"], "bytes towards the echo server")
+		assert.Equal(t, n, close["to_client"], "bytes echoed back")
+		assert.Greater(t, close["duration_ms"], 0.0)
+		assert.Equal(t, map[string]any{}, close["outcome"])
+		assert.Equal(t, got[0]["channel"], close["channel"])
 		certs, err := h.sshd.Certificates()
 		require.NoError(t, err)
 		require.NotEmpty(t, certs)
