@@ -15,14 +15,17 @@ import (
 )
 
 // transferEvents returns the events of one type across every recording
-// so far, by "op path".
+// so far, by "op path" ("direction mkdir path" for scp directories).
 func transferEvents(t *testing.T, ctx context.Context, h *harness, typ string) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, src := range h.recordings(ctx) {
 		for _, e := range eventsOf(replayJSON(t, ctx, src), typ) {
-			path, _ := e["path"].(string)
-			out[e["op"].(string)+" "+path] = e
+			op, path := e["op"].(string), e["path"].(string)
+			if op == "mkdir" && typ == "scp" {
+				op = e["direction"].(string) + " mkdir"
+			}
+			out[op+" "+path] = e
 		}
 	}
 	return out
@@ -84,6 +87,12 @@ func TestSCPRecorded(t *testing.T) {
 	assert.Contains(t, r.stderr, "No such file or directory")
 
 	events := transferEvents(t, ctx, h, "scp")
+	for _, src := range h.recordings(ctx) {
+		for _, n := range eventsOf(replayJSON(t, ctx, src), "note") {
+			assert.NotContains(t, n["text"], "scp", "the parser lost a stream of real scp")
+		}
+	}
+	assert.Len(t, events, 14, "4 files and 2 directories each way, 2 failures: %v", keys(events))
 	files := []struct{ rel, mode string }{{"a.bin", "0640"}, {"b.txt", "0644"}, {"tree/x.txt", "0600"}, {"tree/sub/y.bin", "0644"}}
 	for _, op := range []string{"upload", "download"} {
 		for _, f := range files {
@@ -101,7 +110,7 @@ func TestSCPRecorded(t *testing.T) {
 			assert.Equal(t, "", outcomeError(t, e), "%s %s: outcome", op, f.rel)
 		}
 		for _, d := range []string{"tree", "tree/sub"} {
-			e, ok := events["mkdir "+remote+"/"+d]
+			e, ok := events[op+" mkdir "+remote+"/"+d]
 			if assert.True(t, ok, "no mkdir event for %s in %v", d, keys(events)) {
 				assert.Equal(t, map[string]string{"tree": "0755", "tree/sub": "0750"}[d], e["mode"])
 			}
