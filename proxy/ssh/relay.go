@@ -46,11 +46,6 @@ func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request,
 	case action == iga.ActionSFTP && command == "": // the sftp subsystem, not legacy scp
 		p := newSFTPParser(func(ev recorder.Event) { _ = rec.Event(ev) }, id)
 		r.out, r.in, r.end = p.fromServer, p.fromClient, p.flush
-	case action == iga.ActionSFTP && command != "": // legacy scp: the files it moves
-		cmd, _ := parseSCPCommand(command)
-		p := newSCPParser(func(ev recorder.Event) { _ = rec.Event(ev) }, id, cmd)
-		r.out, r.in, r.end = p.fromServer, p.fromClient, p.flush
-		r.errOut = func([]byte) {} // scp -v logs there; the protocol is on stdout only
 	case action == iga.ActionShell || cc.ptyOK:
 		r.out = func(p []byte) { _ = rec.Output(id, p) }
 		r.in = func(p []byte) { _ = rec.Input(id, p) }
@@ -60,7 +55,29 @@ func newRelay(cc *clientChannel, up gossh.Channel, upReqs <-chan *gossh.Request,
 		r.errOut = func(p []byte) { _ = rec.Data(id, recorder.StreamStderr, p) }
 		r.end = func() { _ = rec.EndExec(id, r.exit, r.signal) }
 	}
+	if action == iga.ActionSFTP && command != "" { // legacy scp: also the files it moves
+		cmd, _ := parseSCPCommand(command)
+		p := newSCPParser(func(ev recorder.Event) { _ = rec.Event(ev) }, id, cmd)
+		// Only stdin and stdout carry the protocol; scp -v logs on stderr.
+		r.in, r.out, r.end = both(r.in, p.fromClient), both(r.out, p.fromServer), then(p.flush, r.end)
+	}
 	return r
+}
+
+// both taps p into a and b, in that order.
+func both(a, b func([]byte)) func([]byte) {
+	return func(p []byte) { a(p); b(p) }
+}
+
+// then runs a, then b; either may be nil.
+func then(a, b func()) func() {
+	return func() {
+		for _, f := range []func(){a, b} {
+			if f != nil {
+				f()
+			}
+		}
+	}
 }
 
 // run relays until the target closes the channel (or the client does).

@@ -88,8 +88,15 @@ func TestSCPRecorded(t *testing.T) {
 
 	events := transferEvents(t, ctx, h, "scp")
 	for _, src := range h.recordings(ctx) {
-		for _, n := range eventsOf(replayJSON(t, ctx, src), "note") {
+		lines := replayJSON(t, ctx, src)
+		for _, n := range eventsOf(lines, "note") {
 			assert.NotContains(t, n["text"], "scp", "the parser lost a stream of real scp")
+		}
+		// An scp channel is an exec channel too: its streams are kept and summed.
+		ends := eventsOf(lines, "exec_end")
+		if assert.Len(t, ends, 1, "session %s", src.ID()) {
+			streams := ends[0]["streams"].(map[string]any)
+			assert.NotZero(t, streams["stdin"].(map[string]any)["bytes"].(float64)+streams["stdout"].(map[string]any)["bytes"].(float64))
 		}
 	}
 	assert.Len(t, events, 14, "4 files and 2 directories each way, 2 failures: %v", keys(events))
