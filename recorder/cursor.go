@@ -165,3 +165,22 @@ func (c *streamCursor) Close() error {
 	c.next = len(c.refs)
 	return nil
 }
+
+// StreamNames lists the streams a recording holds, in the order they
+// first appear: "events.jsonl", terminals ("pty-0.cast"), exec streams
+// ("exec-1.stdout").
+func StreamNames(ctx context.Context, src Source) ([]string, error) {
+	refs, err := src.chunkIndex(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list streams of %s: %w", src.label(), err)
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if !seen[r.stream] {
+			seen[r.stream] = true
+			names = append(names, r.stream)
+		}
+	}
+	return names, nil
+}

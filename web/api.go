@@ -50,7 +50,7 @@ func (s *Server) apiSession(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"session": toAPISession(d.Session), "cert_serial": d.CertSerial,
 		"entitlement": d.Entitlement, "integrity": d.Integrity, "problem": d.Problem, "timeline": d.Timeline,
-		"timeline_truncated": d.Truncated})
+		"timeline_truncated": d.Truncated, "terminal": d.Terminal, "exec": d.Exec, "exec_problem": d.ExecProblem})
 }
 
 func (s *Server) apiKill(w http.ResponseWriter, r *http.Request, p *principal) {

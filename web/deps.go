@@ -51,3 +51,15 @@ type Recordings interface {
 	// Events streams the recording as JSON lines (terminal records and events).
 	Events(ctx context.Context, id string, started time.Time, w io.Writer) error
 }
+
+// ExecRecordings is what Recordings may also do, found by type assertion:
+// read exec channels' streams for the session page, and one stream's exact
+// bytes for download. StoreRecordings does; without it the page of an exec
+// session shows its events only.
+type ExecRecordings interface {
+	// Exec reads the exec channels' commands, streams as text within
+	// budget bytes, and ends.
+	Exec(ctx context.Context, id string, started time.Time, budget int64) (recorder.ExecView, error)
+	// Stream writes the bytes kept of one exec stream ("exec-0.stdout").
+	Stream(ctx context.Context, id string, started time.Time, name string, w io.Writer) error
+}

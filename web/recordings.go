@@ -32,3 +32,13 @@ func (s StoreRecordings) Cast(ctx context.Context, id string, started time.Time,
 func (s StoreRecordings) Events(ctx context.Context, id string, started time.Time, w io.Writer) error {
 	return recorder.Replay(ctx, recorder.SessionSource(s.Store, id, started), w, recorder.ReplayOptions{Format: recorder.FormatJSON})
 }
+
+// Exec implements ExecRecordings.
+func (s StoreRecordings) Exec(ctx context.Context, id string, started time.Time, budget int64) (recorder.ExecView, error) {
+	return recorder.ReadExec(ctx, recorder.SessionSource(s.Store, id, started), budget)
+}
+
+// Stream implements ExecRecordings.
+func (s StoreRecordings) Stream(ctx context.Context, id string, started time.Time, name string, w io.Writer) error {
+	return recorder.ExportStream(ctx, recorder.SessionSource(s.Store, id, started), w, name)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/sallyport/sallyport/iga"
@@ -22,6 +23,9 @@ const (
 	// page looks for: beyond it, reading the whole recording for a page is
 	// too slow, and the JSON download has them.
 	maxScannedTerminal = 16 << 20
+	// maxExecText is how much of exec channels' streams a session page
+	// shows as text; each stream's download has all of it.
+	maxExecText = 256 << 10
 )
 
 // sessionDetail is what the session page and GET /api/v1/sessions/{id} show.
@@ -35,6 +39,10 @@ type sessionDetail struct {
 	Timeline    []recorder.Event       `json:"timeline,omitempty"`
 	Truncated   bool                   `json:"timeline_truncated,omitempty"`
 	Terminal    bool                   `json:"terminal"`
+	// Exec is the exec channels: commands, their stdin, stdout and stderr
+	// as text (within maxExecText), exit status and per-stream totals.
+	Exec        *recorder.ExecView `json:"exec,omitempty"`
+	ExecProblem string             `json:"exec_problem,omitempty"` // why the exec channels could not be read
 }
 
 func (s *Server) sessionDetail(ctx context.Context, id string) (sessionDetail, error) {
@@ -57,6 +65,7 @@ func (s *Server) sessionDetail(ctx context.Context, id string) (sessionDetail, e
 	}
 	rep.Pending(recorder.State(rec.State))
 	d.Integrity = &rep
+	s.readExec(ctx, &d)
 	if !d.Terminal || rec.Bytes <= maxScannedTerminal {
 		s.readTimeline(ctx, &d)
 	}
@@ -79,6 +88,24 @@ func (s *Server) addIdentity(ctx context.Context, d *sessionDetail) {
 			d.Entitlement = &id.Entitlements[i]
 			break
 		}
+	}
+}
+
+// readExec reads an SSH session's exec channels, and whether it had a
+// terminal at all: an exec-only session has no player.
+func (s *Server) readExec(ctx context.Context, d *sessionDetail) {
+	er, ok := s.Recordings.(ExecRecordings)
+	if !ok || !d.Terminal {
+		return
+	}
+	v, err := er.Exec(ctx, d.Session.ID, d.Session.StartedAt, maxExecText)
+	if err != nil {
+		d.ExecProblem = "the exec channels could not be read: " + err.Error()
+		return
+	}
+	d.Terminal = v.Terminal
+	if len(v.Channels) > 0 {
+		d.Exec = &v
 	}
 }
 
@@ -105,6 +132,11 @@ func (s *Server) readTimeline(ctx context.Context, d *sessionDetail) {
 		case "session":
 			d.CertSerial = l.Session.CertSerial
 		case "output", "input", "resize":
+		case recorder.EventData:
+			if d.Exec != nil {
+				continue // the exec section shows the stretches themselves
+			}
+			fallthrough
 		default:
 			if len(d.Timeline) == maxTimeline {
 				d.Truncated = true
@@ -139,6 +171,23 @@ func (s *Server) cast(w http.ResponseWriter, r *http.Request, p *principal) {
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request, p *principal) {
 	s.download(w, r, p, "application/jsonl", ".jsonl", s.recordingsEvents)
+}
+
+// execStreamName is what an exec stream's name looks like, checked before
+// it goes into a header.
+var execStreamName = regexp.MustCompile(`^exec-[0-9]{1,9}\.(stdin|stdout|stderr)$`)
+
+// execStream streams one exec stream's exact bytes straight from the store.
+func (s *Server) execStream(w http.ResponseWriter, r *http.Request, p *principal) {
+	er, ok := s.Recordings.(ExecRecordings)
+	name := r.PathValue("name")
+	if !ok || !execStreamName.MatchString(name) {
+		s.fail(w, r, p, fmt.Errorf("%w: no exec stream %q", iga.ErrNotFound, name))
+		return
+	}
+	s.download(w, r, p, "application/octet-stream", "."+name, func(ctx context.Context, rec sqlstore.SessionRecord, w io.Writer) error {
+		return er.Stream(ctx, rec.ID, rec.StartedAt, name, w)
+	})
 }
 
 func (s *Server) recordingsCast(ctx context.Context, rec sqlstore.SessionRecord, w io.Writer) error {
