@@ -190,13 +190,31 @@ func (g *globals) recordingPublicKey(pubFile string) (ed25519.PublicKey, error) 
 }
 
 func newRecordingCmd(g *globals) *cobra.Command {
-	var out string
+	var out, stream string
 	var ch int
 	export := &cobra.Command{
-		Use:     "export SESSION -o FILE.cast",
-		Short:   "Write one terminal of a session as a plain asciicast v2 file",
-		Example: `  sallyport recording export 6745a1b2c3d4e5f6a7b8c9d0 -o session.cast && asciinema play session.cast`,
-		Args:    args(1, "SESSION"),
+		Use:   "export SESSION|PATH -o FILE.cast | export SESSION|PATH --stream NAME -o FILE",
+		Short: "Write one terminal of a session as an asciicast v2 file, or one exec stream's exact bytes",
+		Long: `Without --stream, export writes the terminal of pty channel --channel as a plain
+asciicast v2 file, as asciinema plays it.
+
+--stream writes the exact bytes the recording keeps of one stream of an exec
+channel (ssh host CMD, bash -s, scp, rsync, Ansible), checking the hash chain:
+  exec-<channel>.stdin    what the client sent the command (kept unless
+                          recordings.exec_capture_stdin is off)
+  exec-<channel>.stdout   what the command printed
+  exec-<channel>.stderr   its error output
+The channel is the number the text replay shows ("[ch0 stdout]", "exec: …
+(channel 0)"). Each stream is kept up to recordings.exec_capture_limit bytes;
+the replay's exec_end line has every stream's whole length and SHA-256, kept or
+not, so 'sha256sum' of an untruncated export matches it. A stream the recording
+does not have is an error naming the streams it has.
+
+-o - writes to standard output.`,
+		Example: `  sallyport recording export 6745a1b2c3d4e5f6a7b8c9d0 -o session.cast && asciinema play session.cast
+  sallyport recording export 6745a1b2c3d4e5f6a7b8c9d0 --stream exec-0.stdin -o script.sh
+  sallyport recording export 6745a1b2c3d4e5f6a7b8c9d0 --stream exec-0.stdout -o - | sha256sum`,
+		Args: args(1, "SESSION"),
 		RunE: func(c *cobra.Command, a []string) error {
 			if err := requireFlags(c, "output"); err != nil {
 				return err
@@ -205,25 +223,61 @@ func newRecordingCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			write := func(w io.Writer) error { return recorder.ExportCast(c.Context(), r.src, w, ch) }
+			if stream != "" {
+				if err := checkStream(c.Context(), r, stream); err != nil {
+					return err
+				}
+				write = func(w io.Writer) error { return recorder.ExportStream(c.Context(), r.src, w, stream) }
+			}
 			if out == "-" {
-				return r.notThereYet(recorder.ExportCast(c.Context(), r.src, c.OutOrStdout(), ch))
+				return r.notThereYet(write(c.OutOrStdout()))
 			}
 			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 			if err != nil {
 				return fmt.Errorf("create %w", err)
 			}
-			if err := recorder.ExportCast(c.Context(), r.src, f, ch); err != nil {
+			if err := write(f); err != nil {
 				f.Close()
+				os.Remove(out) // a partial export must not pass for the stream
 				return r.notThereYet(err)
 			}
 			return f.Close()
 		},
 	}
-	export.Flags().StringVarP(&out, "output", "o", "", "the .cast file to write; - writes to standard output")
-	export.Flags().IntVar(&ch, "channel", 0, "which pty channel of the session")
+	export.Flags().StringVarP(&out, "output", "o", "", "the file to write; - writes to standard output")
+	export.Flags().IntVar(&ch, "channel", 0, "which pty channel of the session (without --stream)")
+	export.Flags().StringVar(&stream, "stream", "", "an exec stream to write byte for byte: exec-<channel>.stdin|stdout|stderr")
 	c := &cobra.Command{Use: "recording", Short: "Export recordings"}
 	c.AddCommand(export)
 	return c
+}
+
+// checkStream fails, naming the exec streams the recording has, when it
+// lacks stream.
+func checkStream(ctx context.Context, r recording, stream string) error {
+	names, err := recorder.StreamNames(ctx, r.src)
+	if err != nil {
+		return r.notThereYet(err)
+	}
+	var execs []string
+	for _, n := range names {
+		if n == stream {
+			return nil
+		}
+		if strings.HasPrefix(n, "exec-") {
+			execs = append(execs, n)
+		}
+	}
+	have := "none: it recorded no exec channel, or kept nothing of it (see its exec_end in 'sallyport replay --format text')"
+	if len(execs) > 0 {
+		have = strings.Join(execs, ", ")
+	}
+	who := "the recording"
+	if id := r.src.ID(); id != "" {
+		who = "session " + id
+	}
+	return usageErrorf("--stream %q: %s has no such stream; its exec streams: %s", stream, who, have)
 }
 
 func newCACmd(g *globals) *cobra.Command {
