@@ -1,6 +1,9 @@
 package recorder
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // chunkJob is a cut chunk on its way to the spool, or with sync set a
 // request to make everything written before it durable.
@@ -39,8 +42,9 @@ func (r *Recorder) encodeChunk(j *chunkJob, free chan []byte) {
 		j.stored = j.payload
 		return
 	}
+	dst := takeOutput(len(j.payload))
 	r.compressSlots <- struct{}{}
-	j.stored, j.encoding = compressChunk(takeBuffer(free), j.payload, enc), enc
+	j.stored, j.encoding = compressChunk(dst, j.payload, enc), enc
 	<-r.compressSlots
 	giveBuffer(free, j.payload)
 }
@@ -51,6 +55,28 @@ func compressChunk(dst, payload []byte, enc string) []byte {
 		return appendGzip(dst, payload)
 	}
 	return appendZstd(dst, payload)
+}
+
+// outputs are the buffers compressed chunks wait in for the spool, shared
+// by every session: a busy session reuses one per chunk in flight instead
+// of allocating it, and what no session needs any more goes with the next
+// garbage collections. (The session's own spare buffers are sized for its
+// payloads, which a compressed chunk fills a fraction of.)
+var outputs sync.Pool // of *[]byte
+
+// takeOutput returns an empty buffer that holds n bytes compressed,
+// incompressible data included, without growing.
+func takeOutput(n int) []byte {
+	n += n>>8 + 1024 // the worst case of zstd and gzip: stored blocks' headers
+	if p, ok := outputs.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+// giveOutput hands a compressed chunk's buffer back once it is written.
+func giveOutput(b []byte) {
+	outputs.Put(&b)
 }
 
 // writeChunks is the session's chunk writer: it stores each chunk in
@@ -90,7 +116,11 @@ func (s *Session) writeChunks(jobs <-chan *chunkJob, free chan []byte, done chan
 				queued = s.queueUpload()
 			}
 		}
-		giveBuffer(free, j.stored)
+		if j.encoding != "" {
+			giveOutput(j.stored)
+		} else {
+			giveBuffer(free, j.stored) // the payload itself, stored plain
+		}
 	}
 }
 
