@@ -29,10 +29,13 @@ type Goal struct {
 var goals = []Goal{
 	{Issue: "2 Registry", What: "`Decide` p99 ≤ 1 ms with 100,000 identities in SQLite",
 		Bench: benchDecide, Value: metric(benchDecide, "p99-µs"), Format: unit(" µs"), Met: atMost(1000)},
-	{Issue: "3 Recorder", What: "recording throughput ≥ 200 MB/s (terminal output, spool on disk, default gzip, `flush_interval: 1s`)",
+	{Issue: "3 Recorder", What: "recording throughput ≥ 200 MB/s (terminal output, spool on disk, default zstd, `flush_interval: 1s`)",
 		Bench: benchRecordDisk, Value: metric(benchRecordDisk, "MB/s"), Format: unit(" MB/s"), Met: atLeast(200)},
 	{Issue: "3 Recorder", What: "CPU per MB relayed with recording ≤ 1.10× without",
 		Bench: benchRelayRecorded, Value: recordingOverhead, Format: times, Met: atMost(1.10)},
+	{Issue: "18 Recorder", What: "recorder CPU per MB of terminal output, all in (encode, compress, hash, spool on disk), default zstd, ≤ 4 ms",
+		Bench: benchRecorderCPU, Value: millis(benchRecorderCPU, "cpu-ns/MB"), Format: unit2(" ms"), Met: atMost(4),
+		Peer: "gzip, the default before", PeerValue: millis(benchRecorderCPUGzip, "cpu-ns/MB")},
 	{Issue: "4 SSH", What: "bulk throughput ≥ 0.85× direct",
 		Bench: benchSSHThroughput, Value: metric(benchSSHThroughput, "ratio"), Format: times, Met: atLeast(0.85),
 		Peer: "bare x/crypto relay", PeerValue: metric(benchSSHThroughput, "bare-ratio")},
@@ -64,29 +67,31 @@ var goals = []Goal{
 
 // The benchmarks the document knows, by name.
 const (
-	benchDecide         = "BenchmarkDecide/sqlite-100k"
-	benchApply          = "BenchmarkApply10k"
-	benchParse          = "BenchmarkParseFile10k"
-	benchLookup         = "BenchmarkIdentityLookup"
-	benchRecordDisk     = "BenchmarkRecordOutput/typical/disk/gzip"
-	benchRelayPlain     = "BenchmarkRelay/typical/plain"
-	benchRelayRecorded  = "BenchmarkRelay/typical/recorded-gzip"
-	benchReplay         = "BenchmarkReplayText"
-	benchSSHThroughput  = "BenchmarkSSHThroughput"
-	benchSSHSetup       = "BenchmarkSSHSetup"
-	benchSSHIdle        = "BenchmarkSSHIdleSessionMemory"
-	benchPgSelect       = "BenchmarkPgbenchSelect"
-	benchPgConnect      = "BenchmarkPgbenchConnect"
-	benchPgScale        = "BenchmarkPsqlScale"
-	benchSlapPoint      = "BenchmarkMysqlslapSelect/point"
-	benchSlapRange      = "BenchmarkMysqlslapSelect/range100"
-	benchMysqlConnect   = "BenchmarkNewSessions"
-	benchSysbench       = "BenchmarkSysbenchReadOnly"
-	modulePath          = "github.com/sallyport/sallyport/"
-	pkgIga, pkgSqlstore = modulePath + "iga", modulePath + "iga/sqlstore"
-	pkgRecorder         = modulePath + "recorder"
-	pkgSSH, pkgPostgres = modulePath + "proxy/ssh", modulePath + "proxy/postgres"
-	pkgMysql            = modulePath + "proxy/mysql"
+	benchDecide          = "BenchmarkDecide/sqlite-100k"
+	benchApply           = "BenchmarkApply10k"
+	benchParse           = "BenchmarkParseFile10k"
+	benchLookup          = "BenchmarkIdentityLookup"
+	benchRecordDisk      = "BenchmarkRecordOutput/typical/disk/zstd"
+	benchRecorderCPU     = "BenchmarkRecorderCPU/typical/zstd"
+	benchRecorderCPUGzip = "BenchmarkRecorderCPU/typical/gzip"
+	benchRelayPlain      = "BenchmarkRelay/typical/plain"
+	benchRelayRecorded   = "BenchmarkRelay/typical/recorded-zstd"
+	benchReplay          = "BenchmarkReplayText"
+	benchSSHThroughput   = "BenchmarkSSHThroughput"
+	benchSSHSetup        = "BenchmarkSSHSetup"
+	benchSSHIdle         = "BenchmarkSSHIdleSessionMemory"
+	benchPgSelect        = "BenchmarkPgbenchSelect"
+	benchPgConnect       = "BenchmarkPgbenchConnect"
+	benchPgScale         = "BenchmarkPsqlScale"
+	benchSlapPoint       = "BenchmarkMysqlslapSelect/point"
+	benchSlapRange       = "BenchmarkMysqlslapSelect/range100"
+	benchMysqlConnect    = "BenchmarkNewSessions"
+	benchSysbench        = "BenchmarkSysbenchReadOnly"
+	modulePath           = "github.com/sallyport/sallyport/"
+	pkgIga, pkgSqlstore  = modulePath + "iga", modulePath + "iga/sqlstore"
+	pkgRecorder          = modulePath + "recorder"
+	pkgSSH, pkgPostgres  = modulePath + "proxy/ssh", modulePath + "proxy/postgres"
+	pkgMysql             = modulePath + "proxy/mysql"
 )
 
 // known maps each benchmark the template shows to its package, so that a
@@ -95,13 +100,14 @@ const (
 var known = map[string]string{
 	benchDecide: pkgIga, benchApply: pkgIga, benchParse: pkgIga, benchLookup: pkgSqlstore,
 	benchRecordDisk: pkgRecorder, benchRelayPlain: pkgRecorder, benchRelayRecorded: pkgRecorder, benchReplay: pkgRecorder,
+	benchRecorderCPU: pkgRecorder, benchRecorderCPUGzip: pkgRecorder,
 	benchSSHThroughput: pkgSSH, benchSSHSetup: pkgSSH, benchSSHIdle: pkgSSH,
 	benchPgSelect: pkgPostgres, benchPgConnect: pkgPostgres, benchPgScale: pkgPostgres,
 	benchSlapPoint: pkgMysql, benchSlapRange: pkgMysql, benchMysqlConnect: pkgMysql, benchSysbench: pkgMysql,
 }
 
 // listed are the families the template shows every variant of (rows).
-var listed = []string{"BenchmarkRecordOutput/", "BenchmarkRelay/"}
+var listed = []string{"BenchmarkRecordOutput/", "BenchmarkRelay/", "BenchmarkRecorderCPU/"}
 
 // isKnown reports whether the template shows the benchmark.
 func isKnown(name string) bool {
@@ -118,6 +124,11 @@ func isKnown(name string) bool {
 
 func metric(bench, unit string) func(*Run) (float64, bool) {
 	return func(r *Run) (float64, bool) { return r.Metric(bench, unit) }
+}
+
+// millis is a metric counted in nanoseconds, in milliseconds.
+func millis(bench, unit string) func(*Run) (float64, bool) {
+	return func(r *Run) (float64, bool) { v, ok := r.Metric(bench, unit); return v / 1e6, ok }
 }
 
 // recordingOverhead is the CPU per MB of the recorded relay over the plain
@@ -141,6 +152,11 @@ func atMost(x float64) func(float64) bool  { return func(v float64) bool { retur
 // unit formats a whole number with thousands separated, then suffix.
 func unit(suffix string) func(float64) string {
 	return func(v float64) string { return number(v, 0) + suffix }
+}
+
+// unit2 formats a number with two decimals, then suffix.
+func unit2(suffix string) func(float64) string {
+	return func(v float64) string { return number(v, 2) + suffix }
 }
 
 func times(v float64) string { return fmt.Sprintf("%.2f×", v) }
