@@ -26,7 +26,8 @@ type stream struct {
 	start       int64 // cast: time zero of the asciicast
 	started     bool  // cast: header written
 	carry       [2][]byte
-	total       int64 // exec: bytes written to the stream so far
+	total       int64       // exec: bytes written to the stream so far
+	cmds        *cmdTracker // cast: the commands typed in the terminal (commands.go)
 }
 
 // encoder turns queued records into stream payloads and cuts chunks,
@@ -112,6 +113,7 @@ func (e *encoder) add(r record, data []byte) {
 		e.writePending()
 		st = e.stream(castStream(r.ch))
 		e.addCast(st, r, data)
+		e.trackCommands(st, r, data)
 	}
 	e.counted(st, r.at)
 }
