@@ -86,7 +86,9 @@ func newReplayCmd(g *globals) *cobra.Command {
 directory) and streams it: memory stays flat however long the session was.
 SESSION "last" is the newest session in the index.
   pty   plays the terminal in real time (--speed, --idle-limit)
-  text  prints the terminal output as a reader would see it, with events
+  text  prints the session in time order: terminal output as a reader would see
+        it, exec channels' stdin/stdout/stderr as "[ch0 stdout] …" lines
+        (binary as its length and SHA-256), every event as a "# time" line
   json  prints the metadata and every record and event as JSON lines`,
 		Example: `  sallyport replay last --format text
   sallyport replay 6745a1b2c3d4e5f6a7b8c9d0 --speed 2 --idle-limit 2s
