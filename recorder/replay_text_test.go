@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -209,4 +211,45 @@ func TestVerifyFlippedExecByte(t *testing.T) {
 	err = Replay(ctxT(t), src, &bytes.Buffer{}, ReplayOptions{Format: FormatText})
 	require.Error(t, err, "text replay of a tampered exec stream")
 	assert.Contains(t, err.Error(), "run verify")
+}
+
+// TestLargeExecReplaysInFlatMemory: the text replay of a 200 MB exec
+// stream, its stretches interleaved with stderr, holds one chunk reader
+// and one shown stretch per stream, not the stream.
+func TestLargeExecReplaysInFlatMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIPPING: 200 MB recording in -short mode")
+	}
+	dir := memTempDir(t)
+	store, err := NewFileStore(filepath.Join(dir, "store"))
+	require.NoError(t, err)
+	h := newHarness(t, filepath.Join(dir, "data"), store, testKey(t), func(r *Recorder) {
+		r.Config.FlushInterval = time.Second
+		r.Config.ExecCaptureLimit = 256 << 20
+	})
+	s, err := h.rec.Open(ctxT(t), testMeta("s-bigexec"))
+	require.NoError(t, err)
+	require.NoError(t, s.Data(0, StreamStdin, []byte("cat /var/log/huge.log\n")))
+	piece := bytes.Repeat([]byte(strings.Repeat("0123456789abcdef", 5)[:79]+"\n"), 400)
+	for i := range bigSize / len(piece) {
+		require.NoError(t, s.Data(0, StreamStdout, piece))
+		if i%1000 == 0 { // another stream in between ends the stretch
+			require.NoError(t, s.Data(0, StreamStderr, []byte("progress\n")))
+		}
+	}
+	require.NoError(t, s.EndExec(0, intp(0), ""))
+	require.NoError(t, s.Close(ctxT(t), End{ExitStatus: intp(0)}))
+	h.waitUploaded(t)
+
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), rssChildEnv+"="+h.store.(*FileStore).root+"|s-bigexec")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "child: %s", out)
+	var n, lines, hwm int64
+	_, err = fmt.Sscanf(string(out), "bytes=%d lines=%d hwm=%d", &n, &lines, &hwm)
+	require.NoError(t, err, "child output %q", out)
+	assert.Less(t, n, int64(bigSize/8), "long stretches are shown in part")
+	assert.Greater(t, lines, int64(bigSize/len(piece)/1000), "every stretch has its lines")
+	assert.Less(t, hwm, int64(rssLimit), "peak RSS %d MB replaying %d MB of exec output", hwm>>20, bigSize>>20)
+	t.Logf("replayed %d MB of exec output as %d KB of text with peak RSS %d MB", bigSize>>20, n>>10, hwm>>20)
 }
