@@ -54,10 +54,6 @@ const maxPendingEnter = 16
 // promptEnds are the endings of a shell prompt.
 var promptEnds = [...][2]rune{{'$', ' '}, {'#', ' '}, {'%', ' '}, {'>', ' '}}
 
-// privateCSI starts the only sequences that matter in output the tracker
-// does not follow line by line: alternate screen and bracketed paste.
-var privateCSI = []byte("\x1b[?")
-
 // typedCommand is a line submitted at a prompt.
 type typedCommand struct {
 	at, offset int64 // when it was submitted; where its line starts in the output
@@ -120,11 +116,12 @@ func (t *cmdTracker) armed() bool { return t.reading || t.promptHere || t.pendin
 // followed character by character.
 func (t *cmdTracker) output(at int64, data []byte) {
 	t.confirm(at)
-	hit := -1 // the next privateCSI at or after i; len(data) when none
+	hit := -1 // the next "ESC [ ?" at or after i, len(data) when none: modes
+	// (alternate screen, bracketed paste) are all that matters in skipped lines
 	for i := 0; i < len(data); {
 		if t.esc.state == escNone && (t.alt || !t.armed()) {
 			if hit < i {
-				hit = i + indexOr(data[i:], privateCSI, len(data)-i)
+				hit = i + indexPrivateCSI(data[i:], len(data)-i)
 			}
 			if n := t.skippable(data[i:hit], hit == len(data)); n > 0 {
 				i += n
@@ -143,11 +140,19 @@ func (t *cmdTracker) output(at int64, data []byte) {
 	t.candAt = at
 }
 
-func indexOr(s, sep []byte, none int) int {
-	if i := bytes.Index(s, sep); i >= 0 {
-		return i
+// indexPrivateCSI is the index of the first "ESC [ ?" in s, or none. It
+// looks for the '?', rare in output, where ESC is not (colours).
+func indexPrivateCSI(s []byte, none int) int {
+	for i := 0; ; {
+		j := bytes.IndexByte(s[i:], '?')
+		if j < 0 {
+			return none
+		}
+		if k := i + j; k >= 2 && s[k-2] == 0x1b && s[k-1] == '[' {
+			return k - 2
+		}
+		i += j + 1
 	}
-	return none
 }
 
 // skippable is how many bytes at the start of region nothing depends on:

@@ -357,3 +357,21 @@ func TestRecordedCommandEvents(t *testing.T) {
 	}
 	assert.Equal(t, []string{"ls -l /etc", "vim x", "exit"}, typedCmds)
 }
+
+// BenchmarkCommandTracker measures the tracker alone on terminal output
+// (benchData, in relay reads), as the flusher runs it for every pty record.
+func BenchmarkCommandTracker(b *testing.B) {
+	for _, kind := range benchKinds {
+		b.Run(kind, func(b *testing.B) {
+			ps := pieces(benchData[kind]())
+			tr := newCmdTracker()
+			b.SetBytes(relayRead)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				tr.output(int64(i), ps[i%len(ps)])
+				tr.done = tr.done[:0]
+			}
+		})
+	}
+}
