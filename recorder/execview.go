@@ -150,3 +150,26 @@ func (b *execViewBuilder) data(ev Event) error {
 	b.shown++
 	return nil
 }
+
+// ExecTotal is one stream's line of an exec channel's totals.
+type ExecTotal struct {
+	// Stream is stdin, stdout or stderr; Name the stream as export
+	// --stream names it.
+	Stream, Name string
+	ExecStream
+}
+
+// Totals lists the channel's streams from its exec_end in the order
+// stdin, stdout, stderr; nil without one.
+func (c ExecChannel) Totals() []ExecTotal {
+	if c.End == nil {
+		return nil
+	}
+	var out []ExecTotal
+	for _, dir := range execStreams {
+		if st, ok := c.End.Streams[dir]; ok {
+			out = append(out, ExecTotal{Stream: dir, Name: execStreamName(c.Channel, dir), ExecStream: st})
+		}
+	}
+	return out
+}

@@ -119,6 +119,22 @@ func TestBrowser(t *testing.T) {
 		screenshot(t, ctx, "session-postgres")
 	})
 
+	t.Run("auditor reads an exec session's script and output", func(t *testing.T) {
+		recordExecSession(t, c)
+		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/sessions/s-exec"),
+			chromedp.WaitVisible(chromedp.CSS(`table.exec-io`))))
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`section.exec`)))
+		require.NoError(t, err)
+		assert.Contains(t, text, "Channel 0: bash -s")
+		assert.Contains(t, text, "echo '<script>alert(1)</script>'", "the script reads as text")
+		assert.Contains(t, text, "/dev/sda1    50G")
+		assert.Contains(t, text, "exit status 0")
+		players, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#player").length`))
+		require.NoError(t, err)
+		assert.Equal(t, 0, players, "no empty player")
+		screenshot(t, ctx, "session-exec")
+	})
+
 	for _, page := range []string{"/", "/sessions", "/live", "/registry", "/campaigns"} {
 		require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+page), chromedp.WaitVisible(chromedp.CSS(`main h1`))))
 		screenshot(t, ctx, "page"+strings.ReplaceAll(strings.TrimSuffix(page, "/"), "/", "-"))

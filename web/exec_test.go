@@ -78,6 +78,9 @@ func TestExecSessionPage(t *testing.T) {
 	out := sha256.Sum256([]byte(execStdout))
 	assert.Contains(t, page, "<code>"+hex.EncodeToString(out[:])+"</code>", "stdout's SHA-256")
 	assert.Contains(t, page, `href="/sessions/s-exec/streams/exec-0.stdout?download=1"`)
+	stdin, stdout, stderr := strings.Index(page, "<tr><td>stdin</td><td>44</td>"), strings.Index(page, "<tr><td>stdout</td><td>110</td>"), strings.Index(page, "<tr><td>stderr</td><td>4</td>")
+	assert.True(t, 0 < stdin && stdin < stdout && stdout < stderr, "totals of stdin, stdout, stderr in that order")
+	assert.Contains(t, page, "<h2>Events</h2>", "an SSH session's events are no query timeline")
 
 	code, h, body := getBody(t, aud, c.srv.URL+"/sessions/s-exec/streams/exec-0.stdout?download=1")
 	require.Equal(t, http.StatusOK, code)
