@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Log captures what a logger writes, at every level, for Leaks.
@@ -84,7 +86,7 @@ func Leaks(t testing.TB, dirs []string, logs []byte, secrets []string) []string 
 }
 
 // chunkPayload is a recording chunk's payload, decompressed; false when
-// b is no chunk/2 with a gzip payload (see docs/recordings.md).
+// b is no chunk/2 with a zstd or gzip payload (see docs/recordings.md).
 func chunkPayload(b []byte) ([]byte, bool) {
 	r := bufio.NewReader(bytes.NewReader(b))
 	line, err := r.ReadBytes('\n')
@@ -94,11 +96,23 @@ func chunkPayload(b []byte) ([]byte, bool) {
 	var hdr struct {
 		Encoding string `json:"encoding"`
 	}
-	if json.Unmarshal(line, &hdr) != nil || hdr.Encoding != "gzip" {
+	if json.Unmarshal(line, &hdr) != nil {
 		return nil, false
 	}
-	z, err := gzip.NewReader(r)
-	if err != nil {
+	var z io.Reader
+	switch hdr.Encoding {
+	case "zstd":
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, false
+		}
+		defer zr.Close()
+		z = zr
+	case "gzip":
+		if z, err = gzip.NewReader(r); err != nil {
+			return nil, false
+		}
+	default:
 		return nil, false
 	}
 	plain, err := io.ReadAll(z)
