@@ -3,7 +3,6 @@ package ssh
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,18 +22,8 @@ import (
 func execRecording(t *testing.T, ctx context.Context, h *harness, cmd, stdin string) (recorder.Source, []map[string]any, result) {
 	t.Helper()
 	r := run(t, h.ssh(ctx, "svc-ops", hostArgs(cmd)...), stdin)
-	srcs := h.recordings(ctx)
-	require.NotEmpty(t, srcs)
-	var src recorder.Source
-	for _, s := range srcs { // the newest session: ids sort by start
-		if s.ID() > src.ID() {
-			src = s
-		}
-	}
-	rep, err := recorder.Verify(ctx, src, h.recKey.Public().(ed25519.PublicKey))
-	require.NoError(t, err)
-	require.True(t, rep.OK(), "recording %s: %s", src.ID(), rep)
-	return src, replayJSON(t, ctx, src), r
+	src, lines := newestRecording(t, h)
+	return src, lines, r
 }
 
 func exportStream(t *testing.T, ctx context.Context, src recorder.Source, name string) []byte {

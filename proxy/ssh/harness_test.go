@@ -126,6 +126,7 @@ type harness struct {
 	keys    map[string]string // identity → private key file
 	offset  atomic.Int64      // registry clock offset, nanoseconds
 	serveCh chan error
+	seen    map[string]bool // recordings newestRecording returned already
 }
 
 type harnessOptions struct {
@@ -149,7 +150,7 @@ func needClients(t testing.TB) {
 func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	needClients(t)
-	h := &harness{t: t, dir: t.TempDir(), keys: map[string]string{}}
+	h := &harness{t: t, dir: t.TempDir(), keys: map[string]string{}, seen: map[string]bool{}}
 	_, caKey, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	userCA := &ca.SSHUserCA{Key: caKey, TTL: 2 * time.Minute}
