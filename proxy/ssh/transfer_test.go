@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/internal/measure"
+	"github.com/sallyport/sallyport/recorder"
 )
 
 func TestInteractivePTY(t *testing.T) {
@@ -37,6 +39,10 @@ func TestInteractivePTY(t *testing.T) {
 		out.WriteString(l["data"].(string))
 	}
 	assert.Contains(t, out.String(), "pty-42", "terminal output is in the asciicast")
+	// ssh -tt from a pipe asks for a 0x0 terminal; the cast says 80x24, as terminals assume.
+	var cast bytes.Buffer
+	require.NoError(t, recorder.ExportCast(ctx, srcs[0], &cast, 0))
+	assert.True(t, strings.HasPrefix(cast.String(), `{"version":2,"width":80,"height":24,`), "cast header %.60q", cast.String())
 
 	certs, err := h.sshd.Certificates()
 	require.NoError(t, err)
