@@ -7,7 +7,7 @@ const (
 	EventExec    = "exec"     // a command run without a pty or as ssh CMD
 	EventShell   = "shell"    // an interactive shell was started
 	EventSFTP    = "sftp"     // one sftp/scp operation
-	EventForward = "forward"  // a direct-tcpip forward
+	EventForward = "forward"  // a direct-tcpip forward opening (op "open") or closing (op "close")
 	EventQuery   = "query"    // one database query with its outcome
 	EventNote    = "note"     // anything else worth an auditor's eye
 	EventSCP     = "scp"      // one file or directory of a legacy scp (rcp) transfer
@@ -26,11 +26,13 @@ type Event struct {
 	// Channel is the SSH channel the event belongs to (exec, shell, sftp).
 	Channel *int `json:"channel,omitempty"`
 
-	// Command is the exec command line.
+	// Command is the exec command line, or a command event's command.
 	Command string `json:"command,omitempty"`
-	// Op, Path and To describe an sftp operation (open, read, write,
-	// remove, rename, mkdir, ...); To is the rename target. Bytes is the
-	// amount transferred by a read or write.
+	// Op, Path and To describe an sftp or scp operation (open, read, write,
+	// remove, rename, mkdir, upload, download, ...) or a forward's phase
+	// (open, close); To is the rename target. Bytes is the amount
+	// transferred by a read, write or file, the stretch of a data event,
+	// or, on the end event, every byte the session moved.
 	Op    string `json:"op,omitempty"`
 	Path  string `json:"path,omitempty"`
 	To    string `json:"to,omitempty"`
@@ -63,6 +65,8 @@ type Event struct {
 	ToClient int64 `json:"to_client,omitempty"`
 	// Stream and Offset place a data event: which stream of the channel
 	// (stdin, stdout, stderr) and where in it the stretch of Bytes starts.
+	// On a terminal command event, Offset is where the prompt's line starts
+	// in the channel's output.
 	Stream string `json:"stream,omitempty"`
 	Offset int64  `json:"offset,omitempty"`
 	// Streams sums up an exec channel's streams in its exec_end event, by
