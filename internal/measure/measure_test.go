@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -41,12 +42,16 @@ func TestRounds(t *testing.T) {
 }
 
 // TestCPU: CPU burnt shows in this process's figure.
+// TestCPU: a busy loop shows up in SelfCPU, and no faster than wall time
+// allows. On a loaded machine the loop gets the CPU late, so it spins until
+// 30 ms of CPU are counted (or 10 s pass, which fails).
 func TestCPU(t *testing.T) {
-	self0 := SelfCPU()
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	self0, start := SelfCPU(), time.Now()
+	for SelfCPU()-self0 < 30*time.Millisecond && time.Since(start) < 10*time.Second {
 	}
-	assert.GreaterOrEqual(t, SelfCPU()-self0, 30*time.Millisecond)
+	used, wall := SelfCPU()-self0, time.Since(start)
+	assert.GreaterOrEqual(t, used, 30*time.Millisecond, "a busy loop of %s counted %s of CPU", wall, used)
+	assert.LessOrEqual(t, used, wall*time.Duration(runtime.NumCPU())+10*time.Millisecond, "more CPU than the machine has")
 	assert.Positive(t, ThreadCPU(t, os.Getpid()), "the main thread has run")
 }
 

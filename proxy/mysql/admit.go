@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // Error numbers and SQLSTATEs of the ERR packets the bastion sends.
@@ -75,11 +73,6 @@ const credentialRefused = "sallyport: access denied (" + iga.ReasonCredentialInv
 
 // askedToken is what a failed login asked for, in its audit event.
 const askedToken = "password (token)"
-
-// maxLoginName bounds the user and database a client may name: identity
-// ids are at most 63 bytes; a longer name can only be a probe, and is not
-// worth a registry lookup or a wide audit event.
-const maxLoginName = 128
 
 // admit checks the login, takes the token over TLS and asks the registry.
 // Every refusal is a *refusal the client will see; a failed login's
@@ -149,42 +142,14 @@ func checkLogin(identity, target string) *loginRefusal {
 	case identity == "":
 		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "no user: connect with -u IDENTITY -D TARGET and a token as password"),
 			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the login names no user"}}
-	case !plausibleName(identity):
-		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "invalid user: an identity name is at most %d printable characters; connect with -u IDENTITY -D TARGET and a token as password", maxLoginName),
+	case !proxy.PlausibleName(identity):
+		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "invalid user: an identity name is at most %d printable characters; connect with -u IDENTITY -D TARGET and a token as password", proxy.MaxLoginName),
 			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the user name is too long or not printable text"}}
-	case target != "" && !plausibleName(target):
-		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "invalid database: a target name is at most %d printable characters; connect with -u IDENTITY -D TARGET and a token as password", maxLoginName),
+	case target != "" && !proxy.PlausibleName(target):
+		return &loginRefusal{refuse(codeAccessDenied, stateAccessDenied, "invalid database: a target name is at most %d printable characters; connect with -u IDENTITY -D TARGET and a token as password", proxy.MaxLoginName),
 			iga.Reason{Code: iga.ReasonUnknownTarget, Message: "the database name is too long or not printable text"}}
 	}
 	return nil
-}
-
-// plausibleName reports whether a client's user or database could name a
-// registry entry: valid UTF-8, printable, not too long. Others (newlines,
-// terminal escapes) would reach logs and the audit trail.
-func plausibleName(s string) bool {
-	if len(s) > maxLoginName || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// auditName is a client-supplied name as the audit trail keeps it: as is
-// when plausible, else quoted and clipped, so that no control character
-// reaches `sallyport audit list`.
-func auditName(s string) string {
-	if plausibleName(s) {
-		return s
-	}
-	if len(s) > maxLoginName {
-		s = s[:maxLoginName]
-	}
-	return strconv.QuoteToASCII(s)
 }
 
 // failedLogin is r, refused before a credential was read, with its audit
@@ -210,7 +175,7 @@ func (c *client) credentialDenial(err error) error {
 // loginRefusal is the audit event of a failed login from c.
 func (c *client) loginRefusal(reasons []iga.Reason) *iga.Refusal {
 	identity, target := route(c.l)
-	return &iga.Refusal{Login: true, Protocol: "mysql", Identity: auditName(identity), Target: auditName(target),
+	return &iga.Refusal{Login: true, Protocol: "mysql", Identity: proxy.AuditName(identity), Target: proxy.AuditName(target),
 		Source: c.source(), Reasons: reasons}
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/proxy/sqlredact"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -73,7 +74,7 @@ type command struct {
 	sql       string
 	statement string // the prepared statement's id
 	params    []any
-	red       *redaction // what was removed from sql and params
+	red       *sqlredact.Removed // what was removed from sql and params
 
 	state respState
 	left  int   // definitions left in the current block
@@ -84,8 +85,8 @@ type command struct {
 // stmt is a prepared statement as the audit knows it.
 type stmt struct {
 	sql    string
-	name   string     // its id as recorded; made by the first execute
-	red    *redaction // the passwords of sql; made by the first execute
+	name   string             // its id as recorded; made by the first execute
+	red    *sqlredact.Removed // the passwords of sql; made by the first execute
 	params int
 	types  []byte               // 2 bytes per parameter, from the last execute that sent them
 	long   map[uint16]*longData // COM_STMT_SEND_LONG_DATA, until the next execute
@@ -154,7 +155,7 @@ func (a *audit) client(p []byte) error {
 	switch p[0] {
 	case comQuery:
 		c.record = true
-		c.sql, c.red = redact(a.text(body))
+		c.sql, c.red = sqlredact.Statement(sqlredact.MySQL, a.text(body))
 	case comInitDB:
 		c.record, c.sql = true, "USE "+quoteIdent(string(body))
 	case comProcessKill:
@@ -162,7 +163,7 @@ func (a *audit) client(p []byte) error {
 			c.record, c.sql = true, fmt.Sprintf("KILL %d", le32(body))
 		}
 	case comStmtPrepare:
-		c.sql, c.red = redact(a.text(body))
+		c.sql, c.red = sqlredact.Statement(sqlredact.MySQL, a.text(body))
 	case comStmtExecute:
 		return a.execute(c, body)
 	case comStmtReset:
@@ -254,7 +255,7 @@ func (a *audit) execute(c *command, body []byte) error {
 	}
 	if st.name == "" {
 		st.name = strconv.FormatUint(uint64(id), 10)
-		_, st.red = redact(st.sql) // sql is redacted already: this finds its placeholders in password positions
+		_, st.red = sqlredact.Statement(sqlredact.MySQL, st.sql) // sql is redacted already: this finds its placeholders in password positions
 	}
 	c.statement, c.sql, c.red = st.name, st.sql, st.red
 	params, err := decodeExecute(body, st)
@@ -263,7 +264,7 @@ func (a *audit) execute(c *command, body []byte) error {
 		c.params = []any{map[string]string{"undecoded": err.Error()}}
 		return nil // a malformed execute is the target's to refuse
 	}
-	c.params, c.red = params, redactParams(params, st.red)
+	c.params, c.red = params, sqlredact.Bound(sqlredact.MySQL, params, st.red)
 	return nil
 }
 

@@ -7,17 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/proxy"
 )
-
-// maxLoginName bounds the user and dbname a client may name: identity ids
-// are at most 63 bytes, as are PostgreSQL names; a longer name can only be
-// a probe, and is not worth a registry lookup or a wide audit event.
-const maxLoginName = 128
 
 // credentialRefused is what a client hears when the registry does not
 // accept its token, whatever the cause (unknown identity, wrong, expired or
@@ -94,14 +89,14 @@ func checkStartup(st *startup, identity, target string) *startupRefusal {
 	case identity == "":
 		return &startupRefusal{refuse(codeInvalidAuthorization, "no user: connect with user=IDENTITY dbname=TARGET and a token as password"),
 			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the startup message names no user"}}
-	case !plausibleName(identity):
-		return &startupRefusal{refuse(codeInvalidAuthorization, "invalid user: an identity name is at most %d printable characters; connect with user=IDENTITY dbname=TARGET and a token as password", maxLoginName),
+	case !proxy.PlausibleName(identity):
+		return &startupRefusal{refuse(codeInvalidAuthorization, "invalid user: an identity name is at most %d printable characters; connect with user=IDENTITY dbname=TARGET and a token as password", proxy.MaxLoginName),
 			iga.Reason{Code: iga.ReasonUnknownIdentity, Message: "the user name is too long or not printable text"}}
 	case target == "":
 		return &startupRefusal{refuse(codeInvalidAuthorization, "no dbname: connect with user=IDENTITY dbname=TARGET and a token as password"),
 			iga.Reason{Code: iga.ReasonUnknownTarget, Message: "the startup message names no database"}}
-	case !plausibleName(target):
-		return &startupRefusal{refuse(codeInvalidAuthorization, "invalid dbname: a target name is at most %d printable characters; connect with user=IDENTITY dbname=TARGET and a token as password", maxLoginName),
+	case !proxy.PlausibleName(target):
+		return &startupRefusal{refuse(codeInvalidAuthorization, "invalid dbname: a target name is at most %d printable characters; connect with user=IDENTITY dbname=TARGET and a token as password", proxy.MaxLoginName),
 			iga.Reason{Code: iga.ReasonUnknownTarget, Message: "the database name is too long or not printable text"}}
 	case st.params["replication"] != "" && st.params["replication"] != "false" && st.params["replication"] != "0":
 		return &startupRefusal{refuse(codeFeatureNotSupported, "replication connections are not relayed"),
@@ -166,34 +161,6 @@ func optionWords(s string) []string {
 	return words
 }
 
-// plausibleName reports whether a client's user or dbname could name a
-// registry entry: valid UTF-8, printable, not too long. Others (newlines,
-// terminal escapes, NULs' neighbours) would reach logs and the audit trail.
-func plausibleName(s string) bool {
-	if len(s) > maxLoginName || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// auditName is a client-supplied name as the audit trail keeps it: as is
-// when plausible, else quoted and clipped, so that no control character
-// reaches `sallyport audit list`.
-func auditName(s string) string {
-	if plausibleName(s) {
-		return s
-	}
-	if len(s) > maxLoginName {
-		s = s[:maxLoginName]
-	}
-	return strconv.QuoteToASCII(s)
-}
-
 // failedLogin is r, refused before a credential was read, with its audit
 // event.
 func (c *client) failedLogin(r *startupRefusal) *refusal {
@@ -216,8 +183,8 @@ func (c *client) credentialDenial(err error) error {
 
 // loginRefusal is the audit event of a failed login from c.
 func (c *client) loginRefusal(reasons []iga.Reason) *iga.Refusal {
-	return &iga.Refusal{Login: true, Protocol: "postgres", Identity: auditName(c.st.params["user"]),
-		Target: auditName(c.st.params["database"]), Source: c.source(), Reasons: reasons}
+	return &iga.Refusal{Login: true, Protocol: "postgres", Identity: proxy.AuditName(c.st.params["user"]),
+		Target: proxy.AuditName(c.st.params["database"]), Source: c.source(), Reasons: reasons}
 }
 
 // negotiateVersion answers a minor version other than 3.0 and 3.2, or

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/proxy/sqlredact"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -37,7 +38,7 @@ const notExecuted = "not executed: an earlier message in the pipeline failed"
 // so a Bind can name it without a copy.
 type prepared struct {
 	name, sql string
-	red       *redaction // what was removed from sql; nil for none
+	red       *sqlredact.Removed // what was removed from sql; nil for none
 }
 
 // portal is a bound statement waiting for Execute.
@@ -45,7 +46,7 @@ type portal struct {
 	stmt   string
 	sql    string
 	params []any
-	red    *redaction
+	red    *sqlredact.Removed
 }
 
 // query is a statement in flight: a simple Query, an Execute, a
@@ -58,9 +59,9 @@ type query struct {
 	sql      string
 	stmt     string
 	params   []any
-	red      *redaction // what was removed from sql and params
-	op       string     // the COPY it started
-	bytes    int64      // of CopyData
+	red      *sqlredact.Removed // what was removed from sql and params
+	op       string             // the COPY it started
+	bytes    int64              // of CopyData
 	outcome  outcome
 }
 
@@ -142,7 +143,7 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 		if err != nil {
 			return err
 		}
-		text, red := redact(reuse(&a.lastSQL, sql))
+		text, red := sqlredact.Statement(sqlredact.PostgreSQL, reuse(&a.lastSQL, sql))
 		a.push('Q', text, "", nil, red)
 	case 'P':
 		name, sql, err := readParse(body)
@@ -181,7 +182,7 @@ func (a *audit) prepare(name, sql []byte) {
 		return
 	}
 	n := string(name)
-	text, red := redact(string(sql))
+	text, red := sqlredact.Statement(sqlredact.PostgreSQL, string(sql))
 	a.stmts[n] = prepared{name: n, sql: text, red: red}
 }
 
@@ -195,7 +196,7 @@ func (a *audit) bind(body []byte) error {
 		st = prepared{name: string(m.stmt)}
 	}
 	params := m.params()
-	a.portals[string(m.portal)] = portal{stmt: st.name, sql: st.sql, params: params, red: redactParams(params, st.red)}
+	a.portals[string(m.portal)] = portal{stmt: st.name, sql: st.sql, params: params, red: sqlredact.Bound(sqlredact.PostgreSQL, params, st.red)}
 	return nil
 }
 
@@ -218,7 +219,7 @@ func (a *audit) functionCall(body []byte) error {
 		return err
 	}
 	args := params(m.ArgFormatCodes, m.Arguments)
-	a.push('F', fmt.Sprintf("-- function call, oid %d", m.Function), "", args, redactParams(args, nil))
+	a.push('F', fmt.Sprintf("-- function call, oid %d", m.Function), "", args, sqlredact.Bound(sqlredact.PostgreSQL, args, nil))
 	return nil
 }
 
@@ -297,7 +298,7 @@ func format[F int16 | uint16](formats []F, i int) F {
 }
 
 // push queues a statement; called locked.
-func (a *audit) push(kind byte, sql, stmt string, params []any, red *redaction) {
+func (a *audit) push(kind byte, sql, stmt string, params []any, red *sqlredact.Removed) {
 	if a.head > 0 && 2*a.head >= len(a.queue) {
 		// A pipeline keeps the queue from emptying: move what is in
 		// flight to the front rather than grow.
@@ -400,7 +401,7 @@ func (a *audit) fail(code, msg string) {
 	if q == nil {
 		return // an error of Parse/Bind/Describe with no Execute, or a FATAL
 	}
-	q.outcome = outcome{known: true, out: recorder.Outcome{ErrorCode: code, Error: q.scrub(msg)}}
+	q.outcome = outcome{known: true, out: recorder.Outcome{ErrorCode: code, Error: q.red.Scrub(msg)}}
 	if q.kind != 'Q' {
 		a.finish(q)
 	}
