@@ -39,6 +39,8 @@ var goals = []Goal{
 	{Issue: "4 SSH", What: "bulk throughput ≥ 0.85× direct",
 		Bench: benchSSHThroughput, Value: metric(benchSSHThroughput, "ratio"), Format: times, Met: atLeast(0.85),
 		Peer: "bare x/crypto relay", PeerValue: metric(benchSSHThroughput, "bare-ratio")},
+	{Issue: "18 SSH", What: "bulk exec (`ssh … cat FILE`) keeping the default 16 MiB of each stream ≥ 0.95× keeping none (counts and hashes only)",
+		Bench: benchExecCapture, Value: metric(benchExecCapture, "ratio"), Format: times, Met: atLeast(0.95)},
 	{Issue: "4 SSH", What: "session setup time ≤ 1.1× direct",
 		Bench: benchSSHSetup, Value: metric(benchSSHSetup, "ratio"), Format: times, Met: atMost(1.1)},
 	{Issue: "4, 9 SSH", What: "bastion RSS per idle session ≤ 150 KiB (2,000 sessions)",
@@ -79,6 +81,7 @@ const (
 	benchReplay          = "BenchmarkReplayText"
 	benchSSHThroughput   = "BenchmarkSSHThroughput"
 	benchSSHSetup        = "BenchmarkSSHSetup"
+	benchExecCapture     = "BenchmarkExecCapture"
 	benchSSHIdle         = "BenchmarkSSHIdleSessionMemory"
 	benchPgSelect        = "BenchmarkPgbenchSelect"
 	benchPgConnect       = "BenchmarkPgbenchConnect"
@@ -101,7 +104,7 @@ var known = map[string]string{
 	benchDecide: pkgIga, benchApply: pkgIga, benchParse: pkgIga, benchLookup: pkgSqlstore,
 	benchRecordDisk: pkgRecorder, benchRelayPlain: pkgRecorder, benchRelayRecorded: pkgRecorder, benchReplay: pkgRecorder,
 	benchRecorderCPU: pkgRecorder, benchRecorderCPUGzip: pkgRecorder,
-	benchSSHThroughput: pkgSSH, benchSSHSetup: pkgSSH, benchSSHIdle: pkgSSH,
+	benchSSHThroughput: pkgSSH, benchSSHSetup: pkgSSH, benchSSHIdle: pkgSSH, benchExecCapture: pkgSSH,
 	benchPgSelect: pkgPostgres, benchPgConnect: pkgPostgres, benchPgScale: pkgPostgres,
 	benchSlapPoint: pkgMysql, benchSlapRange: pkgMysql, benchMysqlConnect: pkgMysql, benchSysbench: pkgMysql,
 }
