@@ -60,6 +60,9 @@ func appendEventFast(b []byte, ev *Event) ([]byte, bool) {
 		b = append(b, `,"port":`...)
 		b = strconv.AppendInt(b, int64(ev.Port), 10)
 	}
+	if ev.SQLCut != nil || ev.Outcomes != nil || ev.Notification != nil { // rare: the reflecting path is fine
+		return b, false
+	}
 	b = appendStringField(b, `,"sql":`, ev.SQL)
 	if len(ev.Params) > 0 {
 		b = append(b, `,"params":[`...)
@@ -88,6 +91,11 @@ func appendEventFast(b []byte, ev *Event) ([]byte, bool) {
 	if o := ev.Outcome; o != nil {
 		b = append(b, `,"outcome":{`...)
 		mark := len(b)
+		b = appendStringField(b, `,"sql":`, o.SQL)
+		if o.NotExecuted {
+			b = append(b, `,"not_executed":true`...)
+		}
+		b = appendIntField(b, `,"bytes":`, o.Bytes)
 		b = appendStringField(b, `,"tag":`, o.Tag)
 		if o.Rows != nil {
 			b = append(b, `,"rows":`...)
@@ -100,6 +108,9 @@ func appendEventFast(b []byte, ev *Event) ([]byte, bool) {
 		}
 		b = append(b, '}')
 	}
+	b = appendStringField(b, `,"tx":`, ev.Tx)
+	b = appendIntField(b, `,"statements":`, ev.Statements)
+	b = appendStringField(b, `,"from":`, ev.From)
 	if ev.Streams != nil { // exec_end only, once a channel: the reflecting path is fine
 		return b, false
 	}

@@ -14,7 +14,11 @@ const (
 	EventCommand = "command"  // one command: an exec line, or a line submitted in a terminal
 	EventData    = "data"     // where a stretch of an exec channel's stdin, stdout or stderr lies in its stream
 	EventExecEnd = "exec_end" // an exec channel ended: its streams' totals and hashes, exit status or signal
-	EventEnd     = "end"      // the session ended; written by Session.Close
+
+	EventTransaction  = "transaction"  // a database transaction ended: op "commit" or "rollback", with its statement count
+	EventNotification = "notification" // a LISTENed notification the session received
+	EventCancel       = "cancel"       // a cancel request (pg_cancel, KILL QUERY) aimed at this session's running statement
+	EventEnd          = "end"          // the session ended; written by Session.Close
 )
 
 // Event is one line of events.jsonl. Time and Type are always present; the
@@ -44,13 +48,34 @@ type Event struct {
 	// SQL is a query's text, Params its bound parameters in order, and
 	// Statement the prepared statement name when there is one. Redacted
 	// says the proxy removed passwords from them (see proxy/sqlredact).
-	SQL        string  `json:"sql,omitempty"`
+	SQL string `json:"sql,omitempty"`
+	// SQLCut says SQL holds only a prefix of the statement, which was
+	// longer than recordings.max_statement_bytes: the whole text's length
+	// and SHA-256.
+	SQLCut     *Cut    `json:"sql_cut,omitempty"`
 	Params     []any   `json:"params,omitempty"`
 	Statement  string  `json:"statement,omitempty"`
 	Redacted   bool    `json:"redacted,omitempty"`
 	DurationMS float64 `json:"duration_ms,omitempty"`
-	// Outcome is how a query (or sftp operation) ended.
+	// Outcome is how a query (or sftp operation) ended; for a query string
+	// holding several statements, how the last one that ran ended.
 	Outcome *Outcome `json:"outcome,omitempty"`
+	// Outcomes lists, for a query string holding several statements, each
+	// statement's outcome in order (NotExecuted for those after an error).
+	Outcomes []Outcome `json:"outcomes,omitempty"`
+	// Tx is the session's transaction state once the statement completed:
+	// "idle" (autocommit, committed), "in" (inside a transaction) or
+	// "failed" (inside a transaction that can only roll back). Empty: not
+	// known. A transaction event tells the fate of the "in" ones.
+	Tx string `json:"tx,omitempty"`
+	// Statements counts the statements a transaction event's transaction
+	// held.
+	Statements int64 `json:"statements,omitempty"`
+	// Notification is a notification event's channel, payload and sender.
+	Notification *Notification `json:"notification,omitempty"`
+	// From names who sent a cancel: the bastion session it came through,
+	// or the client address.
+	From string `json:"from,omitempty"`
 
 	// Mode, Size, Direction and SHA256 describe a file an sftp or scp
 	// operation moved: its permission bits in octal ("0644"), its size as
@@ -102,9 +127,30 @@ type ExecStream struct {
 	NotCaptured string `json:"not_captured,omitempty"`
 }
 
+// Cut describes a text too long to keep whole: its full length and hex
+// SHA-256; the record keeps a prefix.
+type Cut struct {
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Notification is what a LISTENing session received.
+type Notification struct {
+	Channel string `json:"channel"`
+	Payload string `json:"payload,omitempty"`
+	PID     uint32 `json:"pid,omitempty"`
+}
+
 // Outcome is the result of a query: Tag and Rows on success, ErrorCode and
 // Error on failure.
 type Outcome struct {
+	// SQL is the statement's own text, in an Outcomes list.
+	SQL string `json:"sql,omitempty"`
+	// NotExecuted marks, in an Outcomes list, a statement that never ran
+	// (an earlier one failed).
+	NotExecuted bool `json:"not_executed,omitempty"`
+	// Bytes is the size of the result the server sent.
+	Bytes     int64  `json:"bytes,omitempty"`
 	Tag       string `json:"tag,omitempty"`
 	Rows      *int64 `json:"rows,omitempty"`
 	ErrorCode string `json:"error_code,omitempty"`
