@@ -62,6 +62,13 @@ type Config struct {
 	// ExecStdinOffTargets are targets whose exec stdin is never kept,
 	// whatever ExecStdinOff says. Set by cmd from the targets' config.
 	ExecStdinOffTargets []string `yaml:"-"`
+	// MaxStatementBytes is how many bytes of a database statement's text,
+	// and of each string or bytes parameter, a recording keeps; past it
+	// only a prefix, the length and the SHA-256 of the whole are kept
+	// (CutSQL, CutParam). Zero means DefaultMaxStatementBytes (64 KiB);
+	// negative keeps statements whole (the YAML's 0). cmd parses the YAML
+	// size.
+	MaxStatementBytes int `yaml:"-"`
 	// SigningKeyFile is the OpenSSH ed25519 private key that signs manifests.
 	// Zero means DataDir/keys/recording_ed25519, created on first use.
 	SigningKeyFile string `yaml:"signing_key_file"`
