@@ -66,6 +66,9 @@ type RecordingsConfig struct {
 	ExecCaptureLimit *Size `yaml:"exec_capture_limit"`
 	// ExecCaptureStdin keeps exec stdin; nil: true.
 	ExecCaptureStdin *bool `yaml:"exec_capture_stdin"`
+	// MaxStatementBytes is how much of a database statement (and of each
+	// text or binary parameter) is kept; nil: 64KiB; 0: no cap.
+	MaxStatementBytes *Size `yaml:"max_statement_bytes"`
 }
 
 // S3Config locates the recordings bucket.

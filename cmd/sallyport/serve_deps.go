@@ -167,6 +167,13 @@ func recorderConfig(cfg *Config) (recorder.Config, error) {
 	default:
 		rc.ExecCaptureLimit = int64(*r.ExecCaptureLimit)
 	}
+	switch {
+	case r.MaxStatementBytes == nil:
+	case *r.MaxStatementBytes == 0:
+		rc.MaxStatementBytes = -1 // statements kept whole
+	default:
+		rc.MaxStatementBytes = int(*r.MaxStatementBytes)
+	}
 	rc.ExecStdinOff = !boolOr(r.ExecCaptureStdin, true)
 	for _, t := range cfg.Targets {
 		if t.ExecCaptureStdin != nil && !*t.ExecCaptureStdin {
