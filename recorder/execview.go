@@ -70,10 +70,10 @@ func ReadExec(ctx context.Context, src Source, budget int64) (ExecView, error) {
 		v.Terminal = v.Terminal || strings.HasSuffix(ref.stream, ".cast")
 	}
 	b := execViewBuilder{r: &r, v: &v, budget: budget, chans: map[int]int{}}
-	events := bufio.NewReaderSize(newStreamCursor(ctx, src, r.refs, eventsStream), readBufferSize)
+	events := newLineReader(bufio.NewReaderSize(newStreamCursor(ctx, src, r.refs, eventsStream), readBufferSize))
 	for {
-		line, err := readLine(events, maxRecordLine)
-		if errors.Is(err, io.ErrUnexpectedEOF) && len(line) == 0 {
+		line, err := events.next(nil)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return v, nil
 		}
 		if err == nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -36,10 +37,14 @@ func (p *jsonPlayer) cast(stream string, at time.Time, code string, data []byte)
 	return p.line(jsonRecord{Time: at.UTC(), Type: kind, Channel: stream, Data: string(data)})
 }
 
+// event prints the line as it is (it ends in '\n'); a long line has been
+// copied through rawLines already.
 func (p *jsonPlayer) event(_ time.Time, _ Event, line []byte) error {
-	_, err := p.w.Write(line) // already ends in '\n'
+	_, err := p.w.Write(line)
 	return err
 }
+
+func (p *jsonPlayer) rawLines() io.Writer { return p.w }
 
 func (p *jsonPlayer) line(v any) error {
 	b, err := json.Marshal(v)

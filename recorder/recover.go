@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -154,6 +155,9 @@ func chunkEntry(path, id string, seq int, prev string) (logEntry, bool) {
 // countRecords counts a chunk's stream lines into e: events, or asciicast
 // events with the bytes of their output and input.
 func countRecords(stream io.Reader, cast bool, e *logEntry) error {
+	if !cast {
+		return countLines(stream, e)
+	}
 	r := bufio.NewReaderSize(stream, readBufferSize)
 	var ev castEvent
 	for {
@@ -164,13 +168,10 @@ func countRecords(stream io.Reader, cast bool, e *logEntry) error {
 		if err != nil {
 			return err // a torn last line: the chunk is not whole
 		}
-		if cast && line[0] == '{' {
+		if line[0] == '{' {
 			continue // the asciicast header
 		}
 		e.Records++
-		if !cast {
-			continue
-		}
 		if err := parseCastEvent(line, &ev); err != nil {
 			return err
 		}
@@ -179,6 +180,29 @@ func countRecords(stream io.Reader, cast bool, e *logEntry) error {
 			e.Output += int64(len(ev.data))
 		case "i":
 			e.Input += int64(len(ev.data))
+		}
+	}
+}
+
+// countLines counts event lines without holding one: a line has no
+// length limit.
+func countLines(stream io.Reader, e *logEntry) error {
+	buf := make([]byte, readBufferSize)
+	last := byte('\n')
+	for {
+		n, err := stream.Read(buf)
+		if n > 0 {
+			e.Records += int64(bytes.Count(buf[:n], []byte{'\n'}))
+			last = buf[n-1]
+		}
+		if errors.Is(err, io.EOF) {
+			if last != '\n' {
+				return io.ErrUnexpectedEOF // a torn last line: the chunk is not whole
+			}
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
 }

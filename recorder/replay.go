@@ -10,11 +10,6 @@ import (
 	"time"
 )
 
-// maxRecordLine bounds one line of a stream payload as a reader sees it:
-// asciicast events carry at most maxEventData bytes (escaped up to 6x),
-// event lines may carry long queries.
-const maxRecordLine = 8 << 20
-
 // Format is how Replay renders a recording.
 type Format string
 
@@ -56,6 +51,11 @@ type player interface {
 	event(at time.Time, ev Event, line []byte) error
 	finish() error
 }
+
+// rawLiner is a player that prints event lines as they are (jsonPlayer):
+// a line too long to hold whole is copied to its writer while it is read,
+// and its event call gets no line.
+type rawLiner interface{ rawLines() io.Writer }
 
 // streamReader is a player that reads the streams other than events.jsonl
 // with cursors of its own, to put them in time order (textPlayer).
@@ -123,26 +123,36 @@ func playChunk(p player, h ChunkHeader, payload *bufio.Reader, starts map[string
 		_, err := io.Copy(io.Discard, payload)
 		return err
 	}
+	var raw io.Writer
+	if rl, ok := p.(rawLiner); ok && h.Stream == eventsStream {
+		raw = rl.rawLines()
+	}
+	lr := newLineReader(payload)
 	var ev castEvent
 	for {
-		line, err := readLine(payload, maxRecordLine)
-		if errors.Is(err, io.ErrUnexpectedEOF) && len(line) == 0 {
+		line, err := lr.next(raw)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("chunk %d: %w", h.Seq, err)
+		if err == nil {
+			err = playLine(p, h, line, lr.long, starts, &ev)
 		}
-		if err := playLine(p, h, line, starts, &ev); err != nil {
+		if err != nil {
 			return fmt.Errorf("chunk %d: %w", h.Seq, err)
 		}
 	}
 }
 
-func playLine(p player, h ChunkHeader, line []byte, starts map[string]time.Time, ce *castEvent) error {
+// playLine plays one line; long says it is the shrunk form of a line too
+// long to hold, which a rawLiner has already printed.
+func playLine(p player, h ChunkHeader, line []byte, long bool, starts map[string]time.Time, ce *castEvent) error {
 	if h.Stream == eventsStream {
 		var ev Event
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return fmt.Errorf("event line: %w", err)
+		}
+		if long {
+			line = nil
 		}
 		return p.event(ev.Time, ev, line)
 	}

@@ -27,6 +27,7 @@ type textPlayer struct {
 	casts []*castCursor
 	strip ansiStripper // the terminals'
 	open  string       // whose line is open: "" none, termLine, or an exec tag
+	tx    txHold       // the lines of an open database transaction (txmarks.go)
 }
 
 // termLine marks an open line of terminal output.
@@ -71,13 +72,17 @@ func (p *textPlayer) event(at time.Time, ev Event, _ []byte) error {
 		p.endExec(chanOf(ev))
 	}
 	p.closeLine()
-	_, err := fmt.Fprintf(p.w, "# %s %s\n", at.UTC().Format(time.RFC3339Nano), describe(ev))
-	return err
+	p.eventLine(ev, "# "+at.UTC().Format(time.RFC3339Nano)+" "+describe(ev)+"\n")
+	return nil
 }
 
 func (p *textPlayer) finish() error {
 	err := p.terminalUntil(time.Time{}, false)
 	p.closeLine()
+	if p.tx.ended {
+		p.releaseTx("")
+	}
+	p.releaseTx(" (transaction still open at the end)")
 	for _, c := range p.casts {
 		c.sc.Close()
 	}
@@ -136,7 +141,7 @@ func (p *textPlayer) terminal(data []byte) {
 // castCursor reads one terminal's asciicast records in order.
 type castCursor struct {
 	sc    *streamCursor
-	br    *bufio.Reader
+	lr    *lineReader
 	start time.Time
 	ev    castEvent
 	at    time.Time
@@ -149,12 +154,12 @@ func (c *castCursor) peek() (bool, error) {
 	if c.have || c.done {
 		return c.have, nil
 	}
-	if c.br == nil {
-		c.br = bufio.NewReaderSize(c.sc, readBufferSize)
+	if c.lr == nil {
+		c.lr = newLineReader(bufio.NewReaderSize(c.sc, readBufferSize))
 	}
 	for {
-		line, err := readLine(c.br, maxRecordLine)
-		if errors.Is(err, io.ErrUnexpectedEOF) && len(line) == 0 {
+		line, err := c.lr.next(nil)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
 			c.done = true
 			return false, nil
 		}
