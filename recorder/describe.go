@@ -26,6 +26,12 @@ func describe(ev Event) string {
 		return describeForward(ev)
 	case EventQuery:
 		return describeQuery(ev)
+	case EventTransaction:
+		return describeTransaction(ev)
+	case EventNotification:
+		return describeNotification(ev)
+	case EventCancel:
+		return describeCancel(ev)
 	case EventNote:
 		return describeNote(ev)
 	case EventData:
@@ -133,32 +139,6 @@ func describeForward(ev Event) string {
 		fmt.Fprintf(&b, " in %.1f s", ev.DurationMS/1000)
 	}
 	return b.String() + describeOutcome(ev.Outcome)
-}
-
-func describeQuery(ev Event) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "query (%.1f ms): %s", ev.DurationMS, oneLine(ev.SQL))
-	if len(ev.Params) > 0 {
-		params, _ := json.Marshal(ev.Params)
-		fmt.Fprintf(&b, " params=%s", params)
-	}
-	if o := ev.Outcome; o != nil {
-		switch {
-		case o.Error != "" || o.ErrorCode != "":
-			fmt.Fprintf(&b, " -> error %s: %s", o.ErrorCode, o.Error)
-		case o.Rows != nil:
-			fmt.Fprintf(&b, " -> %s (%d rows)", o.Tag, *o.Rows)
-		default:
-			fmt.Fprintf(&b, " -> %s", o.Tag)
-		}
-	}
-	if ev.Bytes > 0 {
-		fmt.Fprintf(&b, ", %s", plural(ev.Bytes, "byte"))
-	}
-	if ev.Redacted {
-		b.WriteString(" [passwords redacted]")
-	}
-	return b.String()
 }
 
 // describeOutcome is ": error …" for a failed operation, else "".

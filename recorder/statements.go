@@ -8,6 +8,15 @@ import (
 	"unicode/utf8"
 )
 
+// Transaction states (Event.Tx) and the ops of a transaction event.
+const (
+	TxIdle     = "idle"     // no transaction open: autocommit, or the last one ended
+	TxIn       = "in"       // inside a transaction
+	TxFailed   = "failed"   // inside a transaction that can only roll back
+	TxCommit   = "commit"   // a transaction event: its statements were committed
+	TxRollback = "rollback" // a transaction event: its statements were rolled back
+)
+
 // DefaultMaxStatementBytes is what Config.MaxStatementBytes zero means:
 // a statement or parameter longer than 64 KiB keeps its first 64 KiB,
 // its length and its SHA-256.
