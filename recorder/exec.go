@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -272,3 +273,28 @@ func orNone(names []string) string {
 	}
 	return strings.Join(names, ", ")
 }
+
+// Exec streams often carry data that is compressed already (tar.gz, zip,
+// images, encrypted files): compressing it again costs the recorder as
+// much CPU as text and saves nothing. Before a chunk of an exec stream is
+// compressed, a sample of it is: when the sample does not shrink by at
+// least incompressibleSaving, the chunk is stored plain (chunk/1).
+const (
+	compressSample       = 32 << 10
+	incompressibleSaving = 0.05
+)
+
+// incompressible reports whether an exec stream chunk's payload looks
+// incompressible by its first compressSample bytes.
+func incompressible(payload []byte) bool {
+	sample := payload[:min(len(payload), compressSample)]
+	if len(sample) < 4<<10 {
+		return false // too little to judge, and cheap to compress anyway
+	}
+	buf := sampleBuffers.Get().(*[]byte)
+	defer sampleBuffers.Put(buf)
+	*buf = zstdEncoder().EncodeAll(sample, (*buf)[:0])
+	return float64(len(*buf)) > float64(len(sample))*(1-incompressibleSaving)
+}
+
+var sampleBuffers = sync.Pool{New: func() any { b := make([]byte, 0, compressSample+1024); return &b }}

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
@@ -111,4 +112,33 @@ func TestExecStdinOff(t *testing.T) {
 	assert.Contains(t, js.String(), `"signal":"TERM"`)
 	assert.Contains(t, js.String(), `"exec_capture":{"limit":16777216,"stdin":false}`)
 	assert.ErrorContains(t, ExportStream(ctxT(t), src, &bytes.Buffer{}, "exec-2.stdin"), "no stream exec-2.stdin")
+}
+
+// TestExecIncompressibleStoredPlain: random (or already compressed) exec
+// data is stored as it is, text is compressed: compressing what does not
+// shrink would only cost CPU.
+func TestExecIncompressibleStoredPlain(t *testing.T) {
+	h := newHarness(t, t.TempDir(), fileStore(t), testKey(t), nil)
+	s, err := h.rec.Open(ctxT(t), testMeta("s-plain"))
+	require.NoError(t, err)
+	random := make([]byte, 256<<10)
+	_, _ = rand.Read(random)
+	require.NoError(t, s.Data(0, StreamStdout, random))
+	require.NoError(t, s.Data(0, StreamStderr, bytes.Repeat([]byte("warning: disk 93% full\n"), 10000)))
+	require.NoError(t, s.EndExec(0, nil, ""))
+	require.NoError(t, s.Close(ctxT(t), End{}))
+	h.waitUploaded(t)
+	src, err := FindSession(ctxT(t), h.store, "s-plain")
+	require.NoError(t, err)
+	encodings := map[string]string{}
+	_, err = src.walk(ctxT(t), func(hd ChunkHeader, _ *bufio.Reader) error {
+		encodings[hd.Stream] = hd.Format + "/" + hd.Encoding
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "chunk/1/", encodings["exec-0.stdout"], "random data is stored plain")
+	assert.Equal(t, "chunk/2/zstd", encodings["exec-0.stderr"], "text is compressed")
+	var out bytes.Buffer
+	require.NoError(t, ExportStream(ctxT(t), src, &out, "exec-0.stdout"))
+	assert.Equal(t, random, out.Bytes())
 }

@@ -229,7 +229,8 @@ func (e *encoder) flushAll() {
 func (e *encoder) cut(st *stream) {
 	stats := chunkStats{stream: st.name, first: time.Unix(0, st.first).UTC(), last: time.Unix(0, st.last).UTC(),
 		records: st.records, output: st.output, input: st.input}
-	j := &chunkJob{payload: st.buf, stats: stats, ready: make(chan struct{}), plain: e.s.behind()}
+	plain := e.s.behind() || (isExecStream(st.name) && e.s.rec.Config.Compression != CompressionNone && incompressible(st.buf))
+	j := &chunkJob{payload: st.buf, stats: stats, ready: make(chan struct{}), plain: plain}
 	full := len(st.buf) >= e.s.rec.chunkSize()
 	go e.s.rec.encodeChunk(j, e.free)
 	e.jobs <- j
