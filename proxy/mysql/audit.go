@@ -1,10 +1,14 @@
 package mysql
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/sqlredact"
@@ -70,8 +74,13 @@ type command struct {
 	record bool
 	start  time.Time
 	// sql is the recorded text; of a COM_STMT_PREPARE, the statement,
-	// recorded only when the target refuses it.
-	sql       string
+	// recorded only when the target refuses it. cut, when set, says sql
+	// is the prefix of a longer text (recordings.max_statement_bytes).
+	sql string
+	cut *recorder.Cut
+	// parts are the statements of a cut multi-statement text, split
+	// before it was cut; nil: split sql when they are needed.
+	parts     []string
 	statement string // the prepared statement's id
 	params    []any
 	red       *sqlredact.Removed // what was removed from sql and params
@@ -80,11 +89,26 @@ type command struct {
 	left  int   // definitions left in the current block
 	cols  int   // prepare: column count, after the parameters
 	rows  int64 // rows of the current result set
+
+	bytes  int64  // of the current result, packet headers included
+	status uint16 // server status that ended the current result
+	known  bool   // status was read (an ERR carries none)
+	// results are the results before the current one of a multi-result
+	// response (several statements, a CALL); nil for one result.
+	results []result
+}
+
+// result is one finished result of a multi-result response.
+type result struct {
+	o      *recorder.Outcome
+	status uint16
+	known  bool
 }
 
 // stmt is a prepared statement as the audit knows it.
 type stmt struct {
 	sql    string
+	cut    *recorder.Cut      // sql is a prefix
 	name   string             // its id as recorded; made by the first execute
 	red    *sqlredact.Removed // the passwords of sql; made by the first execute
 	params int
@@ -98,6 +122,12 @@ type stmt struct {
 type audit struct {
 	now          func() time.Time
 	deprecateEOF bool
+	// max is recordings.max_statement_bytes: longer statement texts and
+	// parameters are recorded cut (see recorder.CutSQL); 0: no cap.
+	max int
+	// multiStatements says the target splits a COM_QUERY at semicolons
+	// (CLIENT_MULTI_STATEMENTS, or COM_SET_OPTION since).
+	multiStatements bool
 
 	mu      sync.Mutex
 	idle    *sync.Cond // signalled when the queue empties or the session stops
@@ -113,6 +143,7 @@ type audit struct {
 	// copy.
 	lastSQL  string
 	outcomes outcomes
+	tx       txState
 
 	// Server pump only: events completed by the current read, handed to the
 	// recorder after the bytes went on to the client.
@@ -124,10 +155,19 @@ type audit struct {
 	hand proxy.Handover
 }
 
+// newAudit is the audit of a session: uncapped, multi-statements on, no
+// transaction open, until configure says otherwise.
 func newAudit(now func() time.Time, deprecateEOF bool) *audit {
-	a := &audit{now: now, deprecateEOF: deprecateEOF, stmts: map[uint32]*stmt{}}
+	a := &audit{now: now, deprecateEOF: deprecateEOF, stmts: map[uint32]*stmt{}, multiStatements: true}
 	a.idle = sync.NewCond(&a.mu)
 	return a
+}
+
+// configure sets the recording's statement cap, whether the client asked
+// for multi-statements, and the server status the login ended with.
+func (a *audit) configure(max int, multiStatements bool, status uint16) {
+	a.max, a.multiStatements = max, multiStatements
+	a.tx.in = status&statusInTrans != 0
 }
 
 // client records a command the client sent, before it goes upstream.
@@ -155,7 +195,7 @@ func (a *audit) client(p []byte) error {
 	switch p[0] {
 	case comQuery:
 		c.record = true
-		c.sql, c.red = sqlredact.Statement(sqlredact.MySQL, a.text(body))
+		a.statementText(c, body)
 	case comInitDB:
 		c.record, c.sql = true, "USE "+quoteIdent(string(body))
 	case comProcessKill:
@@ -163,7 +203,7 @@ func (a *audit) client(p []byte) error {
 			c.record, c.sql = true, fmt.Sprintf("KILL %d", le32(body))
 		}
 	case comStmtPrepare:
-		c.sql, c.red = sqlredact.Statement(sqlredact.MySQL, a.text(body))
+		a.statementText(c, body)
 	case comStmtExecute:
 		return a.execute(c, body)
 	case comStmtReset:
@@ -172,6 +212,10 @@ func (a *audit) client(p []byte) error {
 		}
 	case comResetConnection:
 		clear(a.stmts)
+	case comSetOption:
+		if len(body) >= 2 { // MYSQL_OPTION_MULTI_STATEMENTS_ON (0) or _OFF (1)
+			a.multiStatements = body[0] == 0 && body[1] == 0
+		}
 	}
 	a.push(c)
 	return nil
@@ -228,16 +272,68 @@ func (a *audit) waiting() int {
 // maxCachedSQL bounds the statement text kept in lastSQL.
 const maxCachedSQL = 4 << 10
 
-// text is statement text as recorded.
+// text is statement text b as a string.
 func (a *audit) text(b []byte) string {
 	if string(b) == a.lastSQL {
 		return a.lastSQL
 	}
-	s := sqlText(b)
+	s := string(b)
 	if len(s) <= maxCachedSQL {
 		a.lastSQL = s
 	}
 	return s
+}
+
+// statementText sets the text c records: body without its passwords, cut
+// to the recording's cap. A text over the cap is read where it lies in
+// the packet and only its cut is copied: a 100 MB INSERT costs a scan and
+// a hash, not copies.
+func (a *audit) statementText(c *command, body []byte) {
+	if a.max <= 0 || len(body) <= a.max {
+		c.sql, c.red = sqlredact.Statement(sqlredact.MySQL, a.text(body))
+		if a.max > 0 && len(c.sql) > a.max { // redaction made it longer
+			c.sql, c.cut = cutText(c.sql, a.max)
+		}
+		return
+	}
+	whole := unsafe.String(&body[0], len(body)) // valid during this call only: nothing below keeps it
+	sql, red := sqlredact.Statement(sqlredact.MySQL, whole)
+	if c.cmd == comQuery && a.multiStatements {
+		if parts := splitStatements(sql); len(parts) > 1 {
+			c.parts = make([]string, len(parts))
+			for i, p := range parts {
+				p, _ = cutText(p, a.max)
+				c.parts[i] = strings.Clone(p)
+			}
+		}
+	}
+	prefix, cut := cutText(sql, a.max)
+	c.sql, c.cut, c.red = strings.Clone(prefix), cut, cloneRemoved(red)
+}
+
+// cutText is recorder.CutSQL(s, max), without the copy of s that CutSQL
+// makes to hash it: the same prefix (CutSQL looks no further than max
+// into s to cut it), and the length and SHA-256 of all of s.
+func cutText(s string, max int) (string, *recorder.Cut) {
+	if max <= 0 || len(s) <= max {
+		return s, nil
+	}
+	prefix, _ := recorder.CutSQL(s[:max+1], max)
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+	return prefix, &recorder.Cut{Bytes: int64(len(s)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+// cloneRemoved is rm with its own copies of the secrets, which may lie in
+// a packet's buffer.
+func cloneRemoved(rm *sqlredact.Removed) *sqlredact.Removed {
+	if rm == nil {
+		return nil
+	}
+	out := &sqlredact.Removed{Params: rm.Params, Secrets: make([]string, len(rm.Secrets))}
+	for i, s := range rm.Secrets {
+		out.Secrets[i] = strings.Clone(s)
+	}
+	return out
 }
 
 // execute decodes a COM_STMT_EXECUTE with the statement's parameter types.
@@ -257,14 +353,15 @@ func (a *audit) execute(c *command, body []byte) error {
 		st.name = strconv.FormatUint(uint64(id), 10)
 		_, st.red = sqlredact.Statement(sqlredact.MySQL, st.sql) // sql is redacted already: this finds its placeholders in password positions
 	}
-	c.statement, c.sql, c.red = st.name, st.sql, st.red
-	params, err := decodeExecute(body, st)
+	c.statement, c.sql, c.cut, c.red = st.name, st.sql, st.cut, st.red
+	params, err := decodeExecute(body, st, a.max)
 	st.long = nil
 	if err != nil {
 		c.params = []any{map[string]string{"undecoded": err.Error()}}
 		return nil // a malformed execute is the target's to refuse
 	}
 	c.params, c.red = params, sqlredact.Bound(sqlredact.MySQL, params, st.red)
+	cutParams(params, a.max)
 	return nil
 }
 
@@ -279,31 +376,9 @@ func (a *audit) longData(body []byte) {
 		st.long = map[uint16]*longData{}
 	}
 	if st.long[param] == nil {
-		st.long[param] = &longData{}
+		st.long[param] = &longData{max: a.max}
 	}
 	st.long[param].add(body[6:])
-}
-
-// longData is a parameter sent in chunks: its first bytes and its size
-// (the audit does not hold a large value in memory).
-type longData struct {
-	head []byte
-	size int
-}
-
-func (l *longData) add(chunk []byte) {
-	l.size += len(chunk)
-	if room := maxRecordedValue - len(l.head); room > 0 {
-		l.head = append(l.head, chunk[:min(room, len(chunk))]...)
-	}
-}
-
-// value is how the parameter is recorded.
-func (l *longData) value() any {
-	if l.size <= maxRecordedValue {
-		return text(l.head)
-	}
-	return map[string]any{"bytes": l.size, "prefix": text(l.head[:recordedPrefix])}
 }
 
 func (a *audit) stmt(body []byte) *stmt {

@@ -137,7 +137,8 @@ func TestAuditBenchExchanges(t *testing.T) {
 	for _, deprecateEOF := range []bool{false, true} {
 		ab := newAuditBench(deprecateEOF)
 		require.NoError(t, ab.run(benchPrepare(deprecateEOF)))
-		for _, ex := range benchExchanges(deprecateEOF) {
+		exchanges := benchExchanges(deprecateEOF)
+		for _, ex := range exchanges {
 			require.NoError(t, ab.run(ex))
 		}
 		assert.False(t, ab.a.inFlight(), "every response read")
@@ -152,7 +153,8 @@ func TestAuditBenchExchanges(t *testing.T) {
 			assert.False(t, got.Time.IsZero(), "time")
 			assert.GreaterOrEqual(t, got.DurationMS, 0.0)
 			got.Time, got.DurationMS = time.Time{}, 0
-			want.Type, want.Outcome = recorder.EventQuery, &recorder.Outcome{Tag: tagRows, Rows: &one}
+			want.Type, want.Tx = recorder.EventQuery, "idle"
+			want.Outcome = &recorder.Outcome{Tag: tagRows, Rows: &one, Bytes: int64(len(exchanges[i].target))} // every byte of the response
 			assert.Equal(t, want, got, "deprecateEOF %v: event %d", deprecateEOF, i)
 		}
 	}

@@ -81,13 +81,13 @@ func TestDecodeExecute(t *testing.T) {
 	values = append(values, 8, 1, 1, 0, 0, 0, 2, 3, 4)
 	values = append(values, 200)
 	st := &stmt{params: 6}
-	got, err := decodeExecute(executeBody(1, 0, true, types, values), st)
+	got, err := decodeExecute(executeBody(1, 0, true, types, values), st, 0)
 	require.NoError(t, err)
 	assert.Equal(t, []any{int64(-5), 3.25, "abc", "2026-11-28 09:30:15.123456", "-26:03:04", uint64(200)}, got)
 
 	// Re-executed without types: the ones kept are used; NULLs take no bytes.
 	got, err = decodeExecute(executeBody(1, 0b000110, false, nil, append(binary.LittleEndian.AppendUint64(nil, 7),
-		0, 0, 4, 'x', 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)), st)
+		0, 0, 4, 'x', 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)), st, 0)
 	require.NoError(t, err)
 	assert.Len(t, got, 6)
 	assert.Equal(t, int64(7), got[0])
@@ -96,13 +96,13 @@ func TestDecodeExecute(t *testing.T) {
 
 	// A parameter sent as long data is not in the packet.
 	st2 := &stmt{params: 2, long: map[uint16]*longData{0: {head: []byte("long"), size: 4}}}
-	got, err = decodeExecute(executeBody(2, 0, true, []byte{0xfc, 0, typeTiny, 0}, []byte{9}), st2)
+	got, err = decodeExecute(executeBody(2, 0, true, []byte{0xfc, 0, typeTiny, 0}, []byte{9}), st2, 0)
 	require.NoError(t, err)
 	assert.Equal(t, []any{"long", int64(9)}, got)
 
-	_, err = decodeExecute(executeBody(3, 0, false, nil, nil), &stmt{params: 1})
+	_, err = decodeExecute(executeBody(3, 0, false, nil, nil), &stmt{params: 1}, 0)
 	assert.Error(t, err, "no types ever sent")
-	_, err = decodeExecute(executeBody(1, 0, true, types, values[:10]), &stmt{params: 6})
+	_, err = decodeExecute(executeBody(1, 0, true, types, values[:10]), &stmt{params: 6}, 0)
 	assert.ErrorIs(t, err, errTruncated)
 }
 
@@ -112,8 +112,8 @@ func FuzzDecodeExecute(f *testing.F) {
 	f.Add(uint8(3), executeBody(1, 0, true, []byte{typeDate, 0, typeTime, 0, typeFloat, 0}, []byte{4, 1, 2, 3, 4, 12, 1}))
 	f.Fuzz(func(t *testing.T, n uint8, body []byte) {
 		st := &stmt{params: int(n)}
-		_, _ = decodeExecute(body, st)
-		_, _ = decodeExecute(body, st) // with the types the first one kept
+		_, _ = decodeExecute(body, st, 0)
+		_, _ = decodeExecute(body, st, 0) // with the types the first one kept
 	})
 }
 

@@ -7,9 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/sallyport/sallyport/recorder"
 )
 
 // Column types of bound parameters (binary protocol).
@@ -36,9 +41,11 @@ var errTruncated = errors.New("execute packet truncated")
 // decodeExecute reads the bound parameters of a COM_STMT_EXECUTE body
 // (after the command byte) with the types of st, keeping the types the
 // packet sends for the next execute that omits them. Values come back as
-// the recording shows them: numbers, strings, {"base64": …} for bytes that
-// are not text, nil for NULL.
-func decodeExecute(body []byte, st *stmt) ([]any, error) {
+// the recording shows them: integers and floats as numbers, decimals,
+// strings, dates and times as text, {"base64": …} for bytes that are not
+// UTF-8, nil for NULL. A string longer than max (0: no cap) is not
+// copied: it points into body until cutParams cuts it.
+func decodeExecute(body []byte, st *stmt, max int) ([]any, error) {
 	n := st.params
 	if n == 0 {
 		return nil, nil
@@ -71,7 +78,7 @@ func decodeExecute(body []byte, st *stmt) ([]any, error) {
 			out[i] = data.value()
 			continue
 		}
-		v, r, err := decodeValue(st.types[2*i], st.types[2*i+1]&unsignedFlag != 0, rest)
+		v, r, err := decodeValue(st.types[2*i], st.types[2*i+1]&unsignedFlag != 0, rest, max)
 		if err != nil {
 			return nil, fmt.Errorf("parameter %d: %w", i+1, err)
 		}
@@ -81,7 +88,7 @@ func decodeExecute(body []byte, st *stmt) ([]any, error) {
 }
 
 // decodeValue reads one value of type typ.
-func decodeValue(typ byte, unsigned bool, b []byte) (any, []byte, error) {
+func decodeValue(typ byte, unsigned bool, b []byte, max int) (any, []byte, error) {
 	if size := fixedSize(typ); size > 0 {
 		if len(b) < size {
 			return nil, nil, errTruncated
@@ -91,7 +98,9 @@ func decodeValue(typ byte, unsigned bool, b []byte) (any, []byte, error) {
 	switch typ {
 	case typeNull:
 		return nil, b, nil
-	case typeDate, typeDateTime, typeTimestamp:
+	case typeDate:
+		return temporal(b, dateOnly)
+	case typeDateTime, typeTimestamp:
 		return temporal(b, dateTime)
 	case typeTime:
 		return temporal(b, timeOfDay)
@@ -100,7 +109,7 @@ func decodeValue(typ byte, unsigned bool, b []byte) (any, []byte, error) {
 	if !ok {
 		return nil, nil, errTruncated
 	}
-	return value(s), rest, nil // strings, decimals, blobs, JSON, enums, bits, geometry
+	return value(s, max), rest, nil // strings, decimals, blobs, JSON, enums, bits, geometry
 }
 
 func fixedSize(typ byte) int {
@@ -129,13 +138,14 @@ func fixedValue(typ byte, unsigned bool, b []byte) any {
 	case 4:
 		v := binary.LittleEndian.Uint32(b)
 		if typ == typeFloat {
-			return float64(math.Float32frombits(v))
+			return float(float64(math.Float32frombits(v)), float32(math.Float32frombits(v)))
 		}
 		u, s = uint64(v), int64(int32(v))
 	case 8:
 		u = binary.LittleEndian.Uint64(b)
 		if typ == typeDouble {
-			return math.Float64frombits(u)
+			f := math.Float64frombits(u)
+			return float(f, f)
 		}
 		s = int64(u)
 	}
@@ -145,32 +155,43 @@ func fixedValue(typ byte, unsigned bool, b []byte) any {
 	return s
 }
 
-// Bounds of what a recording keeps of one statement: a replay reads
-// event lines of up to 8 MiB.
-const (
-	// maxRecordedValue: a longer parameter is recorded as its size,
-	// SHA-256 and first recordedPrefix bytes.
-	maxRecordedValue = 64 << 10
-	recordedPrefix   = 1 << 10
-	// maxRecordedSQL: longer statement text is cut, with its size noted.
-	maxRecordedSQL = 1 << 20
-)
-
-// value is how a parameter is recorded: text, or a digest when it is large.
-func value(s []byte) any {
-	if len(s) <= maxRecordedValue {
-		return text(s)
+// float is a FLOAT or DOUBLE parameter as recorded: the number itself
+// (a FLOAT as float32, which the recording writes with the fewest digits
+// that read back as the same float32: 0.1, not 0.10000000149011612), or
+// its name as text for NaN and the infinities, which JSON has no number for.
+func float(f float64, v any) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return strconv.FormatFloat(f, 'g', -1, 64)
 	}
-	sum := sha256.Sum256(s)
-	return map[string]any{"bytes": len(s), "sha256": hex.EncodeToString(sum[:]), "prefix": text(s[:recordedPrefix])}
+	return v
 }
 
-// sqlText is statement text as recorded.
-func sqlText(s []byte) string {
-	if len(s) <= maxRecordedSQL {
-		return string(s)
+// value is how a string, decimal or blob parameter is recorded: text, or
+// {"base64": …} when it is not UTF-8. Past max bytes (0: no cap), text is
+// left in place for cutParams (it may hold a password redaction must see
+// first), and bytes are cut at once.
+func value(s []byte, max int) any {
+	switch {
+	case max <= 0 || len(s) <= max:
+		return text(s)
+	case utf8.Valid(s):
+		return unsafe.String(&s[0], len(s))
 	}
-	return fmt.Sprintf("%s… [cut: %d bytes]", s[:maxRecordedSQL], len(s))
+	return recorder.CutParam(s, max) // base64 of the prefix: nothing of s stays
+}
+
+// cutParams cuts, after redaction, the text parameters longer than max
+// as recorder.CutParam does, copying their prefixes out of the packet.
+func cutParams(params []any, max int) {
+	if max <= 0 {
+		return
+	}
+	for i, v := range params {
+		if s, ok := v.(string); ok && len(s) > max {
+			prefix, cut := cutText(s, max) // as recorder.CutParam cuts text, without its copy of s
+			params[i] = map[string]string{"prefix": strings.Clone(prefix), "bytes": strconv.FormatInt(cut.Bytes, 10), "sha256": cut.SHA256}
+		}
+	}
 }
 
 // text is s as a string when it is UTF-8, else as {"base64": …}.
@@ -185,6 +206,7 @@ type temporalKind int
 
 const (
 	dateTime temporalKind = iota
+	dateOnly
 	timeOfDay
 )
 
@@ -213,6 +235,9 @@ func temporal(b []byte, kind temporalKind) (any, []byte, error) {
 	out := appendDigits(buf[:0], uint64(y), 4)
 	out = appendDigits(append(out, '-'), uint64(mo), 2)
 	out = appendDigits(append(out, '-'), uint64(d), 2)
+	if kind == dateOnly && n <= 4 {
+		return string(out), rest, nil
+	}
 	out = appendDigits(append(out, ' '), uint64(h), 2)
 	out = appendDigits(append(out, ':'), uint64(mi), 2)
 	out = appendDigits(append(out, ':'), uint64(s), 2)
@@ -252,4 +277,61 @@ func formatTime(v []byte) string {
 		}
 	}
 	return string(out)
+}
+
+// longData is a parameter sent in chunks (COM_STMT_SEND_LONG_DATA): its
+// first max bytes, its size, and its SHA-256 once it is longer (the audit
+// does not hold a large value in memory).
+type longData struct {
+	max  int // 0: no cap
+	head []byte
+	size int
+	sum  hash.Hash // from the chunk that went past max
+}
+
+func (l *longData) add(chunk []byte) {
+	l.size += len(chunk)
+	if l.max <= 0 {
+		l.head = append(l.head, chunk...)
+		return
+	}
+	if l.sum == nil && l.size > l.max {
+		l.sum = sha256.New()
+		l.sum.Write(l.head)
+	}
+	if l.sum != nil {
+		l.sum.Write(chunk)
+	}
+	if room := l.max - len(l.head); room > 0 {
+		l.head = append(l.head, chunk[:min(room, len(chunk))]...)
+	}
+}
+
+// value is how the parameter is recorded: as value records it, and past
+// max in the shape recorder.CutParam gives, from the prefix and hash
+// taken on the way.
+func (l *longData) value() any {
+	if l.sum == nil {
+		return text(l.head)
+	}
+	m := map[string]string{"bytes": strconv.Itoa(l.size), "sha256": hex.EncodeToString(l.sum.Sum(nil))}
+	if cut := utf8Prefix(l.head); utf8.Valid(cut) {
+		m["prefix"] = string(cut)
+	} else {
+		m["base64_prefix"] = base64.StdEncoding.EncodeToString(l.head)
+	}
+	return m
+}
+
+// utf8Prefix is b without a UTF-8 character its end cuts in two.
+func utf8Prefix(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			break
+		}
+	}
+	return b
 }

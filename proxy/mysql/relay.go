@@ -54,7 +54,11 @@ func (ss *session) run() string {
 		defer close(recorded)
 		ss.recordEvents(stopRecording)
 	}()
-	defer func() { close(stopRecording); <-recorded }() // every event is handed over before the teardown
+	defer func() { // every event is handed over before the teardown
+		ss.audit.sessionEnded(ss.reason)
+		close(stopRecording)
+		<-recorded
+	}()
 	if ss.link != nil {
 		ss.stop(ss.waitLink())
 	} else {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strconv"
 
+	"github.com/sallyport/sallyport/proxy/sqlredact"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -32,6 +33,10 @@ func (a *audit) respond(size int, b []byte) {
 		return // unsolicited, e.g. the ERR of a killed connection
 	}
 	c := a.queue[a.head]
+	c.bytes += int64(size) + 4
+	if size >= maxPacketPayload { // a header per 16 MB
+		c.bytes += int64(size/maxPacketPayload) * 4
+	}
 	switch c.state {
 	case stFirst:
 		a.first(c, size, b)
@@ -42,6 +47,7 @@ func (a *audit) respond(size int, b []byte) {
 		}
 	case stColumnsEOF:
 		if status, _ := parseEOF(b); status&statusCursorExists != 0 {
+			c.status, c.known = status, true
 			a.finishTag(c, tagCursor)
 			return
 		}
@@ -93,8 +99,10 @@ func (a *audit) first(c *command, size int, b []byte) {
 
 // resultOK ends a result that is an OK packet; more may follow.
 func (a *audit) resultOK(c *command, b []byte) {
-	affected, status, _ := parseOK(b)
+	affected, status, ok := parseOK(b)
+	c.status, c.known = status, ok
 	if status&statusMoreResults != 0 {
+		a.more(c, tagOK, int64(affected))
 		return
 	}
 	a.finishRows(c, tagOK, int64(affected))
@@ -102,11 +110,24 @@ func (a *audit) resultOK(c *command, b []byte) {
 
 func (a *audit) finishOK(c *command, b []byte) {
 	if firstByte(b) == hdrOK {
-		affected, _, _ := parseOK(b)
+		affected, status, ok := parseOK(b)
+		c.status, c.known = status, ok
 		a.finishRows(c, tagOK, int64(affected))
 		return
 	}
 	a.finishTag(c, tagOK)
+}
+
+// more ends one result of a multi-result response; the next follows. A
+// recorded command keeps each result's outcome, for the event to list.
+func (a *audit) more(c *command, tag string, rows int64) {
+	if c.record {
+		o, n := a.outcomes.next()
+		*n = rows
+		o.Tag, o.Rows, o.Bytes = tag, n, c.bytes
+		c.results = append(c.results, result{o: o, status: c.status, known: c.known})
+	}
+	c.state, c.bytes, c.status, c.known = stFirst, 0, 0, false
 }
 
 // row reads a row, or the EOF/OK/ERR that ends the rows.
@@ -115,12 +136,13 @@ func (a *audit) row(c *command, size int, b []byte) {
 	case h == hdrErr:
 		a.finishErr(c, b)
 	case h == hdrEOF && (size < 9 || a.deprecateEOF && size < maxPacketPayload):
-		status, _ := parseEOF(b)
+		status, ok := parseEOF(b)
 		if a.deprecateEOF {
-			_, status, _ = parseOK(b)
+			_, status, ok = parseOK(b)
 		}
+		c.status, c.known = status, ok
 		if status&statusMoreResults != 0 {
-			c.state = stFirst
+			a.more(c, tagRows, c.rows)
 			return
 		}
 		a.finishRows(c, tagRows, c.rows)
@@ -137,9 +159,13 @@ func (a *audit) prepared(c *command, b []byte) {
 	}
 	id := binary.LittleEndian.Uint32(b[1:])
 	cols, params := int(binary.LittleEndian.Uint16(b[5:])), int(binary.LittleEndian.Uint16(b[7:]))
-	a.stmts[id] = &stmt{sql: c.sql, params: params}
+	st := &stmt{sql: c.sql, cut: c.cut, params: params}
+	a.stmts[id] = st
 	a.lastStmt = id
 	c.statement = strconv.FormatUint(uint64(id), 10)
+	if c.cut != nil { // the placeholders in password positions were found in the whole text, not in the prefix kept
+		st.name, st.red = c.statement, placeholders(c.red)
+	}
 	c.cols = cols
 	if params > 0 {
 		c.state, c.left = stParams, params
@@ -233,19 +259,49 @@ func (a *audit) finishError(c *command, msg string) {
 }
 
 // finish ends the command at the head of the queue, recording it when it
-// is a statement; called locked. c is reused afterwards.
+// is a statement, and follows the transaction state; called locked. c is
+// reused afterwards.
 func (a *audit) finish(c *command, outcome *recorder.Outcome) {
 	a.pop()
-	if c.record {
-		a.done = append(a.done, recorder.Event{})
-		ev := &a.done[len(a.done)-1]
-		ev.Type, ev.Time = recorder.EventQuery, c.start
-		ev.SQL, ev.Params, ev.Statement = c.sql, c.params, c.statement
-		ev.DurationMS = float64(a.now().Sub(c.start).Microseconds()) / 1000
-		ev.Outcome = outcome
-		c.redacted(ev)
+	if outcome != nil {
+		outcome.Bytes = c.bytes
+	}
+	switch {
+	case c.record:
+		a.record(c, outcome)
+	case a.tx.in && c.known && c.status&statusInTrans == 0: // COM_RESET_CONNECTION
+		a.txEnd(txFate(c.cmd, ""))
+		a.flushTx()
 	}
 	a.release(c)
+}
+
+// record appends c's event, and the transaction events its statements
+// brought about.
+func (a *audit) record(c *command, outcome *recorder.Outcome) {
+	a.done = append(a.done, recorder.Event{})
+	ev := &a.done[len(a.done)-1]
+	ev.Type, ev.Time = recorder.EventQuery, c.start
+	ev.SQL, ev.SQLCut, ev.Params, ev.Statement = c.sql, c.cut, c.params, c.statement
+	ev.DurationMS = float64(a.now().Sub(c.start).Microseconds()) / 1000
+	if c.results != nil || outcome != nil && outcome.ErrorCode != "" && a.severalStatements(c) {
+		a.statements(c, ev, outcome)
+	} else {
+		ev.Outcome = outcome
+		if (a.tx.in || c.known && c.status&statusInTrans != 0) && c.cmd != comStmtPrepare {
+			a.txStep(c.cmd, c.sql, c.status, c.known, errorCode(outcome))
+		}
+	}
+	ev.Tx = a.tx.state()
+	c.redacted(ev)
+	a.flushTx()
+}
+
+func errorCode(o *recorder.Outcome) string {
+	if o == nil {
+		return ""
+	}
+	return o.ErrorCode
 }
 
 // outcomeBlock is how many outcomes one allocation makes.
@@ -270,4 +326,14 @@ func (s *outcomes) next() (*recorder.Outcome, *int64) {
 	r := &s.block[0]
 	s.block = s.block[1:]
 	return &r.o, &r.rows
+}
+
+// placeholders is what an execute of a statement needs of what was
+// removed from its text: the parameters in password positions, not the
+// passwords (kept no longer than the prepare).
+func placeholders(rm *sqlredact.Removed) *sqlredact.Removed {
+	if rm == nil || len(rm.Params) == 0 {
+		return nil
+	}
+	return &sqlredact.Removed{Params: rm.Params}
 }

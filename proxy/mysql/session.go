@@ -138,6 +138,7 @@ func (ss *session) setup(now time.Time) error {
 	}
 	ss.up = up
 	ss.audit = newAudit(ss.srv.now, up.caps&capDeprecateEOF != 0)
+	ss.audit.configure(ss.rec.MaxStatementBytes(), up.caps&capMultiStatements != 0, up.status)
 	return ss.client.write(okPacket(up.status))
 }
 
