@@ -137,11 +137,35 @@ func recordSessions(t *testing.T, dir string, store *sqlstore.Store) (recorder.S
 	rows := int64(3)
 	require.NoError(t, pg.Event(recorder.Event{Type: recorder.EventQuery, SQL: "SELECT name FROM customers WHERE id = $1", Params: []any{"42"}, Outcome: &recorder.Outcome{Tag: "SELECT 3", Rows: &rows}}))
 	require.NoError(t, pg.Event(recorder.Event{Type: recorder.EventQuery, SQL: "DROP TABLE audit", Outcome: &recorder.Outcome{ErrorCode: "42501", Error: "permission denied"}}))
+	recordStatements(t, pg)
 	require.NoError(t, pg.Close(ctx, recorder.End{}))
 	require.NoError(t, rec.Shutdown(ctx))
 	require.NoError(t, store.PutSession(ctx, sqlstore.SessionRecord{ID: "s-live", Identity: "svc-backup", Owner: owner,
 		Target: "web-01", Protocol: "ssh", Login: "backup", State: "live", StartedAt: time.Now().Add(-time.Minute)}))
 	return rstore, key.Public().(ed25519.PublicKey)
+}
+
+// recordStatements adds to a database session a multi-statement query, a
+// transaction that rolled back, a statement kept only in part and a
+// notification.
+func recordStatements(t *testing.T, s *recorder.Session) {
+	one := int64(1)
+	sql, cut := recorder.CutSQL("INSERT INTO docs VALUES ('"+strings.Repeat("x", 1000)+"')", 100)
+	for _, ev := range []recorder.Event{
+		{Type: recorder.EventQuery, SQL: "insert into t values (777); select * from forbidden where a < 1; delete from t", Tx: recorder.TxIdle,
+			Outcomes: []recorder.Outcome{{SQL: "insert into t values (777)", Tag: "INSERT 0 1", Rows: &one, Bytes: 12},
+				{SQL: "select * from forbidden where a < 1", ErrorCode: "42501", Error: "permission denied for table forbidden"},
+				{SQL: "delete from t", NotExecuted: true}}},
+		{Type: recorder.EventQuery, SQL: "begin", Tx: recorder.TxIn, Outcome: &recorder.Outcome{Tag: "BEGIN"}},
+		{Type: recorder.EventQuery, SQL: "insert into t values (1)", Tx: recorder.TxIn, Outcome: &recorder.Outcome{Tag: "INSERT 0 1", Rows: &one}},
+		{Type: recorder.EventQuery, SQL: "select 1/0", Tx: recorder.TxFailed, Outcome: &recorder.Outcome{ErrorCode: "22012", Error: "division by zero"}},
+		{Type: recorder.EventQuery, SQL: "rollback", Tx: recorder.TxIdle, Outcome: &recorder.Outcome{Tag: "ROLLBACK"}},
+		{Type: recorder.EventTransaction, Op: recorder.TxRollback, Statements: 4},
+		{Type: recorder.EventQuery, SQL: sql, SQLCut: cut, Tx: recorder.TxIdle, Outcome: &recorder.Outcome{Tag: "INSERT 0 1", Rows: &one}},
+		{Type: recorder.EventNotification, Notification: &recorder.Notification{Channel: "jobs", Payload: "<b>42</b>", PID: 7}},
+	} {
+		require.NoError(t, s.Event(ev))
+	}
 }
 
 // browser is an HTTP client with a cookie jar, as a browser without

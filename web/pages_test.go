@@ -134,7 +134,7 @@ func TestSessionDetail(t *testing.T) {
 	assert.Equal(t, "backup", d.Entitlement.Login)
 	assert.Equal(t, "intact", d.Integrity.Status)
 	require.Equal(t, http.StatusOK, getJSON(t, aud, c.srv.URL+"/api/v1/sessions/s-pg", &d))
-	require.Len(t, d.Timeline, 3) // two queries and the end
+	require.Len(t, d.Timeline, 11) // two queries, recordStatements' eight events and the end
 	assert.Equal(t, []any{"42"}, d.Timeline[0].Params)
 	assert.Equal(t, "SELECT 3", d.Timeline[0].Outcome.Tag)
 	assert.Equal(t, "42501", d.Timeline[1].Outcome.ErrorCode)
@@ -143,6 +143,30 @@ func TestSessionDetail(t *testing.T) {
 	assert.Contains(t, page, `data-cast="/sessions/s-ssh/cast"`)
 	_, _, page = getBody(t, aud, c.srv.URL+"/sessions/s-pg")
 	assert.Contains(t, page, "SELECT 3 (3 rows)")
+}
+
+// TestSessionStatements: the query timeline shows each statement of a
+// multi-statement query with its outcome, a statement kept only in part
+// with its length and SHA-256, and the statements of a transaction that
+// rolled back marked so, all escaped.
+func TestSessionStatements(t *testing.T) {
+	c := newConsole(t)
+	aud, _, _ := c.signIn(auditor)
+	_, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-pg")
+	for _, want := range []string{
+		"<div><code>insert into t values (777)</code> → INSERT 0 1 (1 rows), 12 bytes</div>",
+		`<div><code>select * from forbidden where a &lt; 1</code> → <span class="err">42501 permission denied for table forbidden</span></div>`,
+		`<div><code>delete from t</code> → <span class="err">not executed</span></div>`,
+		`<code>insert into t values (1)</code>`,
+		`INSERT 0 1 (1 rows) <small>in transaction</small> <span class="err">(rolled back)</span>`,
+		`<span class="err">22012 division by zero</span> <small class="err">in failed transaction</small> <span class="err">(rolled back)</span>`,
+		`ROLLBACK <span class="err">(rolled back)</span>`,
+		`(first 100 of 1028 bytes; sha256 `,
+		`<code>jobs</code>: <code>&lt;b&gt;42&lt;/b&gt;</code>`,
+	} {
+		assert.Contains(t, page, want)
+	}
+	assert.Equal(t, 4, strings.Count(page, "(rolled back)"), "the transaction's four statements, and no other")
 }
 
 // TestRegistryFlags: each risk the registry view flags.

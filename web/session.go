@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,7 +35,7 @@ type sessionDetail struct {
 	Entitlement *iga.Entitlement       `json:"entitlement,omitempty"`
 	Integrity   *recorder.Report       `json:"integrity,omitempty"`
 	Problem     string                 `json:"problem,omitempty"` // why the recording could not be read
-	Timeline    []recorder.Event       `json:"timeline,omitempty"`
+	Timeline    []timelineEvent        `json:"timeline,omitempty"`
 	Truncated   bool                   `json:"timeline_truncated,omitempty"`
 	Terminal    bool                   `json:"terminal"`
 	// Exec is the exec channels: commands, their stdin, stdout and stderr
@@ -109,6 +108,16 @@ func (s *Server) readExec(ctx context.Context, d *sessionDetail) {
 	}
 }
 
+// timelineEvent is an event of the timeline with, for a statement run in
+// a transaction, the transaction's fate as its transaction event tells it.
+type timelineEvent struct {
+	recorder.Event
+	// TxMark is "committed", "rolled back" or "transaction still open at
+	// the end"; empty when the statement ran in no transaction or its fate
+	// is not on the page.
+	TxMark string `json:"tx_mark,omitempty"`
+}
+
 // timelineLine is the part of a JSON replay line the timeline looks at.
 type timelineLine struct {
 	Type    string               `json:"type"`
@@ -116,16 +125,21 @@ type timelineLine struct {
 }
 
 // readTimeline streams the recording as JSON lines and keeps its events
-// (queries, commands, transfers) and the credential serial.
+// (queries, commands, transfers) and the credential serial. A line too
+// long to hold comes with its long strings cut (recorder.LineReader).
 func (s *Server) readTimeline(ctx context.Context, d *sessionDetail) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(s.Recordings.Events(ctx, d.Session.ID, d.Session.StartedAt, pw)) }()
 	defer pr.Close()
-	sc := bufio.NewScanner(pr)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
+	defer func() { markTransactions(d.Timeline, !d.Truncated) }()
+	lr := recorder.NewLineReader(pr)
+	for {
+		line, err := lr.Next()
+		if err != nil {
+			return
+		}
 		var l timelineLine
-		if json.Unmarshal(sc.Bytes(), &l) != nil {
+		if json.Unmarshal(line, &l) != nil {
 			continue
 		}
 		switch l.Type {
@@ -143,10 +157,44 @@ func (s *Server) readTimeline(ctx context.Context, d *sessionDetail) {
 				return
 			}
 			var ev recorder.Event
-			if json.Unmarshal(sc.Bytes(), &ev) == nil {
-				d.Timeline = append(d.Timeline, ev)
+			if json.Unmarshal(line, &ev) == nil {
+				d.Timeline = append(d.Timeline, timelineEvent{Event: ev})
 			}
 		}
+	}
+}
+
+// markTransactions gives each statement of a transaction the fate the
+// transaction event after it tells; at the end of a whole timeline, the
+// statements of a transaction still open are marked so.
+func markTransactions(tl []timelineEvent, whole bool) {
+	open, ended := -1, false // the open transaction's first event; its last statement came
+	mark := func(to int, fate string) {
+		for i := open; i < to; i++ {
+			if tl[i].Type == recorder.EventQuery {
+				tl[i].TxMark = fate
+			}
+		}
+		open, ended = -1, false
+	}
+	for i, ev := range tl {
+		switch {
+		case ev.Type == recorder.EventTransaction && open >= 0:
+			mark(i, map[string]string{recorder.TxCommit: "committed", recorder.TxRollback: "rolled back"}[ev.Op])
+		case ended: // no transaction event: the fate is not recorded
+			open, ended = -1, false
+		}
+		if ev.Type != recorder.EventQuery {
+			continue
+		}
+		inTx := ev.Tx == recorder.TxIn || ev.Tx == recorder.TxFailed
+		if open < 0 && inTx {
+			open = i
+		}
+		ended = open >= 0 && ev.Tx == recorder.TxIdle
+	}
+	if open >= 0 && whole && !ended {
+		mark(len(tl), "transaction still open at the end")
 	}
 }
 
