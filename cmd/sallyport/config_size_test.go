@@ -53,3 +53,21 @@ func TestExecCaptureConfig(t *testing.T) {
 	_, err = ParseConfig("sallyport.yaml", []byte("recordings: {exec_capture_limit: 16 megs}\n"))
 	assert.ErrorContains(t, err, "16 megs")
 }
+
+// TestMaxStatementBytesConfig: recordings.max_statement_bytes reaches the
+// recorder as the cap the database proxies cut statements at.
+func TestMaxStatementBytesConfig(t *testing.T) {
+	load := func(rec string) *recorder.Recorder {
+		t.Helper()
+		cfg, err := ParseConfig("sallyport.yaml", []byte("data_dir: "+t.TempDir()+"\nrecordings: {"+rec+"}\n"))
+		require.NoError(t, err)
+		rc, err := recorderConfig(cfg)
+		require.NoError(t, err)
+		return &recorder.Recorder{Config: rc}
+	}
+	assert.Equal(t, 64<<10, load("").MaxStatementBytes(), "unset: 64 KiB")
+	assert.Equal(t, 1<<20, load("max_statement_bytes: 1MiB").MaxStatementBytes())
+	assert.Equal(t, 0, load("max_statement_bytes: 0").MaxStatementBytes(), "0: statements kept whole")
+	_, err := ParseConfig("sallyport.yaml", []byte("recordings: {max_statement_bytes: lots}\n"))
+	assert.ErrorContains(t, err, "lots")
+}
