@@ -112,6 +112,9 @@ func describeTransaction(ev Event) string {
 	if ev.Statements > 0 {
 		s += ": " + plural(ev.Statements, "statement")
 	}
+	if ev.Text != "" { // why, when the server decided: "deadlock", "implicit commit by DDL"
+		s += " (" + ev.Text + ")"
+	}
 	return s
 }
 

@@ -108,6 +108,7 @@ func TestReplayStatementOutcomes(t *testing.T) {
 		q("select 1/0", TxFailed, Outcome{ErrorCode: "22012", Error: "division by zero"})
 		q("rollback", TxIdle, Outcome{Tag: "ROLLBACK"})
 		end(TxRollback, 4)
+		require.NoError(t, s.Event(Event{Type: EventTransaction, Op: TxCommit, Text: "implicit commit by DDL"}))
 		q("begin", TxIn, Outcome{Tag: "BEGIN"})
 		q("update t set n = n + 1", TxIn, Outcome{Tag: "UPDATE 1", Rows: &one})
 		step()
@@ -129,6 +130,7 @@ func TestReplayStatementOutcomes(t *testing.T) {
 		"query (0.5 ms): select 1/0 -> error 22012: division by zero [in failed transaction] (rolled back)\n",
 		"query (0.5 ms): rollback -> ROLLBACK (rolled back)\n",
 		"transaction rollback (rolled back): 4 statements\n",
+		"transaction commit (committed) (implicit commit by DDL)\n",
 		"query (0.5 ms): update t set n = n + 1 -> UPDATE 1 (1 rows) [in transaction] (committed)\n",
 		"notification on channel jobs from server process 4242: 42\n",
 		"select * from t -> SELECT 1 (1 rows), 38 result bytes [in transaction] (committed)\n",
