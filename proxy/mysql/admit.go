@@ -104,7 +104,8 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 		targetName = s.liveTarget(identity)
 	}
 	if targetName == "" {
-		r := refuse(codeAccessDenied, stateAccessDenied, "no database: connect with -u IDENTITY -D TARGET (or -u IDENTITY@TARGET) and a token as password")
+		r := refuse(codeAccessDenied, stateAccessDenied, "no database: connect with -u IDENTITY -D TARGET and a token as password; "+
+			"a tool that logs in without a database (mysqlslap --create-schema) needs -u IDENTITY@TARGET")
 		r.audit = c.loginRefusal([]iga.Reason{{Code: iga.ReasonUnknownTarget, Message: "the login names no database"}})
 		r.audit.Login, r.audit.Action = false, iga.ActionQuery
 		return nil, r

@@ -66,7 +66,11 @@ func (ss *session) kill(ctx context.Context, k kill, other *session) []byte {
 	}
 	var err error
 	if k.query {
-		err = ss.killQuery(ctx, other)
+		from := ss.cancelFrom()
+		other.audit.cancelled(from, k.sql) // before the killed statement's own event, which the kill ends
+		if err = ss.killQuery(ctx, other); err != nil {
+			other.audit.note("the KILL QUERY from " + from + " failed: " + err.Error())
+		}
 	} else {
 		ss.srv.liveTable().Kill(other.ps.ID, "KILL from session "+ss.ps.ID)
 	}
@@ -88,4 +92,31 @@ func (ss *session) killQuery(ctx context.Context, other *session) error {
 	ctx, cancel := context.WithTimeout(ctx, killQueryTimeout)
 	defer cancel()
 	return killer.KillQuery(ctx, other.up.thread)
+}
+
+// cancelFrom names, in the cancelled session's recording, where a KILL
+// QUERY came from: this session and its client's address.
+func (ss *session) cancelFrom() string {
+	return "session " + ss.ps.ID + " (" + ss.client.conn.RemoteAddr().String() + ")"
+}
+
+// cancelled records in this session a KILL QUERY (sql as sent) that
+// another session is sending at its running statement.
+func (a *audit) cancelled(from, sql string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ev := recorder.Event{Type: recorder.EventCancel, Time: a.now(), From: from, SQL: sql}
+	if a.waiting() > 0 && a.queue[a.head].record {
+		ev.Text = "cancels the statement running since " + a.queue[a.head].start.UTC().Format(time.RFC3339Nano)
+	} else {
+		ev.Text = "no statement was running"
+	}
+	a.done = append(a.done, ev)
+}
+
+// note records a note event.
+func (a *audit) note(text string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.done = append(a.done, recorder.Event{Type: recorder.EventNote, Time: a.now(), Text: text})
 }
