@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	camysql "github.com/sallyport/sallyport/ca/mysql"
@@ -241,6 +243,18 @@ func (e *env) dbWith(t testing.TB, cfg *gomysql.Config) *sql.DB {
 // events returns the query and end events of a finished session's recording.
 func (e *env) events(t testing.TB, id string) []recorder.Event {
 	t.Helper()
+	var out []recorder.Event
+	for _, ev := range e.recording(t, id) {
+		if ev.Type == recorder.EventQuery || ev.Type == recorder.EventEnd {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// recording returns every event of a finished session's recording.
+func (e *env) recording(t testing.TB, id string) []recorder.Event {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var src recorder.Source
@@ -261,14 +275,29 @@ func (e *env) events(t testing.TB, id string) []recorder.Event {
 	require.NoError(t, recorder.Replay(ctx, src, &buf, recorder.ReplayOptions{Format: recorder.FormatJSON}))
 	var out []recorder.Event
 	sc := bufio.NewScanner(&buf)
-	sc.Buffer(nil, 1<<20)
+	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		var ev recorder.Event
-		if json.Unmarshal(sc.Bytes(), &ev) == nil && (ev.Type == recorder.EventQuery || ev.Type == recorder.EventEnd) {
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Type != "" {
 			out = append(out, ev)
 		}
 	}
+	require.NoError(t, sc.Err())
 	return out
+}
+
+// verified checks that a finished session's recording replays as text
+// to its end and verifies as intact.
+func (e *env) verified(t testing.TB, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	src, err := recorder.FindSession(ctx, e.recStore, id)
+	require.NoError(t, err)
+	require.NoError(t, recorder.Replay(ctx, src, io.Discard, recorder.ReplayOptions{Format: recorder.FormatText}), "text replay")
+	rep, err := recorder.Verify(ctx, src, e.rec.Key.Public().(ed25519.PublicKey))
+	require.NoError(t, err)
+	assert.True(t, rep.OK(), "verify: %+v", rep)
 }
 
 // userCount counts the per-session users on the target.

@@ -2,7 +2,10 @@ package mysql_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,12 +166,14 @@ func TestLargeResult(t *testing.T) {
 	assert.Equal(t, int64(1000), rows(bySQL(t, evs, "SELECT id, REPEAT('x', 10240) FROM orders")))
 	assert.Equal(t, int64(1), rows(bySQL(t, evs, "SELECT raw FROM imports WHERE id = 7")))
 	// go-sql-driver sends a parameter this large with COM_STMT_SEND_LONG_DATA;
-	// the recording keeps its size and first bytes.
+	// the recording keeps its size, SHA-256 and first max_statement_bytes.
 	ins := bySQL(t, evs, "INSERT INTO imports (id, raw) VALUES (?, ?)")
 	require.Len(t, ins.Params, 2)
 	assert.Equal(t, float64(7), ins.Params[0])
 	long, ok := ins.Params[1].(map[string]any)
 	require.True(t, ok, "got %T, want the long value's summary", ins.Params[1])
-	assert.Equal(t, float64(len(big)), long["bytes"])
-	assert.Equal(t, strings.Repeat("y", 1024), long["prefix"])
+	sum := sha256.Sum256([]byte(big))
+	assert.Equal(t, strconv.Itoa(len(big)), long["bytes"])
+	assert.Equal(t, hex.EncodeToString(sum[:]), long["sha256"], "the hash of the whole value")
+	assert.True(t, long["prefix"] == strings.Repeat("y", recorder.DefaultMaxStatementBytes), "the first max_statement_bytes")
 }

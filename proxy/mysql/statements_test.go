@@ -40,7 +40,7 @@ func TestSplitStatements(t *testing.T) {
 	}
 }
 
-// response frames one command's response packets for the scanner.
+// exchange sends one command and frames its's response packets for the scanner.
 func exchange(t *testing.T, a *audit, cmd []byte, resp ...[]byte) {
 	t.Helper()
 	require.NoError(t, a.client(cmd))
@@ -61,9 +61,9 @@ func ok(affected byte, status uint16) []byte {
 
 func eof(status uint16) []byte { return []byte{hdrEOF, 0, 0, byte(status), byte(status >> 8)} }
 
-// TestMultiStatementOutcomes: each statement of a multi-statement query
+// TestAuditMultiStatement: each statement of a multi-statement query
 // gets its own outcome, in order, as the server ran it.
-func TestMultiStatementOutcomes(t *testing.T) {
+func TestAuditMultiStatement(t *testing.T) {
 	const more = statusAutocommit | statusMoreResults
 	rowSet := func(status uint16) [][]byte { return [][]byte{{1}, colDef, eof(2), {1, 'a'}, eof(status)} }
 	t.Run("an error stops the rest", func(t *testing.T) {
@@ -196,7 +196,6 @@ func TestTransactions(t *testing.T) {
 		assert.Equal(t, int64(1), evs[2].Statements)
 	})
 }
-
 
 // TestStatementCap: a statement and a parameter longer than the cap are
 // recorded as recorder.CutSQL and CutParam say: prefix, size, SHA-256.
