@@ -253,7 +253,7 @@ func (s *Server) admitLogin(st *connState, perms *gossh.Permissions) {
 	req := st.request(iga.ActionConnect, perms)
 	ctx, cancel := context.WithTimeout(context.Background(), decideTimeout)
 	defer cancel()
-	d, err := s.Gate.Decide(ctx, req)
+	d, err := onItsOwnStack(func() (iga.Decision, error) { return s.Gate.Decide(ctx, req) })
 	st.mu.Lock()
 	switch {
 	case err != nil:
@@ -265,7 +265,25 @@ func (s *Server) admitLogin(st *connState, perms *gossh.Permissions) {
 		st.entitled = d.Entitled
 	}
 	st.mu.Unlock()
-	go s.watchChannels(st)
+	// A timer, not a sleeping goroutine: an idle session must not hold a
+	// stack for the first channel timeout (see BenchmarkSSHIdleSessionMemory).
+	time.AfterFunc(s.firstChannelTimeout(), func() { s.watchChannels(st) })
+}
+
+// onItsOwnStack runs fn on a goroutine of its own and waits for it. The
+// login decision runs inside the handshake, on the goroutine that then
+// serves the connection for its whole life; a registry query there would
+// leave that goroutine's stack grown for as long as an idle session lasts.
+func onItsOwnStack[T any](fn func() (T, error)) (T, error) {
+	var v T
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v, err = fn()
+	}()
+	<-done
+	return v, err
 }
 
 // request is the admission request for action on this connection, with
@@ -284,12 +302,12 @@ func (st *connState) refusedAtLogin() string {
 	return st.refusal
 }
 
-// watchChannels closes a logged-in connection that has no use: one refused
-// at login, once its client had FirstChannelTimeout to open a channel and
-// read why; one that opened no channel by then, unless its identity may
-// forward (`ssh -N -L` opens channels only when a local client connects).
+// watchChannels closes a logged-in connection that has no use, once
+// FirstChannelTimeout has passed since login: one refused at login (its
+// client had time to open a channel and read why); one that opened no
+// channel, unless its identity may forward (`ssh -N -L` opens channels
+// only when a local client connects).
 func (s *Server) watchChannels(st *connState) {
-	time.Sleep(s.firstChannelTimeout())
 	st.mu.Lock()
 	refused, opened := st.refusal != "", st.channels
 	forwards := slices.Contains(st.entitled, iga.ActionForward)
