@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -374,22 +373,23 @@ func recordedEvents(ctx context.Context, src recorder.Source) ([]json.RawMessage
 		return []json.RawMessage{}, err
 	}
 	out := []json.RawMessage{}
-	sc := bufio.NewScanner(&buf)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
+	// The replay is in memory already; lines are split without a length
+	// limit, so a huge statement does not end the evidence there.
+	for line := range bytes.Lines(buf.Bytes()) {
+		line = bytes.TrimSuffix(line, []byte("\n"))
 		var head struct {
 			Type string `json:"type"`
 		}
-		if json.Unmarshal(sc.Bytes(), &head) != nil {
+		if json.Unmarshal(line, &head) != nil {
 			continue
 		}
 		switch head.Type {
 		case "session", "output", "input", "resize":
 		default:
-			out = append(out, json.RawMessage(bytes.Clone(sc.Bytes())))
+			out = append(out, json.RawMessage(bytes.Clone(line)))
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 func marshalIndent(v any) ([]byte, error) {
