@@ -34,6 +34,10 @@ type Request struct {
 	// DryRun marks an iga check: audited as type "check" instead of
 	// "decision", and it does not count as a use of the identity.
 	DryRun bool
+	// Command is an exec request's command line: with ActionExec, checked
+	// against the entitlement's commands when it has any. Empty: not an
+	// exec, or iga check without --command.
+	Command string
 	// Asked is what the client asked for in its own words — an exec
 	// command line, a forward's destination — named in the audit event of
 	// a refusal (quoted, and cut at maxAskedInAudit bytes). Empty: nothing
@@ -63,6 +67,11 @@ type Decision struct {
 	Credential string `json:"credential,omitempty"`
 	// Grant is the break-glass grant the session runs under.
 	Grant string `json:"breakglass_grant,omitempty"`
+	// ForceCommand is the one command an admitted exec may run when its
+	// entitlement allows exactly one command line without wildcards: the
+	// per-session certificate carries it as force-command, so the target
+	// enforces it too.
+	ForceCommand string `json:"force_command,omitempty"`
 	// Entitled lists, for an admitted connect, the actions the identity's
 	// current entitlements on the target cover from the source: what its
 	// channels may go on to ask for.

@@ -130,6 +130,10 @@ type Entitlement struct {
 	Actions []Action
 	Expires time.Time // zero: never
 	From    []string  // CIDRs the session may come from; empty: anywhere
+	// Commands restricts exec to these command lines, each exact or with
+	// '*' wildcards (docs/registry.md has the matching rules). Empty: any
+	// command. Never together with the shell action.
+	Commands []string
 }
 
 // Decision values of a certification.
@@ -231,6 +235,9 @@ const (
 	ReasonBreakglassGrantExpired = "breakglass_grant_expired"
 	ReasonUnknownTarget          = "unknown_target"
 	ReasonRecordingUnavailable   = "recording_unavailable"
+	// ReasonCommandNotEntitled: the exec command matches none of the
+	// entitlement's commands.
+	ReasonCommandNotEntitled = "command_not_entitled"
 	// ReasonNotOffered: the client asked for something the bastion never
 	// relays (remote or agent forwarding, X11, a subsystem other than
 	// sftp, a channel type it does not know), whatever the entitlements.
