@@ -1,10 +1,8 @@
 package postgres
 
 import (
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,15 +36,25 @@ const notExecuted = "not executed: an earlier message in the pipeline failed"
 // so a Bind can name it without a copy.
 type prepared struct {
 	name, sql string
+	cut       *recorder.Cut      // sql is a prefix of the statement: this long
 	red       *sqlredact.Removed // what was removed from sql; nil for none
+	oids      []uint32           // its parameters' types, when known
 }
 
 // portal is a bound statement waiting for Execute.
 type portal struct {
 	stmt   string
 	sql    string
+	cut    *recorder.Cut
 	params []any
 	red    *sqlredact.Removed
+}
+
+// describe is a Describe of a prepared statement waiting for its
+// ParameterDescription: before the unit'th ReadyForQuery.
+type describe struct {
+	name string
+	unit int64
 }
 
 // query is a statement in flight: a simple Query, an Execute, a
@@ -57,12 +65,19 @@ type query struct {
 	finished bool // its outcome is known and it is recorded
 	start    time.Time
 	sql      string
+	cut      *recorder.Cut // sql is a prefix of the statement: this long
 	stmt     string
 	params   []any
 	red      *sqlredact.Removed // what was removed from sql and params
 	op       string             // the COPY it started
 	bytes    int64              // of CopyData
-	outcome  outcome
+	result   int64              // bytes of DataRow of the statement running
+	outcome  outcome            // the last one
+	ended    bool               // the session ended before its outcome
+	// A Query holding several statements: their texts, and once a second
+	// one completed, the outcome of each so far.
+	pieces []string
+	outs   []recorder.Outcome
 }
 
 // outcome is a statement's outcome until it is recorded.
@@ -90,16 +105,27 @@ const outcomeSlab = 16
 type audit struct {
 	now func() time.Time
 
+	// max is the statement cap (recorder.CutSQL); 0: none.
+	max int
+
 	// Client side only.
-	stmts      map[string]prepared
 	portals    map[string]portal
 	terminated bool   // the client sent Terminate
 	lastSQL    string // the previous Query's text, reused when it repeats
+	units      int64  // messages sent that ReadyForQuery answers
 
-	mu      sync.Mutex
-	queue   []query // in flight from head on, oldest first
-	head    int
-	done    []recorder.Event // completed, waiting for their batch
+	mu sync.Mutex
+	// Both sides: the target's ParameterDescription adds the types.
+	stmts     map[string]prepared
+	describes []describe // in order
+	unitsDone int64      // ReadyForQuery messages seen
+	tx        txTracker
+	queue     []query // in flight from head on, oldest first
+	head      int
+	// done holds completed events; the first open of them are sealed
+	// (their unit's transaction state is known) and wait for their batch.
+	done    []recorder.Event
+	open    int
 	spare   []recorder.Event // the last batch's room, for the next one
 	slab    []outcomeSlot    // room for the outcomes of events to come
 	lastTag string           // the previous CommandComplete tag, reused when it repeats
@@ -115,24 +141,26 @@ type audit struct {
 }
 
 func newAudit(now func() time.Time) *audit {
-	return &audit{now: now, stmts: map[string]prepared{}, portals: map[string]portal{}}
+	return &audit{now: now, stmts: map[string]prepared{}, portals: map[string]portal{}, tx: txTracker{state: txIdle}}
 }
 
-// start hands completed events to rec from now on.
+// start hands completed events to rec from now on, statements cut to its
+// cap.
 func (a *audit) start(rec *recorder.Session) {
 	a.rec = rec
+	a.max = rec.MaxStatementBytes()
 	a.timer = time.AfterFunc(time.Hour, func() { _ = a.flush() })
 	a.timer.Stop()
 }
 
 // scan feeds p, read from one side, to that side's scanner, whose handler
-// is a.client or a.server, and returns how many completed statements wait
-// for the recorder. One lock covers every message of the read.
+// is a.client or a.server, and returns how many completed events may go
+// to the recorder. One lock covers every message of the read.
 func (a *audit) scan(f *frameScanner, p []byte) (pending int, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	err = f.feed(p)
-	return len(a.done), err
+	return a.open, err
 }
 
 // client records what a client message asks for; called locked (scan).
@@ -143,28 +171,32 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 		if err != nil {
 			return err
 		}
-		text, red := sqlredact.Statement(sqlredact.PostgreSQL, reuse(&a.lastSQL, sql))
-		a.push('Q', text, "", nil, red)
+		a.units++
+		a.query(sql)
 	case 'P':
-		name, sql, err := readParse(body)
+		name, sql, oids, err := readParse(body)
 		if err != nil {
 			return err
 		}
-		a.prepare(name, sql)
+		a.prepare(name, sql, oids)
 	case 'B':
 		return a.bind(body)
+	case 'D':
+		return a.describe(body)
 	case 'E':
 		name, err := readExecute(body)
 		if err != nil {
 			return err
 		}
 		p := a.portals[string(name)]
-		a.push('E', p.sql, p.stmt, p.params, p.red)
+		a.push(query{kind: 'E', sql: p.sql, cut: p.cut, stmt: p.stmt, params: p.params, red: p.red})
 	case 'C':
 		return a.close(body)
 	case 'S':
-		a.push('S', "", "", nil, nil)
+		a.units++
+		a.push(query{kind: 'S'})
 	case 'F':
+		a.units++
 		return a.functionCall(body)
 	case 'd':
 		a.copied(size)
@@ -174,16 +206,108 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 	return nil
 }
 
-// prepare keeps a parsed statement, without its passwords; one parsed
-// again as it was (the unnamed statement of every query of a driver that
-// does not cache) costs no copy.
-func (a *audit) prepare(name, sql []byte) {
-	if p, ok := a.stmts[string(name)]; ok && p.red == nil && p.sql == string(sql) {
+// query queues a simple Query: its text without passwords, cut to the
+// cap, and when it holds several statements, each one's text. A text
+// longer than the cap is read where it lies and only its prefix copied;
+// one sent again as it was costs no copy.
+func (a *audit) query(sql []byte) {
+	long := a.max > 0 && len(sql) > a.max
+	var text string
+	if long {
+		text = view(sql)
+	} else {
+		text = reuse(&a.lastSQL, sql)
+	}
+	text, red := sqlredact.Statement(sqlredact.PostgreSQL, text)
+	q := query{kind: 'Q', red: red}
+	if several(text) {
+		q.pieces = a.split(text, long)
+	}
+	q.sql, q.cut = a.cutSQL(text, long)
+	if long {
+		q.red = detach(red)
+	}
+	a.push(q)
+}
+
+// several reports whether a query text may hold more than one statement:
+// it has a semicolon before its end.
+func several(text string) bool {
+	i := strings.IndexByte(text, ';')
+	return i >= 0 && strings.TrimRight(text[i:], "; \t\r\n") != ""
+}
+
+// split is the statements of a query text, each cut to the cap; nil for
+// one. With viewed, text views a message body: the pieces are copied.
+func (a *audit) split(text string, viewed bool) []string {
+	pieces := sqlredact.Split(sqlredact.PostgreSQL, text)
+	if len(pieces) < 2 {
+		return nil
+	}
+	for i, p := range pieces {
+		pieces[i], _ = a.cutSQL(p, viewed)
+	}
+	return pieces
+}
+
+// cutSQL is text cut to the cap, and how long it was when cut. A prefix
+// cut from a text that views a body (viewed), or from a long one whose
+// memory should not stay, is copied.
+func (a *audit) cutSQL(text string, viewed bool) (string, *recorder.Cut) {
+	cut, c := recorder.CutSQL(text, a.max)
+	if c != nil || viewed {
+		cut = strings.Clone(cut)
+	}
+	return cut, c
+}
+
+// prepare keeps a parsed statement, without its passwords, cut to the cap;
+// one parsed again as it was (the unnamed statement of every query of a
+// driver that does not cache) costs no copy.
+func (a *audit) prepare(name, sql, rawOIDs []byte) {
+	if p, ok := a.stmts[string(name)]; ok && p.red == nil && p.cut == nil && p.sql == string(sql) && sameOIDs(p.oids, rawOIDs) {
 		return
 	}
 	n := string(name)
-	text, red := sqlredact.Statement(sqlredact.PostgreSQL, string(sql))
-	a.stmts[n] = prepared{name: n, sql: text, red: red}
+	long := a.max > 0 && len(sql) > a.max
+	var text string
+	if long {
+		text = view(sql)
+	} else {
+		text = string(sql)
+	}
+	text, red := sqlredact.Statement(sqlredact.PostgreSQL, text)
+	p := prepared{name: n, red: red, oids: readOIDs(rawOIDs)}
+	p.sql, p.cut = a.cutSQL(text, long)
+	if long {
+		p.red = detach(red)
+	}
+	a.stmts[n] = p
+}
+
+// readOIDs decodes a Parse's or ParameterDescription's type OIDs, 4 bytes
+// each; nil for none.
+func readOIDs(raw []byte) []uint32 {
+	if len(raw) < 4 {
+		return nil
+	}
+	oids := make([]uint32, len(raw)/4)
+	for i := range oids {
+		oids[i] = binary.BigEndian.Uint32(raw[4*i:])
+	}
+	return oids
+}
+
+func sameOIDs(oids []uint32, raw []byte) bool {
+	if len(oids) != len(raw)/4 {
+		return false
+	}
+	for i, o := range oids {
+		if binary.BigEndian.Uint32(raw[4*i:]) != o {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *audit) bind(body []byte) error {
@@ -195,8 +319,47 @@ func (a *audit) bind(body []byte) error {
 	if !ok {
 		st = prepared{name: string(m.stmt)}
 	}
-	params := m.params()
-	a.portals[string(m.portal)] = portal{stmt: st.name, sql: st.sql, params: params, red: sqlredact.Bound(sqlredact.PostgreSQL, params, st.red)}
+	params, viewed := m.params(st.oids, a.max)
+	red := sqlredact.Bound(sqlredact.PostgreSQL, params, st.red)
+	if viewed {
+		cutParams(params, a.max)
+		red = detach(red)
+	}
+	a.portals[string(m.portal)] = portal{stmt: st.name, sql: st.sql, cut: st.cut, params: params, red: red}
+	return nil
+}
+
+// describe notes a Describe of a prepared statement: the target answers
+// it with the parameters' types, which binary values are decoded with.
+func (a *audit) describe(body []byte) error {
+	typ, name, err := readClose(body) // the same shape
+	if err != nil {
+		return errBadDescribe
+	}
+	if typ == 'S' {
+		a.describes = append(a.describes, describe{name: string(name), unit: a.units})
+	}
+	return nil
+}
+
+// described takes a ParameterDescription: the types of the statement
+// described first.
+func (a *audit) described(body []byte) error {
+	if len(body) < 2 || len(body)-2 < 4*int(binary.BigEndian.Uint16(body)) {
+		return errBadParameterDescription
+	}
+	for len(a.describes) > 0 && a.describes[0].unit < a.unitsDone {
+		a.describes = a.describes[1:] // answered by an error, skipped
+	}
+	if len(a.describes) == 0 {
+		return nil
+	}
+	name := a.describes[0].name
+	a.describes = a.describes[1:]
+	if st, ok := a.stmts[name]; ok {
+		st.oids = readOIDs(body[2 : 2+4*int(binary.BigEndian.Uint16(body))])
+		a.stmts[name] = st
+	}
 	return nil
 }
 
@@ -219,86 +382,14 @@ func (a *audit) functionCall(body []byte) error {
 		return err
 	}
 	args := params(m.ArgFormatCodes, m.Arguments)
-	a.push('F', fmt.Sprintf("-- function call, oid %d", m.Function), "", args, sqlredact.Bound(sqlredact.PostgreSQL, args, nil))
+	red := sqlredact.Bound(sqlredact.PostgreSQL, args, nil)
+	cutParams(args, a.max)
+	a.push(query{kind: 'F', sql: fmt.Sprintf("-- function call, oid %d", m.Function), params: args, red: red})
 	return nil
 }
 
-// params renders a Bind's values as params does; the text values share
-// one copy of the body.
-func (m *bindMsg) params() []any {
-	if m.nparams == 0 {
-		return nil
-	}
-	out := make([]any, m.nparams)
-	var text string // the values, copied when the first text one comes
-	rest := m.values
-	for i := range out {
-		v, r, _ := param(rest) // readBind checked them
-		off := len(m.values) - len(rest) + 4
-		rest = r
-		switch {
-		case v == nil:
-			out[i] = nil
-		case formatAt(m.formats, i) == 1:
-			out[i] = map[string]string{"base64": base64.StdEncoding.EncodeToString(v)}
-		default:
-			if text == "" {
-				text = string(m.values)
-			}
-			out[i] = text[off : off+len(v)]
-		}
-	}
-	return out
-}
-
-// formatAt is parameter i's format code out of a Bind's raw codes, as
-// format reads decoded ones.
-func formatAt(codes []byte, i int) uint16 {
-	switch n := len(codes) / 2; {
-	case n == 1:
-		i = 0
-	case i >= n:
-		return 0
-	}
-	return binary.BigEndian.Uint16(codes[2*i:])
-}
-
-// params renders bound values for the recording: text as a string, binary
-// as {"base64": ...}, NULL as null. It copies: values alias the read buffer.
-func params[F int16 | uint16](formats []F, values [][]byte) []any {
-	if len(values) == 0 {
-		return nil
-	}
-	out := make([]any, len(values))
-	for i, v := range values {
-		switch {
-		case v == nil:
-			out[i] = nil
-		case format(formats, i) == 1:
-			out[i] = map[string]string{"base64": base64.StdEncoding.EncodeToString(v)}
-		default:
-			out[i] = string(v)
-		}
-	}
-	return out
-}
-
-// format is parameter i's format code: none listed means text, one means
-// all alike.
-func format[F int16 | uint16](formats []F, i int) F {
-	switch {
-	case len(formats) == 0:
-		return 0
-	case len(formats) == 1:
-		return formats[0]
-	case i < len(formats):
-		return formats[i]
-	}
-	return 0
-}
-
 // push queues a statement; called locked.
-func (a *audit) push(kind byte, sql, stmt string, params []any, red *sqlredact.Removed) {
+func (a *audit) push(q query) {
 	if a.head > 0 && 2*a.head >= len(a.queue) {
 		// A pipeline keeps the queue from emptying: move what is in
 		// flight to the front rather than grow.
@@ -306,7 +397,8 @@ func (a *audit) push(kind byte, sql, stmt string, params []any, red *sqlredact.R
 		clear(a.queue[n:])
 		a.queue, a.head = a.queue[:n], 0
 	}
-	a.queue = append(a.queue, query{kind: kind, start: a.now(), sql: sql, stmt: stmt, params: params, red: red})
+	q.start = a.now()
+	a.queue = append(a.queue, q)
 }
 
 // pop drops the oldest statement; called locked.
@@ -336,167 +428,6 @@ func (a *audit) copied(n int) {
 	}
 }
 
-// server reads the outcome of statements out of a server message; called
-// locked (scan).
-func (a *audit) server(typ byte, size int, body []byte) error {
-	switch typ {
-	case 'C':
-		tag, err := readTag(body)
-		if err != nil {
-			return err
-		}
-		a.complete(reuse(&a.lastTag, tag))
-	case 'I':
-		a.complete("EMPTY")
-	case 's':
-		a.complete("PORTAL SUSPENDED")
-	case 'V':
-		a.complete("FUNCTION CALL")
-	case 'E':
-		code, msg, err := readError(body)
-		if err != nil {
-			return err
-		}
-		a.fail(string(code), string(msg))
-	case 'Z':
-		a.ready()
-	case 'G':
-		a.copyStarted("copy_in")
-	case 'H':
-		a.copyStarted("copy_out")
-	case 'W':
-		a.copyStarted("copy_both")
-	case 'd':
-		a.copied(size)
-	}
-	return nil
-}
-
-// reuse is b as a string: *last when it holds the same text (a tag such
-// as "SELECT 1", a query a client polls with), else a copy kept in *last.
-func reuse(last *string, b []byte) string {
-	if string(b) != *last {
-		*last = string(b)
-	}
-	return *last
-}
-
-// complete sets the outcome of the current statement. A simple Query may
-// hold several statements; it is recorded at ReadyForQuery with the last tag.
-func (a *audit) complete(tag string) {
-	q := a.current()
-	if q == nil {
-		return
-	}
-	q.outcome = outcome{known: true, out: recorder.Outcome{Tag: tag}}
-	q.outcome.rows, q.outcome.hasRows = rowsOf(tag)
-	if q.kind != 'Q' {
-		a.finish(q)
-		a.trim()
-	}
-}
-
-func (a *audit) fail(code, msg string) {
-	q := a.current()
-	if q == nil {
-		return // an error of Parse/Bind/Describe with no Execute, or a FATAL
-	}
-	q.outcome = outcome{known: true, out: recorder.Outcome{ErrorCode: code, Error: q.red.Scrub(msg)}}
-	if q.kind != 'Q' {
-		a.finish(q)
-	}
-}
-
-func (a *audit) copyStarted(op string) {
-	if q := a.current(); q != nil {
-		q.op = op
-	}
-}
-
-// ready ends the Query, FunctionCall or pipeline (up to its Sync) that
-// ReadyForQuery answers. Executes of the pipeline that never completed
-// were skipped by the server after an error.
-func (a *audit) ready() {
-	for a.head < len(a.queue) {
-		q := &a.queue[a.head]
-		kind := q.kind
-		if !q.finished && kind != 'S' {
-			if !q.outcome.known && kind == 'E' {
-				q.outcome = outcome{known: true, out: recorder.Outcome{Error: notExecuted}}
-			}
-			a.finish(q)
-		}
-		a.pop()
-		if kind != 'E' {
-			return
-		}
-	}
-}
-
-// abandon records the statements still in flight when the session ended:
-// what was sent belongs in the recording even without its outcome.
-func (a *audit) abandon() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for i := a.head; i < len(a.queue); i++ {
-		if q := &a.queue[i]; !q.finished && q.kind != 'S' {
-			if !q.outcome.known {
-				q.outcome = outcome{known: true, out: recorder.Outcome{Error: noOutcome}}
-			}
-			a.finish(q)
-		}
-	}
-	a.queue, a.head = nil, 0
-}
-
-// finish records q; called locked.
-func (a *audit) finish(q *query) {
-	q.finished = true
-	a.done = append(a.done, recorder.Event{Time: q.start, Type: recorder.EventQuery, Op: q.op, Bytes: q.bytes,
-		SQL: q.sql, Params: q.params, Statement: q.stmt, Redacted: q.red != nil,
-		DurationMS: float64(a.now().Sub(q.start).Microseconds()) / 1000, Outcome: a.outcomeOf(&q.outcome)})
-	if !a.armed && a.timer != nil {
-		a.armed = true
-		a.timer.Reset(eventDelay)
-	}
-}
-
-// outcomeOf is o as the recorder takes it, nil when unknown; called locked.
-func (a *audit) outcomeOf(o *outcome) *recorder.Outcome {
-	if !o.known {
-		return nil
-	}
-	if len(a.slab) == 0 {
-		a.slab = make([]outcomeSlot, outcomeSlab)
-	}
-	s := &a.slab[0]
-	a.slab = a.slab[1:]
-	s.out = o.out
-	if o.hasRows {
-		s.rows = o.rows
-		s.out.Rows = &s.rows
-	}
-	return &s.out
-}
-
-// trim drops finished Executes from the head of the queue; called locked.
-func (a *audit) trim() {
-	for a.head < len(a.queue) && a.queue[a.head].finished {
-		a.pop()
-	}
-}
-
-// rowsOf reads the row count out of a command tag ("SELECT 5",
-// "INSERT 0 5", "UPDATE 5", "COPY 5"); false when the tag has none.
-func rowsOf(tag string) (int64, bool) {
-	i := strings.LastIndexByte(tag, ' ')
-	if i < 0 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(tag[i+1:], 10, 64)
-	return n, err == nil
-}
-
 // flush hands the completed events to the recorder, in order; it returns
 // the recorder's error once the session cannot be recorded.
 func (a *audit) flush() error {
@@ -516,12 +447,14 @@ func (a *audit) flush() error {
 	return a.recErr
 }
 
-// take is the completed events, for one flush to hand over.
+// take is the sealed events, for one flush to hand over; the others stay.
 func (a *audit) take() []recorder.Event {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	batch := a.done
-	a.done, a.spare, a.armed = a.spare, nil, false
+	batch, rest := a.done[:a.open], a.done[a.open:]
+	a.done = append(a.spare, rest...)
+	clear(rest)
+	a.spare, a.open, a.armed = nil, 0, false
 	return batch
 }
 

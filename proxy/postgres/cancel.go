@@ -37,13 +37,14 @@ type cancelKey struct {
 	addr     string      // the upstream backend's address
 	tls      *tls.Config // as the session's login used it; nil: plaintext
 	upstream pgproto3.CancelRequest
+	audit    *audit // records the cancels in the session's recording
 }
 
-// add mints a key for a client of the session logged in as up, and
-// returns it.
-func (k *cancelKeys) add(secretLen int, up *upstream) *pgproto3.BackendKeyData {
+// add mints a key for a client of the session logged in as up, whose
+// cancels a records, and returns it.
+func (k *cancelKeys) add(secretLen int, up *upstream, a *audit) *pgproto3.BackendKeyData {
 	key := &cancelKey{secret: make([]byte, secretLen), addr: up.conn.RemoteAddr().String(), tls: up.tls,
-		upstream: pgproto3.CancelRequest{ProcessID: up.pid, SecretKey: up.secret}}
+		upstream: pgproto3.CancelRequest{ProcessID: up.pid, SecretKey: up.secret}, audit: a}
 	rand.Read(key.secret)
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -77,15 +78,19 @@ func (k *cancelKeys) lookup(req *pgproto3.CancelRequest) *cancelKey {
 	return key
 }
 
-// forwardCancel sends the upstream CancelRequest matching req, if any. Like
-// PostgreSQL, it answers nothing either way. When the session's login used
-// TLS, so does the cancel (as libpq 17 and pgx do): the key is not shown to
-// the network.
-func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest) {
+// forwardCancel sends the upstream CancelRequest matching req, if any, and
+// records it in the session it cancels as coming from the address from.
+// Like PostgreSQL, it answers nothing either way. When the session's login
+// used TLS, so does the cancel (as libpq 17 and pgx do): the key is not
+// shown to the network.
+func (s *Server) forwardCancel(ctx context.Context, req *pgproto3.CancelRequest, from string) {
 	key := s.keys.lookup(req)
 	if key == nil {
-		s.logger().Info("postgres cancel request with an unknown key ignored")
+		s.logger().Info("postgres cancel request with an unknown key ignored", "source", from)
 		return
+	}
+	if key.audit != nil {
+		key.audit.cancelled(from)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cancelDialTimeout)
 	defer cancel()

@@ -42,6 +42,17 @@ func (c *client) source() netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// addrPort is where the client connects from, as its session's recording
+// names it: "10.0.0.7:52144", "[2001:db8::1]:52144" (the IP unmapped).
+func addrPort(c net.Conn) string {
+	s := c.RemoteAddr().String()
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return s
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+}
+
 // send writes msgs in one write.
 func (c *client) send(msgs ...pgproto3.BackendMessage) error {
 	var buf []byte

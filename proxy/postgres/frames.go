@@ -107,11 +107,13 @@ func wantSet(types string) *[256]bool {
 }
 
 var (
-	// clientWants: Query, Parse, Bind, Execute, Close, Sync, FunctionCall.
-	clientWants = wantSet("QPBECSF")
+	// clientWants: Query, Parse, Bind, Describe, Execute, Close, Sync,
+	// FunctionCall.
+	clientWants = wantSet("QPBDECSF")
 	// serverWants: CommandComplete, ErrorResponse, ReadyForQuery,
-	// Copy{In,Out,Both}Response.
-	serverWants = wantSet("CEZGHW")
+	// Copy{In,Out,Both}Response, ParameterDescription,
+	// NotificationResponse.
+	serverWants = wantSet("CEZGHWtA")
 )
 
 // The audit reads the few message bodies it needs by hand: pgproto3's
@@ -122,13 +124,17 @@ var (
 
 // Malformed bodies, worded as pgproto3 words them.
 var (
-	errBadQuery        = invalidBody("Query", "")
-	errBadParse        = invalidBody("Parse", "")
-	errBadBind         = invalidBody("Bind", "")
-	errBadExecute      = invalidBody("Execute", "")
-	errBadClose        = invalidBody("Close", "")
-	errUnterminatedTag = invalidBody("CommandComplete", "unterminated string")
-	errEarlyTag        = invalidBody("CommandComplete", "string terminated too early")
+	errBadQuery                = invalidBody("Query", "")
+	errBadParse                = invalidBody("Parse", "")
+	errBadBind                 = invalidBody("Bind", "")
+	errBadExecute              = invalidBody("Execute", "")
+	errBadClose                = invalidBody("Close", "")
+	errBadDescribe             = invalidBody("Describe", "")
+	errBadReadyForQuery        = invalidBody("ReadyForQuery", "")
+	errBadNotification         = invalidBody("NotificationResponse", "")
+	errBadParameterDescription = invalidBody("ParameterDescription", "")
+	errUnterminatedTag         = invalidBody("CommandComplete", "unterminated string")
+	errEarlyTag                = invalidBody("CommandComplete", "string terminated too early")
 )
 
 func invalidBody(typ, details string) error {
@@ -152,19 +158,20 @@ func readQuery(body []byte) ([]byte, error) {
 	return body[:len(body)-1], nil
 }
 
-// readParse is a Parse's statement name and SQL.
-func readParse(body []byte) (name, sql []byte, err error) {
+// readParse is a Parse's statement name, SQL and parameter type OIDs (4
+// bytes each).
+func readParse(body []byte) (name, sql, oids []byte, err error) {
 	var ok bool
 	if name, body, ok = cbytes(body); !ok {
-		return nil, nil, io.EOF
+		return nil, nil, nil, io.EOF
 	}
 	if sql, body, ok = cbytes(body); !ok {
-		return nil, nil, io.EOF
+		return nil, nil, nil, io.EOF
 	}
 	if len(body) < 2 || len(body)-2 < 4*int(binary.BigEndian.Uint16(body)) {
-		return nil, nil, errBadParse // the parameter type OIDs
+		return nil, nil, nil, errBadParse
 	}
-	return name, sql, nil
+	return name, sql, body[2 : 2+4*int(binary.BigEndian.Uint16(body))], nil
 }
 
 // bindMsg is a Bind as the audit needs it; its slices alias the body.

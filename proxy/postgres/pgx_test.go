@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -77,12 +78,13 @@ func TestPgxExtendedProtocol(t *testing.T) {
 	}
 	b64 := func(b ...byte) any { return map[string]any{"base64": base64.StdEncoding.EncodeToString(b)} }
 	want := []rec{
-		{sql: "SELECT customer FROM orders WHERE id = $1", stmt: "stmtcache_", params: []any{b64(0, 0, 0, 42)}, tag: "SELECT 1"},
+		{sql: "SELECT customer FROM orders WHERE id = $1", stmt: "stmtcache_", params: []any{"42"}, tag: "SELECT 1"},
 		{sql: "SELECT count(*) FROM orders WHERE customer = $1", stmt: "by_customer", params: []any{"customer-5"}, tag: "SELECT 1"},
-		{sql: "INSERT INTO imports VALUES ($1, $2)", params: []any{b64(0, 0, 0, 7), "seven"}, tag: "INSERT 0 1"},
-		{sql: "SELECT id FROM orders WHERE id = $1::int", params: []any{b64(0, 0, 0, 3)}, tag: "SELECT 1"},
+		{sql: "INSERT INTO imports VALUES ($1, $2)", params: []any{"7", "seven"}, tag: "INSERT 0 1"},
+		{sql: "SELECT id FROM orders WHERE id = $1::int", params: []any{"3"}, tag: "SELECT 1"},
 		{sql: "SELECT * FROM payroll WHERE name = $1", params: []any{"ceo"}, code: "42501"},
 		{sql: "SELECT 'skipped'", code: "not executed: an earlier message in the pipeline failed"},
+		// Bound in binary with no type given or described: the bytes as they are.
 		{sql: "SELECT length($1::bytea)", params: []any{b64(0xde, 0xad)}, tag: "SELECT 1"},
 	}
 	require.Len(t, got, len(want), "got events %+v", got)
@@ -98,6 +100,10 @@ func TestPgxExtendedProtocol(t *testing.T) {
 		assert.Equal(t, w.tag, g.tag, "event %d tag", i)
 		assert.Equal(t, w.code, g.code, "event %d error", i)
 	}
+	assert.Equal(t, 0, e.count(t, "SELECT count(*) FROM imports WHERE id = 7"),
+		"the batch ran in one implicit transaction, which the error rolled back")
+	assert.Equal(t, []txEvent{{"rollback", 3}}, transactions(e.recording(t, e.lastSession(t))),
+		"the recording says the batch's statements were rolled back")
 }
 
 // TestPgxCancel cancels the context of a pgx query running pg_sleep(30):
@@ -118,15 +124,25 @@ func TestPgxCancel(t *testing.T) {
 	require.NoError(t, conn.QueryRow(context.Background(), "SELECT 1").Scan(&one), "the session survives a cancel")
 	require.NoError(t, conn.Close(context.Background()))
 
-	var sleep *recorder.Event
-	for _, ev := range e.events(t, e.lastSession(t)) {
-		if ev.Type == recorder.EventQuery && ev.SQL == "SELECT pg_sleep(30)" {
+	var sleep, cancel *recorder.Event
+	for _, ev := range e.recording(t, e.lastSession(t)) {
+		switch {
+		case ev.Type == recorder.EventQuery && ev.SQL == "SELECT pg_sleep(30)":
 			sleep = &ev
+		case ev.Type == recorder.EventCancel:
+			require.Nil(t, sleep, "the cancel is recorded before the statement it ended")
+			cancel = &ev
 		}
 	}
 	require.NotNil(t, sleep, "the cancelled statement is recorded")
 	require.NotNil(t, sleep.Outcome)
 	assert.Equal(t, "57014", sleep.Outcome.ErrorCode, "recorded outcome %+v", sleep.Outcome)
+	require.NotNil(t, cancel, "the cancel request is recorded in the session it cancelled")
+	assert.Equal(t, "SELECT pg_sleep(30)", cancel.SQL, "the cancel names the statement it aimed at")
+	host, port, err := net.SplitHostPort(cancel.From)
+	require.NoError(t, err, "from %q", cancel.From)
+	assert.Equal(t, "127.0.0.1", host, "the cancel came from the client's address")
+	assert.NotEqual(t, "0", port)
 }
 
 // pgxCancelling connects through the bastion with pgx set to answer a

@@ -51,7 +51,7 @@ func (s *Server) handle(ctx context.Context, conn net.Conn) {
 		return
 	}
 	if n.cancel != nil {
-		s.forwardCancel(ctx, n.cancel)
+		s.forwardCancel(ctx, n.cancel, addrPort(n.conn))
 		return
 	}
 	c := &client{conn: n.conn, r: n.r, tls: n.tls, st: n.st}
@@ -132,7 +132,10 @@ func (ss *session) setup(now time.Time) error {
 	if ss.client.st.minor >= 2 {
 		secretLen = secretLen32
 	}
-	key := ss.srv.keys.add(secretLen, up)
+	if up.txStatus != 0 {
+		ss.audit.tx.state = up.txStatus
+	}
+	key := ss.srv.keys.add(secretLen, up, ss.audit)
 	ss.key = key.ProcessID
 	msgs := []pgproto3.BackendMessage{&pgproto3.AuthenticationOk{}}
 	for name, value := range up.params {
@@ -169,7 +172,7 @@ func (ss *session) openRecording(ctx context.Context, now time.Time) error {
 	}
 	d := ss.adm.decision
 	rec, err := ss.srv.Recorder.Open(ctx, recorder.SessionMeta{ID: ss.ps.ID, Identity: d.Identity, Owner: d.Owner,
-		Target: d.Target, Protocol: "postgres", Login: d.Login, Source: ss.adm.req.Source.String(),
+		Target: d.Target, Protocol: "postgres", Login: d.Login, Source: addrPort(ss.client.conn),
 		CertSerial: capg.RoleName(ss.ps.ID), Decision: d, BreakglassGrant: d.Grant, StartedAt: now})
 	if err != nil {
 		unavailable.cause = err
