@@ -102,15 +102,18 @@ func TestTransactionEvents(t *testing.T) {
 	e.verified(t, id)
 }
 
-// TestLargeStatement: a multi-megabyte INSERT, and one over 16 MB that the
-// client splits across packets, run as without the bastion and are
-// recorded as their size, SHA-256 and first max_statement_bytes.
+// TestLargeStatement: a multi-megabyte INSERT, and ones of 20 and 100 MB
+// that the client splits across packets (limits raised on both the
+// server and the bastion), run as without the bastion and are recorded as
+// their size, SHA-256 and first max_statement_bytes.
 func TestLargeStatement(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	require.NoError(t, e.target.MariaDB.Exec(context.Background(), "", "SET GLOBAL max_allowed_packet = 64*1024*1024"))
-	db := e.db(t, okIdentity, e.token(okIdentity))
+	e := newEnv(t, envOptions{maxMsg: 128 << 20})
+	require.NoError(t, e.target.MariaDB.Exec(context.Background(), "", "SET GLOBAL max_allowed_packet = 128*1024*1024"))
+	cfg := e.driverConfig(okIdentity, e.token(okIdentity))
+	cfg.MaxAllowedPacket = 128 << 20
+	db := e.dbWith(t, cfg)
 	db.SetMaxOpenConns(1)
-	sizes := map[int]int{901: 3 << 20, 902: 20 << 20}
+	sizes := map[int]int{901: 3 << 20, 902: 20 << 20, 903: 100 << 20}
 	stmts := map[int]string{}
 	for id, n := range sizes {
 		stmts[id] = "INSERT INTO imports (id, raw) VALUES (" + strconv.Itoa(id) + ", '" + strings.Repeat("z", n) + "')"
