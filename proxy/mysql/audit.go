@@ -299,7 +299,7 @@ func (a *audit) statementText(c *command, body []byte) {
 	whole := unsafe.String(&body[0], len(body)) // valid during this call only: nothing below keeps it
 	sql, red := sqlredact.Statement(sqlredact.MySQL, whole)
 	if c.cmd == comQuery && a.multiStatements {
-		if parts := splitStatements(sql); len(parts) > 1 {
+		if parts := sqlredact.Split(sqlredact.MySQL, sql); len(parts) > 1 {
 			c.parts = make([]string, len(parts))
 			for i, p := range parts {
 				p, _ = cutText(p, a.max)

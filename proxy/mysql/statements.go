@@ -3,6 +3,7 @@ package mysql
 import (
 	"strings"
 
+	"github.com/sallyport/sallyport/proxy/sqlredact"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -22,7 +23,7 @@ func (a *audit) statements(c *command, ev *recorder.Event, last *recorder.Outcom
 	rs := append(c.results, result{o: last, status: c.status, known: c.known})
 	parts := c.parts
 	if parts == nil && c.cmd == comQuery && a.multiStatements {
-		parts = splitStatements(c.sql)
+		parts = sqlredact.Split(sqlredact.MySQL, c.sql)
 	}
 	if len(parts) < 2 {
 		o := merge(rs)
@@ -96,87 +97,4 @@ func merge(rs []result) recorder.Outcome {
 	}
 	out.Bytes = bytes
 	return out
-}
-
-// splitStatements cuts a MySQL text at the semicolons the server splits
-// a multi-statement query at: outside quotes ('…', "…" with backslash
-// escapes, `…`) and comments (#, -- , /* */). Statements are trimmed;
-// empty ones are left out. A stored program's body (CREATE PROCEDURE …
-// BEGIN …; …; END, BEGIN NOT ATOMIC) holds semicolons of its own: from
-// there on the text counts as one statement.
-func splitStatements(sql string) []string {
-	var parts []string
-	start := 0
-	for i := 0; i < len(sql); {
-		switch c := sql[i]; {
-		case c == '\'' || c == '"' || c == '`':
-			i = closeQuote(sql, i)
-		case c == '#' || c == '-' && dashComment(sql, i):
-			for i < len(sql) && sql[i] != '\n' {
-				i++
-			}
-		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			end := strings.Index(sql[i+2:], "*/")
-			if end < 0 {
-				i = len(sql)
-			} else {
-				i += 2 + end + 2
-			}
-		case c == ';':
-			part := sql[start:i]
-			if compound(part) {
-				return appendPart(parts, sql[start:])
-			}
-			parts = appendPart(parts, part)
-			i++
-			start = i
-		default:
-			i++
-		}
-	}
-	return appendPart(parts, sql[start:])
-}
-
-// closeQuote is the index past the quoted text starting at i.
-func closeQuote(s string, i int) int {
-	q := s[i]
-	for i++; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			if q != '`' {
-				i++
-			}
-		case q:
-			if i+1 < len(s) && s[i+1] == q { // doubled: part of the text
-				i++
-				continue
-			}
-			return i + 1
-		}
-	}
-	return len(s)
-}
-
-// appendPart appends p trimmed, when it holds more than spaces and
-// comments.
-func appendPart(parts []string, p string) []string {
-	p = strings.TrimSpace(p)
-	if skipSpace(p, 0) == len(p) {
-		return parts
-	}
-	return append(parts, p)
-}
-
-// compound reports whether a statement cut at its first semicolon starts
-// a stored program with a body of statements.
-func compound(part string) bool {
-	switch verb(part) {
-	case "BEGIN NOT ATOMIC":
-		return true
-	case "CREATE":
-		up := strings.ToUpper(part)
-		return strings.Contains(up, "BEGIN") &&
-			(strings.Contains(up, "PROCEDURE") || strings.Contains(up, "FUNCTION") || strings.Contains(up, "TRIGGER") || strings.Contains(up, "EVENT"))
-	}
-	return false
 }

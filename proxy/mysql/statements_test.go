@@ -16,30 +16,6 @@ import (
 	"github.com/sallyport/sallyport/recorder"
 )
 
-func TestSplitStatements(t *testing.T) {
-	tests := []struct {
-		in   string
-		want []string
-	}{
-		{"select 1", []string{"select 1"}},
-		{"select 1;", []string{"select 1"}},
-		{"insert into t values (777); select * from forbidden; delete from t where id=777",
-			[]string{"insert into t values (777)", "select * from forbidden", "delete from t where id=777"}},
-		{`select 'a;b', "c;d", ` + "`e;f`" + `; select 2`, []string{`select 'a;b', "c;d", ` + "`e;f`", "select 2"}},
-		{`select 'it''s;', 'back\';slash'; select 3`, []string{`select 'it''s;', 'back\';slash'`, "select 3"}},
-		{"select 1 -- a;b\n; select 2 # c;d\n; /* e;f */ select 3", []string{"select 1 -- a;b", "select 2 # c;d", "/* e;f */ select 3"}},
-		{"select 1--1; select 2", []string{"select 1--1", "select 2"}}, // 1 minus -1: no comment
-		{"select 1; -- bye", []string{"select 1"}},
-		{"select 1;;  ; select 2", []string{"select 1", "select 2"}},
-		{"CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END; CALL p()", []string{"CREATE PROCEDURE p() BEGIN SELECT 1; SELECT 2; END; CALL p()"}},
-		{"select 1; BEGIN NOT ATOMIC SELECT 1; END", []string{"select 1", "BEGIN NOT ATOMIC SELECT 1; END"}},
-		{"select 'unterminated; select 2", []string{"select 'unterminated; select 2"}},
-	}
-	for _, tt := range tests {
-		assert.Equal(t, tt.want, splitStatements(tt.in), "%q", tt.in)
-	}
-}
-
 // exchange sends one command and frames its's response packets for the scanner.
 func exchange(t *testing.T, a *audit, cmd []byte, resp ...[]byte) {
 	t.Helper()
