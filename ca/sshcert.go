@@ -48,6 +48,10 @@ type SSHCertRequest struct {
 	PTY bool
 	// PortForwarding adds permit-port-forwarding (entitled to forward).
 	PortForwarding bool
+	// ForceCommand, when set, is the force-command critical option: the
+	// target's sshd runs this command line whatever the client asks for
+	// (an exec of another command, a shell, a subsystem). Empty: none.
+	ForceCommand string
 }
 
 // SessionCert is a freshly issued certificate with its in-memory key.
@@ -104,8 +108,8 @@ func (c *SSHUserCA) AuthorizedKey() string { return AuthorizedKey(c.Key) }
 // Issue creates an ed25519 key in memory and a certificate for it: principal
 // req.Login, valid from now−30s to now+TTL, KeyId
 // "sallyport/<session>/<identity>", a random serial, source-address when
-// configured, and only the extensions req permits (never agent or X11
-// forwarding, never user rc).
+// configured, force-command when req has one, and only the extensions req
+// permits (never agent or X11 forwarding, never user rc).
 func (c *SSHUserCA) Issue(req SSHCertRequest) (*SessionCert, error) {
 	if err := c.checkRequest(req); err != nil {
 		return nil, err
@@ -135,6 +139,11 @@ func (c *SSHUserCA) checkRequest(req SSHCertRequest) error {
 	if req.Login == "" {
 		return fmt.Errorf("issue certificate for session %s: no login to put in the certificate", req.SessionID)
 	}
+	if strings.IndexByte(req.ForceCommand, 0) >= 0 {
+		// sshd reads a critical option as a C string and would refuse the
+		// certificate; no registry pattern holds a NUL either.
+		return fmt.Errorf("issue certificate for session %s: the forced command contains a NUL byte", req.SessionID)
+	}
 	return nil
 }
 
@@ -153,15 +162,36 @@ func (c *SSHUserCA) template(req SSHCertRequest, pub ed25519.PublicKey) (*ssh.Ce
 		ValidPrincipals: []string{req.Login},
 		ValidAfter:      uint64(now.Add(-certBackdate).Unix()),
 		ValidBefore:     uint64(now.Add(c.ttl()).Unix()),
-		Permissions:     ssh.Permissions{Extensions: extensions(req)},
-	}
-	if c.SourceAddress != "" {
-		cert.CriticalOptions = map[string]string{"source-address": c.SourceAddress}
+		Permissions:     ssh.Permissions{CriticalOptions: c.criticalOptions(req), Extensions: extensions(req)},
 	}
 	return cert, nil
 }
 
-// extensions are the permit-* extensions the entitlement allows.
+// criticalOptions are source-address when configured and force-command
+// when the entitlement allows exactly one command; nil when neither.
+func (c *SSHUserCA) criticalOptions(req SSHCertRequest) map[string]string {
+	opts := map[string]string{}
+	if c.SourceAddress != "" {
+		opts["source-address"] = c.SourceAddress
+	}
+	if req.ForceCommand != "" {
+		opts["force-command"] = req.ForceCommand
+	}
+	if len(opts) == 0 {
+		return nil
+	}
+	return opts
+}
+
+// extensions are the permit-* extensions the entitlement's actions need:
+// permit-pty for a terminal (shell), permit-port-forwarding for forward.
+// Never permit-agent-forwarding or permit-X11-forwarding: the bastion
+// relays neither. Never permit-user-rc: sshd runs the login's ~/.ssh/rc
+// before every session's command, a certificate's force-command included
+// (only sshd_config's ForceCommand skips it), so whatever someone with
+// write access to that home once put there would run with every machine
+// identity's session, outside what the entitlement names. Without the
+// extension sshd skips it (and runs the root-owned /etc/ssh/sshrc, if any).
 func extensions(req SSHCertRequest) map[string]string {
 	ext := map[string]string{}
 	if req.PTY {

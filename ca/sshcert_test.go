@@ -34,6 +34,8 @@ func TestIssueSessionCertificate(t *testing.T) {
 		{"shell gets permit-pty", SSHCertRequest{SessionID: "s2", Identity: "svc-a", Login: "deploy", PTY: true}, []string{"permit-pty"}},
 		{"forward gets permit-port-forwarding", SSHCertRequest{SessionID: "s3", Identity: "svc-b", Login: "ops", PortForwarding: true},
 			[]string{"permit-port-forwarding"}},
+		{"one exact command gets no extension", SSHCertRequest{SessionID: "s4", Identity: "svc-c", Login: "backup",
+			ForceCommand: "/usr/local/bin/backup.sh nightly"}, nil},
 	}
 	c := testCA(t, now)
 	for _, tt := range tests {
@@ -51,16 +53,69 @@ func TestIssueSessionCertificate(t *testing.T) {
 				ext = append(ext, k)
 			}
 			assert.ElementsMatch(t, tt.wantExt, ext, "got extensions %v, want %v", ext, tt.wantExt)
-			assert.Empty(t, cert.CriticalOptions)
+			if tt.req.ForceCommand == "" {
+				assert.Empty(t, cert.CriticalOptions)
+			} else {
+				assert.Equal(t, map[string]string{"force-command": tt.req.ForceCommand}, cert.CriticalOptions)
+			}
 			assert.True(t, bytes.Equal(sc.Signer.PublicKey().Marshal(), cert.Marshal()), "signer does not present the certificate")
 			checker := ssh.CertChecker{
 				IsUserAuthority: func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), c.PublicKey().Marshal()) },
 				Clock:           func() time.Time { return now },
+				// x/crypto refuses critical options it is not told of, as sshd does.
+				SupportedCriticalOptions: []string{"force-command"},
 			}
-			_, err = checker.Authenticate(connMeta(tt.req.Login), cert)
+			perms, err := checker.Authenticate(connMeta(tt.req.Login), cert)
 			require.NoError(t, err, "the CA's own checker refuses the certificate")
+			assert.Equal(t, tt.req.ForceCommand, perms.CriticalOptions["force-command"])
 		})
 	}
+}
+
+// TestExtensionsPerChannel: what each kind of channel the bastion relays
+// gets in its certificate. A certificate is per channel profile, so an
+// identity entitled to everything still gets only what the channel needs;
+// agent and X11 forwarding and user rc are never in any.
+func TestExtensionsPerChannel(t *testing.T) {
+	never := []string{"permit-agent-forwarding", "permit-X11-forwarding", "permit-user-rc"}
+	tests := []struct {
+		name     string
+		req      SSHCertRequest
+		wantExt  []string
+		wantCrit map[string]string
+	}{
+		{"exec, sftp, legacy scp, a shell without a terminal", SSHCertRequest{}, []string{}, nil},
+		{"exec of one exact command", SSHCertRequest{ForceCommand: "/bin/echo exactly-this"}, []string{},
+			map[string]string{"force-command": "/bin/echo exactly-this"}},
+		{"shell or command in a terminal", SSHCertRequest{PTY: true}, []string{"permit-pty"}, nil},
+		{"forward", SSHCertRequest{PortForwarding: true}, []string{"permit-port-forwarding"}, nil},
+		{"everything at once", SSHCertRequest{PTY: true, PortForwarding: true, ForceCommand: "true"},
+			[]string{"permit-pty", "permit-port-forwarding"}, map[string]string{"force-command": "true"}},
+	}
+	c := testCA(t, time.Now())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.SessionID, tt.req.Identity, tt.req.Login = "s", "svc", "deploy"
+			sc, err := c.Issue(tt.req)
+			require.NoError(t, err)
+			ext := []string{}
+			for k, v := range sc.Cert.Extensions {
+				ext = append(ext, k)
+				assert.Empty(t, v, "extension %s carries a value", k)
+			}
+			assert.ElementsMatch(t, tt.wantExt, ext, "got extensions %v, want %v", ext, tt.wantExt)
+			for _, k := range never {
+				assert.NotContains(t, sc.Cert.Extensions, k)
+			}
+			assert.Equal(t, tt.wantCrit, sc.Cert.CriticalOptions)
+		})
+	}
+}
+
+func TestIssueRefusesNULInForcedCommand(t *testing.T) {
+	c := testCA(t, time.Now())
+	_, err := c.Issue(SSHCertRequest{SessionID: "s", Identity: "i", Login: "l", ForceCommand: "/bin/echo a\x00; id"})
+	assert.ErrorContains(t, err, "NUL")
 }
 
 func TestIssueSerialsDifferAndSourceAddressPinned(t *testing.T) {
@@ -119,9 +174,17 @@ func TestOpenSSHReadsCertificate(t *testing.T) {
 	for _, want := range []string{`Key ID: "sallyport/0a1b/svc-backup"`, "backup", "permit-pty", "user certificate"} {
 		assert.Contains(t, string(out), want)
 	}
-	for _, never := range []string{"permit-agent-forwarding", "permit-X11-forwarding", "permit-user-rc"} {
+	for _, never := range []string{"permit-agent-forwarding", "permit-X11-forwarding", "permit-user-rc", "force-command"} {
 		assert.NotContains(t, string(out), never)
 	}
+
+	sc, err = c.Issue(SSHCertRequest{SessionID: "0a1c", Identity: "svc-backup", Login: "backup", ForceCommand: "/usr/local/bin/backup.sh nightly"})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, ssh.MarshalAuthorizedKey(sc.Cert), 0o600))
+	out, err = exec.Command(keygen, "-L", "-f", path).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, `force-command /usr/local/bin/backup.sh nightly\n`, string(out))
+	assert.NotContains(t, string(out), "permit-")
 }
 
 type connMeta string
