@@ -220,3 +220,30 @@ func TestReadableParams(t *testing.T) {
 	require.NoError(t, err, "a recording must be able to hold them")
 	assert.Equal(t, `[0.1,"NaN","2026-12-07"]`, string(b))
 }
+
+// TestAuditAllocations: following a statement's outcome, bytes and
+// transaction state costs no allocation per statement, in a transaction
+// or not (the outcome blocks and the event slice are amortised).
+func TestAuditAllocations(t *testing.T) {
+	for _, status := range []uint16{statusAutocommit, statusAutocommit | statusInTrans} {
+		a := newAudit(time.Now, true)
+		a.max = recorder.DefaultMaxStatementBytes
+		s := &packetScanner{handle: a.respond}
+		var seq byte = 1
+		var resp []byte
+		for _, p := range [][]byte{{1}, colDef, {1, 'a'}, {hdrEOF, 0, 0, byte(status), byte(status >> 8), 0, 0}} {
+			resp = appendPacket(resp, &seq, p)
+		}
+		cmd := []byte("\x03select c from t where id = 17")
+		var spare []recorder.Event
+		n := 0
+		allocs := testing.AllocsPerRun(1000, func() {
+			_ = a.client(cmd)
+			a.scan(s, resp)
+			if n++; n%64 == 0 {
+				spare = a.take(spare)
+			}
+		})
+		assert.Zero(t, allocs, "status %#x: allocations per statement", status)
+	}
+}

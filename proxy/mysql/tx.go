@@ -106,25 +106,29 @@ func (a *audit) flushTx() {
 }
 
 // isBegin reports whether sql starts a transaction explicitly (BEGIN,
-// START TRANSACTION), which commits an open one first.
+// START TRANSACTION), which commits an open one first. It runs for every
+// statement in a transaction, so it compares without allocating.
 func isBegin(sql string) bool {
-	v := verb(sql)
-	return v == "BEGIN" || v == "START TRANSACTION"
+	w, rest := word(sql)
+	switch {
+	case strings.EqualFold(w, "BEGIN"):
+		w2, _ := word(rest)
+		return !strings.EqualFold(w2, "NOT") // BEGIN NOT ATOMIC is a compound statement
+	case strings.EqualFold(w, "START"):
+		w2, _ := word(rest)
+		return strings.EqualFold(w2, "TRANSACTION")
+	}
+	return false
 }
 
-// verb is the first word of sql in upper case, two for START, XA and
-// BEGIN NOT ATOMIC kinds of statement ("START TRANSACTION"); empty when
-// there is none.
+// verb is the first word of sql in upper case, two for START and XA
+// statements ("START TRANSACTION"); empty when there is none.
 func verb(sql string) string {
 	w, rest := word(sql)
-	switch w {
-	case "START", "XA":
+	w = strings.ToUpper(w)
+	if w == "START" || w == "XA" {
 		w2, _ := word(rest)
-		return w + " " + w2
-	case "BEGIN":
-		if w2, _ := word(rest); w2 == "NOT" {
-			return "BEGIN NOT ATOMIC" // a compound statement, not a transaction
-		}
+		return w + " " + strings.ToUpper(w2)
 	}
 	return w
 }
@@ -132,15 +136,15 @@ func verb(sql string) string {
 // maxVerb bounds a word read by word: keywords are short.
 const maxVerb = 32
 
-// word is the first word of s past spaces and comments, upper-cased, and
-// what follows it.
+// word is the first word of s past spaces and comments, and what follows
+// it.
 func word(s string) (string, string) {
 	i := skipSpace(s, 0)
 	j := i
 	for j < len(s) && j-i < maxVerb && isWordByte(s[j]) {
 		j++
 	}
-	return strings.ToUpper(s[i:j]), s[j:]
+	return s[i:j], s[j:]
 }
 
 // skipSpace skips spaces and comments from i.
