@@ -215,6 +215,8 @@ func testApply(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 		canonical, err := iga.MarshalDoc(f.Doc)
 		require.NoError(t, err)
 		assert.Equal(t, string(canonical), string(first), "the export is the file in canonical form")
+		assert.Contains(t, string(first), `{target: web-01, login: cron, actions: [exec], commands: [/usr/bin/uptime, /usr/local/bin/rotate-logs.sh *]}`,
+			"the commands are stored and exported, sorted")
 
 		before := gwSnapshot(t, r)
 		res, err := gwApply(t, r, "export.yaml", first, iga.ApplyOptions{Prune: true})

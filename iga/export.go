@@ -39,7 +39,7 @@ func (r *Registry) Export(ctx context.Context) (Doc, error) {
 
 // MarshalDoc writes d as a registry file that ParseFile reads back to the
 // same Doc. The output is deterministic: people and identities sorted by
-// id, holders, roles, keys, bindings and CIDRs sorted, entitlements by
+// id, holders, roles, keys, bindings, CIDRs and commands sorted, entitlements by
 // target then login, actions in the order of Actions — so two exports of
 // one registry are byte-identical and applying an export changes nothing.
 func MarshalDoc(d Doc) ([]byte, error) {
@@ -132,6 +132,9 @@ func entitlementNode(e Entitlement) *yaml.Node {
 	addTime(n, "expires", e.Expires)
 	if len(e.From) > 0 {
 		addPair(n, "from", strsNode(e.From))
+	}
+	if len(e.Commands) > 0 {
+		addPair(n, "commands", strsNode(e.Commands))
 	}
 	return n
 }
@@ -263,6 +266,7 @@ func canonicalEntitlements(es []Entitlement) []Entitlement {
 			e.Actions = nil
 		}
 		e.From = sortedStrings(e.From)
+		e.Commands = sortedStrings(e.Commands)
 		e.Expires = canonicalTime(e.Expires)
 		out[i] = e
 	}

@@ -285,7 +285,9 @@ func (p *fileParser) entitlements(n *yaml.Node, who string, lines *identityLines
 func (p *fileParser) entitlement(n *yaml.Node, what string) (Entitlement, bool) {
 	var e Entitlement
 	var actionsSeen bool
+	commandsAt := 0
 	p.fields(n, what, map[string]func(*yaml.Node){
+		"commands": func(v *yaml.Node) { e.Commands, commandsAt = p.commands(v, what+": commands"), v.Line },
 		"target":  func(v *yaml.Node) { e.Target = p.word(v, what+": target") },
 		"login":   func(v *yaml.Node) { e.Login = p.word(v, what+": login") },
 		"actions": func(v *yaml.Node) { e.Actions, actionsSeen = p.actions(v, what+": actions"), true },
@@ -308,7 +310,42 @@ func (p *fileParser) entitlement(n *yaml.Node, what string) (Entitlement, bool) 
 		p.add(n, "%s: %s missing; an entitlement needs target, login and actions", what, strings.Join(missing, " and "))
 		return e, false
 	}
+	p.commandsFit(e, commandsAt, what)
 	return e, e.Target != "" && e.Login != ""
+}
+
+// commands reads an entitlement's allowed exec command lines, each checked
+// by CheckCommandPattern.
+func (p *fileParser) commands(n *yaml.Node, what string) []string {
+	patterns, lines := p.strs(n, what)
+	var out []string
+	for i, c := range patterns {
+		if err := CheckCommandPattern(c); err != nil {
+			p.add(&yaml.Node{Line: lines[i]}, "%s: %v", what, err)
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(patterns) == 0 && !isNull(n) && n.Kind == yaml.SequenceNode {
+		p.add(n, "%s: the list is empty; list the command lines exec may run, or remove commands to allow any", what)
+	}
+	return out
+}
+
+// commandsFit checks commands against the entitlement's actions: a shell
+// runs anything, so restricting exec beside it would be a false comfort,
+// and commands without exec restrict nothing.
+func (p *fileParser) commandsFit(e Entitlement, line int, what string) {
+	if line == 0 {
+		return
+	}
+	at := &yaml.Node{Line: line}
+	if slices.Contains(e.Actions, ActionShell) {
+		p.add(at, "%s to %s as %s: commands together with shell; a shell runs any command, so give shell and the restricted exec to different logins or drop one", what, e.Target, e.Login)
+	}
+	if !slices.Contains(e.Actions, ActionExec) {
+		p.add(at, "%s to %s as %s: commands without exec restrict nothing; add exec to actions or remove commands", what, e.Target, e.Login)
+	}
 }
 
 func (p *fileParser) actions(n *yaml.Node, what string) []Action {

@@ -122,6 +122,9 @@ func printIdentity(w io.Writer, v shownIdentity) {
 	for _, e := range v.Entitlements {
 		fmt.Fprintf(w, "entitlement:   %s as %s: %s%s%s\n", e.Target, e.Login, joinActions(e.Actions),
 			optional(" until ", day(e.Expires)), optional(" from ", strings.Join(e.From, ",")))
+		for _, cmd := range e.Commands {
+			fmt.Fprintf(w, "  may run:     %s\n", iga.AuditQuote(cmd))
+		}
 	}
 	for _, k := range v.SSHKeys {
 		fmt.Fprintf(w, "ssh key:       %s %s%s\n", k.Type, k.Fingerprint, optional(" expires ", day(k.Expires)))

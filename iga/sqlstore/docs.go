@@ -27,6 +27,8 @@ type entitlementDoc struct {
 	Actions []iga.Action `json:"actions,omitempty"`
 	Expires string       `json:"expires,omitempty"`
 	From    []string     `json:"from,omitempty"`
+	// Commands are the exec command patterns; absent: any command.
+	Commands []string `json:"commands,omitempty"`
 }
 
 // timeText is e.time as a string, "" for none.
@@ -55,7 +57,7 @@ func (e *encoder) entitlements(ents []iga.Entitlement) string {
 	docs := make([]entitlementDoc, len(ents))
 	for i, en := range ents {
 		docs[i] = entitlementDoc{Target: en.Target, Login: en.Login, Actions: en.Actions,
-			Expires: e.timeText(en.Expires), From: en.From}
+			Expires: e.timeText(en.Expires), From: en.From, Commands: en.Commands}
 	}
 	return list(docs)
 }
@@ -104,7 +106,7 @@ func entitlementsCol(p *[]iga.Entitlement) docsCol[entitlementDoc, iga.Entitleme
 	return docsCol[entitlementDoc, iga.Entitlement]{p: p, from: func(d entitlementDoc) (iga.Entitlement, error) {
 		exp, err := parseTimeText(d.Expires)
 		return iga.Entitlement{Target: d.Target, Login: d.Login, Actions: nilIfEmpty(d.Actions),
-			Expires: exp, From: nilIfEmpty(d.From)}, err
+			Expires: exp, From: nilIfEmpty(d.From), Commands: nilIfEmpty(d.Commands)}, err
 	}}
 }
 
