@@ -193,7 +193,11 @@ func (cc *clientChannel) start(req *gossh.Request) {
 	}
 	cc.ptyOK = cc.pty != nil
 	prof := profile{login: d.Login, pty: cc.ptyOK}
-	line, err := cc.c.begin(d, cc.c.request(action), prof, t)
+	if action == iga.ActionExec {
+		// The target enforces the one entitled command too.
+		prof.command = d.ForceCommand
+	}
+	line, err := cc.c.begin(d, cc.c.channelRequest(action, command), prof, t)
 	if err != nil {
 		cc.c.srv.logger().Error("begin ssh session", "identity", d.Identity, "err", err)
 	}

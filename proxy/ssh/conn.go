@@ -56,10 +56,22 @@ func (c *conn) request(action iga.Action) iga.Request {
 	return c.st.request(action, c.sc.Permissions)
 }
 
+// channelRequest is the registry request for a channel: an exec names its
+// command line, which the registry matches against the entitlement's
+// commands (a legacy scp transfer is sftp, admitted by its own grammar).
+func (c *conn) channelRequest(action iga.Action, command string) iga.Request {
+	req := c.request(action)
+	if action == iga.ActionExec {
+		req.Command = command
+	}
+	return req
+}
+
 // admit asks the registry whether action is allowed and finds the target;
-// asked is the client's own words (a command line), for the audit trail of
-// a refusal. On refusal it returns the one line the client must see: the
-// refusal made at login, when there was one.
+// asked is the client's own words (an exec's command line, which the
+// registry also matches, or a scp command or forward destination), for the
+// audit trail of a refusal. On refusal it returns the one line the client
+// must see: the refusal made at login, when there was one.
 func (c *conn) admit(action iga.Action, asked string) (iga.Decision, Target, string) {
 	s := c.srv
 	if s.Gate == nil {
@@ -68,7 +80,7 @@ func (c *conn) admit(action iga.Action, asked string) (iga.Decision, Target, str
 	if line := c.st.refusedAtLogin(); line != "" {
 		return iga.Decision{}, Target{}, line
 	}
-	req := c.request(action)
+	req := c.channelRequest(action, asked)
 	req.Asked = asked
 	ctx, cancel := context.WithTimeout(c.ctx, decideTimeout)
 	defer cancel()

@@ -21,6 +21,12 @@ type profile struct {
 	login   string
 	pty     bool
 	forward bool
+	// command is the certificate's force-command: the one command line an
+	// exec entitlement allows. Part of the key, so a connection whose
+	// certificate forces one command never carries another command or
+	// action, and a connection without one never carries such an exec.
+	// Empty: none.
+	command string
 }
 
 // upstream is one logged-in connection to the target.
@@ -44,7 +50,7 @@ func (c *conn) issue(id string, prof profile) (*ca.SessionCert, error) {
 	identity := c.st.identity
 	c.st.mu.Unlock()
 	return c.srv.CA.Issue(ca.SSHCertRequest{SessionID: id, Identity: identity, Login: prof.login,
-		PTY: prof.pty, PortForwarding: prof.forward})
+		PTY: prof.pty, PortForwarding: prof.forward, ForceCommand: prof.command})
 }
 
 // upstreamFor returns the logged-in target connection for prof, dialing
