@@ -110,9 +110,10 @@ type audit struct {
 
 	// Client side only.
 	portals    map[string]portal
-	terminated bool   // the client sent Terminate
-	lastSQL    string // the previous Query's text, reused when it repeats
-	units      int64  // messages sent that ReadyForQuery answers
+	terminated bool      // the client sent Terminate
+	lastSQL    string    // the previous Query's text, reused when it repeats
+	units      int64     // messages sent that ReadyForQuery answers
+	long       longQuery // a Query too long to hold, passing
 
 	mu sync.Mutex
 	// Both sides: the target's ParameterDescription adds the types.

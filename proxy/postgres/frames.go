@@ -16,23 +16,32 @@ const keepBodyCap = 64 << 10
 // It sees the bytes as they are read, before they are forwarded unchanged,
 // and hands each message to handle: with its body for the types in want
 // (which the audit decodes), with only its size for the rest (DataRow,
-// CopyData: never buffered, never decoded).
+// CopyData: never buffered, never decoded, of any size).
 type frameScanner struct {
-	max    int        // largest body accepted
+	max    int        // largest body of a type in want
 	want   *[256]bool // types whose body handle needs
 	handle func(typ byte, size int, body []byte) error
+	// long, when set, takes a message of a type in longWant whose body is
+	// over max a part at a time as it passes (end marks the last part),
+	// instead of the session ending on it.
+	long     func(typ byte, size int, part []byte, end bool) error
+	longWant *[256]bool
 
-	hdr    [5]byte
-	nhdr   int
-	typ    byte
-	size   int
-	remain int
-	inBody bool
-	body   []byte
+	hdr       [5]byte
+	nhdr      int
+	typ       byte
+	size      int
+	remain    int
+	inBody    bool
+	streaming bool // the body goes to long
+	body      []byte
 }
 
 // errMessageTooLarge is wrapped by feed's error for an oversized message.
 var errMessageTooLarge = fmt.Errorf("message too large")
+
+// errBadLength is wrapped by feed's error for a length below the header's.
+var errBadLength = errors.New("invalid message length")
 
 // feed scans p. The body passed to handle may alias p: handle must copy
 // what it keeps.
@@ -51,6 +60,13 @@ func (f *frameScanner) feed(p []byte) error {
 		take := min(len(p), f.remain)
 		chunk := p[:take]
 		p, f.remain = p[take:], f.remain-take
+		if f.streaming {
+			if err := f.long(f.typ, f.size, chunk, f.remain == 0); err != nil {
+				return err
+			}
+			f.inBody, f.streaming = f.remain > 0, f.remain > 0
+			continue
+		}
 		keep := f.want[f.typ]
 		if f.remain > 0 {
 			if keep {
@@ -70,7 +86,13 @@ func (f *frameScanner) begin() error {
 	f.nhdr = 0
 	f.typ = f.hdr[0]
 	n := int64(binary.BigEndian.Uint32(f.hdr[1:]))
-	if n < 4 || n-4 > int64(f.max) {
+	switch {
+	case n < 4:
+		return fmt.Errorf("%w: message %q of %d bytes", errBadLength, f.typ, n)
+	case n-4 <= int64(f.max) || !f.want[f.typ]:
+	case f.long != nil && f.longWant[f.typ]:
+		f.streaming = true
+	default:
 		return fmt.Errorf("%w: message %q of %d bytes (limit %d)", errMessageTooLarge, f.typ, n, f.max)
 	}
 	f.size, f.remain, f.inBody = int(n-4), int(n-4), true
@@ -114,6 +136,8 @@ var (
 	// Copy{In,Out,Both}Response, ParameterDescription,
 	// NotificationResponse.
 	serverWants = wantSet("CEZGHWtA")
+	// longWants: Query, whose text is not needed whole (see longQuery).
+	longWants = wantSet("Q")
 )
 
 // The audit reads the few message bodies it needs by hand: pgproto3's

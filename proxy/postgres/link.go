@@ -39,7 +39,7 @@ func (ss *session) startLink() *proxy.Link {
 	if !pumpSessions.Load() || !proxy.Usable(ss.client.conn) || !proxy.Usable(ss.up) {
 		return nil
 	}
-	fromClient := &frameScanner{max: ss.srv.maxMessage(), want: clientWants, handle: ss.audit.client}
+	fromClient := ss.clientScanner()
 	fromTarget := &frameScanner{max: ss.srv.maxMessage(), want: serverWants, handle: ss.audit.server}
 	clientFlow := func(_ *proxy.Link, p []byte) ([]byte, error) {
 		if _, err := ss.audit.scan(fromClient, p); err != nil {
@@ -69,6 +69,13 @@ func (ss *session) startLink() *proxy.Link {
 		return nil
 	}
 	return l
+}
+
+// clientScanner follows the client's messages for the audit; a simple
+// Query over the message limit is followed as it passes, not refused.
+func (ss *session) clientScanner() *frameScanner {
+	return &frameScanner{max: ss.srv.maxMessage(), want: clientWants, handle: ss.audit.client,
+		long: ss.audit.longPart, longWant: longWants}
 }
 
 // buffered returns a copy of what r read ahead.

@@ -92,7 +92,7 @@ func endReason(cause error) string {
 // pumpClient forwards client bytes upstream, auditing the messages.
 func (ss *session) pumpClient() (reason, code string) {
 	buf := make([]byte, relayBuffer)
-	scan := &frameScanner{max: ss.srv.maxMessage(), want: clientWants, handle: ss.audit.client}
+	scan := ss.clientScanner()
 	for {
 		n, err := ss.client.r.Read(buf)
 		if n > 0 {

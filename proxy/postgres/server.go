@@ -74,7 +74,9 @@ type Server struct {
 	MaxSession time.Duration
 	// StartupTimeout bounds a client's startup phase. Zero: 10s.
 	StartupTimeout time.Duration
-	// MaxMessageSize bounds one protocol message either way. Zero: 64 MiB.
+	// MaxMessageSize bounds one protocol message either way that the
+	// audit must hold (not rows, COPY data or a simple Query, which pass
+	// whatever their size). Zero: 64 MiB.
 	MaxMessageSize int
 	// Dial connects to targets. Nil: a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)

@@ -91,6 +91,32 @@ func TestStatementCap(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("INSERT 0 %d", rows), ev.Outcome.Tag)
 		e.verified(t, id)
 	})
+
+	t.Run("100 MB statement", func(t *testing.T) {
+		sql := "/* " + strings.Repeat("x", 100<<20) + " */ SELECT 42"
+		conn := e.pgx(t, okIdentity, e.token(okIdentity))
+		res, err := conn.PgConn().Exec(ctx, sql).ReadAll()
+		require.NoError(t, err, "a statement over the bastion's message limit runs, as PostgreSQL takes it")
+		assert.Equal(t, "42", string(res[0].Rows[0][0]))
+		var one int
+		require.NoError(t, conn.QueryRow(ctx, "SELECT 1").Scan(&one), "the session goes on")
+		require.NoError(t, conn.Close(ctx))
+
+		id := e.lastSession(t)
+		var ev *recorder.Event
+		for _, x := range e.recording(t, id) {
+			if x.Type == recorder.EventQuery && x.SQLCut != nil {
+				ev = &x
+			}
+		}
+		require.NotNil(t, ev, "the statement is recorded, cut")
+		sum := sha256.Sum256([]byte(sql))
+		assert.Equal(t, recorder.Cut{Bytes: int64(len(sql)), SHA256: hex.EncodeToString(sum[:])}, *ev.SQLCut)
+		assert.Equal(t, sql[:max], ev.SQL)
+		require.NotNil(t, ev.Outcome)
+		assert.Equal(t, "SELECT 1", ev.Outcome.Tag)
+		e.verified(t, id)
+	})
 }
 
 // TestMultiStatementQuery sends several statements in one simple query
@@ -245,8 +271,34 @@ func TestSessionSource(t *testing.T) {
 // session behaves as without the bastion and the recording says what
 // happened, replays and verifies.
 func TestFaults(t *testing.T) {
-	e := newEnv(t, envOptions{plaintext: true})
+	e := newEnv(t, envOptions{plaintext: true, maxMsg: 1 << 20})
 	ctx := context.Background()
+
+	t.Run("messages over the limit that the bastion need not hold", func(t *testing.T) {
+		conn := e.pgxDial(t, nil)
+		var row string
+		require.NoError(t, conn.QueryRow(ctx, "SELECT repeat('x', 3 << 20)").Scan(&row), "a row over the limit")
+		assert.Len(t, row, 3<<20)
+		sql := "SELECT length('" + strings.Repeat("y", 3<<20) + "')"
+		res, err := conn.PgConn().Exec(ctx, sql).ReadAll()
+		require.NoError(t, err, "a simple query over the limit")
+		assert.Equal(t, strconv.Itoa(3<<20), string(res[0].Rows[0][0]))
+		_, err = conn.Exec(ctx, "SELECT length($1::text)", strings.Repeat("z", 3<<20))
+		require.Error(t, err, "a Bind over the limit ends the session")
+		id := e.lastSession(t)
+		evs := e.recording(t, id)
+		ev := evs[len(evs)-1]
+		assert.Contains(t, ev.Reason, "message too large")
+		var cut *recorder.Event
+		for _, x := range evs {
+			if x.SQLCut != nil {
+				cut = &x
+			}
+		}
+		require.NotNil(t, cut, "the long query is recorded, cut")
+		assert.Equal(t, int64(len(sql)), cut.SQLCut.Bytes)
+		e.verified(t, id)
+	})
 
 	t.Run("query in many packets", func(t *testing.T) {
 		conn := e.pgxDial(t, func(c net.Conn) net.Conn { return &trickle{Conn: c, n: 7} })
