@@ -72,6 +72,10 @@ type Decision struct {
 	// per-session certificate carries it as force-command, so the target
 	// enforces it too.
 	ForceCommand string `json:"force_command,omitempty"`
+	// Commands lists, for an exec check that names no command (iga check
+	// without --command), the command lines the entitlement allows; empty
+	// when it allows any.
+	Commands []string `json:"commands,omitempty"`
 	// Entitled lists, for an admitted connect, the actions the identity's
 	// current entitlements on the target cover from the source: what its
 	// channels may go on to ask for.
@@ -146,7 +150,8 @@ func (r *Registry) decide(ctx context.Context, req Request) (Decision, error) {
 		return d, nil
 	}
 	d.Kind, d.Owner = f.identity.Kind, f.identity.Owner
-	if e, ok := entitlementUsed(f); ok {
+	e, used := entitlementUsed(f)
+	if used {
 		d.Login = e.Login
 	}
 	if g, ok := openGrant(f); ok && f.identity.Kind == KindBreakGlass {
@@ -156,6 +161,9 @@ func (r *Registry) decide(ctx context.Context, req Request) (Decision, error) {
 	d.Allow = len(d.Reasons) == 0
 	if d.Allow && req.Action == ActionConnect {
 		d.Entitled = usableActions(f)
+	}
+	if d.Allow && req.Action == ActionExec && used {
+		d.ForceCommand, d.Commands = execLimits(e, req)
 	}
 	return d, nil
 }
@@ -177,6 +185,19 @@ func (r *Registry) evaluate(ctx context.Context, f *admissionFacts) ([]Reason, s
 	}
 	reasons = append(reasons, ruleBreakglass(f)...) // 7
 	return reasons, credential
+}
+
+// execLimits is what an admitted exec under e may run: the one command
+// the certificate forces when e allows exactly one without wildcards, and
+// e's commands when the request named none (a dry run).
+func execLimits(e Entitlement, req Request) (force string, allowed []string) {
+	if req.Command == "" {
+		return "", e.Commands
+	}
+	if c, ok := SingleCommand(e); ok && c == req.Command {
+		return c, nil
+	}
+	return "", nil
 }
 
 // gatherFacts reads what the rules need: a few primary-key reads. When the

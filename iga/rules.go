@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -126,11 +127,59 @@ func ruleEntitlement(f *admissionFacts) []Reason {
 		return reasonf(ReasonActionNotEntitled, "%s may not %s on %s (entitled: %s); ask %s to extend its entitlement",
 			id, actionPhrase(req.Action), req.Target, strings.Join(entitledActions(current), ", "), ownerPhrase(f))
 	}
-	if len(entitlementsFrom(covering, req.Source)) == 0 {
+	from := entitlementsFrom(covering, req.Source)
+	if len(from) == 0 {
 		return reasonf(ReasonSourceNotAllowed, "%s may not connect to %s from %s (allowed: %s); connect from an allowed network",
 			id, req.Target, req.Source, strings.Join(allowedSources(covering), ", "))
 	}
+	if len(entitlementsForCommand(from, req)) == 0 {
+		return reasonf(ReasonCommandNotEntitled, "%s may not run %s on %s (allowed: %s); ask %s to add it to its entitlement",
+			id, commandPhrase(req.Command), req.Target, strings.Join(allowedCommands(from), ", "), ownerPhrase(f))
+	}
 	return nil
+}
+
+// maxCommandInReason bounds the command line quoted in a refusal: enough
+// to recognise it on one line of the client's stderr.
+const maxCommandInReason = 120
+
+// commandPhrase is the asked-for command as a refusal names it: quoted,
+// control characters escaped, cut at maxCommandInReason bytes.
+func commandPhrase(c string) string {
+	if c == "" {
+		return "an empty command"
+	}
+	if len(c) > maxCommandInReason {
+		return strconv.Quote(strings.ToValidUTF8(c[:maxCommandInReason], "")) + fmt.Sprintf("… (%d bytes)", len(c))
+	}
+	return strconv.Quote(c)
+}
+
+// entitlementsForCommand keeps the entitlements that allow the request's
+// exec command: those without commands, and those with a matching one.
+// Other actions, and an iga check that names no command, keep them all.
+func entitlementsForCommand(es []Entitlement, req Request) []Entitlement {
+	if req.Action != ActionExec || (req.DryRun && req.Command == "") {
+		return es
+	}
+	return keepEntitlements(es, func(e Entitlement) bool {
+		_, ok := MatchCommand(e.Commands, req.Command)
+		return len(e.Commands) == 0 || ok
+	})
+}
+
+// allowedCommands lists the command patterns of restricted entitlements,
+// quoted, each once.
+func allowedCommands(es []Entitlement) []string {
+	var out []string
+	for _, e := range es {
+		for _, c := range e.Commands {
+			if q := strconv.Quote(c); !slices.Contains(out, q) {
+				out = append(out, q)
+			}
+		}
+	}
+	return out
 }
 
 // ruleEnvironment is rule 5, second half: when both the identity and the
@@ -168,6 +217,7 @@ func ruleBreakglass(f *admissionFacts) []Reason {
 func entitlementUsed(f *admissionFacts) (Entitlement, bool) {
 	onTarget := entitlementsOn(f.identity.Entitlements, f.req.Target)
 	usable := entitlementsFrom(entitlementsFor(unexpiredEntitlements(onTarget, f.now), f.req.Action), f.req.Source)
+	usable = entitlementsForCommand(usable, f.req)
 	if len(usable) == 0 {
 		return Entitlement{}, false
 	}
