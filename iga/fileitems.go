@@ -288,11 +288,11 @@ func (p *fileParser) entitlement(n *yaml.Node, what string) (Entitlement, bool) 
 	commandsAt := 0
 	p.fields(n, what, map[string]func(*yaml.Node){
 		"commands": func(v *yaml.Node) { e.Commands, commandsAt = p.commands(v, what+": commands"), v.Line },
-		"target":  func(v *yaml.Node) { e.Target = p.word(v, what+": target") },
-		"login":   func(v *yaml.Node) { e.Login = p.word(v, what+": login") },
-		"actions": func(v *yaml.Node) { e.Actions, actionsSeen = p.actions(v, what+": actions"), true },
-		"expires": func(v *yaml.Node) { e.Expires = p.date(v, what+": expires") },
-		"from":    func(v *yaml.Node) { e.From = p.cidrs(v, what+": from") },
+		"target":   func(v *yaml.Node) { e.Target = p.word(v, what+": target") },
+		"login":    func(v *yaml.Node) { e.Login = p.word(v, what+": login") },
+		"actions":  func(v *yaml.Node) { e.Actions, actionsSeen = p.actions(v, what+": actions"), true },
+		"expires":  func(v *yaml.Node) { e.Expires = p.date(v, what+": expires") },
+		"from":     func(v *yaml.Node) { e.From = p.cidrs(v, what+": from") },
 	})
 	if n.Kind != yaml.MappingNode {
 		return e, false
