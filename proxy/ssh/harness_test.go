@@ -35,10 +35,11 @@ import (
 var harnessIdentities = []string{
 	"svc-ops", "svc-exec", "svc-new", "joe", "svc-orphan", "svc-bobs", "svc-uncert",
 	"svc-certexp", "svc-revoked", "svc-noent", "svc-entexp", "svc-src", "svc-env",
-	"bg-root", "svc-keyexp", "svc-sftp",
+	"bg-root", "svc-keyexp", "svc-sftp", "svc-backup-cmd", "svc-backup-one",
 }
 
-// registryTemplate is filled with: login, the keys by identity, and dates.
+// registryTemplate is filled with: login, the keys by identity, dates, and
+// the harness directory (where a test puts scripts an entitlement names).
 const registryTemplate = `
 people:
   - {id: alice@example.com, name: Alice, roles: [owner], status: active}
@@ -105,6 +106,14 @@ identities:
   - {id: svc-keyexp, kind: service-account, state: active, owner: alice@example.com,
      credentials: {ssh_keys: [{key: "{{svc-keyexp}}", expires: {{past}}}]},
      entitlements: [{target: web, login: {{login}}, actions: [exec]}],
+     certification: {by: alice@example.com, at: {{past}}, until: {{future}}}}
+  - {id: svc-backup-cmd, kind: pipeline, state: active, owner: alice@example.com,
+     credentials: {ssh_keys: [{key: "{{svc-backup-cmd}}"}]},
+     entitlements: [{target: web, login: {{login}}, actions: [exec], commands: ["{{dir}}/backup.sh *"]}],
+     certification: {by: alice@example.com, at: {{past}}, until: {{future}}}}
+  - {id: svc-backup-one, kind: pipeline, state: active, owner: alice@example.com,
+     credentials: {ssh_keys: [{key: "{{svc-backup-one}}"}]},
+     entitlements: [{target: web, login: {{login}}, actions: [exec, sftp], commands: ["/bin/echo exactly-this"]}],
      certification: {by: alice@example.com, at: {{past}}, until: {{future}}}}
 `
 
@@ -193,7 +202,7 @@ func (h *harness) registry() {
 	}
 	now := time.Now().UTC()
 	repl := []string{"{{login}}", h.sshd.User, "{{past}}", now.Add(-24 * time.Hour).Format(time.RFC3339),
-		"{{future}}", now.Add(30 * 24 * time.Hour).Format(time.RFC3339), "{{longago}}", now.Add(-60 * 24 * time.Hour).Format(time.RFC3339)}
+		"{{future}}", now.Add(30 * 24 * time.Hour).Format(time.RFC3339), "{{longago}}", now.Add(-60 * 24 * time.Hour).Format(time.RFC3339), "{{dir}}", h.dir}
 	for _, id := range harnessIdentities {
 		repl = append(repl, "{{"+id+"}}", h.newKey(id))
 	}
