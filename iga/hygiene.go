@@ -34,6 +34,8 @@ const (
 	FindingReusedCredential  = "reused_credential"
 	FindingSharedKey         = "shared_key"
 	FindingInteractiveShell  = "interactive_shell"
+	FindingExecUnrestricted  = "exec_unrestricted"
+	FindingStdinInterpreter  = "stdin_interpreter"
 )
 
 // Report defaults.
@@ -41,6 +43,9 @@ const (
 	defaultHygieneWindow = 90 * 24 * time.Hour  // dormancy and unused entitlements look back this far
 	defaultMaxKeyAge     = 365 * 24 * time.Hour // a key bound or valid longer than this is long-lived
 	defaultMaxSources    = 3                    // more source addresses than this is one credential in many places
+	// execUnrestrictedBelow: an identity that ran fewer distinct commands
+	// than this with an unrestricted exec could have them listed instead.
+	execUnrestrictedBelow = 5
 )
 
 // Finding is one hygiene problem of one identity (or one credential).
@@ -84,6 +89,11 @@ type HygieneOptions struct {
 	// MaxSources is how many source addresses one credential may come
 	// from. Zero: 3.
 	MaxSources int
+	// Observed is what each identity (by id) was seen doing in the window,
+	// exec commands included: the recordings' exec events, gathered by the
+	// caller as for Suggest. Nil: not read, and the exec_unrestricted
+	// check is skipped.
+	Observed map[string][]Observation
 }
 
 // hygieneFacts is what the report looks at, read once.
@@ -107,6 +117,7 @@ func (r *Registry) Hygiene(ctx context.Context, sessions SessionHistory, opts Hy
 	var out []Finding
 	for _, check := range []func(*hygieneFacts) []Finding{
 		findOwnership, findDormant, findUnusedEntitlements, findLongLivedKeys, findReusedCredentials, findSharedKeys, findShells,
+		findExecUnrestricted, findStdinInterpreters,
 	} {
 		out = append(out, check(f)...)
 	}
@@ -399,6 +410,74 @@ func findShells(f *hygieneFacts) []Finding {
 	for id, n := range count {
 		out = append(out, Finding{NHI10, FindingInteractiveShell, id, fmt.Sprintf("%s %s opened %d interactive shell(s) in %s, the last on %s; a person is using it",
 			kinds[id], id, n, formatPeriod(f.opts.Window), last[id].Format(time.DateOnly))})
+	}
+	return out
+}
+
+// findExecUnrestricted: identities in use that hold exec without commands
+// yet ran only a few distinct commands in the window (NHI5): their
+// entitlement could name them.
+func findExecUnrestricted(f *hygieneFacts) []Finding {
+	if f.opts.Observed == nil {
+		return nil
+	}
+	var out []Finding
+	for _, id := range f.identities {
+		if !live(id) || id.Kind == KindBreakGlass || !f.used(id.ID) {
+			continue
+		}
+		for _, e := range id.Entitlements {
+			if !slices.Contains(e.Actions, ActionExec) || len(e.Commands) > 0 || slices.Contains(e.Actions, ActionShell) {
+				continue
+			}
+			ran := distinctCommands(f.opts.Observed[id.ID], e)
+			if len(ran) >= execUnrestrictedBelow {
+				continue
+			}
+			out = append(out, Finding{NHI5, FindingExecUnrestricted, id.ID, fmt.Sprintf(
+				"may exec any command on %s as %s but ran %d distinct command(s) in %s; restrict it to them: sallyport iga suggest %s --days %d",
+				e.Target, e.Login, len(ran), formatPeriod(f.opts.Window), id.ID, int(f.opts.Window.Hours()/24))})
+		}
+	}
+	return out
+}
+
+func distinctCommands(obs []Observation, e Entitlement) []string {
+	var out []string
+	for _, o := range obs {
+		if o.Target == e.Target && o.Login == e.Login && o.Action == ActionExec && !slices.Contains(out, o.Command) {
+			out = append(out, o.Command)
+		}
+	}
+	return out
+}
+
+// findStdinInterpreters: allowed commands that run an interpreter reading
+// its program from stdin (NHI5): they allow whatever arrives there.
+func findStdinInterpreters(f *hygieneFacts) []Finding {
+	var out []Finding
+	for _, id := range f.identities {
+		if !live(id) {
+			continue
+		}
+		for _, w := range InterpreterWarnings(id.Entitlements) {
+			out = append(out, Finding{NHI5, FindingStdinInterpreter, id.ID, w})
+		}
+	}
+	return out
+}
+
+// InterpreterWarnings says, one sentence per pattern, which allowed
+// commands run an interpreter that reads its program from stdin.
+func InterpreterWarnings(es []Entitlement) []string {
+	var out []string
+	for _, e := range es {
+		for _, p := range e.Commands {
+			if prog, ok := StdinInterpreter(p); ok {
+				out = append(out, fmt.Sprintf("command %q on %s as %s runs %s, which reads its program from stdin: it runs whatever the client sends (the recording keeps stdin); allow the script itself instead",
+					p, e.Target, e.Login, prog))
+			}
+		}
 	}
 	return out
 }

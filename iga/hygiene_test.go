@@ -129,3 +129,52 @@ func TestHygieneReport(t *testing.T) {
 		}
 	})
 }
+
+// TestHygieneExecCommands: exec without commands by an identity that ran
+// only a few commands is NHI5 exec_unrestricted, pointing at iga suggest;
+// one that ran many, or already has commands, is not; an allowed
+// interpreter reading stdin is NHI5 stdin_interpreter.
+func TestHygieneExecCommands(t *testing.T) {
+	s := admSQLite(t)
+	ident := func(id string, commands ...string) iga.Identity {
+		_, line := admKey(t)
+		i := admPassing(id, line)
+		i.Credentials.SSHKeys[0].Expires = admNow.AddDate(0, 1, 0)
+		i.Entitlements[0].Actions, i.Entitlements[0].From, i.Entitlements[0].Commands = []iga.Action{iga.ActionExec}, nil, commands
+		return i
+	}
+	ids := []iga.Identity{ident("svc-few"), ident("svc-many"), ident("svc-listed", "/usr/bin/uptime"), ident("svc-interp", "bash -s")}
+	admSeed(t, s, govPeople, ids, nil)
+	ctx := context.Background()
+	observed := map[string][]iga.Observation{}
+	for n, id := range ids {
+		require.NoError(t, s.(*sqlstore.Store).PutSession(ctx, sqlstore.SessionRecord{ID: fmt.Sprintf("s%d", n), Identity: id.ID,
+			Target: "web-01", Protocol: "ssh", State: "stored", StartedAt: admNow.AddDate(0, 0, -1)}))
+		ran := 2
+		if id.ID == "svc-many" {
+			ran = 6
+		}
+		for i := range ran {
+			observed[id.ID] = append(observed[id.ID], iga.Observation{Target: "web-01", Login: "backup", Action: iga.ActionExec, Command: fmt.Sprintf("job %d", i)})
+		}
+	}
+	reg := admRegistry(s, nil)
+	findings, err := reg.Hygiene(ctx, s.(iga.SessionHistory), iga.HygieneOptions{Observed: observed})
+	require.NoError(t, err)
+	var got []string
+	for _, f := range findings {
+		if f.Kind == iga.FindingExecUnrestricted || f.Kind == iga.FindingStdinInterpreter {
+			got = append(got, f.NHI+" "+f.Kind+" "+f.Identity+": "+f.Detail)
+		}
+	}
+	assert.Equal(t, []string{
+		"NHI5 exec_unrestricted svc-few: may exec any command on web-01 as backup but ran 2 distinct command(s) in 90d; restrict it to them: sallyport iga suggest svc-few --days 90",
+		`NHI5 stdin_interpreter svc-interp: command "bash -s" on web-01 as backup runs bash, which reads its program from stdin: it runs whatever the client sends (the recording keeps stdin); allow the script itself instead`,
+	}, got)
+
+	findings, err = reg.Hygiene(ctx, s.(iga.SessionHistory), iga.HygieneOptions{})
+	require.NoError(t, err)
+	for _, f := range findings {
+		assert.NotEqual(t, iga.FindingExecUnrestricted, f.Kind, "without observations the check is skipped")
+	}
+}
