@@ -33,7 +33,7 @@ func TestSuggest(t *testing.T) {
 	assert.Equal(t, []string{"10.0.0.0/8"}, e.From, "the source blocks stay")
 	assert.Equal(t, []string{
 		"/usr/local/bin/backup.sh *", // three commands differing in one argument
-		"df -h /", "df -h /srv", // two: kept exact
+		"df -h /", "df -h /srv",      // two: kept exact
 		"tar -czf /backups/a.tgz /srv/api", "tar -czf /backups/a.tgz /srv/www", "tar -czf /backups/b.tgz /srv/www", // differ in two places
 		"uptime",
 	}, e.Commands)

@@ -263,7 +263,12 @@ identities:
     credentials:
       ssh_keys: [{key: "{{.Key}}", expires: {{.KeyExpires}}}]
     entitlements:
-      - {target: web-01, login: {{.Login}}, actions: [exec, sftp, shell], expires: {{.EntExpires}}}
+      # A backup account runs the commands listed, nothing else (no shell):
+      - target: web-01
+        login: {{.Login}}
+        actions: [exec, sftp]
+        expires: {{.EntExpires}}
+        commands: ["echo hello from *", "sleep *", "id -un"]
       - {target: analytics, login: {{.Role}}, actions: [query], expires: {{.EntExpires}}}
       - {target: billing, login: {{.MySQLRole}}, actions: [query], expires: {{.EntExpires}}}
     certification: {by: alice@example.com, at: {{.Today}}, until: {{.CertUntil}}}
@@ -336,7 +341,8 @@ func (d *demo) printTour(w io.Writer) {
 	}
 	fmt.Fprintf(w, `
 Through the bastion with stock clients (exit status passes through):
-  %[2]s svc-backup@web-01@127.0.0.1 'echo hello from $(hostname); id -un'
+  %[2]s svc-backup@web-01@127.0.0.1 'echo hello from web-01'
+  %[2]s svc-backup@web-01@127.0.0.1 'echo hello; id'   # refused: command_not_entitled
   %[2]s ci-deploy@web-01@127.0.0.1 true             # refused: certification_expired
   PGPASSWORD=$(%[1]s token issue svc-backup --ttl 15m) psql "host=127.0.0.1 port=%[5]d user=svc-backup dbname=analytics sslmode=require" -c 'select count(*) from orders'
   MYSQL_PWD=$(%[1]s token issue svc-backup --ttl 15m) mariadb -h 127.0.0.1 -P %[7]d --protocol=TCP -u svc-backup -D billing --ssl -e 'select count(*) from orders'
@@ -351,6 +357,7 @@ Admission, as the bastion decides it (exit 0 allow, 1 deny):
   %[1]s iga check ci-deploy web-01 --action exec          # certification_expired
   %[1]s iga check agent-report analytics                  # not_active, not_certified
   %[1]s iga check svc-backup web-01 --action forward      # action_not_entitled
+  %[1]s iga check svc-backup web-01 --command 'cat /etc/shadow'   # command_not_entitled
   %[1]s iga check bg-oncall web-01                        # breakglass_no_grant
 
 Break-glass: a named holder, a reason, a time limit; then the session is let in and flagged:
@@ -366,6 +373,7 @@ Afterwards someone other than the opener reviews what happened:
 
 Governance:
   %[1]s iga show svc-backup
+  %[1]s iga suggest svc-backup                            # the smallest entitlements for what it did
   %[1]s iga revoke svc-backup --by alice@example.com --reason "demo: retired"
   %[1]s audit list --identity svc-backup
   %[1]s iga export

@@ -22,7 +22,7 @@ func newIGACmd(g *globals) *cobra.Command {
 admitted only when it is active, of a non-human (or break-glass) kind, owned by
 an active person, certified by that owner, and entitled to the target and action.`,
 	}
-	c.AddCommand(newApplyCmd(g), newExportCmd(g), newShowCmd(g), newCheckCmd(g),
+	c.AddCommand(newApplyCmd(g), newExportCmd(g), newShowCmd(g), newCheckCmd(g), newSuggestCmd(g),
 		newCertifyCmd(g), newRevokeCmd(g), newOffboardCmd(g))
 	return c
 }
@@ -176,18 +176,23 @@ func writeOutput(stdout io.Writer, path string, data []byte) error {
 }
 
 func newCheckCmd(g *globals) *cobra.Command {
-	var action, from, keyFile, token string
+	var action, from, keyFile, token, command string
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "check IDENTITY TARGET [--action A] [--from IP] [--key FILE|--token T] [--json]",
+		Use:   "check IDENTITY TARGET [--action A] [--command CMD] [--from IP] [--key FILE|--token T] [--json]",
 		Short: "Dry-run admission: would IDENTITY be let into TARGET? (exit 0 allow, 1 deny)",
 		Long: `Check evaluates every admission rule and prints every failing reason with its
 code. The credential rule is checked only when --key or --token is given; the
 source-address rule only when --from is given. The check is audited.
 
 --action defaults to shell for ssh targets and query for database targets.
+--command is the exec command line, checked against the entitlement's
+commands (docs/registry.md); without it, a check of a restricted exec lists
+the commands allowed. Allowed interpreters that read their program from
+stdin (bash -s, python3 -) are warned about on stderr.
 --token - reads the token from stdin, which keeps it out of the process list.`,
 		Example: `  sallyport iga check svc-backup web-01 --action exec
+  sallyport iga check svc-backup web-01 --action exec --command "/usr/local/bin/backup.sh nightly"
   sallyport iga check svc-backup web-01 --action exec --from 10.1.2.3 --key id_ed25519.pub --json
   echo "$TOKEN" | sallyport iga check ci-deploy analytics --token -`,
 		Args: args(2, "IDENTITY and TARGET"),
@@ -198,6 +203,12 @@ source-address rule only when --from is given. The check is audited.
 			req, err := checkRequest(c, a[0], a[1], action, from, keyFile, token)
 			if err != nil {
 				return err
+			}
+			if c.Flags().Changed("command") {
+				if req.Action != "" && req.Action != iga.ActionExec {
+					return usageErrorf("--command goes with --action exec")
+				}
+				req.Action, req.Command, req.Asked = iga.ActionExec, command, command
 			}
 			ap, err := g.open(c.Context())
 			if err != nil {
@@ -211,10 +222,12 @@ source-address rule only when --from is given. The check is audited.
 			if err != nil {
 				return err
 			}
+			warnInterpreters(c, ap, d)
 			return printDecision(c.OutOrStdout(), d, asJSON)
 		},
 	}
 	c.Flags().StringVar(&action, "action", "", "shell, exec, sftp, forward or query")
+	c.Flags().StringVar(&command, "command", "", "the exec command line (implies --action exec)")
 	c.Flags().StringVar(&from, "from", "", "source IP address of the caller")
 	c.Flags().StringVar(&keyFile, "key", "", "SSH public key file the caller presents")
 	c.Flags().StringVar(&token, "token", "", "token the caller presents (- reads stdin)")
@@ -296,9 +309,36 @@ func printDecision(w io.Writer, d iga.Decision, asJSON bool) error {
 	return nil
 }
 
+// warnInterpreters says on stderr which of the identity's allowed
+// commands on the target run an interpreter reading stdin.
+func warnInterpreters(c *cobra.Command, ap *app, d iga.Decision) {
+	id, err := ap.store.Identity(c.Context(), d.Identity)
+	if err != nil {
+		return // an unknown identity: the decision says so
+	}
+	var on []iga.Entitlement
+	for _, e := range id.Entitlements {
+		if e.Target == d.Target {
+			on = append(on, e)
+		}
+	}
+	for _, w := range iga.InterpreterWarnings(on) {
+		fmt.Fprintf(c.ErrOrStderr(), "warning: %s\n", w)
+	}
+}
+
 func printDecisionText(w io.Writer, d iga.Decision) {
 	if d.Allow {
 		fmt.Fprintf(w, "allow: %s may %s on %s as %s\n", d.Identity, d.Action, d.Target, d.Login)
+		if d.ForceCommand != "" {
+			fmt.Fprintf(w, "  the certificate forces the command %s\n", iga.AuditQuote(d.ForceCommand))
+		}
+		if len(d.Commands) > 0 {
+			fmt.Fprintf(w, "  only these commands (give --command to check one):\n")
+			for _, cmd := range d.Commands {
+				fmt.Fprintf(w, "    %s\n", iga.AuditQuote(cmd))
+			}
+		}
 		return
 	}
 	fmt.Fprintf(w, "deny: %s may not %s on %s\n", d.Identity, d.Action, d.Target)

@@ -17,10 +17,14 @@ func newReportCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "report [--window 90d] [--key-age 365d] [--max-sources 3] [--json]",
 		Short: "Hygiene report: risky identities, tagged with OWASP Non-Human Identities Top 10 ids",
-		Long: `report reads the registry, the audit trail and the session index and lists:
+		Long: `report reads the registry, the audit trail, the session index and the exec
+commands of the window's recordings, and lists:
   NHI1  dormant identities (no session in the window), identities without an
         active owner or a current certification
-  NHI5  entitled actions never used in the window
+  NHI5  entitled actions never used in the window; exec without commands by an
+        identity that ran fewer than 5 distinct commands (exec_unrestricted:
+        see iga suggest); allowed interpreters that read their program from
+        stdin (stdin_interpreter)
   NHI7  SSH keys that never expire or live longer than --key-age, and
         credentials unchanged for longer than it
   NHI9  one credential admitted from more than --max-sources addresses; one
@@ -43,6 +47,14 @@ The exit status is 0 whatever it finds.`,
 				return err
 			}
 			defer ap.Close()
+			window := opts.Window
+			if window <= 0 {
+				window = 90 * 24 * time.Hour // the report's default
+			}
+			// exec_unrestricted needs the commands run: the recordings'.
+			if opts.Observed, _, err = observe(c.Context(), ap, "", time.Now().Add(-window)); err != nil {
+				return err
+			}
 			fs, err := ap.reg.Hygiene(c.Context(), ap.store, opts)
 			if err != nil {
 				return err
