@@ -145,7 +145,18 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	assert.Contains(t, string(evidence), "echo break-glass session", "the evidence holds the session's command")
 	out, code = run(find(" iga suggest svc-backup"))
 	assert.Equal(t, 0, code, out)
-	assert.Contains(t, out, "commands: [echo hello from web-01, sleep 60]", "the suggestion lists the commands the tour ran, and only them")
+	assert.Contains(t, out, "commands: [echo hello from web-01", "the suggestion lists the commands the tour ran")
+	assert.Contains(t, out, `command "id -un" never run`, "the suggestion says what was granted and not used")
+	// Applied, the suggestion still admits what was done, and no more.
+	sp := strings.TrimSpace(strings.SplitN(find(" iga suggest svc-backup"), " iga suggest", 2)[0])
+	out, code = run(sp + " iga suggest svc-backup > demo/suggested.yaml && " + sp + " iga apply -f demo/suggested.yaml")
+	require.Equal(t, 0, code, "iga apply refused the suggestion: %s", out)
+	for command, want := range map[string]int{"echo hello from web-01": 0, "id -un": 1, "echo hello from web-02": 1} {
+		out, code = run(sp + " iga check svc-backup web-01 --command '" + command + "'")
+		assert.Equalf(t, want, code, "iga check --command %q after applying the suggestion: %s", command, out)
+	}
+	out, code = run(sp + " iga check svc-backup web-01 --command 'id -un' --json")
+	assert.Contains(t, out, `"code": "command_not_entitled"`, "the JSON names the reason")
 	out, code = run(find(" iga report"))
 	assert.Equal(t, 0, code, out)
 	assert.Contains(t, out, "NHI")
