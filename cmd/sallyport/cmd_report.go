@@ -52,7 +52,7 @@ The exit status is 0 whatever it finds.`,
 				window = 90 * 24 * time.Hour // the report's default
 			}
 			// exec_unrestricted needs the commands run: the recordings'.
-			if opts.Observed, _, err = observe(c.Context(), ap, "", time.Now().Add(-window)); err != nil {
+			if opts.Observed, _, _, err = observe(c.Context(), ap, "", time.Now().Add(-window)); err != nil {
 				return err
 			}
 			fs, err := ap.reg.Hygiene(c.Context(), ap.store, opts)

@@ -42,12 +42,16 @@ entitlements grant and was never used. Review it, then apply it.`,
 				return fmt.Errorf("suggest for %s: %w", a[0], err)
 			}
 			since := time.Now().Add(-time.Duration(days) * 24 * time.Hour)
-			obs, n, err := observe(c.Context(), ap, id.ID, since)
+			obs, n, unread, err := observe(c.Context(), ap, id.ID, since)
 			if err != nil {
 				return err
 			}
 			header := fmt.Sprintf("sallyport iga suggest %s --days %d: %d session(s) since %s.\nReview, then apply with `sallyport iga apply -f FILE`.",
 				id.ID, days, n, since.UTC().Format(time.DateOnly))
+			if unread > 0 {
+				header += fmt.Sprintf("\nWARNING: the recordings of %d session(s) are not readable from the store (live, still uploading, or lost):\ntheir commands are missing below; run suggest again once `sallyport sessions list` shows them stored.", unread)
+				fmt.Fprintf(c.ErrOrStderr(), "sallyport: %d session(s) of %s have no readable recording yet; their commands are not in the suggestion\n", unread, id.ID)
+			}
 			out, err := iga.MarshalSuggestion(id, iga.Suggest(id, obs[id.ID]), header)
 			if err != nil {
 				return err
@@ -63,32 +67,38 @@ entitlements grant and was never used. Review it, then apply it.`,
 // observe gathers what identities did since a time, by identity: one
 // observation per session (its target, login and protocol's action) and
 // one per exec command its recording holds. identity "" gathers every
-// identity's. It returns how many sessions it read.
-func observe(ctx context.Context, ap *app, identity string, since time.Time) (map[string][]iga.Observation, int, error) {
+// identity's. It returns how many sessions it read, and how many of their
+// SSH recordings could not be read (their commands are missing).
+func observe(ctx context.Context, ap *app, identity string, since time.Time) (map[string][]iga.Observation, int, int, error) {
 	sessions, err := ap.store.Sessions(ctx, sqlstore.SessionFilter{Identity: identity, Since: since})
 	if err != nil {
-		return nil, 0, fmt.Errorf("read sessions since %s: %w", since.Format(time.DateOnly), err)
+		return nil, 0, 0, fmt.Errorf("read sessions since %s: %w", since.Format(time.DateOnly), err)
 	}
 	rr, err := newRecordingReader(ap.cfg)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	out := map[string][]iga.Observation{}
+	unread := 0
 	for _, s := range sessions {
-		out[s.Identity] = append(out[s.Identity], sessionObservations(ctx, rr.store, s)...)
+		obs, ok := sessionObservations(ctx, rr.store, s)
+		if !ok {
+			unread++
+		}
+		out[s.Identity] = append(out[s.Identity], obs...)
 	}
 	// sftp and forwards leave no exec channel: the admissions of the
 	// window name every action that was used.
 	uses, err := ap.store.AdmissionUses(ctx, since)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	for _, u := range uses {
 		if (identity == "" || u.Identity == identity) && u.Action != iga.ActionConnect && u.Action != iga.ActionExec {
 			out[u.Identity] = append(out[u.Identity], iga.Observation{Target: u.Target, Login: decisionLogin(u.Detail), Action: u.Action})
 		}
 	}
-	return out, len(sessions), nil
+	return out, len(sessions), unread, nil
 }
 
 // decisionLogin is the login a decision's audit detail names.
@@ -103,17 +113,18 @@ func decisionLogin(detail string) string {
 
 // sessionObservations is what one session did: its exec commands from
 // its recording, its shell or sftp use from the recording's events, or,
-// for a database session, a query.
-func sessionObservations(ctx context.Context, store recorder.Store, s sqlstore.SessionRecord) []iga.Observation {
+// for a database session, a query. ok is false when the SSH recording
+// could not be read: the session counts, its commands are missing.
+func sessionObservations(ctx context.Context, store recorder.Store, s sqlstore.SessionRecord) (obs []iga.Observation, ok bool) {
 	base := iga.Observation{Target: s.Target, Login: s.Login, Action: iga.ActionConnect}
 	if s.Protocol != "ssh" {
 		base.Action = iga.ActionQuery
-		return []iga.Observation{base}
+		return []iga.Observation{base}, true
 	}
 	// Budget 0: only the commands, none of the streams' text.
 	v, err := recorder.ReadExec(ctx, recorder.SessionSource(store, s.ID, s.StartedAt), 0)
 	if err != nil {
-		return []iga.Observation{base} // a recording not (yet) readable: the session still counts
+		return []iga.Observation{base}, false
 	}
 	out := []iga.Observation{base}
 	for _, ch := range v.Channels {
@@ -122,5 +133,5 @@ func sessionObservations(ctx context.Context, store recorder.Store, s sqlstore.S
 	if v.Terminal {
 		out = append(out, iga.Observation{Target: s.Target, Login: s.Login, Action: iga.ActionShell})
 	}
-	return out
+	return out, true
 }

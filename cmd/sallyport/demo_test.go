@@ -143,8 +143,15 @@ func TestDemoPrintsCommandsThatWork(t *testing.T) {
 	evidence, err := os.ReadFile(filepath.Join(work, "demo", "evidence.json"))
 	require.NoError(t, err)
 	assert.Contains(t, string(evidence), "echo break-glass session", "the evidence holds the session's command")
+	// Once every recording is stored, the suggestion sees every command.
+	require.Eventually(t, func() bool {
+		out, _ := run(strings.TrimSpace(strings.SplitN(find(" iga suggest svc-backup"), " iga suggest", 2)[0]) + " sessions list --identity svc-backup --json")
+		return strings.Contains(out, `"state"`) && !strings.Contains(out, `"state": "live"`) && !strings.Contains(out, `"state": "uploading"`) &&
+			!strings.Contains(out, `"state":"live"`) && !strings.Contains(out, `"state":"uploading"`)
+	}, 20*time.Second, 200*time.Millisecond, "svc-backup's recordings never reached the store")
 	out, code = run(find(" iga suggest svc-backup"))
 	assert.Equal(t, 0, code, out)
+	assert.NotContains(t, out, "WARNING", "every recording was readable")
 	assert.Contains(t, out, "commands: [echo hello from web-01", "the suggestion lists the commands the tour ran")
 	assert.Contains(t, out, `command "id -un" never run`, "the suggestion says what was granted and not used")
 	// Applied, the suggestion still admits what was done, and no more.
