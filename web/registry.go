@@ -33,6 +33,8 @@ type identityRow struct {
 	LastUsed      time.Time          `json:"last_used,omitzero"`
 	Flags         []string           `json:"flags"`
 	Findings      []iga.Finding      `json:"hygiene,omitempty"`
+	// Suggestion is set on the registry page only (not in the API).
+	Suggestion *suggestionView `json:"suggestion,omitempty"`
 }
 
 func (s *Server) identityRows(ctx context.Context) ([]identityRow, error) {
@@ -105,5 +107,6 @@ func (s *Server) registryPage(w http.ResponseWriter, r *http.Request, p *princip
 		s.fail(w, r, p, err)
 		return
 	}
+	s.withSuggestions(r.Context(), p, rows)
 	s.render(w, r, p, http.StatusOK, "registry.html", "Registry", rows)
 }

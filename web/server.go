@@ -77,6 +77,10 @@ type Server struct {
 	// Hygiene lists the registry's hygiene findings (OWASP NHI Top 10) for
 	// the registry view. Nil: none are shown.
 	Hygiene func(ctx context.Context) ([]iga.Finding, error)
+	// Suggestions proposes tighter entitlements from recent use, shown on
+	// the registry page to each identity's owner, auditors and admins.
+	// Nil: no suggestions are shown.
+	Suggestions Suggestions
 
 	// HTTPClient talks to the OIDC provider. Nil: http.DefaultClient.
 	HTTPClient *http.Client
