@@ -235,7 +235,17 @@ func (a *audit) query(sql []byte) {
 // it has a semicolon before its end.
 func several(text string) bool {
 	i := strings.IndexByte(text, ';')
-	return i >= 0 && strings.TrimRight(text[i:], "; \t\r\n") != ""
+	if i < 0 {
+		return false
+	}
+	for i++; i < len(text); i++ {
+		switch text[i] {
+		case ';', ' ', '\t', '\r', '\n':
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // split is the statements of a query text, each cut to the cap; nil for
@@ -264,9 +274,11 @@ func (a *audit) cutSQL(text string, viewed bool) (string, *recorder.Cut) {
 
 // prepare keeps a parsed statement, without its passwords, cut to the cap;
 // one parsed again as it was (the unnamed statement of every query of a
-// driver that does not cache) costs no copy.
+// driver that does not cache) costs no copy, and keeps the types the
+// target described for it when the Parse names none.
 func (a *audit) prepare(name, sql, rawOIDs []byte) {
-	if p, ok := a.stmts[string(name)]; ok && p.red == nil && p.cut == nil && p.sql == string(sql) && sameOIDs(p.oids, rawOIDs) {
+	if p, ok := a.stmts[string(name)]; ok && p.red == nil && p.cut == nil && p.sql == string(sql) &&
+		(len(rawOIDs) == 0 || sameOIDs(p.oids, rawOIDs)) {
 		return
 	}
 	n := string(name)
