@@ -97,7 +97,7 @@ func (d *serveDeps) webComponent() *component {
 		BearerToken: d.ap.reg.AuthenticatePerson,
 		OIDC:        web.OIDCConfig{Issuer: cfg.OIDC.Issuer, ClientID: cfg.OIDC.ClientID},
 		TLSCertFile: cfg.TLSCertFile, TLSKeyFile: cfg.TLSKeyFile,
-		Directory: d.ap.store, Sessions: d.ap.store, Workflows: d.ap.reg,
+		Directory: d.ap.store, Sessions: d.ap.store, Workflows: d.ap.reg, Suggestions: webSuggestions{ap: d.ap},
 		Recordings: web.StoreRecordings{Store: d.recorder.Store, Key: d.recorder.Key.Public().(ed25519.PublicKey)},
 		Hygiene: func(ctx context.Context) ([]iga.Finding, error) {
 			return d.ap.reg.Hygiene(ctx, d.ap.store, iga.HygieneOptions{})
