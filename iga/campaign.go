@@ -51,6 +51,34 @@ type CampaignItem struct {
 	DecidedBy string
 	DecidedAt time.Time
 	Note      string
+	// Entitlements are what the identity may do as the registry holds it
+	// when the item is read (targets, logins, actions and commands): what a
+	// certify decision confirms. They are not stored with the item.
+	Entitlements []Entitlement
+}
+
+// WithEntitlements sets each item's Entitlements from ids, the registry's
+// identities as they are now; an identity no longer there has none.
+func WithEntitlements(items []CampaignItem, ids []Identity) []CampaignItem {
+	byID := make(map[string][]Entitlement, len(ids))
+	for _, id := range ids {
+		byID[id.ID] = id.Entitlements
+	}
+	out := make([]CampaignItem, len(items))
+	for i, it := range items {
+		it.Entitlements = byID[it.Identity]
+		out[i] = it
+	}
+	return out
+}
+
+// withEntitlements is WithEntitlements over the identities rd holds.
+func withEntitlements(ctx context.Context, rd Reader, items []CampaignItem) ([]CampaignItem, error) {
+	ids, err := rd.Identities(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read identities: %w", err)
+	}
+	return WithEntitlements(items, ids), nil
 }
 
 // CampaignReader reads campaigns; the stores of package sqlstore have it.
@@ -198,7 +226,7 @@ func campaignItems(ctx context.Context, rd Reader, campaign string, sel func(Ide
 		if id.State == StateDeprovisioned || id.Kind == KindHuman || !sel(id, now) {
 			continue
 		}
-		items = append(items, CampaignItem{Campaign: campaign, Identity: id.ID, Reviewer: id.Owner})
+		items = append(items, CampaignItem{Campaign: campaign, Identity: id.ID, Reviewer: id.Owner, Entitlements: id.Entitlements})
 	}
 	if len(items) == 0 {
 		return nil, refusef("no identity is in scope; nothing to certify")
@@ -270,7 +298,13 @@ func (r *Registry) DecideCampaignItem(ctx context.Context, d CampaignDecision) (
 		if err := r.applyDecision(ctx, ct, it); err != nil {
 			return err
 		}
-		return ct.PutCampaignItem(ctx, it)
+		if err := ct.PutCampaignItem(ctx, it); err != nil {
+			return err
+		}
+		// What was certified (or revoked), for the reviewer's confirmation.
+		id, err := findIdentity(ctx, ct, it.Identity)
+		it.Entitlements = id.Entitlements
+		return err
 	})
 	if err != nil {
 		return CampaignItem{}, fmt.Errorf("decide %s in campaign %s: %w", d.Identity, d.Campaign, err)
@@ -367,6 +401,9 @@ func (r *Registry) CampaignReport(ctx context.Context, id string) (CampaignRepor
 	if err != nil {
 		return CampaignReport{}, fmt.Errorf("read campaign %s items: %w", id, err)
 	}
+	if items, err = withEntitlements(ctx, r.Store, items); err != nil {
+		return CampaignReport{}, fmt.Errorf("read campaign %s items: %w", id, err)
+	}
 	return reportOf(c, items, r.now()), nil
 }
 
@@ -390,6 +427,9 @@ func (r *Registry) CloseCampaign(ctx context.Context, id, by string) (CampaignRe
 		items, err := ct.CampaignItems(ctx, id)
 		if err != nil {
 			return fmt.Errorf("read campaign items: %w", err)
+		}
+		if items, err = withEntitlements(ctx, ct, items); err != nil {
+			return err
 		}
 		c.ClosedAt, c.ClosedBy = now, orSystem(by)
 		if err := ct.PutCampaign(ctx, c); err != nil {

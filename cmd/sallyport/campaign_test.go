@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,4 +143,56 @@ func TestCLIReport(t *testing.T) {
 	assert.Contains(t, out, "NHI5")
 	_, _, code := e.run("", "iga", "report", "--window", "soon")
 	assert.Equal(t, 2, code)
+}
+
+// TestCLICampaignShowsCommands: the owner sees, on each item, what the
+// identity may do, down to the commands it may run, in text and JSON;
+// exec without commands says it may run anything.
+func TestCLICampaignShowsCommands(t *testing.T) {
+	e := newEnv(t, "")
+	reg, err := os.ReadFile(e.registry)
+	require.NoError(t, err)
+	restricted := strings.Replace(string(reg), "{target: web-01, login: deploy, actions: [exec]}",
+		`{target: web-01, login: deploy, actions: [exec], commands: ["/usr/local/bin/deploy.sh *", "/usr/local/bin/deploy.sh --status"]}`, 1)
+	require.NotEqual(t, string(reg), restricted, "the test registry has ci-deploy's entitlement")
+	require.NoError(t, os.WriteFile(e.registry, []byte(restricted), 0o600))
+	e.ok("iga", "apply", "-f", e.registry)
+	var cp cmpCampaign
+	require.NoError(t, json.Unmarshal([]byte(e.ok("iga", "campaign", "start", "--name", "2026-Q4", "--due", "14d", "--json")), &cp))
+
+	out := e.ok("iga", "campaign", "show", cp.ID)
+	deploy := out[strings.Index(out, "ci-deploy"):strings.Index(out, "svc-backup")]
+	assert.Contains(t, deploy, "web-01 as deploy: exec\n")
+	assert.Contains(t, deploy, `may run: "/usr/local/bin/deploy.sh *"`)
+	assert.Contains(t, deploy, `may run: "/usr/local/bin/deploy.sh --status"`)
+	assert.NotContains(t, deploy, "any command")
+	assert.Contains(t, out[strings.Index(out, "svc-backup"):], "web-01 as backup: exec,sftp")
+	assert.Contains(t, out[strings.Index(out, "svc-backup"):], "may run: any command")
+
+	var shown struct {
+		Items []struct {
+			Identity     string
+			Entitlements []struct {
+				Target, Login string
+				Actions       []string
+				Commands      []string
+			}
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(e.ok("iga", "campaign", "show", cp.ID, "--json")), &shown))
+	byID := map[string]int{}
+	for i, it := range shown.Items {
+		byID[it.Identity] = i
+	}
+	require.Contains(t, byID, "ci-deploy")
+	got := shown.Items[byID["ci-deploy"]].Entitlements
+	require.Len(t, got, 1)
+	assert.Equal(t, "web-01", got[0].Target)
+	assert.Equal(t, "deploy", got[0].Login)
+	assert.Equal(t, []string{"exec"}, got[0].Actions)
+	assert.Equal(t, []string{"/usr/local/bin/deploy.sh *", "/usr/local/bin/deploy.sh --status"}, got[0].Commands)
+	assert.Empty(t, shown.Items[byID["svc-backup"]].Entitlements[0].Commands, "no commands: exec of anything")
+
+	out = e.ok("iga", "campaign", "decide", cp.ID, "ci-deploy", "--by", "bob@example.com", "--decision", "certify")
+	assert.Contains(t, out, `may run: "/usr/local/bin/deploy.sh *"`, "the confirmation says what was certified")
 }

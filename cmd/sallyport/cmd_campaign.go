@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,6 +102,30 @@ type itemOut struct {
 	DecidedBy string     `json:"decided_by,omitempty"`
 	DecidedAt *time.Time `json:"decided_at"`
 	Note      string     `json:"note,omitempty"`
+	// Entitlements are what the identity may do now: what certify confirms.
+	Entitlements []entitlementOut `json:"entitlements"`
+}
+
+// entitlementOut is one entitlement of a campaign item (docs/cli.md).
+type entitlementOut struct {
+	Target   string       `json:"target"`
+	Login    string       `json:"login"`
+	Actions  []iga.Action `json:"actions"`
+	Commands []string     `json:"commands,omitempty"` // empty: exec of any command
+	Expires  *time.Time   `json:"expires,omitempty"`
+	From     []string     `json:"from,omitempty"`
+}
+
+func entitlementsJSON(es []iga.Entitlement) []entitlementOut {
+	out := []entitlementOut{}
+	for _, e := range es {
+		eo := entitlementOut{Target: e.Target, Login: e.Login, Actions: e.Actions, Commands: e.Commands, From: e.From}
+		if !e.Expires.IsZero() {
+			eo.Expires = &e.Expires
+		}
+		out = append(out, eo)
+	}
+	return out
 }
 
 func campaignJSON(rep iga.CampaignReport) campaignOut {
@@ -112,7 +137,8 @@ func campaignJSON(rep iga.CampaignReport) campaignOut {
 		o.State, o.ClosedAt = "closed", &c.ClosedAt
 	}
 	for _, it := range rep.Items {
-		io := itemOut{Identity: it.Identity, Reviewer: it.Reviewer, Decision: it.Decision, DecidedBy: it.DecidedBy, Note: it.Note}
+		io := itemOut{Identity: it.Identity, Reviewer: it.Reviewer, Decision: it.Decision, DecidedBy: it.DecidedBy, Note: it.Note,
+			Entitlements: entitlementsJSON(it.Entitlements)}
 		if !it.DecidedAt.IsZero() {
 			io.DecidedAt = &it.DecidedAt
 		}
@@ -132,6 +158,25 @@ func printItems(w io.Writer, items []iga.CampaignItem) {
 	fmt.Fprintf(w, "  %-20s  %-24s  %s\n", "IDENTITY", "REVIEWER", "DECISION")
 	for _, it := range items {
 		fmt.Fprintf(w, "  %-20s  %-24s  %s\n", it.Identity, orText(it.Reviewer, "(no owner)"), orText(it.Decision, "undecided"))
+		printEntitlements(w, it.Entitlements)
+	}
+}
+
+// printEntitlements lists, under an item, what the identity may do: the
+// owner certifies these, down to the commands it may run.
+func printEntitlements(w io.Writer, es []iga.Entitlement) {
+	if len(es) == 0 {
+		fmt.Fprintf(w, "      (no entitlements)\n")
+	}
+	for _, e := range es {
+		fmt.Fprintf(w, "      %s as %s: %s%s%s\n", e.Target, e.Login, joinActions(e.Actions),
+			optional(" until ", day(e.Expires)), optional(" from ", strings.Join(e.From, ",")))
+		for _, cmd := range e.Commands {
+			fmt.Fprintf(w, "        may run: %s\n", iga.AuditQuote(cmd))
+		}
+		if len(e.Commands) == 0 && slices.Contains(e.Actions, iga.ActionExec) {
+			fmt.Fprintf(w, "        may run: any command\n")
+		}
 	}
 }
 
@@ -262,6 +307,7 @@ func newCampaignDecideCmd(g *globals) *cobra.Command {
 				msg = "revoked and suspended; its live sessions end within 5 seconds"
 			}
 			fmt.Fprintf(c.OutOrStdout(), "%s %s by %s in campaign %s\n", it.Identity, msg, it.DecidedBy, it.Campaign)
+			printEntitlements(c.OutOrStdout(), it.Entitlements)
 			return nil
 		},
 	}
