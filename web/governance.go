@@ -107,6 +107,11 @@ func (s *Server) campaigns(ctx context.Context, p *principal) ([]campaignView, e
 	if err != nil {
 		return nil, fmt.Errorf("read campaigns: %w", err)
 	}
+	// Each item shows what its identity may do now: what certify confirms.
+	ids, err := s.Directory.Identities(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read identities: %w", err)
+	}
 	out := make([]campaignView, 0, len(cs))
 	for _, c := range cs {
 		items, err := s.Directory.CampaignItems(ctx, c.ID)
@@ -114,7 +119,7 @@ func (s *Server) campaigns(ctx context.Context, p *principal) ([]campaignView, e
 			return nil, fmt.Errorf("read items of campaign %s: %w", c.ID, err)
 		}
 		v := campaignView{Campaign: c, Open: c.ClosedAt.IsZero()}
-		for _, it := range items {
+		for _, it := range iga.WithEntitlements(items, ids) {
 			if p.has(RoleAuditor, RoleAdmin) || it.Reviewer == p.ID {
 				v.Items = append(v.Items, it)
 			}

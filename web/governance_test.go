@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/iga"
 )
 
 type reviewList struct {
@@ -95,4 +98,32 @@ func TestCampaigns(t *testing.T) {
 	}
 	assert.Equal(t, "certify", decided["svc-report"])
 	assert.Equal(t, "revoke", decided["svc-backup"])
+}
+
+// TestCampaignPageShowsCommands: each campaign item shows what its
+// identity may do, down to the commands, so the owner certifies that.
+func TestCampaignPageShowsCommands(t *testing.T) {
+	c := newConsole(t)
+	require.NoError(t, c.store.Update(t.Context(), func(tx iga.Tx) error {
+		id, err := tx.Identity(t.Context(), "svc-backup")
+		if err != nil {
+			return err
+		}
+		id.Entitlements = []iga.Entitlement{
+			{Target: "web-01", Login: "backup", Actions: []iga.Action{iga.ActionExec}, Commands: []string{"/usr/local/bin/backup.sh *", "/usr/local/bin/verify.sh"}},
+			{Target: "web-01", Login: "ops", Actions: []iga.Action{iga.ActionExec, iga.ActionSFTP}},
+		}
+		return tx.PutIdentity(t.Context(), id)
+	}))
+	own, _, _ := c.signIn(owner)
+	code, _, body := getBody(t, own, c.srv.URL+"/campaigns")
+	require.Equal(t, http.StatusOK, code)
+	row := body[strings.Index(body, "<td>svc-backup</td>"):]
+	row = row[:strings.Index(row, "</tr>")]
+	assert.Contains(t, row, "web-01 as backup: exec")
+	assert.Contains(t, row, "may run <code>/usr/local/bin/backup.sh *</code>")
+	assert.Contains(t, row, "may run <code>/usr/local/bin/verify.sh</code>")
+	assert.Contains(t, row, "web-01 as ops: exec, sftp")
+	assert.Contains(t, row, "may run any command", "exec without commands says so")
+	assert.Contains(t, body, "no entitlements", "svc-report holds none")
 }

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/sallyport/sallyport/iga"
 )
 
 //go:embed templates/*.html
@@ -37,6 +39,8 @@ var templateFuncs = template.FuncMap{
 	"speeds": func() []string { return []string{"0.5", "1", "2", "4", "8"} },
 	"bytes":  humanBytes,
 	"pathid": func(s string) string { return template.URLQueryEscaper(s) },
+	// execAny is true for an entitlement that may exec any command.
+	"execAny": func(e iga.Entitlement) bool { return execUnrestricted([]iga.Entitlement{e}) },
 }
 
 func parsePages() map[string]*template.Template {
