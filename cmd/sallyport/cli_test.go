@@ -219,6 +219,7 @@ func testLifecycle(t *testing.T, e *env) {
 	assert.Contains(t, errOut, "bob@example.com")
 	out = e.ok("iga", "certify", "ci-deploy", "--by", "bob@example.com", "--for", "30d", "--note", "reviewed")
 	assert.Contains(t, out, "certified by bob@example.com")
+	assert.Contains(t, out, "web-01 as", "the owner sees what they certified: the entitlements")
 	_, code = e.check("ci-deploy", "web-01", "--action", "exec")
 	assert.Equal(t, 0, code, "recertified identity is admitted")
 

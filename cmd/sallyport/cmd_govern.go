@@ -206,7 +206,11 @@ certification.max_period (default 90d), which is also the default.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.OutOrStdout(), "%s certified by %s until %s\n", a[0], cert.By, day(cert.Until))
+			fmt.Fprintf(c.OutOrStdout(), "%s certified by %s until %s, for what it may do:\n", a[0], cert.By, day(cert.Until))
+			// The owner certified these, down to the commands it may run.
+			if id, err := ap.store.Identity(c.Context(), a[0]); err == nil {
+				printEntitlements(c.OutOrStdout(), id.Entitlements)
+			}
 			return nil
 		},
 	}
