@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Transaction states (Event.Tx) and the ops of a transaction event.
@@ -40,6 +41,13 @@ func (r *Recorder) MaxStatementBytes() int {
 	}
 }
 
+// sha256String is the hex SHA-256 of s, hashed where it lies: a statement
+// past the cap may be a hundred megabytes, not worth a copy to hash it.
+func sha256String(s string) string {
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+	return hex.EncodeToString(sum[:])
+}
+
 // CutSQL is the one rule both database proxies apply to a statement's
 // text: a text longer than max bytes keeps its first max bytes (fewer, to
 // end on a UTF-8 character boundary) and a Cut with the whole text's length
@@ -49,8 +57,7 @@ func CutSQL(sql string, max int) (string, *Cut) {
 	if max <= 0 || len(sql) <= max {
 		return sql, nil
 	}
-	sum := sha256.Sum256([]byte(sql))
-	return sql[:runeStart(sql, max)], &Cut{Bytes: int64(len(sql)), SHA256: hex.EncodeToString(sum[:])}
+	return sql[:runeStart(sql, max)], &Cut{Bytes: int64(len(sql)), SHA256: sha256String(sql)}
 }
 
 // CutParam is the rule for one query parameter: a string, []byte or
@@ -71,11 +78,10 @@ func CutParam(v any, max int) any {
 		if len(v) <= max {
 			return v
 		}
-		sum := sha256.Sum256([]byte(v))
 		return map[string]string{
 			"prefix": v[:runeStart(v, max)],
 			"bytes":  strconv.Itoa(len(v)),
-			"sha256": hex.EncodeToString(sum[:]),
+			"sha256": sha256String(v),
 		}
 	case []byte:
 		return cutBinary(v, max, v)

@@ -1,8 +1,6 @@
 package mysql
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -292,7 +290,7 @@ func (a *audit) statementText(c *command, body []byte) {
 	if a.max <= 0 || len(body) <= a.max {
 		c.sql, c.red = sqlredact.Statement(sqlredact.MySQL, a.text(body))
 		if a.max > 0 && len(c.sql) > a.max { // redaction made it longer
-			c.sql, c.cut = cutText(c.sql, a.max)
+			c.sql, c.cut = recorder.CutSQL(c.sql, a.max)
 		}
 		return
 	}
@@ -302,25 +300,13 @@ func (a *audit) statementText(c *command, body []byte) {
 		if parts := sqlredact.Split(sqlredact.MySQL, sql); len(parts) > 1 {
 			c.parts = make([]string, len(parts))
 			for i, p := range parts {
-				p, _ = cutText(p, a.max)
+				p, _ = recorder.CutSQL(p, a.max)
 				c.parts[i] = strings.Clone(p)
 			}
 		}
 	}
-	prefix, cut := cutText(sql, a.max)
+	prefix, cut := recorder.CutSQL(sql, a.max)
 	c.sql, c.cut, c.red = strings.Clone(prefix), cut, cloneRemoved(red)
-}
-
-// cutText is recorder.CutSQL(s, max), without the copy of s that CutSQL
-// makes to hash it: the same prefix (CutSQL looks no further than max
-// into s to cut it), and the length and SHA-256 of all of s.
-func cutText(s string, max int) (string, *recorder.Cut) {
-	if max <= 0 || len(s) <= max {
-		return s, nil
-	}
-	prefix, _ := recorder.CutSQL(s[:max+1], max)
-	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
-	return prefix, &recorder.Cut{Bytes: int64(len(s)), SHA256: hex.EncodeToString(sum[:])}
 }
 
 // cloneRemoved is rm with its own copies of the secrets, which may lie in

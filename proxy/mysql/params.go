@@ -188,7 +188,7 @@ func cutParams(params []any, max int) {
 	}
 	for i, v := range params {
 		if s, ok := v.(string); ok && len(s) > max {
-			prefix, cut := cutText(s, max) // as recorder.CutParam cuts text, without its copy of s
+			prefix, cut := recorder.CutSQL(s, max) // CutParam's rule for text
 			params[i] = map[string]string{"prefix": strings.Clone(prefix), "bytes": strconv.FormatInt(cut.Bytes, 10), "sha256": cut.SHA256}
 		}
 	}
