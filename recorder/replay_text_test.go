@@ -217,9 +217,6 @@ func TestVerifyFlippedExecByte(t *testing.T) {
 // stream, its stretches interleaved with stderr, holds one chunk reader
 // and one shown stretch per stream, not the stream.
 func TestLargeExecReplaysInFlatMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("SKIPPING: 200 MB recording in -short mode")
-	}
 	dir := memTempDir(t)
 	store, err := NewFileStore(filepath.Join(dir, "store"))
 	require.NoError(t, err)
