@@ -183,7 +183,7 @@ const loginRefused = "sallyport: access denied (credential_invalid): this key or
 func (s *Server) authenticate(st *connState, user string, c iga.Credential, asked string) error {
 	identity, target, err := parseLogin(user)
 	if err != nil {
-		st.failed(s, iga.Refusal{Identity: user, Asked: asked,
+		st.failed(s, iga.Refusal{Identity: proxy.AuditName(user), Asked: asked,
 			Reasons: []iga.Reason{{Code: loginCode(err), Message: err.Error()}}})
 		return st.banner(err)
 	}
