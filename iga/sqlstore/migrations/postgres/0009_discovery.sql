@@ -1,0 +1,3 @@
+-- Issue 22: accounts discovered on targets. Reserved so that helpers working in parallel each own one
+-- numbered step; the owner replaces this body with the real schema.
+INSERT INTO registry_features (name, added_in) VALUES ('discovery', 9);
