@@ -47,6 +47,9 @@ const (
 type Server struct {
 	// Metrics serves /metrics. Nil: /metrics answers 404.
 	Metrics http.Handler
+	// SCIM serves /scim/v2/ (package scim) with its own bearer-token
+	// check; the console's sign-in does not apply there. Nil: 404.
+	SCIM http.Handler
 	// Health reports whether the bastion can serve (registry reachable).
 	// Nil: always healthy.
 	Health func(ctx context.Context) error
@@ -102,6 +105,9 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /metrics", s.Metrics)
 	}
 	mux.Handle("GET /static/", staticHandler())
+	if s.SCIM != nil {
+		mux.Handle("/scim/v2/", s.SCIM)
+	}
 	mux.HandleFunc("GET /auth/signin", s.signInPage)
 	mux.HandleFunc("GET /auth/login", s.login)
 	mux.HandleFunc("GET /auth/callback", s.callback)
