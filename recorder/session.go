@@ -96,6 +96,7 @@ type Session struct {
 	crossed atomic.Int64 // every byte that crossed (crossed.go)
 	execMu  sync.Mutex
 	exec    map[execKey]*execTally
+	taps    taps // live watchers (watch.go), guarded by mu
 }
 
 // Meta returns the session's metadata as recorded in session.json.
@@ -236,6 +237,7 @@ func (s *Session) put(r record, data []byte) error {
 	r.off, r.n = len(s.q.arena), len(data)
 	s.q.arena = append(grow(s.q.arena, len(data)), data...)
 	s.q.recs = append(s.q.recs, r)
+	s.tap(r, data)
 	wake := len(s.q.arena) >= s.rec.wakeFlusherAt()
 	s.mu.Unlock()
 	if wake {
@@ -315,6 +317,7 @@ func (s *Session) Close(ctx context.Context, end End) error {
 	s.q.recs = append(s.q.recs, record{kind: kindEvent, at: ev.Time.UnixNano(), off: len(s.q.arena), n: len(line)})
 	s.q.arena = append(s.q.arena, line...)
 	s.closing, s.end = true, end
+	s.tapEnd(ev.Time.UnixNano(), line)
 	s.mu.Unlock()
 	s.poke()
 	select {
