@@ -72,6 +72,11 @@ type Config struct {
 	// SigningKeyFile is the OpenSSH ed25519 private key that signs manifests.
 	// Zero means DataDir/keys/recording_ed25519, created on first use.
 	SigningKeyFile string `yaml:"signing_key_file"`
+	// Retention is how long a stored recording is kept: the file store's
+	// retention marker holds it that long, and serve's daily retention job
+	// deletes it afterwards unless it is on legal hold. Zero keeps
+	// recordings for ever. cmd parses the YAML duration ("400d").
+	Retention time.Duration `yaml:"-"`
 	// DataDir is the top-level data_dir; the spool lives in DataDir/spool and
 	// the file store in DataDir/recordings. Required; set by cmd.
 	DataDir string `yaml:"-"`
@@ -99,6 +104,9 @@ type S3Config struct {
 	// from the variables above. Zero means anonymous access.
 	AccessKey string `yaml:"-"`
 	SecretKey string `yaml:"-"`
+	// ObjectLock is the S3 Object Lock retention every upload carries
+	// (objectlock.go). Zero means none.
+	ObjectLock ObjectLock `yaml:"object_lock"`
 }
 
 // Validate reports the first thing wrong with the config, naming the YAML key.
@@ -123,6 +131,12 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("recordings: data_dir is not set")
 	}
+	if c.Retention < 0 {
+		return fmt.Errorf("recordings.retention: %s is negative", c.Retention)
+	}
+	if c.Store != StoreS3 && c.S3.ObjectLock.Enabled() {
+		return errors.New("recordings.s3.object_lock: needs store s3 (the file store keeps a retention marker instead)")
+	}
 	return nil
 }
 
@@ -137,7 +151,7 @@ func (c S3Config) Validate() error {
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		return errors.New("recordings.s3: access key and secret key must be given together")
 	}
-	return nil
+	return c.ObjectLock.Validate()
 }
 
 // encoding is the chunk/2 payload encoding new chunks get, or "" for

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -22,6 +23,7 @@ type S3Store struct {
 	client *minio.Client
 	bucket string
 	prefix string
+	lock   ObjectLock // the retention every upload carries (objectlock.go)
 }
 
 // NewS3Store connects (lazily: no request is made) to the bucket cfg names,
@@ -47,7 +49,7 @@ func NewS3Store(cfg S3Config) (*S3Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3 client for %s: %w", cfg.Endpoint, err)
 	}
-	return &S3Store{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix}, nil
+	return &S3Store{client: client, bucket: cfg.Bucket, prefix: cfg.Prefix, lock: cfg.ObjectLock}, nil
 }
 
 // Put uploads with the size known up front, in one request for spool-sized
@@ -55,9 +57,11 @@ func NewS3Store(cfg S3Config) (*S3Store, error) {
 // streaming signature over plain http adds chunk framing that some S3
 // implementations store verbatim, and the recording carries its own hashes.
 func (s *S3Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, r, size, minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		ContentType: "application/octet-stream", SendContentMd5: true, DisableContentSha256: true,
-	})
+	}
+	s.lock.apply(&opts, time.Now())
+	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, r, size, opts)
 	if err != nil {
 		return fmt.Errorf("put s3://%s/%s%s: %w", s.bucket, s.prefix, key, err)
 	}

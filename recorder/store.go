@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // ErrNotFound is returned by Store.Get for a key that does not exist.
@@ -46,7 +47,11 @@ func NewStore(cfg Config) (Store, error) {
 	if cfg.Store == StoreS3 {
 		return NewS3Store(cfg.S3)
 	}
-	return NewFileStore(cfg.FileStoreDir())
+	fs, err := NewFileStore(cfg.FileStoreDir())
+	if err == nil {
+		fs.Retention = cfg.Retention
+	}
+	return fs, err
 }
 
 // FileStore keeps objects as files below a root directory.
@@ -55,6 +60,11 @@ type FileStore struct {
 	// made is the directory mkdirDurable made or found last: the day
 	// directory every session of the day goes into.
 	made atomic.Pointer[string]
+	// Retention, when positive, is how long each recording is kept from
+	// its first object on: its retention marker says until when, and
+	// DeleteRecording refuses before (retention.go). Zero: no marker.
+	Retention time.Duration
+	marked    atomic.Pointer[string] // the session directory marked last
 }
 
 // NewFileStore returns a store rooted at dir, creating it (mode 0700).
@@ -81,6 +91,9 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader, size int64
 		return err
 	}
 	if err := s.mkdirDurable(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := s.markRetention(s.sessionDirOf(p)); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	tmp := p + ".tmp"
@@ -117,6 +130,9 @@ func (s *FileStore) linkFile(key, path string, synced bool) error {
 		}
 	}
 	if err := s.mkdirDurable(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("link %s: %w", key, err)
+	}
+	if err := s.markRetention(s.sessionDirOf(p)); err != nil {
 		return fmt.Errorf("link %s: %w", key, err)
 	}
 	if err := linkReplacing(path, p); err != nil {
@@ -161,6 +177,9 @@ func (s *FileStore) moveDir(keyDir, dir string) error {
 	}
 	day := filepath.Dir(p)
 	if err := s.mkdirDurable(day); err != nil {
+		return fmt.Errorf("store %s: %w", keyDir, err)
+	}
+	if err := s.markRetention(p); err != nil {
 		return fmt.Errorf("store %s: %w", keyDir, err)
 	}
 	if err := rename(dir, p); err != nil {

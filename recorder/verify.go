@@ -66,6 +66,9 @@ type Report struct {
 	Problems []Problem `json:"problems,omitempty"`
 	// Manifest is the manifest as read; nil when missing or unreadable.
 	Manifest *Manifest `json:"-"`
+	// Lock is the retention the store keeps the recording under (S3
+	// Object Lock, the file store's marker); nil when none.
+	Lock *LockReport `json:"lock,omitempty"`
 }
 
 // OK reports whether the recording is intact.
@@ -80,6 +83,9 @@ func (r Report) String() string {
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "\n  %s", p)
+	}
+	if r.Lock != nil {
+		fmt.Fprintf(&b, "\n  %s", r.Lock)
 	}
 	return b.String()
 }
@@ -136,6 +142,7 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Report, err
 		return rep, err
 	}
 	rep.Status = verdict(rep, m)
+	rep.Lock = readLock(ctx, src)
 	return rep, nil
 }
 
