@@ -121,6 +121,11 @@ func (r *Registry) Hygiene(ctx context.Context, sessions SessionHistory, opts Hy
 	} {
 		out = append(out, check(f)...)
 	}
+	found, err := r.discoveredFindings(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("hygiene report: %w", err)
+	}
+	out = append(out, found...)
 	slices.SortStableFunc(out, func(a, b Finding) int {
 		return cmp.Or(cmp.Compare(nhiNumber(a.NHI), nhiNumber(b.NHI)), cmp.Compare(a.Identity, b.Identity), cmp.Compare(a.Kind, b.Kind))
 	})
