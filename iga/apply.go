@@ -93,7 +93,11 @@ func (r *Registry) Apply(ctx context.Context, f *File, opts ApplyOptions) (Apply
 		if err != nil {
 			return err
 		}
-		if problems := a.check(); len(problems) > 0 || len(f.problems) > 0 {
+		managed, err := SCIMManaged(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if problems := append(a.check(), a.checkManaged(managed)...); len(problems) > 0 || len(f.problems) > 0 {
 			problems = append(problems, f.problems...)
 			slices.SortStableFunc(problems, func(x, y Problem) int { return x.Line - y.Line })
 			return &FileError{Problems: problems}

@@ -31,6 +31,9 @@ func (r *Registry) Export(ctx context.Context) (Doc, error) {
 	if err != nil {
 		return Doc{}, fmt.Errorf("export registry: read identities: %w", err)
 	}
+	if err := markManaged(ctx, r.Store, people); err != nil {
+		return Doc{}, fmt.Errorf("export registry: %w", err)
+	}
 	for i := range identities {
 		identities[i].LastUsed = time.Time{}
 	}
@@ -73,6 +76,9 @@ func personNode(p Person) *yaml.Node {
 		addPair(n, "roles", strsNode(p.Roles))
 	}
 	addStr(n, "status", string(p.Status))
+	if p.ManagedBy != "" {
+		n.LineComment = managedComment(p)
+	}
 	return n
 }
 

@@ -32,7 +32,17 @@ type Person struct {
 	Name   string
 	Roles  []string // owner, auditor, admin
 	Status PersonStatus
+	// ManagedBy is ManagedBySCIM when the identity provider owns this
+	// person over SCIM (iga apply then refuses to change them); empty: the
+	// registry file does. Filled by Export and the SCIM views, not by Store.People.
+	ManagedBy string
+	// Manager is the person id of their manager, as the identity provider
+	// sends it; empty: none known. A leaver's identities go to the manager.
+	Manager string
 }
+
+// ManagedBySCIM marks a person the identity provider manages over SCIM.
+const ManagedBySCIM = "scim"
 
 // Kind is the kind of an identity.
 type Kind string
