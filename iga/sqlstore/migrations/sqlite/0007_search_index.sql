@@ -1,3 +1,40 @@
--- Issue 20: search index of session content. Reserved so that helpers working in parallel each own one
--- numbered step; the owner replaces this body with the real schema.
+-- Issue 20: the search index of what happened inside sessions (package
+-- search). search_entries holds one row per indexed thing (a command, a
+-- stretch of output, a query, a file path ...) with its session and time;
+-- search_fts is its FTS5 index (unicode61: words are runs of letters and
+-- digits, the rest separates them). search_sessions is each session's
+-- indexing state: the chunk it reached, who is indexing it, what it cost.
+CREATE TABLE search_entries (
+    id         INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    body       TEXT NOT NULL
+);
+CREATE INDEX search_entries_by_session ON search_entries (session_id);
+
+CREATE VIRTUAL TABLE search_fts USING fts5(
+    body, content='search_entries', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 0'
+);
+CREATE TRIGGER search_entries_ai AFTER INSERT ON search_entries BEGIN
+    INSERT INTO search_fts (rowid, body) VALUES (new.id, new.body);
+END;
+CREATE TRIGGER search_entries_ad AFTER DELETE ON search_entries BEGIN
+    INSERT INTO search_fts (search_fts, rowid, body) VALUES ('delete', old.id, old.body);
+END;
+
+CREATE TABLE search_sessions (
+    session_id    TEXT PRIMARY KEY,
+    state         TEXT NOT NULL,
+    cursor        TEXT NOT NULL DEFAULT '',
+    bytes         INTEGER NOT NULL DEFAULT 0,
+    entries       INTEGER NOT NULL DEFAULT 0,
+    cut           INTEGER NOT NULL DEFAULT 0,
+    claimed_by    TEXT NOT NULL DEFAULT '',
+    claimed_until TEXT NOT NULL DEFAULT '',
+    updated_at    TEXT NOT NULL DEFAULT '',
+    problem       TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+
 INSERT INTO registry_features (name, added_in) VALUES ('search_index', 7);

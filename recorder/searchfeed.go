@@ -1,0 +1,220 @@
+package recorder
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// FeedItem is one thing a recording holds, in chain order, as the search
+// index (package search) reads it: an event, a terminal record, or a piece
+// of an exec stream.
+type FeedItem struct {
+	// Time is when it happened; for a piece of an exec stream, when the
+	// chunk holding it began.
+	Time time.Time
+	// Stream is the recording stream: "events.jsonl", "pty-0.cast",
+	// "exec-0.stdin", ...
+	Stream string
+	// Event is set for a line of events.jsonl.
+	Event *Event
+	// Code is a terminal record's kind: "o" output or "i" input.
+	Code string
+	// Text is a terminal record's data or a piece of an exec stream, with
+	// escape sequences removed; nil when Binary. It is valid until fn
+	// returns.
+	Text []byte
+	// Binary says a piece of an exec stream is not text; its stream's
+	// SHA-256 is in the channel's exec_end event.
+	Binary bool
+}
+
+// FeedCursor is where a Feed stopped, to go on from there later: the next
+// chunk, the hash its header must name as previous, and when each terminal
+// stream began (its records' times count from there). The zero value
+// starts at the beginning. It marshals to JSON.
+type FeedCursor struct {
+	Next   int                  `json:"next"`
+	Prev   string               `json:"prev"`
+	Starts map[string]time.Time `json:"starts,omitempty"`
+}
+
+// feedPiece is how much of an exec stream one FeedItem carries.
+const feedPiece = 32 << 10
+
+// Feed reads the chunks of src from cur on, in chain order, at most max of
+// them (zero: all), passing each item to fn, and returns the cursor after
+// the last chunk read. A recording still being written (no manifest yet)
+// is read up to its first chunk not in the store; Feed reads it on from
+// there when called again. It checks every link of the hash chain it reads
+// and fails at a broken one; it does not check the signature (Verify does).
+func Feed(ctx context.Context, src Source, cur FeedCursor, max int, fn func(FeedItem) error) (FeedCursor, error) {
+	m, _, err := src.loadManifest(ctx)
+	if err != nil {
+		return cur, fmt.Errorf("feed %s: %w", src.label(), err)
+	}
+	if cur.Next <= 1 {
+		if cur, err = src.feedStart(ctx); err != nil {
+			return cur, err
+		}
+	}
+	names, err := src.chainOrder(ctx, m)
+	if err != nil {
+		return cur, fmt.Errorf("feed %s: %w", src.label(), err)
+	}
+	f := feeder{fn: fn, cur: cur, strips: map[string]*ansiStripper{}}
+	read := 0
+	for _, name := range names {
+		seq, _ := chunkSeq(name)
+		if seq < f.cur.Next {
+			continue
+		}
+		if seq > f.cur.Next || (max > 0 && read >= max) {
+			break // not uploaded yet, or enough for this call
+		}
+		prev, err := src.walkChunk(ctx, name, f.cur.Prev, f.chunk)
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return f.cur, fmt.Errorf("feed %s: %w", src.label(), err)
+		}
+		f.cur.Next, f.cur.Prev = seq+1, prev
+		read++
+	}
+	return f.cur, nil
+}
+
+// Sealed reports whether the recording in src has its manifest: nothing
+// more will be added to it.
+func Sealed(ctx context.Context, src Source) (bool, error) {
+	m, _, err := src.loadManifest(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read manifest of %s: %w", src.label(), err)
+	}
+	return m != nil, nil
+}
+
+func (s Source) feedStart(ctx context.Context) (FeedCursor, error) {
+	body, err := s.readSmall(ctx, sessionObject, maxManifestSize)
+	if err != nil {
+		return FeedCursor{}, fmt.Errorf("feed %s: read session.json: %w", s.label(), err)
+	}
+	sum := sha256.Sum256(body)
+	return FeedCursor{Next: 1, Prev: hex.EncodeToString(sum[:])}, nil
+}
+
+// feeder turns chunks into FeedItems.
+type feeder struct {
+	fn     func(FeedItem) error
+	cur    FeedCursor
+	strips map[string]*ansiStripper // per stream: a sequence may span records
+	ce     castEvent
+}
+
+func (f *feeder) chunk(h ChunkHeader, payload *bufio.Reader) error {
+	switch {
+	case h.Stream == eventsStream:
+		return f.lines(payload, f.event)
+	case isExecStream(h.Stream):
+		return f.exec(h, payload)
+	}
+	if f.cur.Starts == nil {
+		f.cur.Starts = map[string]time.Time{}
+	}
+	if _, ok := f.cur.Starts[h.Stream]; !ok {
+		f.cur.Starts[h.Stream] = h.First
+	}
+	return f.lines(payload, func(line []byte) error { return f.cast(h.Stream, line) })
+}
+
+func (f *feeder) lines(payload *bufio.Reader, each func([]byte) error) error {
+	lr := newLineReader(payload)
+	for {
+		line, err := lr.next(nil)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err == nil {
+			err = each(line)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (f *feeder) event(line []byte) error {
+	var ev Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return fmt.Errorf("event line: %w", err)
+	}
+	return f.fn(FeedItem{Time: ev.Time, Stream: eventsStream, Event: &ev})
+}
+
+func (f *feeder) cast(stream string, line []byte) error {
+	if len(line) > 0 && line[0] == '{' { // the asciicast header
+		return nil
+	}
+	if err := parseCastEvent(line, &f.ce); err != nil {
+		return err
+	}
+	if f.ce.code != "o" && f.ce.code != "i" {
+		return nil
+	}
+	at := f.cur.Starts[stream].Add(time.Duration(f.ce.t * float64(time.Second)))
+	text := f.stripper(stream + f.ce.code).strip(f.ce.data)
+	return f.fn(FeedItem{Time: at, Stream: stream, Code: f.ce.code, Text: text})
+}
+
+func (f *feeder) stripper(key string) *ansiStripper {
+	s := f.strips[key]
+	if s == nil {
+		s = &ansiStripper{}
+		f.strips[key] = s
+	}
+	return s
+}
+
+// exec passes an exec stream's chunk on in pieces, a character cut at a
+// piece's end carried to the next.
+func (f *feeder) exec(h ChunkHeader, payload *bufio.Reader) error {
+	buf := make([]byte, feedPiece)
+	carry := 0
+	for {
+		n, err := io.ReadFull(payload, buf[carry:])
+		n += carry
+		if n > 0 {
+			keep := 0
+			if err == nil {
+				keep = incompleteTail(buf[:n])
+			}
+			if ferr := f.piece(h, buf[:n-keep]); ferr != nil {
+				return ferr
+			}
+			carry = copy(buf, buf[n-keep:n])
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (f *feeder) piece(h ChunkHeader, b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if !printable(b) {
+		return f.fn(FeedItem{Time: h.First, Stream: h.Stream, Binary: true})
+	}
+	return f.fn(FeedItem{Time: h.First, Stream: h.Stream, Text: f.stripper(h.Stream).strip(b)})
+}

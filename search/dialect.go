@@ -1,0 +1,137 @@
+package search
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// timeLayout is how the registry stores times: RFC 3339 in UTC with a
+// fixed nine-digit fraction, so that text order is time order.
+const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// dialect holds the SQL that differs between SQLite and PostgreSQL.
+type dialect struct {
+	name string
+	// match is the WHERE condition of the full-text match, one parameter.
+	match func(terms []term) (cond string, arg any)
+	// from joins the full-text index, the entries (e) and the sessions (s).
+	from string
+	// order sorts the hits newest indexed first.
+	order string
+	// contains is a condition that e.body holds a parameter, case aside.
+	contains string
+	dollar   bool
+	lagSQL   string
+}
+
+// finalStates are the recording states after which nothing more reaches
+// the store.
+const finalStates = "('stored', 'incomplete', 'degraded')"
+
+const lagQuery = `SELECT COUNT(*), MIN(s.ended_at) FROM sessions s
+LEFT JOIN search_sessions x ON x.session_id = s.id
+WHERE s.ended_at IS NOT NULL AND s.state IN ` + finalStates + ` AND (x.state IS NULL OR x.state NOT IN ('done', 'failed'))`
+
+var sqliteDialect = dialect{
+	name: "sqlite",
+	match: func(terms []term) (string, any) {
+		return "search_fts MATCH ?", ftsMatch(terms)
+	},
+	from:     "search_fts JOIN search_entries e ON e.id = search_fts.rowid JOIN sessions s ON s.id = e.session_id",
+	order:    "search_fts.rowid DESC",
+	contains: "instr(lower(e.body), ?) > 0",
+	lagSQL:   lagQuery,
+}
+
+var postgresDialect = dialect{
+	name: "postgres",
+	match: func(terms []term) (string, any) {
+		return "e.words @@ to_tsquery('simple', ?)", tsQuery(terms)
+	},
+	from:     "search_entries e JOIN sessions s ON s.id = e.session_id",
+	order:    "e.id DESC",
+	contains: "strpos(lower(e.body), ?) > 0",
+	dollar:   true,
+	lagSQL:   lagQuery,
+}
+
+func dialectNamed(name string) (dialect, error) {
+	switch name {
+	case "sqlite":
+		return sqliteDialect, nil
+	case "postgres":
+		return postgresDialect, nil
+	}
+	return dialect{}, fmt.Errorf("search index: registry dialect %q is not sqlite or postgres", name)
+}
+
+// searchSQL builds the query for terms and q's filters, returning at most
+// limit rows.
+func (d dialect) searchSQL(terms []term, q Query, limit int) (string, []any) {
+	cond, arg := d.match(terms)
+	where, args := []string{cond}, []any{arg}
+	add := func(c string, a ...any) { where, args = append(where, c), append(args, a...) }
+	for _, t := range terms {
+		if t.checkable() {
+			add(d.contains, t.raw)
+		}
+	}
+	if q.Identity != "" {
+		add("s.identity_id = ?", q.Identity)
+	}
+	if q.Target != "" {
+		add("s.target = ?", q.Target)
+	}
+	if q.Protocol != "" {
+		add("s.protocol = ?", q.Protocol)
+	}
+	if !q.Since.IsZero() {
+		add("e.at >= ?", q.Since.UTC().Format(timeLayout))
+	}
+	if !q.Until.IsZero() {
+		add("e.at < ?", q.Until.UTC().Format(timeLayout))
+	}
+	if q.Breakglass {
+		add("s.breakglass_grant <> ''")
+	}
+	if len(q.Where) > 0 {
+		add("e.kind IN ("+marks(len(q.Where))+")", anys(q.Where)...)
+	}
+	if q.Visible != nil {
+		add("s.identity_id IN ("+marks(len(q.Visible))+")", anys(q.Visible)...)
+	}
+	args = append(args, limit)
+	query := "SELECT e.session_id, e.at, e.kind, e.body, s.identity_id, s.target, s.protocol, s.breakglass_grant, s.started_at FROM " +
+		d.from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + d.order + " LIMIT ?"
+	return d.rebind(query), args
+}
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
+
+func anys[T any](v []T) []any {
+	out := make([]any, len(v))
+	for i, x := range v {
+		out[i] = x
+	}
+	return out
+}
+
+// rebind rewrites ? as $1, $2, … for PostgreSQL. The SQL here holds no ?
+// inside a literal.
+func (d dialect) rebind(query string) string {
+	if !d.dollar {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

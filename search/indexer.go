@@ -1,0 +1,297 @@
+package search
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sallyport/sallyport/recorder"
+)
+
+// Indexing states of a session, in search_sessions.state.
+const (
+	statePartial = "partial" // indexed up to its cursor; more may come
+	stateDone    = "done"    // indexed to its end, or to its bound
+	stateFailed  = "failed"  // cannot be read (a broken chain, a tampered recording): see problem
+)
+
+// Indexer timing.
+const (
+	// DefaultPoll is how often an Indexer looks for new recorded content:
+	// an ended session is searchable within about this long.
+	DefaultPoll = 2 * time.Second
+	// claimFor is how long a claim on a session lasts: another replica
+	// takes the session over when its indexer died this long ago.
+	claimFor = time.Minute
+	// chunksPerBatch is how many chunks one transaction indexes, so a
+	// long session neither holds the registry's write lock long nor
+	// starts over after a restart.
+	chunksPerBatch = 16
+	// candidatesPerPass bounds the sessions one pass looks at.
+	candidatesPerPass = 200
+)
+
+// Indexer keeps the index up to date with the recordings: each pass
+// claims the sessions with content not indexed yet, reads that content
+// from the store and writes it with the session's new cursor in one
+// transaction. Replicas sharing a registry claim sessions in it, so no two
+// index one session at once.
+type Indexer struct {
+	// Index is the index to fill.
+	Index *Index
+	// Store holds the recordings.
+	Store recorder.Store
+	// Write runs fn in a registry transaction (sqlstore.Store.SearchWrite);
+	// nil means a plain transaction on the index's database.
+	Write func(ctx context.Context, fn func(*sql.Tx) error) error
+	// Owner names this indexer in claims (a replica id); empty means
+	// "indexer".
+	Owner string
+	// Poll is the pause between passes; zero means DefaultPoll.
+	Poll time.Duration
+	// Bound bounds each session's share of the index.
+	Bound Bound
+	// Logger gets a line per session that cannot be indexed; nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Run indexes until ctx ends, a pass every Poll.
+func (x *Indexer) Run(ctx context.Context) error {
+	poll := x.Poll
+	if poll <= 0 {
+		poll = DefaultPoll
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if _, err := x.Pass(ctx); err != nil && ctx.Err() == nil {
+			x.logger().Warn("search index pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (x *Indexer) logger() *slog.Logger {
+	if x.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return x.Logger
+}
+
+func (x *Indexer) owner() string {
+	if x.Owner == "" {
+		return "indexer"
+	}
+	return x.Owner
+}
+
+// candidate is a session with content to index.
+type candidate struct {
+	id, state string
+	started   time.Time
+	cursor    recorder.FeedCursor
+	bytes     int64
+	entries   int
+}
+
+// Pass indexes what is pending now and returns how many sessions it
+// advanced.
+func (x *Indexer) Pass(ctx context.Context) (int, error) {
+	cands, err := x.candidates(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cands {
+		if ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		ok, err := x.claim(ctx, c.id)
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			continue
+		}
+		if err := x.session(ctx, c); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+const candidatesSQL = `SELECT s.id, s.state, s.started_at, COALESCE(x.cursor, ''), COALESCE(x.bytes, 0), COALESCE(x.entries, 0)
+FROM sessions s LEFT JOIN search_sessions x ON x.session_id = s.id
+WHERE (x.state IS NULL OR x.state = 'partial') AND s.state IN ('live', 'uploading', 'stored', 'incomplete', 'degraded')
+AND (x.claimed_until IS NULL OR x.claimed_until < ? OR x.claimed_by = ?)
+ORDER BY s.started_at, s.id LIMIT ?`
+
+func (x *Indexer) candidates(ctx context.Context) ([]candidate, error) {
+	ix := x.Index
+	rows, err := ix.db.QueryContext(ctx, ix.d.rebind(candidatesSQL), ix.stamp(ix.now()), x.owner(), candidatesPerPass)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions to index: %w", err)
+	}
+	defer rows.Close()
+	var out []candidate
+	for rows.Next() {
+		var c candidate
+		var started, cursor string
+		if err := rows.Scan(&c.id, &c.state, &started, &cursor, &c.bytes, &c.entries); err != nil {
+			return nil, fmt.Errorf("list sessions to index: %w", err)
+		}
+		c.started, _ = time.Parse(time.RFC3339Nano, started)
+		if cursor != "" {
+			_ = json.Unmarshal([]byte(cursor), &c.cursor) // a bad cursor starts over
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions to index: %w", err)
+	}
+	return out, nil
+}
+
+func (ix *Index) stamp(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// claim takes session id for this indexer for claimFor, unless another
+// indexer holds it.
+func (x *Indexer) claim(ctx context.Context, id string) (bool, error) {
+	ix := x.Index
+	now := ix.now()
+	var n int64
+	err := x.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, ix.d.rebind(`INSERT INTO search_sessions (session_id, state) VALUES (?, ?)
+			ON CONFLICT (session_id) DO NOTHING`), id, statePartial); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, ix.d.rebind(`UPDATE search_sessions SET claimed_by = ?, claimed_until = ?
+			WHERE session_id = ? AND state = ? AND (claimed_until < ? OR claimed_by = ?)`),
+			x.owner(), ix.stamp(now.Add(claimFor)), id, statePartial, ix.stamp(now), x.owner())
+		if err == nil {
+			n, err = res.RowsAffected()
+		}
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("claim session %s to index: %w", id, err)
+	}
+	return n == 1, nil
+}
+
+func (x *Indexer) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	if x.Write != nil {
+		return x.Write(ctx, fn)
+	}
+	tx, err := x.Index.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// session indexes a claimed session from its cursor on, a batch of chunks
+// per transaction, until it reaches what the store has.
+func (x *Indexer) session(ctx context.Context, c candidate) error {
+	src := recorder.SessionSource(x.Store, c.id, c.started)
+	final := c.state != "live" && c.state != "uploading"
+	ex := newExtractor(x.Bound, c.bytes, c.entries)
+	for {
+		cur, err := recorder.Feed(ctx, src, c.cursor, chunksPerBatch, ex.add)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, recorder.ErrNotFound) && !final {
+				return ctx.Err() // not in the store yet: try again next pass
+			}
+			x.logger().Warn("search index: cannot read recording", "session", c.id, "err", err)
+			return x.save(ctx, c.id, cur, ex, stateFailed, err.Error())
+		}
+		more := cur.Next != c.cursor.Next
+		state := statePartial
+		if ex.cut || (!more && final) {
+			state = stateDone
+		}
+		if err := x.save(ctx, c.id, cur, ex, state, ""); err != nil {
+			return err
+		}
+		if state != statePartial || !more {
+			return nil
+		}
+		c.cursor = cur
+	}
+}
+
+// save writes the entries extracted so far and the session's new state
+// and cursor in one transaction, releasing the claim when done.
+func (x *Indexer) save(ctx context.Context, id string, cur recorder.FeedCursor, ex *extractor, state, problem string) error {
+	ix := x.Index
+	entries := ex.flush()
+	curText, _ := json.Marshal(cur)
+	until := ix.stamp(ix.now().Add(claimFor))
+	if state != statePartial {
+		until = ""
+	}
+	err := x.write(ctx, func(tx *sql.Tx) error {
+		if err := insertEntries(ctx, tx, ix.d, id, entries); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, ix.d.rebind(`UPDATE search_sessions SET state = ?, cursor = ?, bytes = ?, entries = ?,
+			cut = ?, claimed_until = ?, updated_at = ?, problem = ? WHERE session_id = ?`),
+			state, string(curText), ex.bytes, ex.entries, boolInt(ex.cut), until, ix.stamp(ix.now()), problem, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("index session %s: %w", id, err)
+	}
+	return nil
+}
+
+// insertBatch is how many entries one INSERT statement carries.
+const insertBatch = 100
+
+func insertEntries(ctx context.Context, tx *sql.Tx, d dialect, id string, entries []Entry) error {
+	for len(entries) > 0 {
+		n := min(len(entries), insertBatch)
+		args := make([]any, 0, 4*n)
+		for _, e := range entries[:n] {
+			args = append(args, id, e.At.UTC().Format(timeLayout), string(e.Where), e.Body)
+		}
+		q := "INSERT INTO search_entries (session_id, at, kind, body) VALUES " + repeatJoin("(?, ?, ?, ?)", n)
+		if _, err := tx.ExecContext(ctx, d.rebind(q), args...); err != nil {
+			return fmt.Errorf("insert search entries: %w", err)
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+func repeatJoin(s string, n int) string {
+	b := make([]byte, 0, n*(len(s)+2))
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, s...)
+	}
+	return string(b)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
