@@ -24,6 +24,7 @@ an active person, certified by that owner, and entitled to the target and action
 	}
 	c.AddCommand(newApplyCmd(g), newExportCmd(g), newShowCmd(g), newCheckCmd(g), newSuggestCmd(g),
 		newCertifyCmd(g), newRevokeCmd(g), newOffboardCmd(g))
+		newCertifyCmd(g), newRevokeCmd(g), newOffboardCmd(g), newDiscoverCmd(g))
 	return c
 }
 

@@ -39,6 +39,7 @@ type Config struct {
 	Alerts        AlertsConfig        `yaml:"alerts"`
 	Targets       []TargetConfig      `yaml:"targets"`
 	Cluster       ClusterConfig       `yaml:"cluster"`
+	Discovery     DiscoveryConfig     `yaml:"discovery"` // config_discovery.go
 	// ShutdownGrace is how long serve's live sessions may go on after
 	// SIGTERM before they are closed. Zero: 10s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -176,6 +177,9 @@ type TargetConfig struct {
 	Environment string `yaml:"environment"`
 	Database    string `yaml:"database"`
 	AdminDSNEnv string `yaml:"admin_dsn_env"`
+	// DiscoveryLogin is the Unix login discovery uses on an ssh target
+	// (config_discovery.go). Empty: the target is not discovered.
+	DiscoveryLogin string `yaml:"discovery_login"`
 	// TLS secures the bastion's connections to a postgres or mysql target
 	// (see TargetTLSConfig). Zero: verify-full, or disable on loopback.
 	TLS TargetTLSConfig `yaml:"tls"`
@@ -364,6 +368,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateTargets(add)
+	c.validateDiscovery(add)
 	if len(p) > 0 {
 		return configErrorf("%s: %s", c.path, strings.Join(p, "\n"+c.path+": "))
 	}
