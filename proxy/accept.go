@@ -26,7 +26,8 @@ type Acceptor struct {
 
 // Serve accepts clients on ln and runs handle for each in its own goroutine
 // until Shutdown (ErrServerClosed) or ctx ends (nil). handle's context ends
-// when the session must.
+// when the session must. A client of a Listen listener is opened (its PROXY
+// header read) in that goroutine first; handle never sees a refused one.
 func (a *Acceptor) Serve(ctx context.Context, ln net.Listener, handle func(context.Context, net.Conn)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -44,7 +45,9 @@ func (a *Acceptor) Serve(ctx context.Context, ln net.Listener, handle func(conte
 		a.conns.Add(1)
 		go func() {
 			defer a.conns.Done()
-			handle(ctx, conn)
+			if conn, err := Open(conn); err == nil { // the PROXY header, if ln is from Listen
+				handle(ctx, conn)
+			}
 		}()
 	}
 }

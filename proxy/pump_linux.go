@@ -160,7 +160,7 @@ func (l *Link) Start() {
 
 // Usable reports whether c can be relayed by a pump.
 func Usable(c net.Conn) bool {
-	_, ok := c.(*net.TCPConn)
+	_, ok := unwrapClient(c).(*net.TCPConn)
 	return ok
 }
 

@@ -100,6 +100,8 @@ type SSHConfig struct {
 	// (identities entitled to forward are exempt), and a refused login once
 	// its client had this long to read why. Zero: 10s.
 	FirstChannelTimeout Duration `yaml:"first_channel_timeout"`
+	// ProxyProtocol: see config_proxyproto.go. Nil: no PROXY header is read.
+	ProxyProtocol *ProxyProtocolConfig `yaml:"proxy_protocol"`
 }
 
 // DBListenerConfig is the PostgreSQL or MySQL listener.
@@ -116,6 +118,8 @@ type DBListenerConfig struct {
 	// address's own. Empty: those of the listen address only. Not with
 	// TLSCertFile, whose certificate names its own hosts.
 	TLSHosts []string `yaml:"tls_hosts"`
+	// ProxyProtocol: see config_proxyproto.go. Nil: no PROXY header is read.
+	ProxyProtocol *ProxyProtocolConfig `yaml:"proxy_protocol"`
 }
 
 // WebConfig is the console, API, health and metrics listener.
@@ -369,6 +373,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateTargets(add)
 	c.validateDiscovery(add)
+	c.validateProxyProtocol(add)
 	if len(p) > 0 {
 		return configErrorf("%s: %s", c.path, strings.Join(p, "\n"+c.path+": "))
 	}

@@ -47,6 +47,7 @@ func (d *serveDeps) mysqlComponent() (*component, error) {
 		Targets:        func(name string) (*mysql.Target, bool) { t, ok := targets[name]; return t, ok },
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		AllowPlaintext: !boolOr(cfg.MySQL.RequireTLS, true),
+		ProxyProtocol:  cfg.MySQL.ProxyProtocol.settings(),
 	}
 	return &component{
 		name: "mysql",

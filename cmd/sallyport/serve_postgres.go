@@ -48,6 +48,7 @@ func (d *serveDeps) postgresComponent() (*component, error) {
 		Targets:        func(name string) (*postgres.Target, bool) { t, ok := targets[name]; return t, ok },
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		AllowPlaintext: !boolOr(cfg.Postgres.RequireTLS, true),
+		ProxyProtocol:  cfg.Postgres.ProxyProtocol.settings(),
 	}
 	return &component{
 		name: "postgres",

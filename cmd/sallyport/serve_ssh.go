@@ -45,6 +45,7 @@ func (d *serveDeps) sshComponent() (*component, error) {
 		Targets:     func(name string) (sshproxy.Target, bool) { t, ok := targets[name]; return t, ok },
 		IdleTimeout: cfg.SSH.IdleTimeout.D(), MaxSession: cfg.SSH.MaxSession.D(),
 		FirstChannelTimeout: cfg.SSH.FirstChannelTimeout.D(),
+		ProxyProtocol:       cfg.SSH.ProxyProtocol.settings(),
 		Logger:              d.log.With("proxy", "ssh"),
 	}
 	return &component{

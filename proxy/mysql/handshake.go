@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // Capability flags (the ones sallyport reads or sets).
@@ -89,13 +91,10 @@ type client struct {
 	l    *login
 }
 
-// source is the client's IP address; zero when the conn has none.
+// source is the client's IP address (proxy.ClientAddr); zero when the
+// conn has none.
 func (c *client) source() netip.Addr {
-	ap, err := netip.ParseAddrPort(c.conn.RemoteAddr().String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+	return proxy.ClientAddr(c.conn).Addr()
 }
 
 // greet sends HandshakeV10 and reads the client's answer, upgrading to TLS

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // SQLSTATEs the bastion itself sends.
@@ -33,24 +34,19 @@ type client struct {
 	st   *startup
 }
 
-// source is the client's IP address; zero when the conn has none.
+// source is the client's IP address (proxy.ClientAddr); zero when the
+// conn has none.
 func (c *client) source() netip.Addr {
-	ap, err := netip.ParseAddrPort(c.conn.RemoteAddr().String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
+	return proxy.ClientAddr(c.conn).Addr()
 }
 
 // addrPort is where the client connects from, as its session's recording
-// names it: "10.0.0.7:52144", "[2001:db8::1]:52144" (the IP unmapped).
+// names it: "10.0.0.7:52144", "[2001:db8::1]:52144" (proxy.ClientAddr).
 func addrPort(c net.Conn) string {
-	s := c.RemoteAddr().String()
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return s
+	if ap := proxy.ClientAddr(c); ap.IsValid() {
+		return ap.String()
 	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+	return c.RemoteAddr().String()
 }
 
 // send writes msgs in one write.

@@ -84,6 +84,10 @@ type Server struct {
 	Now func() time.Time
 	// Logger receives session starts, ends and failures. Nil: slog.Default().
 	Logger *slog.Logger
+	// ProxyProtocol makes trusted load balancers' PROXY headers name the
+	// clients (postgres.proxy_protocol). Nil: no header is read, and the peer's
+	// address is the client's.
+	ProxyProtocol *proxy.ProxyProtocol
 
 	keys cancelKeys
 
@@ -95,7 +99,7 @@ type Server struct {
 // Serve accepts clients on ln until Shutdown or ctx ends. It returns
 // ErrServerClosed after Shutdown.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	return s.acceptor.Serve(ctx, ln, s.handle)
+	return s.acceptor.Serve(ctx, proxy.Listen(ln, s.ProxyProtocol, s.logger()), s.handle)
 }
 
 // Shutdown stops accepting clients and waits for live sessions to end

@@ -65,12 +65,15 @@ type connState struct {
 	notes []recorder.Event
 }
 
-// onConnect remembers the client's address and starts the handshake clock.
+// onConnect reads the PROXY header (in the connection's goroutine),
+// remembers the client's address and starts the handshake clock.
 func (s *Server) onConnect(ctx gliderssh.Context, c net.Conn) net.Conn {
-	st := &connState{netConn: c, keys: map[string]gossh.PublicKey{}, banners: map[string]bool{}}
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		st.source = ap.Addr().Unmap()
+	c, err := proxy.Open(c)
+	if err != nil {
+		return nil // closed and logged by the listener
 	}
+	st := &connState{netConn: c, keys: map[string]gossh.PublicKey{}, banners: map[string]bool{}}
+	st.source = proxy.ClientAddr(c).Addr()
 	ctx.SetValue(ctxKeyState{}, st)
 	time.AfterFunc(handshakeTimeout, func() {
 		if !st.authed.Load() {

@@ -84,6 +84,10 @@ type Server struct {
 	Now func() time.Time
 	// Logger receives session and failure lines. Nil: slog.Default().
 	Logger *slog.Logger
+	// ProxyProtocol makes trusted load balancers' PROXY headers name the
+	// clients (ssh.proxy_protocol). Nil: no header is read, and the peer's
+	// address is the client's.
+	ProxyProtocol *proxy.ProxyProtocol
 
 	mu       sync.Mutex
 	gl       *gliderssh.Server
@@ -139,7 +143,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { _ = gl.Close() })
 	defer stop()
-	err := gl.Serve(ln)
+	err := gl.Serve(proxy.Listen(ln, s.ProxyProtocol, s.logger())) // headers are read in onConnect
 	if errors.Is(err, gliderssh.ErrServerClosed) || ctx.Err() != nil {
 		return ErrServerClosed
 	}

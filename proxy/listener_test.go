@@ -1,0 +1,158 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// echoAddr serves Listen(ln, pp) with an Acceptor whose sessions answer
+// each client "ADDR LINE" (the client address they see and the first line
+// they read) or "refused: ERR"; it returns the address and a count of the
+// sessions that ran.
+func echoAddr(t *testing.T, pp *ProxyProtocol) (string, *atomic.Int32) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions atomic.Int32
+	var a Acceptor
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Serve(ctx, Listen(ln, pp, slog.New(slog.DiscardHandler)), func(_ context.Context, c net.Conn) {
+			defer c.Close()
+			sessions.Add(1)
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err != nil {
+				io.WriteString(c, "refused: "+err.Error()+"\n")
+				return
+			}
+			io.WriteString(c, ClientAddr(c).String()+" "+line)
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr().String(), &sessions
+}
+
+// ask connects, sends b and returns the answer line ("" when the bastion
+// closed the connection without one).
+func ask(t *testing.T, addr string, b []byte) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSuffix(line, "\n")
+}
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+
+func TestListenTrustedBalancerNamesTheClient(t *testing.T) {
+	addr, _ := echoAddr(t, &ProxyProtocol{Trusted: loopback})
+	tests := []struct {
+		name   string
+		header []byte
+		want   string
+	}{
+		{"v1", []byte("PROXY TCP4 198.51.100.7 10.0.0.5 52144 5432\r\n"), "198.51.100.7:52144 hello"},
+		{"v2", v2Header(1, 0x11, client4, lb4, nil), "198.51.100.7:52144 hello"},
+		{"v2 inet6", v2Header(1, 0x21, client6, lb6, nil), "[2001:db8::7]:52144 hello"},
+		{"v2 4 KB of TLVs", v2Header(1, 0x11, client4, lb4, tlv(0xE0, make([]byte, 4093))), "198.51.100.7:52144 hello"},
+		{"v2 local: the balancer's own", v2Header(0, 0x00, netip.AddrPort{}, netip.AddrPort{}, nil), "127.0.0.1:"},
+		{"v1 unknown: the balancer's own", []byte("PROXY UNKNOWN\r\n"), "127.0.0.1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ask(t, addr, append(tt.header, "hello\n"...))
+			if !strings.HasPrefix(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestListenRefusesWhatItMustNotBelieve(t *testing.T) {
+	trusted, trustedSessions := echoAddr(t, &ProxyProtocol{Trusted: loopback, HeaderTimeout: 300 * time.Millisecond})
+	untrusted, _ := echoAddr(t, &ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	tests := []struct {
+		name string
+		addr string
+		send []byte
+		want string
+	}{
+		{"trusted peer without a header", trusted, []byte("SSH-2.0-OpenSSH_9.6\r\nhello\n"), ""},
+		{"trusted peer, malformed header", trusted, []byte("PROXY TCP4 198.51.100.7 10.0.0.5 99999 5432\r\nhello\n"), ""},
+		{"trusted peer, truncated header", trusted, v2Header(1, 0x11, client4, lb4, nil)[:20], ""},
+		{"untrusted peer with a v1 header", untrusted, []byte("PROXY TCP4 198.51.100.7 10.0.0.5 52144 5432\r\nhello\n"), "refused: " + ErrUntrustedHeader.Error()},
+		{"untrusted peer with a v2 header", untrusted, append(v2Header(1, 0x11, client4, lb4, nil), "hello\n"...), "refused: " + ErrUntrustedHeader.Error()},
+		{"untrusted peer without one", untrusted, []byte("hello\n"), "127.0.0.1:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ask(t, tt.addr, tt.send); !strings.HasPrefix(got, tt.want) || (tt.want == "" && got != "") {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if n := trustedSessions.Load(); n != 0 {
+		t.Errorf("%d sessions ran for refused trusted peers, want none", n)
+	}
+}
+
+// A header that trickles in is cut off at the header deadline, and the
+// listener serves other clients meanwhile.
+func TestListenSlowHeaderHoldsNobodyElse(t *testing.T) {
+	addr, _ := echoAddr(t, &ProxyProtocol{Trusted: loopback, HeaderTimeout: 1500 * time.Millisecond})
+	slow, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	trickled := make(chan error, 1)
+	go func() {
+		for _, b := range []byte("PROXY TCP4 198.51.100.7 10.0.0.5 52144 5432\r\n") {
+			if _, err := slow.Write([]byte{b}); err != nil {
+				trickled <- err
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		trickled <- nil
+	}()
+	start := time.Now()
+	if got := ask(t, addr, append(v2Header(1, 0x11, client4, lb4, nil), "hello\n"...)); got != "198.51.100.7:52144 hello" {
+		t.Errorf("prompt client: got %q", got)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("prompt client waited %v behind slow ones", d)
+	}
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("silent balancer: got %v, want the bastion to close it (EOF)", err)
+	}
+	if err := <-trickled; err == nil {
+		t.Errorf("a header trickled over 2.3s was read to its end, want it cut at 1.5s")
+	}
+}
