@@ -16,7 +16,7 @@ const module = "github.com/sallyport/sallyport/"
 // never import, directly or through another package (subpackages included).
 var (
 	below = []string{"ca", "iga", "recorder"}
-	above = []string{"proxy", "web"}
+	above = []string{"proxy", "scim", "web"}
 )
 
 // listed is what go list -json says of one package.
