@@ -61,7 +61,15 @@ type Header struct {
 // more: what follows belongs to the protocol being proxied.
 func ReadHeader(r io.Reader) (Header, error) {
 	var buf [v2FixedLen]byte
-	if _, err := io.ReadFull(r, buf[:headerPrefixLen]); err != nil {
+	// Six bytes tell a header from a client's own first message, so one
+	// that sends a short message and waits is refused at once.
+	if _, err := io.ReadFull(r, buf[:len(v1Signature)]); err != nil {
+		return Header{}, fmt.Errorf("read PROXY header: %w", err)
+	}
+	if !bytes.Equal(buf[:6], v1Signature) && !bytes.Equal(buf[:6], v2Signature[:6]) {
+		return Header{}, ErrNoProxyHeader
+	}
+	if _, err := io.ReadFull(r, buf[len(v1Signature):headerPrefixLen]); err != nil {
 		return Header{}, fmt.Errorf("read PROXY header: %w", err)
 	}
 	switch {

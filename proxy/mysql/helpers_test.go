@@ -61,7 +61,8 @@ type envOptions struct {
 	plaintext bool          // AllowPlaintext
 	startup   time.Duration // StartupTimeout
 	maxMsg    int
-	maxSess   time.Duration // MaxSession
+	proxyProt *proxy.ProxyProtocol // ProxyProtocol
+	maxSess   time.Duration        // MaxSession
 	logger    *slog.Logger
 }
 
@@ -134,7 +135,7 @@ func (e *env) serve(t testing.TB, opts envOptions) {
 		Targets:        func(name string) (*mysql.Target, bool) { return target, name == targetName },
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{cert}},
 		AllowPlaintext: opts.plaintext, StartupTimeout: opts.startup, MaxMessageSize: opts.maxMsg, MaxSession: opts.maxSess,
-		Logger: logger,
+		Logger: logger, ProxyProtocol: opts.proxyProt,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

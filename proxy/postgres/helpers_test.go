@@ -60,6 +60,7 @@ type envOptions struct {
 	plaintext bool          // AllowPlaintext
 	startup   time.Duration // StartupTimeout
 	maxMsg    int
+	proxyProt *proxy.ProxyProtocol // ProxyProtocol
 	logger    *slog.Logger
 }
 
@@ -136,7 +137,7 @@ func (e *env) serve(t testing.TB, opts envOptions) {
 		},
 		TLSConfig:      &tls.Config{Certificates: []tls.Certificate{cert}},
 		AllowPlaintext: opts.plaintext, StartupTimeout: opts.startup, MaxMessageSize: opts.maxMsg,
-		Logger: logger,
+		Logger: logger, ProxyProtocol: opts.proxyProt,
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
