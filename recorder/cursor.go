@@ -31,10 +31,11 @@ func (s Source) chunkIndex(ctx context.Context) ([]chunkRef, error) {
 	}
 	if m != nil {
 		refs := make([]chunkRef, 0, len(m.Objects))
-		for _, o := range m.Objects[1:] {
+		cont, err := s.continuationNames(ctx) // a lost replica's chunks, after the sealed ones
+		for _, o := range append(m.Objects[1:len(m.Objects):len(m.Objects)], cont...) {
 			refs = append(refs, chunkRef{name: o.Name, stream: o.Stream, sha256: o.SHA256})
 		}
-		return refs, nil
+		return refs, err
 	}
 	names, err := s.chainOrder(ctx, nil)
 	if err != nil {

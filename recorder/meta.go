@@ -85,4 +85,9 @@ type StateChange struct {
 	Events int64
 	// Reason explains incomplete and degraded states.
 	Reason string
+	// Recovered marks the report of a recording this process found live in
+	// its spool at start (the bastion died while it ran): another replica
+	// may have sealed it from the store meanwhile (see SealFromStore), and
+	// the index keeper records that this one now stores it.
+	Recovered bool
 }

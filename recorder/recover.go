@@ -82,7 +82,7 @@ func (r *Recorder) recoverSession(dir string) error {
 	}
 	r.logger().Warn("recovered a recording cut short by a crash", "session", meta.ID, "chunks", len(kept)-1)
 	r.report(StateChange{Meta: meta, State: StateUploading, Dir: SessionDir(meta.ID, meta.StartedAt),
-		EndedAt: m.EndedAt, Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
+		EndedAt: m.EndedAt, Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason, Recovered: true})
 	return nil
 }
 
@@ -125,8 +125,16 @@ func chunkEntry(path, id string, seq int, prev string) (logEntry, bool) {
 		return logEntry{}, false
 	}
 	defer f.Close()
+	return readEntry(f, id, seq, prev)
+}
+
+// readEntry reads a chunk object from r and returns its log entry, if it
+// is whole and is chunk seq of session id following prev. It serves the
+// spool's recovery and the seal of a lost replica's recording from the
+// store (sealremote.go).
+func readEntry(r io.Reader, id string, seq int, prev string) (logEntry, bool) {
 	h := sha256.New()
-	cr := &countingReader{r: io.TeeReader(f, h)}
+	cr := &countingReader{r: io.TeeReader(r, h)}
 	hdr, payload, finish, err := ReadChunk(bufio.NewReader(cr))
 	if err != nil || hdr.Session != id || hdr.Seq != seq || hdr.Prev != prev {
 		return logEntry{}, false

@@ -87,6 +87,9 @@ func Replay(ctx context.Context, src Source, w io.Writer, opts ReplayOptions) er
 	if err == nil {
 		err = p.finish()
 	}
+	if err == nil && (opts.Format == "" || opts.Format == FormatText) {
+		err = noteContinuation(ctx, src, bw)
+	}
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
 	}

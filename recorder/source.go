@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -146,7 +147,11 @@ func (s Source) chainOrder(ctx context.Context, m *Manifest) ([]string, error) {
 		for _, o := range m.Objects[1:] {
 			names = append(names, o.Name)
 		}
-		return names, nil
+		cont, err := s.continuationNames(ctx) // a lost replica's chunks, after the sealed ones
+		for _, o := range cont {
+			names = append(names, o.Name)
+		}
+		return names, err
 	}
 	all, err := s.names(ctx)
 	if err != nil {
@@ -210,7 +215,7 @@ func (s Source) walk(ctx context.Context, fn chunkFunc) (SessionMeta, error) {
 }
 
 func (s Source) walkChunk(ctx context.Context, name, prev string, fn chunkFunc) (string, error) {
-	seq, _ := chunkSeq(name)
+	seq, _ := chunkSeq(path.Base(name)) // a continuation's chunks are below continuationDir
 	rc, err := s.open(ctx, name)
 	if err != nil {
 		return "", fmt.Errorf("chunk %d: %w", seq, err)

@@ -107,6 +107,11 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 	}
 	meta := ss.meta
 	key := SessionDir(meta.ID, meta.StartedAt)
+	if sp.sealed && ss.manifest.State == ManifestIncomplete { // recovered: a survivor may have sealed it meanwhile
+		if done, err := r.continueSealed(ctx, dir, key, ss, sp); done || err != nil {
+			return err
+		}
+	}
 	if sp.sealed {
 		if r.moveSession(dir, meta, key, sp, ss.manifest) {
 			return nil

@@ -69,6 +69,10 @@ type Report struct {
 	// Lock is the retention the store keeps the recording under (S3
 	// Object Lock, the file store's marker); nil when none.
 	Lock *LockReport `json:"lock,omitempty"`
+	// Continuation is the signed continuation a lost replica uploaded
+	// when it came back (see continuation.go); nil when there is none.
+	// Chunks and Bytes include its chunks.
+	Continuation *ContinuationReport `json:"continuation,omitempty"`
 }
 
 // OK reports whether the recording is intact.
@@ -80,6 +84,9 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "%s: %s (%d chunks, %d bytes)", r.Session, r.Status, r.Chunks, r.Bytes)
 	if r.Reason != "" {
 		fmt.Fprintf(&b, ": %s", r.Reason)
+	}
+	if c := r.Continuation; c != nil {
+		fmt.Fprintf(&b, "\n  continued by %s: chunks %d-%d, signed by %s: %s", continuationDir, c.FirstSeq, c.LastSeq, c.Signer, c.Reason)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "\n  %s", p)
@@ -139,6 +146,9 @@ func Verify(ctx context.Context, src Source, pub ed25519.PublicKey) (Report, err
 		return rep, err
 	}
 	if err := verifyListing(ctx, src, objects, &rep); err != nil {
+		return rep, err
+	}
+	if err := verifyContinuation(ctx, src, pub, m, &rep); err != nil {
 		return rep, err
 	}
 	rep.Status = verdict(rep, m)

@@ -1,0 +1,147 @@
+package recorder
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestContinuation: a replica dies with chunks of a live session still in
+// its spool (the store was unreachable); a survivor seals what reached the
+// store; when the replica comes back on its data_dir, its recovered chunks
+// go beside the sealed recording as a signed continuation, the sealed
+// manifest is kept, and verify and replay join the two.
+func TestContinuation(t *testing.T) {
+	store := &switchStore{Store: fileStore(t)}
+	key := testKey(t)
+	lostDir, backDir := t.TempDir(), t.TempDir()
+	lost := newHarness(t, lostDir, store, key, func(r *Recorder) { r.ChunkSize = 1024 })
+	s, err := lost.rec.Open(ctxT(t), testMeta("s-cont"))
+	require.NoError(t, err)
+	write := func(what string, n int) {
+		for i := range n {
+			require.NoError(t, s.Output(0, fmt.Appendf(nil, "%s %04d\r\n", what, i)))
+		}
+	}
+	write("uploaded", 200)
+	time.Sleep(150 * time.Millisecond) // a few flushes: it is all in chunks
+	lost.waitUploaded(t)
+	store.down.Store(true)
+	write("spooled", 200)
+	waitFor(t, func() bool { return metricValue(t, lost.rec.Metrics, "sallyport_recorder_upload_failures_total") > 0 },
+		"the chunks after the outage stay in the spool: %s", lost.logs)
+	time.Sleep(200 * time.Millisecond) // several flushes: everything written is in the spool
+	copyTree(t, lost.rec.Config.SpoolDir(), filepath.Join(backDir, "spool"))
+
+	res, err := SealFromStore(ctxT(t), store.Store, key, "s-cont", testMeta("s-cont").StartedAt, lostReason)
+	require.NoError(t, err)
+	require.True(t, res.Sealed, "%+v", res)
+	src, err := FindSession(ctxT(t), store.Store, "s-cont")
+	require.NoError(t, err)
+	sealedBody, err := src.readSmall(ctxT(t), manifestObject, maxManifestSize)
+	require.NoError(t, err)
+
+	back := newHarness(t, backDir, store.Store, key, nil)
+	back.waitUploaded(t)
+	after, err := src.readSmall(ctxT(t), manifestObject, maxManifestSize)
+	require.NoError(t, err)
+	assert.Equal(t, sealedBody, after, "the sealed manifest is never replaced")
+	assert.Equal(t, []State{StateUploading, StateIncomplete}, back.states.of("s-cont"))
+	assert.Empty(t, spoolEntries(t, back), "the continued session leaves the spool")
+
+	rep := back.verify(t, "s-cont")
+	require.Equal(t, StatusIncomplete, rep.Status, "%s", rep)
+	require.NotNil(t, rep.Continuation, "%s", rep)
+	assert.Equal(t, res.Chunks()+1, rep.Continuation.FirstSeq, "the continuation starts after the sealed chunks")
+	assert.Equal(t, rep.Continuation.LastSeq, rep.Chunks, "verify counts the sealed chunks and the continuation's")
+	assert.Contains(t, rep.Continuation.Reason, "continues the recording sealed in this replica's absence")
+	assert.Contains(t, rep.String(), "continued by continuation/")
+	var out bytes.Buffer
+	require.NoError(t, Replay(ctxT(t), src, &out, ReplayOptions{Format: FormatText}))
+	assert.Contains(t, out.String(), "uploaded 0199")
+	assert.Contains(t, out.String(), "spooled 0199", "replay joins the continuation")
+	assert.Contains(t, out.String(), fmt.Sprintf("# chunks %d-%d are a continuation", rep.Continuation.FirstSeq, rep.Continuation.LastSeq))
+
+	// Tampering with either part is caught.
+	root := store.Store.(*FileStore).root
+	cont := filepath.Join(root, filepath.FromSlash(src.dir+continuationDir), chunkName(rep.Continuation.LastSeq))
+	info, err := os.Stat(cont)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(cont, info.Size()-5))
+	rep = back.verify(t, "s-cont")
+	assert.Equal(t, StatusTampered, rep.Status)
+	assert.Contains(t, rep.String(), "(continuation/"+chunkName(rep.Continuation.LastSeq)+"): truncated")
+	require.NoError(t, os.Remove(filepath.Join(root, filepath.FromSlash(src.dir), chunkName(res.Chunks()))))
+	rep = back.verify(t, "s-cont")
+	assert.Contains(t, rep.String(), chunkName(res.Chunks())+"): missing from the store")
+	store.down.Store(false) // lets the first harness shut down
+}
+
+// TestContinuationNothingNew: when every recovered chunk is in the sealed
+// recording, nothing is uploaded, and the index hears of both.
+func TestContinuationNothingNew(t *testing.T) {
+	store := &switchStore{Store: fileStore(t)}
+	key := testKey(t)
+	lostDir, backDir := t.TempDir(), t.TempDir()
+	lost := newHarness(t, lostDir, store, key, nil)
+	s, err := lost.rec.Open(ctxT(t), testMeta("s-same"))
+	require.NoError(t, err)
+	require.NoError(t, s.Output(0, []byte("all of it uploaded\r\n")))
+	time.Sleep(150 * time.Millisecond)
+	lost.waitUploaded(t)
+	copyTree(t, lost.rec.Config.SpoolDir(), filepath.Join(backDir, "spool"))
+	store.down.Store(true) // the lost replica's own shutdown must not seal it
+	_, err = SealFromStore(ctxT(t), store.Store, key, "s-same", testMeta("s-same").StartedAt, lostReason)
+	require.NoError(t, err)
+
+	var reasons []string
+	back := newHarness(t, backDir, store.Store, key, func(r *Recorder) {
+		r.OnState = func(c StateChange) { reasons = append(reasons, string(c.State)+": "+c.Reason) }
+	})
+	back.waitUploaded(t)
+	keys, err := store.Store.List(ctxT(t), "")
+	require.NoError(t, err)
+	for _, k := range keys {
+		assert.NotContains(t, k, continuationDir, "nothing to continue")
+	}
+	require.Len(t, reasons, 2)
+	assert.Contains(t, reasons[1], lostReason)
+	assert.Contains(t, reasons[1], "the lost replica came back, with nothing past the sealed chunks")
+	assert.Contains(t, reasons[1], "recovered at")
+	assert.Equal(t, StatusIncomplete, back.verify(t, "s-same").Status)
+	store.down.Store(false)
+}
+
+// FuzzParseContinuation: whatever a store holds as continuation/manifest.json,
+// parsing it either fails or yields a continuation that re-encodes to one
+// that parses the same.
+func FuzzParseContinuation(f *testing.F) {
+	sum := strings.Repeat("ab", 32)
+	f.Add([]byte(`{"sallyport":"continuation/1","session":"s","continues":{"manifest_sha256":"` + sum + `","seq":3,"sha256":"` + sum +
+		`"},"state":"incomplete","started_at":"2026-11-28T10:00:00Z","ended_at":"2026-11-28T10:01:00Z","signer":"x","objects":[{"name":"000004.chunk","seq":4,"size":10,"sha256":"` +
+		sum + `"}],"streams":[]}`))
+	f.Add([]byte(`{"sallyport":"continuation/1","continues":{"seq":-1}}`))
+	f.Add([]byte(`{"sallyport":"manifest/1","objects":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseContinuation(data)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(c)
+		require.NoError(t, err)
+		c2, err := ParseContinuation(again)
+		require.NoError(t, err, "a parsed continuation re-encodes to a valid one")
+		assert.Equal(t, c.Objects, c2.Objects)
+		for i, o := range c.Objects {
+			assert.Equal(t, c.Continues.Seq+1+i, o.Seq)
+		}
+	})
+}
