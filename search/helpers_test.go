@@ -2,10 +2,12 @@ package search_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/recorder"
 	"github.com/sallyport/sallyport/search"
@@ -23,10 +25,24 @@ type fixture struct {
 	idx   *search.Indexer
 }
 
-func newFixture(t *testing.T) *fixture {
+// registries are the registry configs the tests run on: SQLite, and a
+// database on a sandbox PostgreSQL.
+func registries(t *testing.T) map[string]func(dir string) sqlstore.Config {
+	return map[string]func(string) sqlstore.Config{
+		"sqlite": func(dir string) sqlstore.Config { return sqlstore.Config{Path: filepath.Join(dir, "registry.db")} },
+		"postgres": func(string) sqlstore.Config {
+			pg := sandbox.PostgresT(t)
+			db := fmt.Sprintf("search_%d", time.Now().UnixNano())
+			require.NoError(t, pg.CreateDatabase(t.Context(), db))
+			return sqlstore.Config{Driver: sqlstore.DriverPostgres, DSN: pg.DSN(db)}
+		},
+	}
+}
+
+func newFixture(t *testing.T, registry func(dir string) sqlstore.Config) *fixture {
 	ctx := context.Background()
 	dir := t.TempDir()
-	reg, err := sqlstore.Open(ctx, sqlstore.Config{Path: filepath.Join(dir, "registry.db")})
+	reg, err := sqlstore.Open(ctx, registry(dir))
 	require.NoError(t, err)
 	t.Cleanup(func() { reg.Close() })
 	cfg := recorder.Config{DataDir: filepath.Join(dir, "rec"), FailClosed: true, RecordInput: true}

@@ -2,6 +2,8 @@ package search_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +13,12 @@ import (
 )
 
 func TestIndexFindsEveryPlace(t *testing.T) {
-	f := newFixture(t)
+	for name, registry := range registries(t) {
+		t.Run(name, func(t *testing.T) { testFindsEveryPlace(t, newFixture(t, registry)) })
+	}
+}
+
+func testFindsEveryPlace(t *testing.T, f *fixture) {
 	start := time.Now().Add(-time.Hour).Truncate(time.Second)
 	at := func(sec int) time.Time { return start.Add(time.Duration(sec) * time.Second) }
 	ch := 1
@@ -72,4 +79,18 @@ func TestIndexFindsEveryPlace(t *testing.T) {
 	require.Empty(t, f.search(search.Query{Text: "payments", Breakglass: true}).Hits)
 	require.Empty(t, f.search(search.Query{Text: "payments", Where: []search.Where{search.WhereCommand}}).Hits)
 	require.False(t, f.search(search.Query{Text: "payments"}).Behind.Behind())
+	testHostileText(t, f)
+}
+
+// testHostileText: operators, quotes, wildcards, unicode and long text
+// give hits or a QueryError, never a database error.
+func testHostileText(t *testing.T, f *fixture) {
+	texts := []string{`"`, `""`, `a"b`, `NEAR(a b)`, `a OR b`, `-x`, `col:x`, `^x`, `x*`, `*`, `%`, `%x%`, `'; DROP TABLE sessions; --`,
+		`\`, `:*`, `a & b | !c`, `<->`, `(x`, "grüße", "日本語", "🙂", strings.Repeat("ab ", 3000), "", " ", "a\x00b", `$1`, `?`}
+	for _, text := range texts {
+		_, err := f.ix.Search(context.Background(), search.Query{Text: text})
+		if err != nil && !errors.Is(err, search.ErrBadQuery) {
+			t.Errorf("search %.30q: %v is not a QueryError", text, err)
+		}
+	}
 }

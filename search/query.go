@@ -103,7 +103,7 @@ func parseText(text string) ([]term, error) {
 		return nil, badQuery("the search text is empty")
 	}
 	var terms []term
-	for _, raw := range splitTerms(text) {
+	for _, raw := range splitTerms(oneLine(text)) { // no entry holds a NUL; newlines are spaces
 		if t, ok := newTerm(raw); ok {
 			terms = append(terms, t)
 		}
