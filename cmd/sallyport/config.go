@@ -40,6 +40,7 @@ type Config struct {
 	Targets       []TargetConfig      `yaml:"targets"`
 	Cluster       ClusterConfig       `yaml:"cluster"`
 	Discovery     DiscoveryConfig     `yaml:"discovery"` // config_discovery.go
+	Audit         AuditConfig         `yaml:"audit"`     // config_audit.go
 	// ShutdownGrace is how long serve's live sessions may go on after
 	// SIGTERM before they are closed. Zero: 10s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -374,6 +375,7 @@ func (c *Config) Validate() error {
 	c.validateTargets(add)
 	c.validateDiscovery(add)
 	c.validateProxyProtocol(add)
+	c.validateAudit(add)
 	if len(p) > 0 {
 		return configErrorf("%s: %s", c.path, strings.Join(p, "\n"+c.path+": "))
 	}
