@@ -29,7 +29,7 @@ func (s *Server) apiSessions(w http.ResponseWriter, r *http.Request, p *principa
 		s.fail(w, r, p, err)
 		return
 	}
-	page, err := s.searchSessions(r, q)
+	page, err := s.searchSessions(r, p, q)
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
@@ -43,7 +43,7 @@ func (s *Server) apiSessions(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 func (s *Server) apiSession(w http.ResponseWriter, r *http.Request, p *principal) {
-	d, err := s.sessionDetail(r.Context(), r.PathValue("id"))
+	d, err := s.sessionDetail(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, p, err)
 		return

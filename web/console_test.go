@@ -110,7 +110,8 @@ func TestAnonymous(t *testing.T) {
 }
 
 // TestRoles: auditors read but cannot kill; admins kill; owners see the
-// registry but not sessions; every POST needs the CSRF token.
+// registry and the sessions of the identities they own, no others; every
+// POST needs the CSRF token.
 func TestRoles(t *testing.T) {
 	c := newConsole(t)
 	aud, _, _ := c.signIn(auditor)
@@ -126,8 +127,9 @@ func TestRoles(t *testing.T) {
 		{"auditor reads a session", aud, "/api/v1/sessions/s-pg", 200},
 		{"auditor reads identities", aud, "/api/v1/identities", 200},
 		{"owner reads identities", own, "/api/v1/identities", 200},
-		{"owner cannot read sessions", own, "/api/v1/sessions", 403},
-		{"owner cannot replay", own, "/sessions/s-ssh/cast", 403},
+		{"owner lists their identities' sessions", own, "/api/v1/sessions", 200},
+		{"owner replays their identity's session", own, "/sessions/s-ssh/cast", 200},
+		{"owner cannot list live sessions", own, "/live", 403},
 		{"owner lands on their reviews", own, "/", 200},
 		{"unknown session", aud, "/api/v1/sessions/nope", 404},
 	} {
@@ -228,7 +230,7 @@ func TestBearerToken(t *testing.T) {
 		want        int
 	}{
 		{"t-alice", "/api/v1/sessions", 200},
-		{"t-olivia", "/api/v1/sessions", 403},
+		{"t-olivia", "/live", 403}, // the live list is for auditors and admins
 		{"t-ivan", "/api/v1/sessions", 401},
 		{"t-unknown", "/api/v1/sessions", 401},
 	} {

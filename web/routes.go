@@ -6,16 +6,19 @@ import (
 	"github.com/sallyport/sallyport/iga/sqlstore"
 )
 
-// pageRoutes are the console's pages and forms. Reading sessions and
-// recordings needs auditor or admin; killing needs admin; reviews and
-// campaigns are open to owners too (each sees their own).
+// pageRoutes are the console's pages and forms. Sessions, their recordings
+// and live view are open to auditors and admins, and to owners for the
+// identities they own (visible.go); the live list needs auditor or admin;
+// killing needs admin; reviews and campaigns are open to owners too (each
+// sees their own).
 func (s *Server) pageRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", s.page(governance, s.home))
-	mux.HandleFunc("GET /sessions", s.page(readers, s.sessionsPage))
-	mux.HandleFunc("GET /sessions/{id}", s.page(readers, s.sessionPage))
-	mux.HandleFunc("GET /sessions/{id}/cast", s.stream(readers, s.cast, false))
-	mux.HandleFunc("GET /sessions/{id}/events", s.stream(readers, s.events, false))
-	mux.HandleFunc("GET /sessions/{id}/streams/{name}", s.stream(readers, s.execStream, false))
+	mux.HandleFunc("GET /sessions", s.page(governance, s.sessionsPage))
+	mux.HandleFunc("GET /sessions/{id}", s.page(governance, s.sessionPage))
+	mux.HandleFunc("GET /sessions/{id}/cast", s.stream(governance, s.cast, false))
+	mux.HandleFunc("GET /sessions/{id}/events", s.stream(governance, s.events, false))
+	mux.HandleFunc("GET /sessions/{id}/streams/{name}", s.stream(governance, s.execStream, false))
+	mux.HandleFunc("GET /sessions/{id}/live", s.stream(governance, s.liveStream, false))
 	mux.HandleFunc("POST /sessions/{id}/kill", s.page(admins, s.kill))
 	mux.HandleFunc("GET /live", s.page(readers, s.livePage))
 	mux.HandleFunc("GET /registry", s.page(governance, s.registryPage))
@@ -30,11 +33,11 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 // for others.
 func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/me", s.api(nil, s.apiMe))
-	mux.HandleFunc("GET /api/v1/sessions", s.api(readers, s.apiSessions))
-	mux.HandleFunc("GET /api/v1/sessions/{id}", s.api(readers, s.apiSession))
-	mux.HandleFunc("GET /api/v1/sessions/{id}/cast", s.stream(readers, s.cast, true))
-	mux.HandleFunc("GET /api/v1/sessions/{id}/events", s.stream(readers, s.events, true))
-	mux.HandleFunc("GET /api/v1/sessions/{id}/streams/{name}", s.stream(readers, s.execStream, true))
+	mux.HandleFunc("GET /api/v1/sessions", s.api(governance, s.apiSessions))
+	mux.HandleFunc("GET /api/v1/sessions/{id}", s.api(governance, s.apiSession))
+	mux.HandleFunc("GET /api/v1/sessions/{id}/cast", s.stream(governance, s.cast, true))
+	mux.HandleFunc("GET /api/v1/sessions/{id}/events", s.stream(governance, s.events, true))
+	mux.HandleFunc("GET /api/v1/sessions/{id}/streams/{name}", s.stream(governance, s.execStream, true))
 	mux.HandleFunc("POST /api/v1/sessions/{id}/kill", s.api(admins, s.apiKill))
 	mux.HandleFunc("GET /api/v1/identities", s.api(governance, s.apiIdentities))
 	mux.HandleFunc("GET /api/v1/reviews", s.api(governance, s.apiReviews))

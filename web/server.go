@@ -84,6 +84,19 @@ type Server struct {
 	// the registry page to each identity's owner, auditors and admins.
 	// Nil: no suggestions are shown.
 	Suggestions Suggestions
+	// Live taps the sessions this replica runs, for the live view
+	// (recorder.Recorder). Nil: no live view.
+	Live Watcher
+	// Replica names this serve process as the session index does; a live
+	// session of another replica is watched on that replica's console.
+	// Empty: unknown, every live session is tried here.
+	Replica string
+	// Audit appends an event to the registry's audit trail (who watched
+	// which session). Nil: live view is refused, as it could not be audited.
+	Audit func(ctx context.Context, e iga.AuditEvent) error
+	// Search searches what happened inside sessions (package search). Nil:
+	// the sessions page has no search box.
+	Search Searcher
 
 	// HTTPClient talks to the OIDC provider. Nil: http.DefaultClient.
 	HTTPClient *http.Client

@@ -42,17 +42,21 @@ type sessionDetail struct {
 	// as text (within maxExecText), exit status and per-stream totals.
 	Exec        *recorder.ExecView `json:"exec,omitempty"`
 	ExecProblem string             `json:"exec_problem,omitempty"` // why the exec channels could not be read
+	// Live says where a running session can be watched; nil once ended.
+	Live *liveView `json:"-"`
+	// At is the moment a search hit opened the page at (?t=, seconds into
+	// the session), "" without one; Hit is the timeline event marked there,
+	// -1 for none.
+	At  string `json:"-"`
+	Hit int    `json:"-"`
 }
 
-func (s *Server) sessionDetail(ctx context.Context, id string) (sessionDetail, error) {
-	if s.Sessions == nil {
-		return sessionDetail{}, errUnavailable
-	}
-	rec, err := s.Sessions.Session(ctx, id)
+func (s *Server) sessionDetail(ctx context.Context, p *principal, id string) (sessionDetail, error) {
+	rec, err := s.visibleSession(ctx, p, id)
 	if err != nil {
-		return sessionDetail{}, fmt.Errorf("read session %s: %w", id, err)
+		return sessionDetail{}, err
 	}
-	d := sessionDetail{Session: rec, Terminal: rec.Protocol == "ssh"}
+	d := sessionDetail{Session: rec, Terminal: rec.Protocol == "ssh", Live: s.liveOf(rec)}
 	s.addIdentity(ctx, &d)
 	if s.Recordings == nil || rec.EndedAt.IsZero() {
 		return d, nil
@@ -199,11 +203,12 @@ func markTransactions(tl []timelineEvent, whole bool) {
 }
 
 func (s *Server) sessionPage(w http.ResponseWriter, r *http.Request, p *principal) {
-	d, err := s.sessionDetail(r.Context(), r.PathValue("id"))
+	d, err := s.sessionDetail(r.Context(), p, r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
+	d.markMoment(r.URL.Query().Get("t"))
 	s.render(w, r, p, http.StatusOK, "session.html", "Session "+d.Session.ID, d)
 }
 
@@ -256,9 +261,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, p *principal, 
 	// The request's context ends when the client goes away.
 	ctx, cancel := context.WithTimeout(r.Context(), recordingTimeout)
 	defer cancel()
-	rec, err := s.Sessions.Session(ctx, r.PathValue("id"))
+	rec, err := s.visibleSession(ctx, p, r.PathValue("id"))
 	if err != nil {
-		s.fail(w, r, p, fmt.Errorf("read session: %w", err))
+		s.fail(w, r, p, err)
 		return
 	}
 	cw := &countingWriter{w: w}

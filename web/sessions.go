@@ -21,14 +21,15 @@ type sessionQuery struct {
 	Identity, Owner, Target, Protocol string
 	From, To                          string // dates (2006-01-02) or RFC 3339 times
 	Breakglass                        bool
-	Page                              int // from 1
+	Page                              int    // from 1
+	Text                              string // the search box: what happened inside sessions
 	from, to                          time.Time
 }
 
 func parseSessionQuery(v url.Values) (sessionQuery, error) {
 	q := sessionQuery{Identity: strings.TrimSpace(v.Get("identity")), Owner: strings.TrimSpace(v.Get("owner")),
 		Target: strings.TrimSpace(v.Get("target")), Protocol: v.Get("protocol"),
-		From: v.Get("from"), To: v.Get("to"), Breakglass: v.Get("breakglass") != "", Page: 1}
+		From: v.Get("from"), To: v.Get("to"), Breakglass: v.Get("breakglass") != "", Page: 1, Text: searchText(v)}
 	if p, err := strconv.Atoi(v.Get("page")); err == nil && p > 0 {
 		q.Page = p
 	}
@@ -73,7 +74,7 @@ func (q sessionQuery) match(r sqlstore.SessionRecord) bool {
 func (q sessionQuery) values(page int) string {
 	v := url.Values{}
 	for k, s := range map[string]string{"identity": q.Identity, "owner": q.Owner, "target": q.Target,
-		"protocol": q.Protocol, "from": q.From, "to": q.To} {
+		"protocol": q.Protocol, "from": q.From, "to": q.To, "q": q.Text} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -92,12 +93,20 @@ type sessionPage struct {
 	Total      int
 	Prev, Next template.URL // the pages before and after; empty at either end
 	Protocols  []string
+	// Searchable says the search box is shown; Search is its result when
+	// text was given (the session list is not shown then).
+	Searchable bool
+	Search     *searchView
 }
 
-func (s *Server) searchSessions(r *http.Request, q sessionQuery) (sessionPage, error) {
+func (s *Server) searchSessions(r *http.Request, p *principal, q sessionQuery) (sessionPage, error) {
 	out := sessionPage{Query: q, Protocols: []string{"ssh", "postgres", "mysql"}}
 	if s.Sessions == nil {
 		return out, nil
+	}
+	owned, err := s.ownedIdentities(r.Context(), p)
+	if err != nil {
+		return out, err
 	}
 	all, err := s.Sessions.Sessions(r.Context(), q.filter())
 	if err != nil {
@@ -105,7 +114,7 @@ func (s *Server) searchSessions(r *http.Request, q sessionQuery) (sessionPage, e
 	}
 	var hits []sqlstore.SessionRecord
 	for _, rec := range slices.Backward(all) {
-		if q.match(rec) {
+		if q.match(rec) && (owned == nil || owned[rec.Identity]) {
 			hits = append(hits, rec)
 		}
 	}
@@ -128,11 +137,15 @@ func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, p *princip
 		s.fail(w, r, p, err)
 		return
 	}
-	page, err := s.searchSessions(r, q)
+	page, err := s.searchSessions(r, p, q)
+	if err == nil && q.Text != "" {
+		page.Search, err = s.searchContent(r.Context(), p, q, q.Text)
+	}
 	if err != nil {
 		s.fail(w, r, p, err)
 		return
 	}
+	page.Searchable = s.Search != nil
 	s.render(w, r, p, http.StatusOK, "sessions.html", "Sessions", page)
 }
 

@@ -63,7 +63,6 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 // listener last, so /healthz answers only once the proxies are up.
 func (d *serveDeps) components() ([]*component, error) {
 	comps := []*component{d.recorderComponent(), d.cluster.component(), d.watcherComponent(), d.governanceComponent()}
-	comps = append(comps, d.auditComponent())
 	for _, p := range []struct {
 		kind string
 		make func() (*component, error)
@@ -104,6 +103,8 @@ func (d *serveDeps) webComponent() *component {
 			return d.ap.reg.Hygiene(ctx, d.ap.store, iga.HygieneOptions{})
 		},
 	}
+	d.withLiveView(ws)
+	d.withSearch(ws)
 	if cfg.OIDC.ClientSecretEnv != "" {
 		ws.OIDC.ClientSecret = os.Getenv(cfg.OIDC.ClientSecretEnv)
 	}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+
+	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/search"
+	"github.com/sallyport/sallyport/web"
+)
+
+// withLiveView lets the console watch the sessions this replica runs,
+// naming the replica so a session of another is sent there, and records
+// each watch in the registry's audit trail.
+func (d *serveDeps) withLiveView(ws *web.Server) {
+	ws.Live, ws.Replica = d.recorder, d.cluster.id
+	ws.Audit = func(ctx context.Context, e iga.AuditEvent) error {
+		return d.ap.store.Update(ctx, func(tx iga.Tx) error { return tx.AppendAudit(ctx, e) })
+	}
+}
+
+// withSearch gives the console's sessions page its search box, on the
+// index kept in the registry database.
+func (d *serveDeps) withSearch(ws *web.Server) {
+	db, dialect := d.ap.store.SearchDB()
+	ix, err := search.New(db, dialect)
+	if err != nil {
+		d.log.Warn("web: no search box on the sessions page", "err", err)
+		return
+	}
+	ws.Search = ix
+}

@@ -1,0 +1,202 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/recorder"
+)
+
+// Watcher taps a live session this replica runs (recorder.Recorder). The
+// console only reads: nothing it does reaches the session.
+type Watcher interface {
+	Watch(id string) (events <-chan recorder.Watched, stop func(), ok bool)
+}
+
+// AuditWatch is the audit event type of watching a session live.
+const AuditWatch = "session_watch"
+
+const (
+	// liveWriteTimeout bounds one write to a watcher's browser: one that
+	// stops reading is dropped rather than holding the tap.
+	liveWriteTimeout = 10 * time.Second
+	// liveHeartbeat is how often an idle stream sends a comment, so a
+	// browser that went away is noticed and proxies keep the stream open.
+	liveHeartbeat = 15 * time.Second
+	// liveBatch is how many records one write carries at most.
+	liveBatch = 256
+)
+
+// liveView is what the session page says about watching a live session.
+type liveView struct {
+	Watchable bool   // this replica runs it: the page opens the stream
+	Elsewhere string // the replica that runs it, when it is another
+}
+
+// liveOf tells the page of a live session where it can be watched.
+func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
+	if !rec.EndedAt.IsZero() || s.Live == nil {
+		return nil
+	}
+	if rec.Replica != "" && s.Replica != "" && rec.Replica != s.Replica {
+		return &liveView{Elsewhere: rec.Replica}
+	}
+	return &liveView{Watchable: true}
+}
+
+// liveStream sends a live session's records to the browser as Server-Sent
+// Events until it ends or the browser goes. Watching is audited first;
+// an unaudited watch is refused.
+func (s *Server) liveStream(w http.ResponseWriter, r *http.Request, p *principal) {
+	rec, err := s.visibleSession(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	events, stop, err := s.startWatch(r.Context(), p, rec)
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	defer stop()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s.pump(r.Context(), http.NewResponseController(w), w, events)
+}
+
+// startWatch taps rec's session on this replica and records who watches.
+func (s *Server) startWatch(ctx context.Context, p *principal, rec sqlstore.SessionRecord) (<-chan recorder.Watched, func(), error) {
+	if s.Live == nil || s.Audit == nil {
+		return nil, nil, fmt.Errorf("%w: live view", errUnavailable)
+	}
+	if !rec.EndedAt.IsZero() {
+		return nil, nil, fmt.Errorf("%w: session %s ended at %s; replay its recording", errConflict, rec.ID, rec.EndedAt.UTC().Format(time.RFC3339))
+	}
+	events, stop, ok := s.Live.Watch(rec.ID)
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: session %s is not running on this replica%s", errConflict, rec.ID, elsewhere(rec.Replica))
+	}
+	ev := iga.AuditEvent{Time: s.now(), Type: AuditWatch, Actor: p.ID, Identity: rec.Identity, Target: rec.Target,
+		Detail: fmt.Sprintf("watched session %s live from the console", rec.ID)}
+	if err := s.Audit(ctx, ev); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("record watching session %s: %w", rec.ID, err)
+	}
+	s.logger().Info("session watched", "session", rec.ID, "by", p.ID)
+	return events, stop, nil
+}
+
+func elsewhere(replica string) string {
+	if replica == "" {
+		return ""
+	}
+	return " (replica " + replica + " runs it: watch it on that replica's console)"
+}
+
+// pump writes records as they come, a batch per write, until the session
+// ends, the browser goes or a write stalls.
+func (s *Server) pump(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, events <-chan recorder.Watched) {
+	enc := &sseEncoder{}
+	beat := time.NewTicker(liveHeartbeat)
+	defer beat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-beat.C:
+			enc.buf.WriteString(": still watching\n\n")
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			enc.add(ev)
+			for n := 1; n < liveBatch && len(events) > 0; n++ {
+				enc.add(<-events)
+			}
+		}
+		if err := enc.flush(rc, w); err != nil {
+			return
+		}
+	}
+}
+
+// sseEncoder turns records into Server-Sent Events: term, output, resize,
+// exec, record, lost and end, each with one JSON object as data.
+type sseEncoder struct {
+	buf   strings.Builder
+	carry map[string][]byte // an unfinished UTF-8 sequence per stream
+}
+
+func (e *sseEncoder) add(ev recorder.Watched) {
+	switch ev.Kind {
+	case recorder.WatchTerminal, recorder.WatchResize:
+		name := map[string]string{recorder.WatchTerminal: "term", recorder.WatchResize: "resize"}[ev.Kind]
+		e.event(name, map[string]int{"channel": ev.Channel, "cols": ev.Cols, "rows": ev.Rows})
+	case recorder.WatchOutput:
+		e.event("output", map[string]any{"channel": ev.Channel, "text": e.text(fmt.Sprint("o", ev.Channel), ev.Data)})
+	case recorder.WatchData:
+		e.event("exec", map[string]any{"channel": ev.Channel, "stream": ev.Stream,
+			"text": e.text(fmt.Sprint(ev.Stream, ev.Channel), ev.Data)})
+	case recorder.WatchEvent:
+		e.raw("record", ev.Data)
+	case recorder.WatchLost:
+		e.event("lost", map[string]int64{"lost": ev.Lost})
+	case recorder.WatchEnd:
+		e.raw("end", ev.Data)
+	}
+}
+
+// text decodes b as UTF-8, holding back a sequence cut at its end for the
+// next write of the same stream; invalid bytes become U+FFFD.
+func (e *sseEncoder) text(stream string, b []byte) string {
+	if e.carry == nil {
+		e.carry = map[string][]byte{}
+	}
+	b = append(e.carry[stream], b...)
+	cut := len(b)
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				cut = i
+			}
+			break
+		}
+	}
+	e.carry[stream] = append([]byte(nil), b[cut:]...)
+	return strings.ToValidUTF8(string(b[:cut]), "\uFFFD")
+}
+
+func (e *sseEncoder) event(name string, v any) {
+	b, _ := json.Marshal(v) // maps of strings and numbers always encode
+	e.raw(name, b)
+}
+
+// raw writes one event whose data is a JSON line (no newline inside).
+func (e *sseEncoder) raw(name string, data []byte) {
+	e.buf.WriteString("event: " + name + "\ndata: ")
+	e.buf.Write(bytes.TrimSpace(data))
+	e.buf.WriteString("\n\n")
+}
+
+func (e *sseEncoder) flush(rc *http.ResponseController, w http.ResponseWriter) error {
+	if e.buf.Len() == 0 {
+		return nil
+	}
+	_ = rc.SetWriteDeadline(time.Now().Add(liveWriteTimeout))
+	if _, err := w.Write([]byte(e.buf.String())); err != nil {
+		return fmt.Errorf("send live records: %w", err)
+	}
+	e.buf.Reset()
+	return rc.Flush()
+}
