@@ -192,7 +192,7 @@ type Target struct {
 type AuditEvent struct {
 	ID       int64
 	Time     time.Time
-	Type     string // decision, login_failed, refusal, apply, certify, revoke, offboard, breakglass_open, breakglass_close, token_issue
+	Type     string // decision, login_failed, refusal, apply, certify, revoke, offboard, breakglass_open, breakglass_close, token_issue, propose
 	Actor    string // person id, or "sallyport" for the bastion itself
 	Identity string
 	Target   string
