@@ -350,14 +350,19 @@ func (s *SCIM) putUser(ctx context.Context, tx Tx, w SCIMWriter, cur SCIMUser, n
 	return p, nil
 }
 
-// personName is the registry name of a user: displayName, else given and
-// family names, else what the registry had.
+// personName is the registry name of a user: a displayName the IdP
+// changed, else given and family names, else its displayName, else what
+// the registry had.
 func personName(u, cur SCIMUser) string {
-	if n := strings.TrimSpace(u.DisplayName); n != "" {
-		return n
+	display := strings.TrimSpace(u.DisplayName)
+	if display != "" && display != cur.DisplayName {
+		return display
 	}
 	if n := strings.TrimSpace(u.GivenName + " " + u.FamilyName); n != "" {
 		return n
+	}
+	if display != "" {
+		return display
 	}
 	return cur.DisplayName
 }
