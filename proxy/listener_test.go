@@ -156,3 +156,33 @@ func TestListenSlowHeaderHoldsNobodyElse(t *testing.T) {
 		t.Errorf("a header trickled over 2.3s was read to its end, want it cut at 1.5s")
 	}
 }
+
+// A connection past its header is still a bare TCP connection to the Pump:
+// plain sessions behind a balancer are relayed by epoll like any other.
+func TestListenClientStaysPumpable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := Listen(ln, &ProxyProtocol{Trusted: loopback}, slog.New(slog.DiscardHandler))
+	go func() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Write(v2Header(1, 0x11, client4, lb4, nil))
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := Open(c); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := Usable(c), Usable(&net.TCPConn{}); got != want {
+		t.Errorf("Usable after the header: got %v, want %v as for a bare TCP connection", got, want)
+	}
+}

@@ -90,10 +90,16 @@ func proxiedEnv(t *testing.T) (*env, int) {
 // psqlVia runs psql as identity against host:port and returns its output.
 func (e *env) psqlVia(t *testing.T, host string, port int, identity, sql string) (string, error) {
 	t.Helper()
+	return e.psqlMode(t, host, port, identity, "require", sql)
+}
+
+// psqlMode is psqlVia with libpq's sslmode.
+func (e *env) psqlMode(t *testing.T, host string, port int, identity, sslmode, sql string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, clientBinary(t, "psql"), "-X", "-At", "-c", sql)
-	cmd.Env = append(e.pgEnv(identity, e.token(identity), "require"), "PGHOST="+host, "PGPORT="+strconv.Itoa(port))
+	cmd.Env = append(e.pgEnv(identity, e.token(identity), sslmode), "PGHOST="+host, "PGPORT="+strconv.Itoa(port))
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -106,6 +112,12 @@ func TestPsqlBehindHAProxy(t *testing.T) {
 		assert.Equal(t, "t\n", out)
 		assert.Equal(t, clientAddr, recordedSource(t, e, e.lastSession(t)), "session.json source")
 		assert.Equal(t, clientAddr, lastDecision(t, e, okIdentity).Source, "audit event source")
+	})
+	t.Run("a plain session is relayed whole on the pump", func(t *testing.T) {
+		out, err := e.psqlMode(t, "127.0.0.1", port, okIdentity, "disable", "SELECT repeat('y', 2000) FROM generate_series(1, 3000)")
+		require.NoError(t, err, "psql: %s", out)
+		assert.Equal(t, strings.Repeat(strings.Repeat("y", 2000)+"\n", 3000), out)
+		assert.Equal(t, clientAddr, recordedSource(t, e, e.lastSession(t)), "session.json source")
 	})
 	t.Run("from: allows the client's address", func(t *testing.T) {
 		out, err := e.psqlVia(t, "127.0.0.1", port, "svc-from-client", "SELECT 1")
