@@ -158,6 +158,9 @@ The trusted key is the bastion's recording key, or --pubkey (the line printed by
 			} else {
 				_, err = fmt.Fprintln(c.OutOrStdout(), rep.String())
 			}
+			if err == nil && !asJSON {
+				err = g.printHold(c.Context(), c.OutOrStdout(), r.src.ID())
+			}
 			if err == nil && rep.Status == recorder.StatusPending && !asJSON {
 				_, err = fmt.Fprintln(c.OutOrStdout(), r.later("run verify"))
 			}
@@ -250,8 +253,8 @@ does not have is an error naming the streams it has.
 	export.Flags().StringVarP(&out, "output", "o", "", "the file to write; - writes to standard output")
 	export.Flags().IntVar(&ch, "channel", 0, "which pty channel of the session (without --stream)")
 	export.Flags().StringVar(&stream, "stream", "", "an exec stream to write byte for byte: exec-<channel>.stdin|stdout|stderr")
-	c := &cobra.Command{Use: "recording", Short: "Export recordings"}
-	c.AddCommand(export)
+	c := &cobra.Command{Use: "recording", Short: "Export recordings, put them on legal hold and release them"}
+	c.AddCommand(export, newHoldCmd(g), newReleaseCmd(g))
 	return c
 }
 

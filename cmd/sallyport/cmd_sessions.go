@@ -71,10 +71,14 @@ func newSessionsListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(c.OutOrStdout(), sessionsJSON(rs))
+			holds, err := ap.store.RecordingHolds(c.Context())
+			if err != nil {
+				return err
 			}
-			printSessions(c.OutOrStdout(), rs)
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), withHolds(sessionsJSON(rs), holds))
+			}
+			printSessions(c.OutOrStdout(), rs, holds)
 			return nil
 		},
 	}
@@ -105,6 +109,8 @@ type sessionOut struct {
 	Events          int64      `json:"events"`
 	KillReason      string     `json:"kill_reason,omitempty"`
 	Replica         string     `json:"replica"`
+	// LegalHold is the hold on the recording; absent when none (cmd_hold.go).
+	LegalHold *sqlstore.RecordingHold `json:"legal_hold,omitempty"`
 }
 
 func sessionsJSON(rs []sqlstore.SessionRecord) []sessionOut {
@@ -124,11 +130,11 @@ func sessionsJSON(rs []sqlstore.SessionRecord) []sessionOut {
 	return out
 }
 
-func printSessions(w io.Writer, rs []sqlstore.SessionRecord) {
-	fmt.Fprintf(w, "%-24s  %-20s  %-14s  %-12s  %-8s  %-10s  %s\n", "ID", "STARTED", "IDENTITY", "TARGET", "PROTOCOL", "STATE", "BREAK-GLASS")
+func printSessions(w io.Writer, rs []sqlstore.SessionRecord, holds map[string]sqlstore.RecordingHold) {
+	fmt.Fprintf(w, "%-24s  %-20s  %-14s  %-12s  %-8s  %-10s  %-11s  %s\n", "ID", "STARTED", "IDENTITY", "TARGET", "PROTOCOL", "STATE", "BREAK-GLASS", "RETENTION")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%-24s  %-20s  %-14s  %-12s  %-8s  %-10s  %s\n", r.ID, r.StartedAt.Format(time.RFC3339),
-			r.Identity, r.Target, r.Protocol, r.State, r.BreakglassGrant)
+		fmt.Fprintf(w, "%-24s  %-20s  %-14s  %-12s  %-8s  %-10s  %-11s  %s\n", r.ID, r.StartedAt.Format(time.RFC3339),
+			r.Identity, r.Target, r.Protocol, r.State, r.BreakglassGrant, retentionColumn(holds, r))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sallyport/sallyport/proxy/tlscert"
+	"github.com/sallyport/sallyport/recorder"
 )
 
 // Config is the operator's sallyport.yaml (DESIGN §4). Loading checks its
@@ -71,6 +72,9 @@ type RecordingsConfig struct {
 	// MaxStatementBytes is how much of a database statement (and of each
 	// text or binary parameter) is kept; nil: 64KiB; 0: no cap.
 	MaxStatementBytes *Size `yaml:"max_statement_bytes"`
+	// Retention is how long stored recordings are kept before serve's
+	// daily job deletes them (legal holds excepted); zero: for ever.
+	Retention Duration `yaml:"retention"`
 }
 
 // S3Config locates the recordings bucket.
@@ -82,6 +86,8 @@ type S3Config struct {
 	AccessKeyEnv string `yaml:"access_key_env"`
 	SecretKeyEnv string `yaml:"secret_key_env"`
 	Prefix       string `yaml:"prefix"`
+	// ObjectLock is the Object Lock retention every upload carries; zero: none.
+	ObjectLock recorder.ObjectLock `yaml:"object_lock"`
 }
 
 // CAConfig names the SSH user CA key.
@@ -414,6 +420,7 @@ func (c *Config) validateRecordings(add func(string, ...any)) {
 	default:
 		add("recordings.compression %q: want zstd, gzip or none", r.Compression)
 	}
+	c.validateRetention(add)
 }
 
 var targetNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$`)

@@ -46,6 +46,9 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	if err != nil {
 		return nil, err
 	}
+	if err := checkObjectLock(ctx, rec.Store); err != nil {
+		return nil, err
+	}
 	rec.OnState = d.cluster.indexSessions(log)
 	d.recorder = rec
 	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: log}
@@ -62,7 +65,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 // protocol listener for each kind of target the config has, and the web
 // listener last, so /healthz answers only once the proxies are up.
 func (d *serveDeps) components() ([]*component, error) {
-	comps := []*component{d.recorderComponent(), d.cluster.component(), d.watcherComponent(), d.governanceComponent()}
+	comps := []*component{d.recorderComponent(), d.cluster.component(), d.watcherComponent(), d.governanceComponent(), d.retentionComponent()}
 	for _, p := range []struct {
 		kind string
 		make func() (*component, error)
@@ -157,10 +160,11 @@ func recorderConfig(cfg *Config) (recorder.Config, error) {
 		FailClosed:    boolOr(r.FailClosed, true),
 		RecordInput:   r.RecordInput,
 		Compression:   r.Compression,
+		Retention:     r.Retention.D(),
 		DataDir:       cfg.DataDir,
 		S3: recorder.S3Config{Endpoint: r.S3.Endpoint, Bucket: r.S3.Bucket, Region: r.S3.Region,
 			Secure: boolOr(r.S3.Secure, true), Prefix: r.S3.Prefix,
-			AccessKeyEnv: r.S3.AccessKeyEnv, SecretKeyEnv: r.S3.SecretKeyEnv},
+			AccessKeyEnv: r.S3.AccessKeyEnv, SecretKeyEnv: r.S3.SecretKeyEnv, ObjectLock: r.S3.ObjectLock},
 	}
 	switch {
 	case r.ExecCaptureLimit == nil:
