@@ -45,6 +45,8 @@ type cluster struct {
 	janitorInterval time.Duration
 	leader          *sqlstore.Leader
 	id              string // this replica's, fixed at start
+	// sealer seals lost replicas' recordings (serve_seal.go).
+	sealer *lostSealer
 
 	mu   sync.Mutex // serialises renewals
 	self sqlstore.Replica
@@ -70,6 +72,9 @@ func newCluster(ctx context.Context, cfg *Config, store *sqlstore.Store, log *sl
 	c.id = replicaID(host)
 	c.self = sqlstore.Replica{ID: c.id, Host: host, Started: time.Now().UTC()}
 	c.leader = &sqlstore.Leader{Store: store, Every: c.renewEvery(), Logger: log}
+	if c.sealer, err = newLostSealer(cfg, c); err != nil {
+		return nil, err
+	}
 	if err := c.renew(ctx, time.Now().Add(c.lease), true); err != nil {
 		return nil, err
 	}
@@ -134,6 +139,7 @@ func (c *cluster) component() *component {
 			defer stop()
 			wg.Go(func() { _ = c.leader.Run(ctx) })
 			wg.Go(func() { c.renewLoop(ctx) })
+			wg.Go(func() { c.sealer.run(ctx) })
 			wg.Wait()
 			return nil
 		},
@@ -168,6 +174,7 @@ func (c *cluster) renewLoop(ctx context.Context) {
 // changes, naming this replica as the one that runs each session.
 func (c *cluster) indexSessions(log *slog.Logger) func(recorder.StateChange) {
 	return func(sc recorder.StateChange) {
+		c.noteRecovered(sc)
 		ctx, cancel := context.WithTimeout(context.Background(), indexTimeout)
 		defer cancel()
 		r := sessionRecord(sc)

@@ -116,6 +116,9 @@ type SealDone struct {
 	// Reason is the manifest's; the session index shows it.
 	Reason  string
 	EndedAt time.Time // the manifest's end: the last record stored
+	// State is the index state the manifest means (a manifest found in the
+	// store may be the lost replica's own, complete); empty: incomplete.
+	State string
 }
 
 // MarkSealed finishes d's claim and shows the session in the index as an
@@ -130,8 +133,12 @@ func (s *Store) MarkSealed(ctx context.Context, d SealDone) error {
 		if err != nil {
 			return err
 		}
-		return w.insert(ctx, &e, `UPDATE sessions SET state = 'incomplete', reason = ?, ended_at = COALESCE(ended_at, ?)
-			WHERE id = ? AND state IN ('live', 'uploading')`, d.Reason, e.time(d.EndedAt), d.Session)
+		state := d.State
+		if state == "" {
+			state = "incomplete"
+		}
+		return w.insert(ctx, &e, `UPDATE sessions SET state = ?, reason = ?, ended_at = COALESCE(ended_at, ?)
+			WHERE id = ? AND state IN ('live', 'uploading')`, state, d.Reason, e.time(d.EndedAt), d.Session)
 	})
 	if err != nil {
 		return fmt.Errorf("record the seal of session %s: %w", d.Session, err)
