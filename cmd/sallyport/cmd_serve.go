@@ -71,6 +71,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready func(webAdd
 	if err != nil {
 		return err
 	}
+	comps = append(comps, d.discoveryComponent()) // serve_discovery.go
 	// Last, so that it is the first to stop after the listeners.
 	comps = append(comps, d.sealComponent())
 	return runComponents(ctx, log, comps, cfg.ShutdownGrace.D(), func() {

@@ -5,17 +5,21 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/syncbuf"
 )
 
 // discoveryEnv is a bastion config with four targets: the sandbox
@@ -191,4 +195,35 @@ discovery: {interval: 10s, authorized_keys_file: "/k/%i"}
 		"discovery.interval 10s", "%i is not supported"} {
 		assert.ErrorContains(t, err, want)
 	}
+}
+
+// TestServeDiscoversOnSchedule: serve with discovery.interval discovers
+// the targets by itself, on the leader (the only replica here): the extra
+// login reaches iga report without an iga discover, and the down target
+// is logged while the others are kept.
+func TestServeDiscoversOnSchedule(t *testing.T) {
+	d := newDiscoveryEnv(t)
+	require.NoError(t, d.pg.Exec(t.Context(), d.pg.Database, "CREATE ROLE nightly LOGIN PASSWORD 'standing-secret'"))
+	data, err := os.ReadFile(d.config)
+	require.NoError(t, err)
+	listen := "web: {listen: \"127.0.0.1:0\"}\nssh: {listen: \"127.0.0.1:0\"}\npostgres: {listen: \"127.0.0.1:0\"}\nmysql: {listen: \"127.0.0.1:0\"}\n"
+	require.NoError(t, os.WriteFile(d.config, append([]byte(listen), data...), 0o600))
+
+	serve := exec.Command(binary, "--config", d.config, "serve")
+	serve.Dir, serve.Env = d.dir, append(os.Environ(), d.extraEnv...)
+	logs := &syncbuf.Buffer{}
+	serve.Stdout, serve.Stderr = logs, logs
+	require.NoError(t, serve.Start())
+	t.Cleanup(func() { _ = serve.Process.Kill(); _ = serve.Wait() })
+
+	require.Eventually(t, func() bool {
+		return slices.Contains(d.findings(), "NHI7 standing_password analytics/nightly")
+	}, 30*time.Second, 500*time.Millisecond, "serve never discovered; logs: %s", logs)
+	assert.Contains(t, d.findings(), "NHI7 standing_password billing/etl@%", "the targets after the down one too")
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "target not discovered") },
+		10*time.Second, 100*time.Millisecond, "logs: %s", logs)
+	assert.Contains(t, logs.String(), "target=down")
+	assert.NotContains(t, logs.String(), "standing-secret")
+	require.NoError(t, serve.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, serve.Wait(), "serve exits 0 on SIGTERM; logs: %s", logs)
 }

@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// discoveryCheck is how often serve looks whether a discovery is due: the
-// leader that takes over from another runs the next one on time, not a
-// whole interval late nor at once.
+// discoveryCheck is how often the leader looks whether a discovery is
+// due (a read of the discovered accounts), and at once when it takes the
+// lead: a leader that takes over from another runs the next discovery on
+// time, neither at once nor a whole interval late.
 const discoveryCheck = time.Minute
 
 // discoveryComponent discovers every target each discovery.interval, on
@@ -19,21 +20,34 @@ func (d *serveDeps) discoveryComponent() *component {
 			<-ctx.Done()
 			return nil
 		}
-		t := time.NewTicker(min(discoveryCheck, every))
-		defer t.Stop()
-		var ran time.Time // this replica's last run, when the registry shows none
-		for {
-			if d.cluster.leading() && time.Since(ran) >= every && d.discoveryDue(ctx, every) {
+		d.discoveryRounds(ctx, every)
+		return nil
+	}}
+}
+
+// discoveryRounds follows the leadership every second, which costs
+// nothing, and discovers when this replica leads and a discovery is due.
+func (d *serveDeps) discoveryRounds(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var ran, checked time.Time // ran: this replica's last run, when the registry shows none
+	led := false
+	for {
+		leading := d.cluster.leading()
+		if leading && (!led || time.Since(checked) >= discoveryCheck) {
+			checked = time.Now()
+			if time.Since(ran) >= every && d.discoveryDue(ctx, every) {
 				ran = time.Now()
 				d.discoverOnce(ctx)
 			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-t.C:
-			}
 		}
-	}}
+		led = leading
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // discoveryDue reports whether the registry's latest discovery (by any
