@@ -23,8 +23,8 @@ admitted only when it is active, of a non-human (or break-glass) kind, owned by
 an active person, certified by that owner, and entitled to the target and action.`,
 	}
 	c.AddCommand(newApplyCmd(g), newExportCmd(g), newShowCmd(g), newCheckCmd(g), newSuggestCmd(g),
-		newCertifyCmd(g), newRevokeCmd(g), newOffboardCmd(g))
-		newCertifyCmd(g), newRevokeCmd(g), newOffboardCmd(g), newDiscoverCmd(g))
+		newCertifyCmd(g), newRevokeCmd(g), newOffboardCmd(g), newDiscoverCmd(g),
+		newTransfersCmd(g), newTransferCmd(g))
 	return c
 }
 

@@ -40,6 +40,7 @@ type Config struct {
 	Alerts        AlertsConfig        `yaml:"alerts"`
 	Targets       []TargetConfig      `yaml:"targets"`
 	Cluster       ClusterConfig       `yaml:"cluster"`
+	SCIM          SCIMConfig          `yaml:"scim"`      // zero: SCIM off
 	Discovery     DiscoveryConfig     `yaml:"discovery"` // config_discovery.go
 	Audit         AuditConfig         `yaml:"audit"`     // config_audit.go
 	// ShutdownGrace is how long serve's live sessions may go on after
@@ -379,6 +380,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateTargets(add)
+	c.SCIM.validate(add)
 	c.validateDiscovery(add)
 	c.validateProxyProtocol(add)
 	c.validateAudit(add)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync/atomic"
 
@@ -28,6 +29,7 @@ type serveDeps struct {
 	cluster  *cluster
 	webLn    net.Listener
 	webAddr  string
+	scim     http.Handler // nil: SCIM off
 }
 
 func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, error) {
@@ -53,6 +55,9 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	d.recorder = rec
 	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: log}
 	d.metrics.registry.MustRegister(liveSessions{live: d.live, protocols: servedProtocols(ap.cfg)})
+	if d.scim, err = newSCIM(ctx, d); err != nil {
+		return nil, err
+	}
 	d.webLn, err = net.Listen("tcp", ap.cfg.Web.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on web.listen %s: %w", ap.cfg.Web.Listen, err)
@@ -89,6 +94,7 @@ func (d *serveDeps) webComponent() *component {
 	var draining atomic.Bool
 	ws := &web.Server{
 		Metrics: promhttp.HandlerFor(d.metrics.registry, promhttp.HandlerOpts{}),
+		SCIM:    d.scim,
 		Health: func(ctx context.Context) error {
 			if draining.Load() {
 				return web.ErrDraining
