@@ -44,11 +44,19 @@ type sessionDetail struct {
 	ExecProblem string             `json:"exec_problem,omitempty"` // why the exec channels could not be read
 	// Live says where a running session can be watched; nil once ended.
 	Live *liveView `json:"-"`
+	// Hold is the legal hold on the recording; nil when none.
+	Hold *sqlstore.RecordingHold `json:"legal_hold,omitempty"`
 	// At is the moment a search hit opened the page at (?t=, seconds into
 	// the session), "" without one; Hit is the timeline event marked there,
 	// -1 for none.
 	At  string `json:"-"`
 	Hit int    `json:"-"`
+}
+
+// RecordingHolds is the optional ability of the session index to tell a
+// recording's legal hold (sqlstore.Store has it).
+type RecordingHolds interface {
+	RecordingHold(ctx context.Context, id string) (sqlstore.RecordingHold, bool, error)
 }
 
 func (s *Server) sessionDetail(ctx context.Context, p *principal, id string) (sessionDetail, error) {
@@ -58,6 +66,15 @@ func (s *Server) sessionDetail(ctx context.Context, p *principal, id string) (se
 	}
 	d := sessionDetail{Session: rec, Terminal: rec.Protocol == "ssh", Live: s.liveOf(rec)}
 	s.addIdentity(ctx, &d)
+	if hs, ok := s.Sessions.(RecordingHolds); ok {
+		if h, held, err := hs.RecordingHold(ctx, rec.ID); err == nil && held {
+			d.Hold = &h
+		}
+	}
+	if rec.State == sqlstore.StateDeleted { // by retention: nothing left to read
+		d.Terminal = false
+		return d, nil
+	}
 	if s.Recordings == nil || rec.EndedAt.IsZero() {
 		return d, nil
 	}
