@@ -3,6 +3,7 @@ package discover
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net"
 	"slices"
 	"testing"
@@ -118,6 +119,24 @@ CREATE USER 'sp_0123abcd'@'%' IDENTIFIED BY 'x';`))
 	assert.Equal(t, iga.PasswordNone, mon.Password)
 	assert.Contains(t, mon.Attributes, "privileges USAGE")
 	assert.Contains(t, found.Notes, "mysql.db is not readable by the admin login (grant it SELECT on mysql.db): grants on single databases are unknown")
+	assert.Contains(t, got, "mariadb.sys@localhost", "locked or not is unknown, so it is listed")
+	assert.Contains(t, found.Notes, "mysql.global_priv is not readable by the admin login (grant it SELECT on mysql.global_priv): locked accounts are listed as if they could log in")
+
+	// Given the rights, locked accounts are left out and grants on single
+	// databases summarised.
+	require.NoError(t, target.Exec(ctx, target.Database, fmt.Sprintf(`
+CREATE USER 'parked'@'%%' IDENTIFIED BY 'x' ACCOUNT LOCK;
+GRANT SELECT ON %s.* TO 'monitor'@'10.0.0.1';
+GRANT SELECT ON mysql.global_priv TO '%s'@'%%';
+GRANT SELECT ON mysql.db TO '%s'@'%%';`, target.Database, target.Admin, target.Admin)))
+	found, err = (&MySQL{DB: db}).Discover(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, found.Notes)
+	got = names(found)
+	assert.NotContains(t, got, "parked@%")
+	assert.NotContains(t, got, "mariadb.sys@localhost")
+	mon, _ = account(found, "monitor@10.0.0.1")
+	assert.Contains(t, mon.Attributes, "privileges USAGE; grants on "+target.Database)
 }
 
 // TestDownTargetReported: a target that is down is reported with why,

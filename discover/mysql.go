@@ -47,7 +47,11 @@ func (m *MySQL) Discover(ctx context.Context) (Found, error) {
 	if err != nil {
 		found.Notes = append(found.Notes, "mysql.db is not readable by the admin login (grant it SELECT on mysql.db): grants on single databases are unknown")
 	}
+	locked := m.mariadbLocked(ctx, users, &found)
 	for _, u := range users {
+		if locked[u["user"]+"@"+u["host"]] {
+			u["account_locked"] = "Y"
+		}
 		if a, ok := mysqlAccount(u, admin, dbGrants); ok {
 			found.Accounts = append(found.Accounts, a)
 		}
@@ -65,6 +69,30 @@ func (m *MySQL) queryRow(ctx context.Context, query string, dest ...any) error {
 		return fmt.Errorf("no row: %w", rows.Err())
 	}
 	return rows.Scan(dest...)
+}
+
+// mariadbLocked returns the locked accounts of a MariaDB server, whose
+// mysql.user view has no account_locked column (MySQL's has): they are in
+// mysql.global_priv, which the admin may not read — then a note says
+// locked accounts are listed as if they could log in.
+func (m *MySQL) mariadbLocked(ctx context.Context, users []map[string]string, found *Found) map[string]bool {
+	if len(users) == 0 {
+		return nil
+	}
+	if _, mysql := users[0]["account_locked"]; mysql {
+		return nil
+	}
+	rows, err := m.DB.QueryContext(ctx, `SELECT User, Host FROM mysql.global_priv WHERE JSON_VALUE(Priv, '$.account_locked') IN ('1', 'true')`)
+	recs, err := scanRows(rows, err)
+	if err != nil {
+		found.Notes = append(found.Notes, "mysql.global_priv is not readable by the admin login (grant it SELECT on mysql.global_priv): locked accounts are listed as if they could log in")
+		return nil
+	}
+	out := map[string]bool{}
+	for _, r := range recs {
+		out[r["user"]+"@"+r["host"]] = true
+	}
+	return out
 }
 
 // dbGrants maps 'user@host' to the databases it has grants on.
