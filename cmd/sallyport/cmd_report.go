@@ -30,6 +30,10 @@ commands of the window's recordings, and lists:
   NHI9  one credential admitted from more than --max-sources addresses; one
         SSH key bound to several identities
   NHI10 interactive shells opened by pipeline or workload identities
+From what iga discover last saw on the targets: accounts no identity covers
+(NHI1 unmanaged_account), database logins with a password sallyport did not
+create (NHI7 standing_password), registered keys in a target's authorized_keys
+(NHI9 key_installed_on_target).
 The exit status is 0 whatever it finds.`,
 		Example: `  sallyport iga report
   sallyport iga report --key-age 180d --json | jq '.findings[] | select(.nhi == "NHI7")'`,
