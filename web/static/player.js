@@ -16,7 +16,11 @@
     var el = document.getElementById("player");
     var speed = document.getElementById("speed");
     if (!el || !window.AsciinemaPlayer) return;
-    window.sallyportPlayer = start(el, 1, parseFloat(el.dataset.at) || 0, false);
+    var at = parseFloat(el.dataset.at) || 0;
+    window.sallyportPlayer = start(el, 1, at, false);
+    // A hit's moment is when its text arrived: seek just past it, so the
+    // screen shows the text rather than the instant before.
+    if (at > 0) window.sallyportPlayer.seek(at + 0.05);
     var hit = document.getElementById("hit");
     if (hit) hit.scrollIntoView({ block: "center" });
     if (!speed) return;
