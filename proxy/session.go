@@ -46,6 +46,22 @@ type Index interface {
 // ErrKilled is the cause of a session context cancelled by Kill.
 var ErrKilled = errors.New("session killed")
 
+// ErrMaxSession is the cause of a session context ended by the server's
+// MaxSession.
+var ErrMaxSession = errors.New("session reached its maximum duration")
+
+// EndReason is what the client and the recording are told about a session
+// whose context ended with cause.
+func EndReason(cause error) string {
+	switch {
+	case errors.Is(cause, ErrKilled):
+		return cause.Error()
+	case errors.Is(cause, ErrMaxSession):
+		return ErrMaxSession.Error()
+	}
+	return "bastion shutting down"
+}
+
 // Session is one live proxied session.
 type Session struct {
 	ID       string

@@ -36,14 +36,14 @@ func (ss *session) run() string {
 	ctx := ss.ps.Context()
 	if ss.srv.MaxSession > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, ss.srv.MaxSession, errMaxSession)
+		ctx, cancel = context.WithTimeoutCause(ctx, ss.srv.MaxSession, proxy.ErrMaxSession)
 		defer cancel()
 	}
 	ss.link = ss.startLink(ctx) // before stop can be called
 	if ss.link != nil {
 		ss.link.Start()
 	}
-	unwatch := context.AfterFunc(ctx, func() { ss.stop(endReason(context.Cause(ctx)), codeKilled) })
+	unwatch := context.AfterFunc(ctx, func() { ss.stop(proxy.EndReason(context.Cause(ctx)), codeKilled) })
 	defer unwatch()
 	done := make(chan struct{})
 	defer close(done)
@@ -154,16 +154,6 @@ func (ss *session) watchRecording(done <-chan struct{}) {
 		ss.stop(fmt.Sprintf("%s: %v", "recording_unavailable", ss.rec.Err()), codeKilled)
 	case <-done:
 	}
-}
-
-func endReason(cause error) string {
-	switch {
-	case errors.Is(cause, proxy.ErrKilled):
-		return cause.Error()
-	case errors.Is(cause, errMaxSession):
-		return errMaxSession.Error()
-	}
-	return "bastion shutting down"
 }
 
 // pumpClient reads the client's commands one logical packet at a time,

@@ -15,9 +15,6 @@ import (
 	"github.com/sallyport/sallyport/recorder"
 )
 
-// errMaxSession is the cause of a session ended by Server.MaxSession.
-var errMaxSession = errors.New("session reached its maximum duration")
-
 // firstConnID is where connection ids start: far above the thread ids of
 // the targets, so that a KILL of a target thread id is never mistaken for
 // one of the bastion's.
@@ -111,7 +108,7 @@ func (s *Server) login(ctx context.Context, c *client) (*session, error) {
 	ss.ps = s.liveTable().Begin(ctx, "mysql", a.req, a.decision, now)
 	if err := ss.setup(now); err != nil {
 		if cause := context.Cause(ss.ps.Context()); cause != nil {
-			return ss, &refusal{code: codeKilled, state: stateKilled, msg: "sallyport: session ended: " + endReason(cause), cause: err}
+			return ss, &refusal{code: codeKilled, state: stateKilled, msg: "sallyport: session ended: " + proxy.EndReason(cause), cause: err}
 		}
 		return ss, err
 	}

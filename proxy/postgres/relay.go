@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -25,14 +24,14 @@ func (ss *session) run() string {
 	ctx := ss.ps.Context()
 	if ss.srv.MaxSession > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, ss.srv.MaxSession, errMaxSession)
+		ctx, cancel = context.WithTimeoutCause(ctx, ss.srv.MaxSession, proxy.ErrMaxSession)
 		defer cancel()
 	}
 	ss.link = ss.startLink() // before stop can be called
 	if ss.link != nil {
 		ss.link.Start()
 	}
-	unwatch := context.AfterFunc(ctx, func() { ss.stop(endReason(context.Cause(ctx)), codeAdminShutdown) })
+	unwatch := context.AfterFunc(ctx, func() { ss.stop(proxy.EndReason(context.Cause(ctx)), codeAdminShutdown) })
 	defer unwatch()
 	done := make(chan struct{})
 	defer close(done)
@@ -77,16 +76,6 @@ func (ss *session) watchRecording(done <-chan struct{}) {
 		ss.stop(fmt.Sprintf("%s: %v", "recording_unavailable", ss.rec.Err()), codeAdminShutdown)
 	case <-done:
 	}
-}
-
-func endReason(cause error) string {
-	switch {
-	case errors.Is(cause, proxy.ErrKilled):
-		return cause.Error()
-	case errors.Is(cause, errMaxSession):
-		return errMaxSession.Error()
-	}
-	return "bastion shutting down"
 }
 
 // pumpClient forwards client bytes upstream, auditing the messages.

@@ -16,9 +16,6 @@ import (
 	"github.com/sallyport/sallyport/recorder"
 )
 
-// errMaxSession is the cause of a session ended by Server.MaxSession.
-var errMaxSession = errors.New("session reached its maximum duration")
-
 // session is one admitted client relayed to its target.
 type session struct {
 	srv    *Server
@@ -101,7 +98,7 @@ func (s *Server) login(ctx context.Context, c *client) (*session, error) {
 	ss.ps = s.liveTable().Begin(ctx, "postgres", a.req, a.decision, now)
 	if err := ss.setup(now); err != nil {
 		if cause := context.Cause(ss.ps.Context()); cause != nil {
-			return ss, &refusal{code: codeAdminShutdown, msg: "sallyport: session ended: " + endReason(cause), cause: err}
+			return ss, &refusal{code: codeAdminShutdown, msg: "sallyport: session ended: " + proxy.EndReason(cause), cause: err}
 		}
 		return ss, err
 	}
