@@ -178,6 +178,9 @@ func TestCLIDiscover(t *testing.T) {
 	text, _, code := d.run("", "iga", "discover", "--target", "down")
 	assert.Equal(t, 1, code)
 	assert.True(t, strings.Contains(text, "down: not discovered:"), text)
+	_, errOut, code := d.run("", "iga", "discover", "--target", "nope")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "--target nope: no such target")
 }
 
 // TestDiscoveryConfigRefused: a discovery_login on a database target, a
