@@ -255,6 +255,8 @@ does not have is an error naming the streams it has.
 	export.Flags().StringVar(&stream, "stream", "", "an exec stream to write byte for byte: exec-<channel>.stdin|stdout|stderr")
 	c := &cobra.Command{Use: "recording", Short: "Export recordings, put them on legal hold and release them"}
 	c.AddCommand(export, newHoldCmd(g), newReleaseCmd(g))
+	c.AddCommand(newReindexCmd(g))
+	c.Aliases = append(c.Aliases, "recordings")
 	return c
 }
 

@@ -41,6 +41,7 @@ func sessionRecord(c recorder.StateChange) sqlstore.SessionRecord {
 func newSessionsCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "sessions", Short: "List and kill proxied sessions"}
 	c.AddCommand(newSessionsListCmd(g), newSessionsKillCmd(g))
+	c.AddCommand(newSessionsSearchCmd(g))
 	return c
 }
 

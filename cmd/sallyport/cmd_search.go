@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/recorder"
+	"github.com/sallyport/sallyport/search"
+)
+
+func newSessionsSearchCmd(g *globals) *cobra.Command {
+	var q search.Query
+	var since, until string
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "search TEXT [--identity ID] [--target T] [--protocol P] [--since D] [--until D] [--breakglass] [--limit N] [--json]",
+		Short: "Find sessions by what happened in them: commands, scripts, output, queries, files",
+		Long: `search looks TEXT up in the index of what happened inside sessions, which
+'sallyport serve' keeps from the recordings (docs/search.md):
+  command   exec command lines, and commands typed in a terminal
+  stdin     what an exec channel read (the script 'bash -s' ran)
+  output    terminal and exec output, escape sequences removed
+  input     keys typed in a terminal (recordings.record_input on)
+  query     PostgreSQL and MySQL statements, bound parameters, outcome
+  file      sftp and scp paths, with the file's SHA-256
+  forward   port forward destinations (host:port)
+  note      notes the bastion wrote into the recording
+Exec streams that are not text are not indexed, but their SHA-256 is: search
+for a hash to find the session that moved those bytes.
+
+Every word of TEXT must occur in a hit, matched as typed, case aside, where a
+word starts; the last part is a prefix: '/etc/shadow', 'payments.acc' and
+'10.1.2.3' find what they say. Quote words to keep them together in that order:
+'"drop table"'. Hits come newest first, --limit of them (default 50).
+--since and --until take a duration back from now (24h, 30d) or a date
+(2026-12-01, RFC 3339) and keep hits that happened in between.
+
+When the index has not caught up with the last sessions that ended, search says
+so: what they did may be missing. 'sallyport recording reindex' rebuilds it.`,
+		Example: `  sallyport sessions search /etc/shadow
+  sallyport sessions search 'payments.accounts' --protocol postgres --since 30d
+  sallyport sessions search '"drop table"' --breakglass --json`,
+		Args: args(1, "TEXT"),
+		RunE: func(c *cobra.Command, a []string) error {
+			q.Text = a[0]
+			var err error
+			if q.Since, err = parseWhen("--since", since); err != nil {
+				return err
+			}
+			if q.Until, err = parseWhen("--until", until); err != nil {
+				return err
+			}
+			if q.Limit < 0 {
+				return usageErrorf("--limit: %d is negative", q.Limit)
+			}
+			res, err := runSearch(c.Context(), g, q)
+			if errors.Is(err, search.ErrBadQuery) {
+				return usageErrorf("%v", err)
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(c.OutOrStdout(), res.Hits)
+			}
+			return printHits(c.OutOrStdout(), res)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&q.Identity, "identity", "", "only sessions of this identity")
+	f.StringVar(&q.Target, "target", "", "only sessions to this target")
+	f.StringVar(&q.Protocol, "protocol", "", "only sessions of this protocol: ssh, postgres or mysql")
+	f.StringVar(&since, "since", "", "only hits since this long ago (24h, 30d) or this date")
+	f.StringVar(&until, "until", "", "only hits before this long ago or this date")
+	f.BoolVar(&q.Breakglass, "breakglass", false, "only sessions opened under a break-glass grant")
+	f.IntVar(&q.Limit, "limit", search.DefaultLimit, fmt.Sprintf("most hits to show (at most %d)", search.MaxLimit))
+	f.BoolVar(&asJSON, "json", false, "print the hits as a JSON array")
+	return c
+}
+
+// parseWhen reads a --since or --until value: a duration back from now,
+// or a date or RFC 3339 time. Empty is the zero time.
+func parseWhen(flag, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usageErrorf("%s: %q is neither a duration (24h, 30d) nor a date (2026-12-01)", flag, s)
+}
+
+func runSearch(ctx context.Context, g *globals, q search.Query) (search.Result, error) {
+	ap, err := g.open(ctx)
+	if err != nil {
+		return search.Result{}, err
+	}
+	defer ap.Close()
+	ix, err := newSearchIndex(ap.store)
+	if err != nil {
+		return search.Result{}, err
+	}
+	return ix.Search(ctx, q)
+}
+
+// printHits writes hits as a table, the match in each snippet between
+// [[ and ]].
+func printHits(w io.Writer, res search.Result) error {
+	if res.Behind.Behind() {
+		fmt.Fprintf(w, "note: %s; run 'sallyport recording reindex' if it does not catch up\n", res.Behind)
+	}
+	if len(res.Hits) == 0 {
+		_, err := fmt.Fprintln(w, "no hits")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tSESSION\tIDENTITY\tTARGET\tPROTO\tAT\tWHERE\tMATCH")
+	for _, h := range res.Hits {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t+%s\t%s\t%s\n", h.Time.Local().Format(time.DateTime), h.Session, h.Identity,
+			h.Target, h.Protocol, offsetText(h.Offset), h.Where, marked(h))
+	}
+	if res.More {
+		fmt.Fprintf(tw, "(more hits: narrow the search or raise --limit)\n")
+	}
+	return tw.Flush()
+}
+
+func offsetText(sec float64) string {
+	return (time.Duration(sec * float64(time.Second))).Round(time.Second).String()
+}
+
+// marked is the snippet with its marks as [[…]]; tabs cannot occur in it.
+func marked(h search.Hit) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range h.Marks {
+		if m[0] < last || m[1] > len(h.Snippet) {
+			continue
+		}
+		b.WriteString(h.Snippet[last:m[0]] + "[[" + h.Snippet[m[0]:m[1]] + "]]")
+		last = m[1]
+	}
+	b.WriteString(h.Snippet[last:])
+	return b.String()
+}
+
+func newReindexCmd(g *globals) *cobra.Command {
+	var since string
+	c := &cobra.Command{
+		Use:   "reindex [--since D]",
+		Short: "Rebuild the search index from the recordings in the store, verifying each first",
+		Long: `reindex reads every ended session's recording from the configured store (those
+that started within --since, when given), verifies it as 'sallyport verify'
+does, and indexes it again from scratch for 'sallyport sessions search'. A
+recording that is not intact or incomplete-but-authentic (tampered, unsealed,
+missing objects) is reported and taken out of the index: what it says cannot be
+trusted. It exits 1 when any was. A running 'sallyport serve' keeps indexing
+new sessions meanwhile; reindex is for a lost or damaged index, or after a
+restore.`,
+		Example: `  sallyport recording reindex
+  sallyport recording reindex --since 7d`,
+		Args: args(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			when, err := parseWhen("--since", since)
+			if err != nil {
+				return err
+			}
+			bad, err := reindex(c.Context(), g, c.OutOrStdout(), when)
+			if err == nil && bad > 0 {
+				return &exitError{code: exitNegative, err: fmt.Errorf("%d recording(s) failed verification", bad), quiet: true}
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&since, "since", "", "only sessions that started since this long ago (24h, 30d) or this date")
+	return c
+}
+
+// reindex verifies and indexes every ended session since when, and
+// returns how many failed verification.
+func reindex(ctx context.Context, g *globals, w io.Writer, since time.Time) (int, error) {
+	pub, err := g.recordingPublicKey("")
+	if err != nil {
+		return 0, err
+	}
+	ap, err := g.open(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer ap.Close()
+	rc, err := recorderConfig(ap.cfg)
+	if err != nil {
+		return 0, err
+	}
+	store, err := recorder.NewStore(rc)
+	if err != nil {
+		return 0, fmt.Errorf("open recording store: %w", err)
+	}
+	ix, err := newSearchIndex(ap.store)
+	if err != nil {
+		return 0, err
+	}
+	rs, err := ap.store.Sessions(ctx, sqlstore.SessionFilter{Since: since})
+	if err != nil {
+		return 0, err
+	}
+	x := &search.Indexer{Index: ix, Store: store, Write: ap.store.SearchWrite, Owner: "reindex"}
+	var done, entries, bad, skipped int
+	for _, r := range rs {
+		if recorder.State(r.State).InTransit() {
+			skipped++ // serve indexes it as it goes
+			continue
+		}
+		src := recorder.SessionSource(store, r.ID, r.StartedAt)
+		rep, err := recorder.Verify(ctx, src, pub)
+		if err != nil {
+			return bad, err
+		}
+		if rep.Status != recorder.StatusIntact && rep.Status != recorder.StatusIncomplete {
+			bad++
+			fmt.Fprintf(w, "session %s not indexed: %s\n", r.ID, rep.String())
+			if err := x.Reject(ctx, r.ID, "recording "+string(rep.Status)); err != nil {
+				return bad, err
+			}
+			continue
+		}
+		n, err := x.Reindex(ctx, r.ID, r.StartedAt)
+		if err != nil {
+			return bad, err
+		}
+		done, entries = done+1, entries+n
+	}
+	fmt.Fprintf(w, "reindexed %d session(s), %d entries; %d failed verification, %d still live (serve indexes them)\n",
+		done, entries, bad, skipped)
+	return bad, nil
+}
