@@ -23,10 +23,10 @@ var ErrBusy = errors.New("sink busy in another process")
 type Outbox interface {
 	// RegisterSinks records the sinks the outbox keeps events for.
 	RegisterSinks(ctx context.Context, sinks []string) error
-	// ExportBatch passes deliver up to limit events sink has not had,
-	// oldest first, and marks them delivered when it returns nil. It
-	// returns how many it delivered, or ErrBusy.
-	ExportBatch(ctx context.Context, sink string, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error)
+	// ExportBatch passes deliver up to limit events with ids above after
+	// that sink has not had, oldest first, and marks them delivered when
+	// it returns nil. It returns how many it delivered, or ErrBusy.
+	ExportBatch(ctx context.Context, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error)
 	// OutboxLag counts the events sink has not had and dates the oldest.
 	OutboxLag(ctx context.Context, sink string) (int, time.Time, error)
 	// PruneOutbox deletes the events every sink has had.
@@ -45,6 +45,12 @@ const (
 	lagInterval  = 5 * time.Second  // how often the lag gauges are read
 	pruneEvery   = time.Minute      // how often delivered events are pruned
 	sendTimeout  = 45 * time.Second // one batch, all the sink's own timeouts included
+	// rescanEvery is how often a sink's outbox is read from the start
+	// rather than after the last event delivered: on PostgreSQL an event
+	// can commit after one with a higher id was delivered, and it leaves
+	// then. Between rescans the reads skip what the sink already had,
+	// which a long outage of another sink leaves in the outbox.
+	rescanEvery = 30 * time.Second
 )
 
 // Destination is a sink and the format of its records.
@@ -113,13 +119,17 @@ func (x *Exporter) prune(ctx context.Context, names []string) {
 func (x *Exporter) runSink(ctx context.Context, d Destination) {
 	name := d.Sink.Name()
 	backoff := time.Duration(0)
-	var lagRead time.Time
+	var lagRead, rescanned time.Time
+	var after int64
 	for ctx.Err() == nil {
 		if time.Since(lagRead) >= lagInterval {
 			x.observeLag(ctx, name)
 			lagRead = time.Now()
 		}
-		n, err := x.deliverBatch(ctx, d)
+		if time.Since(rescanned) >= rescanEvery {
+			after, rescanned = 0, time.Now()
+		}
+		n, last, err := x.deliverBatch(ctx, d, after)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -129,23 +139,32 @@ func (x *Exporter) runSink(ctx context.Context, d Destination) {
 			backoff = x.failed(name, backoff, err)
 			x.sleep(ctx, backoff)
 		default:
-			if backoff > 0 {
-				x.logger().Info("audit export: sink is back", "sink", name)
-				backoff = 0
-				x.observeLag(ctx, name)
-			}
+			backoff = x.recovered(ctx, name, backoff)
 			x.Metrics.delivered(name, n)
 			if n == 0 {
 				x.sleep(ctx, pollInterval)
+				continue
 			}
+			after = max(after, last)
 		}
 	}
 }
 
-// deliverBatch sends one batch within sendTimeout and returns how many
-// audit events it delivered.
-func (x *Exporter) deliverBatch(ctx context.Context, d Destination) (int, error) {
-	return x.Outbox.ExportBatch(ctx, d.Sink.Name(), batchSize, func(ctx context.Context, evs []iga.AuditEvent) error {
+// recovered logs a sink's return after failures and returns the reset
+// backoff.
+func (x *Exporter) recovered(ctx context.Context, name string, backoff time.Duration) time.Duration {
+	if backoff > 0 {
+		x.logger().Info("audit export: sink is back", "sink", name)
+		x.observeLag(ctx, name)
+	}
+	return 0
+}
+
+// deliverBatch sends one batch within the send timeout and returns how
+// many audit events it delivered and the id of the last.
+func (x *Exporter) deliverBatch(ctx context.Context, d Destination, after int64) (int, int64, error) {
+	var last int64
+	n, err := x.Outbox.ExportBatch(ctx, d.Sink.Name(), after, batchSize, func(ctx context.Context, evs []iga.AuditEvent) error {
 		recs, err := d.Encoder.Encode(evs)
 		if err != nil {
 			return err
@@ -156,8 +175,13 @@ func (x *Exporter) deliverBatch(ctx context.Context, d Destination) (int, error)
 		}
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return d.Sink.Send(sctx, recs)
+		if err := d.Sink.Send(sctx, recs); err != nil {
+			return err
+		}
+		last = evs[len(evs)-1].ID
+		return nil
 	})
+	return n, last, err
 }
 
 // failed counts a failure, logs the first of an outage and returns the

@@ -51,8 +51,8 @@ func newAuditExporter(cfg *Config, store *sqlstore.Store) (*auditexport.Exporter
 // busy error becomes auditexport's.
 type outbox struct{ *sqlstore.Store }
 
-func (o outbox) ExportBatch(ctx context.Context, sink string, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
-	n, err := o.Store.ExportBatch(ctx, sink, limit, deliver)
+func (o outbox) ExportBatch(ctx context.Context, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
+	n, err := o.Store.ExportBatch(ctx, sink, after, limit, deliver)
 	if errors.Is(err, sqlstore.ErrSinkBusy) {
 		return 0, auditexport.ErrBusy
 	}

@@ -28,7 +28,7 @@ const sinkForgetAfter = 7 * 24 * time.Hour
 const pendingQuery = `SELECT e.id, e.occurred_at, e.event_type, e.actor, e.identity_id, e.target, e.action,
 	e.source, e.allowed, e.reasons, e.detail
 	FROM audit_outbox o JOIN audit_events e ON e.id = o.event_id
-	WHERE NOT EXISTS (SELECT 1 FROM audit_export_done d WHERE d.sink = ? AND d.event_id = o.event_id)
+	WHERE o.event_id > ? AND NOT EXISTS (SELECT 1 FROM audit_export_done d WHERE d.sink = ? AND d.event_id = o.event_id)
 	ORDER BY o.event_id LIMIT ?`
 
 // RegisterSinks records the sinks an exporter delivers to, so the outbox
@@ -51,16 +51,18 @@ func (s *Store) RegisterSinks(ctx context.Context, sinks []string) error {
 	return nil
 }
 
-// ExportBatch passes deliver up to limit outbox events that sink has not
-// had yet, oldest first, and marks them delivered to it when deliver
-// returns nil. It returns how many it delivered (0: none waiting). On
+// ExportBatch passes deliver up to limit outbox events after the id after
+// that sink has not had yet, oldest first, and marks them delivered to it
+// when deliver returns nil. after is a hint that spares scanning the
+// events the sink already had (0: from the start); an event with a lower
+// id that commits late is found by the next call from 0. It returns how many it delivered (0: none waiting). On
 // PostgreSQL it holds the sink's row locked throughout, so two replicas
 // never deliver one event to one sink; when another holds it, it returns
 // ErrSinkBusy. SQLite has one serve process, and there delivery runs
 // outside any transaction, so admissions never wait on a slow sink.
-func (s *Store) ExportBatch(ctx context.Context, sink string, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
+func (s *Store) ExportBatch(ctx context.Context, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
 	if s.d != postgresDialect {
-		return s.exportUnlocked(ctx, sink, limit, deliver)
+		return s.exportUnlocked(ctx, sink, after, limit, deliver)
 	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -76,7 +78,7 @@ func (s *Store) ExportBatch(ctx context.Context, sink string, limit int, deliver
 	if err != nil {
 		return 0, fmt.Errorf("export to %s: lock sink: %w", sink, err)
 	}
-	n, err := exportIn(ctx, t, sink, limit, deliver)
+	n, err := exportIn(ctx, t, sink, after, limit, deliver)
 	if err != nil || n == 0 {
 		return 0, err
 	}
@@ -87,8 +89,8 @@ func (s *Store) ExportBatch(ctx context.Context, sink string, limit int, deliver
 }
 
 // exportUnlocked is ExportBatch for SQLite: read, deliver, then mark.
-func (s *Store) exportUnlocked(ctx context.Context, sink string, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
-	evs, err := s.pending(ctx, sink, limit)
+func (s *Store) exportUnlocked(ctx context.Context, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
+	evs, err := s.pending(ctx, sink, after, limit)
 	if err != nil {
 		return 0, fmt.Errorf("export to %s: read outbox: %w", sink, err)
 	}
@@ -105,15 +107,16 @@ func (s *Store) exportUnlocked(ctx context.Context, sink string, limit int, deli
 	return len(evs), nil
 }
 
-// pending reads up to limit events sink has not had, oldest first.
-func (r reader) pending(ctx context.Context, sink string, limit int) ([]iga.AuditEvent, error) {
-	rows, err := r.query(ctx, pendingQuery, sink, limit)
+// pending reads up to limit events after the id after that sink has not
+// had, oldest first.
+func (r reader) pending(ctx context.Context, sink string, after int64, limit int) ([]iga.AuditEvent, error) {
+	rows, err := r.query(ctx, pendingQuery, after, sink, limit)
 	return collect(rows, err, scanAudit)
 }
 
 // exportIn reads, delivers and marks one batch inside t.
-func exportIn(ctx context.Context, t *tx, sink string, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
-	evs, err := t.pending(ctx, sink, limit)
+func exportIn(ctx context.Context, t *tx, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
+	evs, err := t.pending(ctx, sink, after, limit)
 	if err != nil {
 		return 0, fmt.Errorf("export to %s: read outbox: %w", sink, err)
 	}
@@ -152,7 +155,7 @@ func (s *Store) OutboxLag(ctx context.Context, sink string) (int, time.Time, err
 	if n == 0 {
 		return 0, oldest, nil
 	}
-	evs, err := s.pending(ctx, sink, 1)
+	evs, err := s.pending(ctx, sink, 0, 1)
 	if err != nil || len(evs) == 0 {
 		return n, oldest, err
 	}

@@ -27,7 +27,7 @@ func drain(t *testing.T, s *Store, sink string) []string {
 	t.Helper()
 	var got []string
 	for {
-		n, err := s.ExportBatch(ctxT(t), sink, 2, func(_ context.Context, evs []iga.AuditEvent) error {
+		n, err := s.ExportBatch(ctxT(t), sink, 0, 2, func(_ context.Context, evs []iga.AuditEvent) error {
 			for _, e := range evs {
 				got = append(got, e.Type)
 			}
@@ -49,7 +49,7 @@ func TestOutbox(t *testing.T) {
 				ctx := ctxT(t)
 				require.NoError(t, s.RegisterSinks(ctx, []string{"a", "b"}))
 				appendEvents(t, s, "e1", "e2", "e3")
-				_, err := s.ExportBatch(ctx, "a", 10, func(context.Context, []iga.AuditEvent) error { return errors.New("sink down") })
+				_, err := s.ExportBatch(ctx, "a", 0, 10, func(context.Context, []iga.AuditEvent) error { return errors.New("sink down") })
 				require.Error(t, err, "a failing delivery reports its error")
 				n, oldest, err := s.OutboxLag(ctx, "a")
 				require.NoError(t, err)
@@ -94,14 +94,19 @@ func TestOutboxPostgresConcurrency(t *testing.T) {
 		appendEvents(t, s2, "early")
 		assert.Equal(t, []string{"early"}, drain(t, s1, "siem"))
 		require.NoError(t, slow.Commit())
-		assert.Equal(t, []string{"late"}, drain(t, s1, "siem"), "the event whose id is lower but committed later")
+		evs, err := s1.Audit(ctx, iga.AuditFilter{Type: "early"})
+		require.NoError(t, err)
+		n, err := s1.ExportBatch(ctx, "siem", evs[0].ID, 10, func(context.Context, []iga.AuditEvent) error { return nil })
+		require.NoError(t, err)
+		assert.Zero(t, n, "a read after the last delivered id does not see the lower id committed late")
+		assert.Equal(t, []string{"late"}, drain(t, s1, "siem"), "a read from the start delivers it")
 	})
 	t.Run("a second replica finds the sink busy", func(t *testing.T) {
 		appendEvents(t, s1, "held")
 		inside, release := make(chan struct{}), make(chan struct{})
 		done := make(chan error, 1)
 		go func() {
-			_, err := s1.ExportBatch(ctx, "siem", 10, func(context.Context, []iga.AuditEvent) error {
+			_, err := s1.ExportBatch(ctx, "siem", 0, 10, func(context.Context, []iga.AuditEvent) error {
 				close(inside)
 				<-release
 				return nil
@@ -109,7 +114,7 @@ func TestOutboxPostgresConcurrency(t *testing.T) {
 			done <- err
 		}()
 		<-inside
-		_, err := s2.ExportBatch(ctx, "siem", 10, func(context.Context, []iga.AuditEvent) error {
+		_, err := s2.ExportBatch(ctx, "siem", 0, 10, func(context.Context, []iga.AuditEvent) error {
 			t.Error("the second replica delivered while the first held the sink")
 			return nil
 		})
