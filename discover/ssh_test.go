@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -101,4 +102,46 @@ func TestSSHDiscoveryRefused(t *testing.T) {
 	other.HostKeys = []ssh.PublicKey{k}
 	_, err = other.Discover(ctxT(t))
 	assert.ErrorContains(t, err, "not the configured host_key")
+}
+
+// TestSSHDiscoveryWithoutRights: a discovery login that may not read an
+// account's authorized_keys reports that account's keys as unreadable and
+// still lists the rest. Root reads every file, and sshd lets no locked
+// account in, so as root the listing runs as nobody through setpriv
+// instead of through sshd: the same script, the same real permissions.
+func TestSSHDiscoveryWithoutRights(t *testing.T) {
+	key, _ := newKey(t, "hidden")
+	if os.Getuid() == 0 {
+		dir, err := os.MkdirTemp("", "sallyport-discovery-")
+		require.NoError(t, err)
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		require.NoError(t, os.Chmod(dir, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "root"), []byte(key+"\n"), 0o600))
+		script, err := Script(dir+"/%u", DefaultKeysFileCap)
+		require.NoError(t, err)
+		out, err := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", script).Output()
+		require.NoError(t, err)
+		found, err := ParseListing(out, DefaultKeysFileCap)
+		require.NoError(t, err)
+		checkUnreadable(t, found, "root")
+		return
+	}
+	src, sshd, keysDir := sshTarget(t)
+	require.NoError(t, os.WriteFile(filepath.Join(keysDir, sshd.User), []byte(key+"\n"), 0o000))
+	found, err := src.Discover(ctxT(t))
+	require.NoError(t, err)
+	checkUnreadable(t, found, sshd.User)
+}
+
+func checkUnreadable(t *testing.T, found Found, login string) {
+	t.Helper()
+	a, ok := account(found, login)
+	require.True(t, ok, "found %v", names(found))
+	assert.Empty(t, a.Keys)
+	assert.Equal(t, []string{"authorized_keys is not readable by the discovery login"}, a.Problems)
+	for _, other := range found.Accounts {
+		if other.Login != login {
+			assert.Empty(t, other.Problems, "%s has no keys file: none, not unreadable", other.Login)
+		}
+	}
 }
