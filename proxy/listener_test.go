@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -185,4 +186,53 @@ func TestListenClientStaysPumpable(t *testing.T) {
 	if got, want := Usable(c), Usable(&net.TCPConn{}); got != want {
 		t.Errorf("Usable after the header: got %v, want %v as for a bare TCP connection", got, want)
 	}
+}
+
+// peerConn is one end of a net.Pipe that says it comes from a balancer.
+type peerConn struct{ net.Conn }
+
+func (peerConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(lb4) }
+
+// FuzzOpen feeds arbitrary bytes to a trusted balancer's connection: Open
+// must not panic; the client address it gives must be the balancer's own
+// or one ReadHeader finds in the same bytes; and whatever follows the
+// header must reach the protocol unchanged.
+func FuzzOpen(f *testing.F) {
+	f.Add(append([]byte("PROXY TCP4 198.51.100.7 10.0.0.5 52144 5432\r\n"), "SSH-2.0-x\r\n"...))
+	f.Add(append(v2Header(1, 0x21, client6, lb6, tlv(0x05, []byte("id"))), 0, 0, 0, 8))
+	f.Add(v2Header(0, 0x00, netip.AddrPort{}, netip.AddrPort{}, nil))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // named in the refusal log line
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer ln.Close()
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, b := net.Pipe()
+		defer a.Close()
+		go func() { b.Write(in); b.Close() }()
+		l := &listener{pp: &ProxyProtocol{Trusted: []netip.Prefix{netip.PrefixFrom(lb4.Addr(), 32)}, HeaderTimeout: time.Second},
+			log: slog.New(slog.DiscardHandler), Listener: ln}
+		c, err := Open(&ClientConn{Conn: peerConn{a}, l: l})
+		want, werr := ReadHeader(bytes.NewReader(in))
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("Open: %v, ReadHeader: %v", err, werr)
+		}
+		if err != nil {
+			return
+		}
+		got := ClientAddr(c)
+		switch {
+		case want.Local && got != lb4:
+			t.Fatalf("local header: got %v, want the balancer's own %v", got, lb4)
+		case !want.Local && got != netip.AddrPortFrom(want.Source.Addr().Unmap(), want.Source.Port()):
+			t.Fatalf("got %v, the header says %v", got, want.Source)
+		}
+		rest, _ := io.ReadAll(c)
+		hr := bytes.NewReader(in)
+		ReadHeader(hr)
+		if !bytes.Equal(rest, in[len(in)-hr.Len():]) {
+			t.Fatalf("after the header the protocol got %q, want %q", rest, in[len(in)-hr.Len():])
+		}
+	})
 }
