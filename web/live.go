@@ -43,8 +43,8 @@ type liveView struct {
 
 // liveOf tells the page of a live session where it can be watched.
 func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
-	if !rec.EndedAt.IsZero() || s.Live == nil {
-		return nil
+	if !rec.EndedAt.IsZero() || s.Live == nil || (rec.State != "live" && rec.State != "uploading") {
+		return nil // ended, or with a replica that is gone (the state says so)
 	}
 	if rec.Replica != "" && s.Replica != "" && rec.Replica != s.Replica {
 		return &liveView{Elsewhere: rec.Replica}
@@ -72,7 +72,11 @@ func (s *Server) liveStream(w http.ResponseWriter, r *http.Request, p *principal
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s.pump(r.Context(), http.NewResponseController(w), w, events)
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil { // the browser learns the stream is open before the first record
+		return
+	}
+	s.pump(r.Context(), rc, w, events)
 }
 
 // startWatch taps rec's session on this replica and records who watches.
