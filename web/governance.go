@@ -16,6 +16,9 @@ type reviewsView struct {
 	Pending   []reviewRow `json:"pending"`
 	Completed []reviewRow `json:"completed"`
 	Outcomes  []string    `json:"-"`
+	// Transfers are the open ownership-transfer items of leavers'
+	// identities (issue 22): an owner sees those assigned to them.
+	Transfers []iga.Transfer `json:"transfers"`
 }
 
 type reviewRow struct {
@@ -61,7 +64,28 @@ func (s *Server) reviews(ctx context.Context, p *principal) (reviewsView, error)
 			v.Completed = append(v.Completed, row)
 		}
 	}
-	return v, nil
+	v.Transfers, err = s.openTransfers(ctx, p)
+	return v, err
+}
+
+// openTransfers lists the open transfer items p may act on, when the
+// Directory keeps them (iga.SCIMReader); none otherwise.
+func (s *Server) openTransfers(ctx context.Context, p *principal) ([]iga.Transfer, error) {
+	tr, ok := s.Directory.(iga.SCIMReader)
+	if !ok {
+		return nil, nil
+	}
+	all, err := tr.Transfers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read transfers: %w", err)
+	}
+	var out []iga.Transfer
+	for _, t := range all {
+		if t.Open() && (p.has(RoleAuditor, RoleAdmin) || t.AssignedTo == p.ID) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) reviewsPage(w http.ResponseWriter, r *http.Request, p *principal) {
