@@ -12,7 +12,7 @@ package discover
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -135,5 +135,5 @@ type Failed struct{ Why string }
 
 // Discover returns the reason as an error.
 func (f Failed) Discover(context.Context) (Found, error) {
-	return Found{}, fmt.Errorf("%s", f.Why)
+	return Found{}, errors.New(f.Why)
 }

@@ -106,6 +106,9 @@ func runDiscovery(ctx context.Context, ap *app, target string, propose bool, act
 		}
 		out.Targets = append(out.Targets, o)
 	}
+	if err := firstSeen(ctx, ap, out.Targets); err != nil {
+		return discoveryOut{}, err
+	}
 	if propose {
 		p, err := ap.reg.Propose(ctx, present, actor)
 		if err != nil {
@@ -114,6 +117,25 @@ func runDiscovery(ctx context.Context, ap *app, target string, propose bool, act
 		out.Proposed = &p
 	}
 	return out, nil
+}
+
+// firstSeen sets each account's first_seen to the registry's, which an
+// account seen before keeps.
+func firstSeen(ctx context.Context, ap *app, targets []discoveredOut) error {
+	kept, err := ap.store.Discovered(ctx)
+	if err != nil {
+		return err
+	}
+	first := map[string]time.Time{}
+	for _, a := range kept {
+		first[a.Name()] = a.FirstSeen
+	}
+	for _, t := range targets {
+		for i := range t.Accounts {
+			t.Accounts[i].FirstSeen = first[t.Accounts[i].Name()]
+		}
+	}
+	return nil
 }
 
 // failure is an error naming the targets not discovered, nil when all were.

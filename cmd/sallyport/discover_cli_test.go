@@ -81,9 +81,10 @@ type discoveryJSON struct {
 }
 
 type accountJSON struct {
-	Account  string `json:"account"`
-	Password string `json:"password"`
-	Keys     []struct {
+	Account   string    `json:"account"`
+	FirstSeen time.Time `json:"first_seen"`
+	Password  string    `json:"password"`
+	Keys      []struct {
 		Fingerprint string   `json:"fingerprint"`
 		Options     []string `json:"options"`
 	} `json:"keys"`
@@ -146,6 +147,12 @@ func TestCLIDiscover(t *testing.T) {
 	out, _, _ := d.run("", "iga", "discover", "--json")
 	assert.NotContains(t, out, "s3cr3t", "option values stay on the target")
 	assert.NotContains(t, out, "standing-secret")
+	var again discoveryJSON
+	require.NoError(t, json.Unmarshal([]byte(out), &again))
+	first := got.Targets[byName["billing"]].Accounts
+	for i, a := range again.Targets[byName["billing"]].Accounts {
+		assert.Equal(t, first[i].FirstSeen, a.FirstSeen, "%s was first seen by the first run", a.Account)
+	}
 
 	fs := d.findings()
 	for _, want := range []string{
