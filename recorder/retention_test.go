@@ -116,3 +116,35 @@ func TestObjectLockValidate(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "needs store s3")
 }
+
+// FuzzRetentionMarker: whatever a marker file holds, DeleteRecording
+// deletes the recording only when the marker is an RFC 3339 time not after
+// the deletion's; anything else keeps every object.
+func FuzzRetentionMarker(f *testing.F) {
+	for _, seed := range []string{"2026-12-07T10:00:00Z", "2099-01-01T00:00:00+02:00", "", "soon",
+		"2026-12-07T10:00:00Z\n", "2026-13-40T99:00:00Z", "\x00\xff", "1", "2026-12-07"} {
+		f.Add([]byte(seed))
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, marker []byte) {
+		store, err := NewFileStore(t.TempDir())
+		require.NoError(t, err)
+		dir := "2026/11/28/s1/"
+		for _, name := range []string{"session.json", "000001.chunk"} {
+			require.NoError(t, store.Put(t.Context(), dir+name, strings.NewReader("x"), 1))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(store.root, "2026", "11", "28", "s1"+retainSuffix), marker, 0o600))
+		until, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(marker)))
+		n, err := DeleteRecording(t.Context(), store, dir, now)
+		keys, lerr := store.List(t.Context(), dir)
+		require.NoError(t, lerr)
+		if perr == nil && !now.Before(until) {
+			require.NoError(t, err)
+			assert.Equal(t, 2, n)
+			assert.Empty(t, keys)
+			return
+		}
+		require.Error(t, err, "marker %q", marker)
+		assert.Len(t, keys, 2, "a refused delete keeps every object (marker %q)", marker)
+	})
+}
