@@ -96,6 +96,7 @@ type ClientConn struct {
 	remote net.Addr // from the header; nil: the peer's own address
 	guard  []byte   // an untrusted peer's first bytes, while they could open a header
 	fenced bool     // guard is on
+	forged error    // set once an untrusted peer sent a header: every Read fails
 }
 
 // open reads the header once; later calls return the first result.
@@ -103,11 +104,17 @@ func (c *ClientConn) open() error {
 	c.once.Do(func() {
 		c.err = c.readHeader()
 		if c.err != nil {
-			c.l.log.Info("client refused: PROXY protocol", "listener", c.l.Addr().String(),
-				"peer", c.Conn.RemoteAddr().String(), "err", c.err)
+			c.refused(c.err)
 		}
 	})
 	return c.err
+}
+
+// refused logs why the connection is refused: the one line every PROXY
+// protocol refusal leaves, whatever the protocol then says.
+func (c *ClientConn) refused(err error) {
+	c.l.log.Info("client refused: PROXY protocol", "listener", c.l.Addr().String(),
+		"peer", c.Conn.RemoteAddr().String(), "err", err)
 }
 
 // readHeader reads a trusted peer's header under the header deadline, and
@@ -154,10 +161,14 @@ func (c *ClientConn) Read(b []byte) (int, error) {
 	if err := c.open(); err != nil {
 		return 0, err
 	}
+	if c.forged != nil {
+		return 0, c.forged
+	}
 	n, err := c.Conn.Read(b)
 	if c.fenced && n > 0 {
-		if ferr := c.watch(b[:n]); ferr != nil {
-			return 0, ferr
+		if c.forged = c.watch(b[:n]); c.forged != nil {
+			c.refused(c.forged)
+			return 0, c.forged
 		}
 	}
 	return n, err

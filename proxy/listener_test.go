@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/syncbuf"
 )
 
 // echoAddr serves Listen(ln, pp) with an Acceptor whose sessions answer
@@ -20,6 +23,12 @@ import (
 // they read) or "refused: ERR"; it returns the address and a count of the
 // sessions that ran.
 func echoAddr(t *testing.T, pp *ProxyProtocol) (string, *atomic.Int32) {
+	addr, sessions, _ := echoAddrLog(t, pp)
+	return addr, sessions
+}
+
+// echoAddrLog is echoAddr with the listener's log.
+func echoAddrLog(t *testing.T, pp *ProxyProtocol) (string, *atomic.Int32, *syncbuf.Buffer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -27,11 +36,12 @@ func echoAddr(t *testing.T, pp *ProxyProtocol) (string, *atomic.Int32) {
 	}
 	var sessions atomic.Int32
 	var a Acceptor
+	log := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = a.Serve(ctx, Listen(ln, pp, slog.New(slog.DiscardHandler)), func(_ context.Context, c net.Conn) {
+		_ = a.Serve(ctx, Listen(ln, pp, slog.New(slog.NewTextHandler(log, nil))), func(_ context.Context, c net.Conn) {
 			defer c.Close()
 			sessions.Add(1)
 			line, err := bufio.NewReader(c).ReadString('\n')
@@ -43,7 +53,7 @@ func echoAddr(t *testing.T, pp *ProxyProtocol) (string, *atomic.Int32) {
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String(), &sessions
+	return ln.Addr().String(), &sessions, log
 }
 
 // ask connects, sends b and returns the answer line ("" when the bastion
@@ -90,8 +100,8 @@ func TestListenTrustedBalancerNamesTheClient(t *testing.T) {
 }
 
 func TestListenRefusesWhatItMustNotBelieve(t *testing.T) {
-	trusted, trustedSessions := echoAddr(t, &ProxyProtocol{Trusted: loopback, HeaderTimeout: 300 * time.Millisecond})
-	untrusted, _ := echoAddr(t, &ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	trusted, trustedSessions, trustedLog := echoAddrLog(t, &ProxyProtocol{Trusted: loopback, HeaderTimeout: 300 * time.Millisecond})
+	untrusted, _, untrustedLog := echoAddrLog(t, &ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 	tests := []struct {
 		name string
 		addr string
@@ -114,6 +124,14 @@ func TestListenRefusesWhatItMustNotBelieve(t *testing.T) {
 	}
 	if n := trustedSessions.Load(); n != 0 {
 		t.Errorf("%d sessions ran for refused trusted peers, want none", n)
+	}
+	for _, l := range []struct {
+		log  fmt.Stringer
+		want int
+	}{{trustedLog, 3}, {untrustedLog, 2}} {
+		if got := strings.Count(l.log.String(), `msg="client refused: PROXY protocol"`); got != l.want {
+			t.Errorf("got %d refusal lines, want %d:\n%s", got, l.want, l.log)
+		}
 	}
 }
 
