@@ -2,6 +2,7 @@ package recorder
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -20,40 +21,11 @@ import (
 // go beside the sealed recording as a signed continuation, the sealed
 // manifest is kept, and verify and replay join the two.
 func TestContinuation(t *testing.T) {
-	store := &switchStore{Store: fileStore(t)}
-	key := testKey(t)
-	lostDir, backDir := t.TempDir(), t.TempDir()
-	lost := newHarness(t, lostDir, store, key, func(r *Recorder) { r.ChunkSize = 1024 })
-	s, err := lost.rec.Open(ctxT(t), testMeta("s-cont"))
-	require.NoError(t, err)
-	write := func(what string, n int) {
-		for i := range n {
-			require.NoError(t, s.Output(0, fmt.Appendf(nil, "%s %04d\r\n", what, i)))
-		}
-	}
-	write("uploaded", 200)
-	time.Sleep(150 * time.Millisecond) // a few flushes: it is all in chunks
-	lost.waitUploaded(t)
-	store.down.Store(true)
-	write("spooled", 200)
-	waitFor(t, func() bool { return metricValue(t, lost.rec.Metrics, "sallyport_recorder_upload_failures_total") > 0 },
-		"the chunks after the outage stay in the spool: %s", lost.logs)
-	time.Sleep(200 * time.Millisecond) // several flushes: everything written is in the spool
-	copyTree(t, lost.rec.Config.SpoolDir(), filepath.Join(backDir, "spool"))
-
-	res, err := SealFromStore(ctxT(t), store.Store, key, "s-cont", testMeta("s-cont").StartedAt, lostReason)
-	require.NoError(t, err)
-	require.True(t, res.Sealed, "%+v", res)
-	src, err := FindSession(ctxT(t), store.Store, "s-cont")
-	require.NoError(t, err)
-	sealedBody, err := src.readSmall(ctxT(t), manifestObject, maxManifestSize)
-	require.NoError(t, err)
-
-	back := newHarness(t, backDir, store.Store, key, nil)
-	back.waitUploaded(t)
+	cs := continuedSession(t)
+	src, res, back := cs.src, cs.res, cs.back
 	after, err := src.readSmall(ctxT(t), manifestObject, maxManifestSize)
 	require.NoError(t, err)
-	assert.Equal(t, sealedBody, after, "the sealed manifest is never replaced")
+	assert.Equal(t, cs.sealedBody, after, "the sealed manifest is never replaced")
 	assert.Equal(t, []State{StateUploading, StateIncomplete}, back.states.of("s-cont"))
 	assert.Empty(t, spoolEntries(t, back), "the continued session leaves the spool")
 
@@ -71,18 +43,67 @@ func TestContinuation(t *testing.T) {
 	assert.Contains(t, out.String(), fmt.Sprintf("# chunks %d-%d are a continuation", rep.Continuation.FirstSeq, rep.Continuation.LastSeq))
 
 	// Tampering with either part is caught.
-	root := store.Store.(*FileStore).root
-	cont := filepath.Join(root, filepath.FromSlash(src.dir+continuationDir), chunkName(rep.Continuation.LastSeq))
+	cont := filepath.Join(cs.dir, "continuation", chunkName(rep.Continuation.LastSeq))
 	info, err := os.Stat(cont)
 	require.NoError(t, err)
 	require.NoError(t, os.Truncate(cont, info.Size()-5))
 	rep = back.verify(t, "s-cont")
 	assert.Equal(t, StatusTampered, rep.Status)
 	assert.Contains(t, rep.String(), "(continuation/"+chunkName(rep.Continuation.LastSeq)+"): truncated")
-	require.NoError(t, os.Remove(filepath.Join(root, filepath.FromSlash(src.dir), chunkName(res.Chunks()))))
+	require.NoError(t, os.Remove(filepath.Join(cs.dir, chunkName(res.Chunks()))))
 	rep = back.verify(t, "s-cont")
 	assert.Contains(t, rep.String(), chunkName(res.Chunks())+"): missing from the store")
-	store.down.Store(false) // lets the first harness shut down
+}
+
+// continued is a session sealed by a survivor and continued by its
+// replica come back.
+type continued struct {
+	src        Source
+	dir        string // the session's directory in the file store
+	key        ed25519.PrivateKey
+	res        SealResult
+	sealedBody []byte // the sealed manifest.json as the survivor wrote it
+	back       *harness
+}
+
+// continuedSession records a session of which a replica uploads part, then
+// keeps the rest in its spool (the store is down) and dies; a survivor
+// seals what reached the store; the replica comes back on its spool.
+func continuedSession(t *testing.T) continued {
+	t.Helper()
+	store := &switchStore{Store: fileStore(t)}
+	cs := continued{key: testKey(t)}
+	lostDir, backDir := t.TempDir(), t.TempDir()
+	lost := newHarness(t, lostDir, store, cs.key, func(r *Recorder) { r.ChunkSize = 1024 })
+	t.Cleanup(func() { store.down.Store(false) }) // runs first: lets the lost replica's harness shut down
+	s, err := lost.rec.Open(ctxT(t), testMeta("s-cont"))
+	require.NoError(t, err)
+	write := func(what string, n int) {
+		for i := range n {
+			require.NoError(t, s.Output(0, fmt.Appendf(nil, "%s %04d\r\n", what, i)))
+		}
+	}
+	write("uploaded", 200)
+	time.Sleep(150 * time.Millisecond) // a few flushes: it is all in chunks
+	lost.waitUploaded(t)
+	store.down.Store(true)
+	write("spooled", 200)
+	waitFor(t, func() bool { return metricValue(t, lost.rec.Metrics, "sallyport_recorder_upload_failures_total") > 0 },
+		"the chunks after the outage stay in the spool: %s", lost.logs)
+	time.Sleep(200 * time.Millisecond) // several flushes: everything written is in the spool
+	copyTree(t, lost.rec.Config.SpoolDir(), filepath.Join(backDir, "spool"))
+
+	cs.res, err = SealFromStore(ctxT(t), store.Store, cs.key, "s-cont", testMeta("s-cont").StartedAt, lostReason)
+	require.NoError(t, err)
+	require.True(t, cs.res.Sealed, "%+v", cs.res)
+	cs.src, err = FindSession(ctxT(t), store.Store, "s-cont")
+	require.NoError(t, err)
+	cs.dir = filepath.Join(store.Store.(*FileStore).root, filepath.FromSlash(cs.src.dir))
+	cs.sealedBody, err = cs.src.readSmall(ctxT(t), manifestObject, maxManifestSize)
+	require.NoError(t, err)
+	cs.back = newHarness(t, backDir, store.Store, cs.key, nil)
+	cs.back.waitUploaded(t)
+	return cs
 }
 
 // TestContinuationNothingNew: when every recovered chunk is in the sealed

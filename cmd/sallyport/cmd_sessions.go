@@ -136,6 +136,9 @@ func printSessions(w io.Writer, rs []sqlstore.SessionRecord, holds map[string]sq
 	for _, r := range rs {
 		fmt.Fprintf(w, "%-24s  %-20s  %-14s  %-12s  %-8s  %-10s  %-11s  %s\n", r.ID, r.StartedAt.Format(time.RFC3339),
 			r.Identity, r.Target, r.Protocol, r.State, r.BreakglassGrant, retentionColumn(holds, r))
+		if r.Reason != "" && (r.State == string(recorder.StateIncomplete) || r.State == string(recorder.StateDegraded)) {
+			fmt.Fprintf(w, "  %s: %s\n", r.State, r.Reason) // why, e.g. which replica was lost
+		}
 	}
 }
 

@@ -99,6 +99,8 @@ func TestLostReplicaSealed(t *testing.T) {
 	for _, s := range ss {
 		assert.Contains(t, s.Reason, "replica "+aID+" stopped renewing its lease at ", "sessions list names the lost replica")
 	}
+	assert.Contains(t, b.ok("sessions", "list"), "  incomplete: replica "+aID+" stopped renewing its lease at ",
+		"the text listing says why under the session")
 
 	pub := recorder.Fingerprint(mustPub(t, b))
 	for _, id := range []string{sshID, pgID} {
