@@ -105,6 +105,9 @@ func (r *Registry) Apply(ctx context.Context, f *File, opts ApplyOptions) (Apply
 		if err := a.write(ctx); err != nil {
 			return err
 		}
+		if _, err := r.settleTransfers(ctx, tx); err != nil {
+			return err
+		}
 		res = a.result()
 		return nil
 	})

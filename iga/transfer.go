@@ -162,21 +162,9 @@ func closeTransfer(ctx context.Context, tx Tx, w SCIMWriter, t Transfer, detail 
 func (r *Registry) Transfers(ctx context.Context, all bool) ([]Transfer, error) {
 	var out []Transfer
 	err := r.Store.Update(ctx, func(tx Tx) error {
-		w, ok := tx.(SCIMWriter)
-		if !ok {
-			return nil // a store without SCIM data has no transfers
-		}
-		items, err := w.Transfers(ctx)
-		if err != nil {
-			return fmt.Errorf("read transfers: %w", err)
-		}
-		for i, t := range items {
-			if items[i], err = r.settleTransfer(ctx, tx, w, t); err != nil {
-				return err
-			}
-		}
-		out = items
-		return nil
+		var err error
+		out, err = r.settleTransfers(ctx, tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list transfers: %w", err)
@@ -185,6 +173,26 @@ func (r *Registry) Transfers(ctx context.Context, all bool) ([]Transfer, error) 
 		out = slices.DeleteFunc(out, func(t Transfer) bool { return !t.Open() })
 	}
 	return out, nil
+}
+
+// settleTransfers closes the open items that no longer need anyone and
+// returns every item; none when the store keeps no SCIM data. Apply calls
+// it too, so a file that gives an identity a new owner closes its item.
+func (r *Registry) settleTransfers(ctx context.Context, tx Tx) ([]Transfer, error) {
+	w, ok := tx.(SCIMWriter)
+	if !ok {
+		return nil, nil
+	}
+	items, err := w.Transfers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read transfers: %w", err)
+	}
+	for i, t := range items {
+		if items[i], err = r.settleTransfer(ctx, tx, w, t); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
 }
 
 // settleTransfer closes an open item that no longer needs anyone.
@@ -209,7 +217,7 @@ func (r *Registry) settleTransfer(ctx context.Context, tx Tx, w SCIMWriter, t Tr
 	default:
 		return t, nil
 	}
-	return t, closeTransfer(ctx, tx, w, t, "seen when listing transfers")
+	return t, closeTransfer(ctx, tx, w, t, "the identity's owner changed outside iga transfer")
 }
 
 // TransferOwnership makes to, an active person, the owner of identity and
