@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -188,4 +189,118 @@ func (s *S3Store) deleteRecording(ctx context.Context, dir string) (int, error) 
 		n++
 	}
 	return n, nil
+}
+
+// Expiring is a stored recording past retention, as the session index
+// knows it.
+type Expiring struct {
+	ID        string
+	StartedAt time.Time
+	EndedAt   time.Time
+}
+
+// RetentionIndex is what the retention job needs of the session index
+// (cmd adapts iga/sqlstore to it).
+type RetentionIndex interface {
+	// Expired returns up to limit stored recordings whose session ended
+	// before endedBefore and that are not on legal hold, oldest first.
+	Expired(ctx context.Context, endedBefore time.Time, limit int) ([]Expiring, error)
+	// Held reports whether the recording of session id is on legal hold.
+	Held(ctx context.Context, id string) (bool, error)
+	// Deleted records (and audits) that the recording of session id was
+	// deleted at at; detail says what went.
+	Deleted(ctx context.Context, id string, at time.Time, detail string) error
+}
+
+// retentionBatch bounds the recordings one sweep reads at a time.
+const retentionBatch = 200
+
+// Retention deletes the recordings past their retention.
+type Retention struct {
+	Store Store
+	Index RetentionIndex
+	// Keep is how long after its session ended a recording is kept.
+	// Required (positive).
+	Keep time.Duration
+	// Logger receives what is kept and deleted; nil: slog.Default().
+	Logger *slog.Logger
+	// OnDelete is told of each deletion (metrics); nil: nothing.
+	OnDelete func()
+}
+
+// Sweep deletes every recording whose session ended more than Keep before
+// now and is not on legal hold, and returns how many it deleted. One the
+// store still keeps under retention (a marker or Object Lock written under
+// a longer setting) is kept and logged; the first other failure ends the
+// sweep.
+func (r *Retention) Sweep(ctx context.Context, now time.Time) (int, error) {
+	deleted := 0
+	kept := map[string]bool{}
+	for {
+		due, err := r.Index.Expired(ctx, now.Add(-r.Keep), retentionBatch+len(kept))
+		if err != nil {
+			return deleted, err
+		}
+		progress := false
+		for _, e := range due {
+			if kept[e.ID] {
+				continue
+			}
+			progress = true
+			ok, err := r.deleteOne(ctx, e, now)
+			if err != nil {
+				return deleted, err
+			}
+			if ok {
+				deleted++
+			} else {
+				kept[e.ID] = true
+			}
+		}
+		if !progress {
+			return deleted, nil
+		}
+	}
+}
+
+// deleteOne deletes one recording and has the index mark it so; false
+// when it is kept (held since it was read, or under the store's retention).
+func (r *Retention) deleteOne(ctx context.Context, e Expiring, now time.Time) (bool, error) {
+	if held, err := r.Index.Held(ctx, e.ID); err != nil || held {
+		return false, err
+	}
+	n, err := DeleteRecording(ctx, r.Store, SessionDir(e.ID, e.StartedAt), now)
+	var retained *RetainedError
+	if errors.As(err, &retained) {
+		r.logger().Info("recording past retention kept: its store keeps it longer", "session", e.ID, "until", retained.Until)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	detail := fmt.Sprintf("%d objects, ended %s, past recordings.retention %s", n,
+		e.EndedAt.UTC().Format(time.RFC3339), days(r.Keep))
+	if err := r.Index.Deleted(ctx, e.ID, now, detail); err != nil {
+		return false, err
+	}
+	if r.OnDelete != nil {
+		r.OnDelete()
+	}
+	r.logger().Info("recording deleted by retention", "session", e.ID, "objects", n)
+	return true, nil
+}
+
+func (r *Retention) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// days writes a duration of whole days as the config does ("400d").
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }

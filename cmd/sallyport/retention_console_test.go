@@ -34,7 +34,7 @@ func TestConsoleShowsHold(t *testing.T) {
 	e.ok("iga", "apply", "-f", e.registry)
 	held, gone := recordSession(t, e), recordSession(t, e)
 	e.ok("recording", "hold", held, "--reason", "subpoena 2026-42")
-	n, err := retentionFor(t, e).sweep(t.Context(), time.Now().AddDate(0, 0, 401))
+	n, err := retentionFor(t, e).Sweep(t.Context(), time.Now().AddDate(0, 0, 401))
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	cmd := exec.Command(binary, "--config", e.config, "serve")

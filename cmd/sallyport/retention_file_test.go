@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -18,7 +17,7 @@ import (
 
 // retentionFor builds the retention job serve runs from e's config, over
 // the registry and store the CLI sees.
-func retentionFor(t *testing.T, e *env) *retention {
+func retentionFor(t *testing.T, e *env) *recorder.Retention {
 	t.Helper()
 	cfg, err := LoadConfig(e.config)
 	require.NoError(t, err)
@@ -29,8 +28,7 @@ func retentionFor(t *testing.T, e *env) *retention {
 	require.NoError(t, err)
 	store, err := recorder.NewStore(rc)
 	require.NoError(t, err)
-	return &retention{store: ap.store, rec: store, keep: cfg.Recordings.Retention.D(), log: testLogger(t),
-		leading: func() bool { return true }, deleted: prometheus.NewCounter(prometheus.CounterOpts{Name: "t"})}
+	return newRetention(cfg, ap.store, store, testLogger(t))
 }
 
 // listedSessions is sessions list --json by id.
@@ -70,7 +68,7 @@ func TestRetentionDeletesPastDueKeepsHeld(t *testing.T) {
 
 	later := time.Now().AddDate(0, 0, 401)
 	r := retentionFor(t, e)
-	n, err := r.sweep(t.Context(), later)
+	n, err := r.Sweep(t.Context(), later)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "only the recording that is not held goes")
 
@@ -105,7 +103,7 @@ func TestRetentionDeletesPastDueKeepsHeld(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "is not on legal hold")
 	require.Len(t, auditOf(t, e, "recording_release"), 1)
-	n, err = r.sweep(t.Context(), later)
+	n, err = r.Sweep(t.Context(), later)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "released, the recording goes at the next run")
 	assert.Equal(t, "deleted", listedSessions(t, e)[held].State)
@@ -123,7 +121,7 @@ func TestRetentionKeepsMarkedRecording(t *testing.T) {
 	data, err := os.ReadFile(e.config)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(e.config, []byte(strings.Replace(string(data), "400d", "1d", 1)), 0o600))
-	n, err := retentionFor(t, e).sweep(t.Context(), time.Now().AddDate(0, 0, 2))
+	n, err := retentionFor(t, e).Sweep(t.Context(), time.Now().AddDate(0, 0, 2))
 	require.NoError(t, err)
 	assert.Zero(t, n)
 	assert.Contains(t, e.ok("verify", id), "intact")

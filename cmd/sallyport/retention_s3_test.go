@@ -197,7 +197,7 @@ func TestObjectLockUploadsAndHolds(t *testing.T) {
 	assert.Contains(t, out, "legal hold since")
 
 	r := retentionFor(t, e)
-	_, err := recorder.DeleteRecording(t.Context(), r.rec, listedSessions(t, e)[id].dir(), time.Now())
+	_, err := recorder.DeleteRecording(t.Context(), r.Store, listedSessions(t, e)[id].dir(), time.Now())
 	var retained *recorder.RetainedError
 	require.True(t, errors.As(err, &retained), "got %v, want a refusal", err)
 	assert.Contains(t, err.Error(), "under retention until "+lastUntil(ups).Format(time.RFC3339))
@@ -209,10 +209,10 @@ func TestObjectLockUploadsAndHolds(t *testing.T) {
 	}
 	assert.NotContains(t, e.ok("verify", id), "legal hold on")
 
-	n, err := r.sweep(t.Context(), time.Now().AddDate(0, 0, 401))
+	n, err := r.Sweep(t.Context(), time.Now().AddDate(0, 0, 401))
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "past retention and Object Lock, the recording goes")
-	keys, err := r.rec.List(t.Context(), listedSessions(t, e)[id].dir())
+	keys, err := r.Store.List(t.Context(), listedSessions(t, e)[id].dir())
 	require.NoError(t, err)
 	assert.Empty(t, keys, "every object is deleted from the bucket")
 	assert.Equal(t, "deleted", listedSessions(t, e)[id].State)

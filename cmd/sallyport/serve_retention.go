@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -21,8 +20,6 @@ const (
 	// retentionPoll is how often a replica looks whether it leads and a
 	// run is due, so a new leader takes the job over within it.
 	retentionPoll = time.Minute
-	// retentionBatch bounds the sessions one run reads at a time.
-	retentionBatch = 200
 	// objectLockCheckTimeout bounds the bucket's Object Lock check at start.
 	objectLockCheckTimeout = 30 * time.Second
 )
@@ -57,111 +54,70 @@ func checkObjectLock(ctx context.Context, store recorder.Store) error {
 	return nil
 }
 
-// retention deletes the recordings past recordings.retention.
-type retention struct {
-	store   *sqlstore.Store
-	rec     recorder.Store
-	keep    time.Duration
-	deleted prometheus.Counter
-	log     *slog.Logger
-	leading func() bool // whether this replica runs the job now
+// retentionIndex is the session index as the retention job sees it.
+type retentionIndex struct{ s *sqlstore.Store }
+
+func (x retentionIndex) Expired(ctx context.Context, before time.Time, limit int) ([]recorder.Expiring, error) {
+	rs, err := x.s.RetentionDue(ctx, before, limit)
+	out := make([]recorder.Expiring, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, recorder.Expiring{ID: r.ID, StartedAt: r.StartedAt, EndedAt: r.EndedAt})
+	}
+	return out, err
+}
+
+func (x retentionIndex) Held(ctx context.Context, id string) (bool, error) {
+	_, held, err := x.s.RecordingHold(ctx, id)
+	return held, err
+}
+
+func (x retentionIndex) Deleted(ctx context.Context, id string, at time.Time, detail string) error {
+	return x.s.MarkRecordingDeleted(ctx, id, at, detail)
+}
+
+// newRetention is the retention job over the registry and store.
+func newRetention(cfg *Config, store *sqlstore.Store, rec recorder.Store, log *slog.Logger) *recorder.Retention {
+	return &recorder.Retention{Store: rec, Index: retentionIndex{store}, Keep: cfg.Recordings.Retention.D(), Logger: log}
 }
 
 // retentionComponent runs the daily retention job on the leading replica;
 // without recordings.retention it idles.
 func (d *serveDeps) retentionComponent() *component {
-	r := &retention{store: d.ap.store, rec: d.recorder.Store, keep: d.ap.cfg.Recordings.Retention.D(),
-		log: d.log, leading: d.cluster.leading,
-		deleted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sallyport_recordings_deleted_total",
-			Help: "Recordings deleted because they were past recordings.retention (counted by the replica that deleted them).",
-		})}
-	d.metrics.registry.MustRegister(r.deleted)
-	return &component{name: "retention", run: r.run}
+	r := newRetention(d.ap.cfg, d.ap.store, d.recorder.Store, d.log)
+	deleted := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sallyport_recordings_deleted_total",
+		Help: "Recordings deleted because they were past recordings.retention (counted by the replica that deleted them).",
+	})
+	d.metrics.registry.MustRegister(deleted)
+	r.OnDelete = deleted.Inc
+	return &component{name: "retention", run: func(ctx context.Context) error {
+		runRetention(ctx, r, d.cluster.leading, d.log)
+		return nil
+	}}
 }
 
-func (r *retention) run(ctx context.Context) error {
-	if r.keep == 0 {
+// runRetention sweeps once a day while this replica leads, until ctx ends.
+func runRetention(ctx context.Context, r *recorder.Retention, leading func() bool, log *slog.Logger) {
+	if r.Keep == 0 {
 		<-ctx.Done()
-		return nil
+		return
 	}
 	t := time.NewTicker(retentionPoll)
 	defer t.Stop()
 	var last time.Time
 	for {
-		if r.leading() && time.Since(last) >= retentionEvery {
+		if leading() && time.Since(last) >= retentionEvery {
 			last = time.Now()
-			n, err := r.sweep(ctx, last)
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("retention run failed; retrying at the next", "err", err, "deleted", n)
+			if n, err := r.Sweep(ctx, last); err != nil && ctx.Err() == nil {
+				log.Warn("retention run failed; retrying at the next", "err", err, "deleted", n)
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}
-}
-
-// sweep deletes every recording that ended more than the retention before
-// now and is not on legal hold, and returns how many it deleted. One still
-// under its store's retention (a marker or Object Lock written under a
-// longer setting) is kept and logged.
-func (r *retention) sweep(ctx context.Context, now time.Time) (int, error) {
-	deleted := 0
-	skip := map[string]bool{}
-	for {
-		due, err := r.store.RetentionDue(ctx, now.Add(-r.keep), retentionBatch+len(skip))
-		if err != nil {
-			return deleted, err
-		}
-		progress := false
-		for _, s := range due {
-			if skip[s.ID] {
-				continue
-			}
-			progress = true
-			ok, err := r.deleteOne(ctx, s, now)
-			if err != nil {
-				return deleted, err
-			}
-			if ok {
-				deleted++
-			} else {
-				skip[s.ID] = true
-			}
-		}
-		if !progress {
-			return deleted, nil
-		}
-	}
-}
-
-// deleteOne deletes one session's recording and marks it so in the
-// index; false when it is kept (on hold since it was read, or still under
-// the store's retention).
-func (r *retention) deleteOne(ctx context.Context, s sqlstore.SessionRecord, now time.Time) (bool, error) {
-	if _, held, err := r.store.RecordingHold(ctx, s.ID); err != nil || held {
-		return false, err
-	}
-	n, err := recorder.DeleteRecording(ctx, r.rec, recorder.SessionDir(s.ID, s.StartedAt), now)
-	var retained *recorder.RetainedError
-	if errors.As(err, &retained) {
-		r.log.Info("recording past retention kept: its store keeps it longer", "session", s.ID, "until", retained.Until)
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	detail := fmt.Sprintf("%d objects, ended %s, past recordings.retention %s", n,
-		s.EndedAt.UTC().Format(time.RFC3339), days(r.keep))
-	if err := r.store.MarkRecordingDeleted(ctx, s, now, detail); err != nil {
-		return false, err
-	}
-	r.deleted.Inc()
-	r.log.Info("recording deleted by retention", "session", s.ID, "objects", n)
-	return true, nil
 }
 
 // days writes a duration of whole days as the config does ("400d").

@@ -160,20 +160,24 @@ func (s *Store) RetentionDue(ctx context.Context, cutoff time.Time, limit int) (
 }
 
 // MarkRecordingDeleted records that retention deleted the recording of
-// session r at at: the session stays in the index in StateDeleted, its
+// session id at at: the session stays in the index in StateDeleted, its
 // reason saying so, and the audit trail gets a recording_delete event.
-func (s *Store) MarkRecordingDeleted(ctx context.Context, r SessionRecord, at time.Time, detail string) error {
+func (s *Store) MarkRecordingDeleted(ctx context.Context, id string, at time.Time, detail string) error {
 	reason := "recording deleted by retention on " + at.UTC().Format(time.DateOnly)
 	err := s.Update(ctx, func(t iga.Tx) error {
 		x := t.(*tx)
-		if _, err := x.exec(ctx, "UPDATE sessions SET state = ?, reason = ? WHERE id = ?", StateDeleted, reason, r.ID); err != nil {
+		r, err := x.session(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, err := x.exec(ctx, "UPDATE sessions SET state = ?, reason = ? WHERE id = ?", StateDeleted, reason, id); err != nil {
 			return err
 		}
 		return x.AppendAudit(ctx, iga.AuditEvent{Time: at, Type: AuditRecordingDelete, Actor: "sallyport",
-			Identity: r.Identity, Target: r.Target, Detail: "recording of session " + r.ID + " deleted: " + detail})
+			Identity: r.Identity, Target: r.Target, Detail: "recording of session " + id + " deleted: " + detail})
 	})
 	if err != nil {
-		return fmt.Errorf("mark recording of session %s deleted: %w", r.ID, err)
+		return fmt.Errorf("mark recording of session %s deleted: %w", id, err)
 	}
 	return nil
 }

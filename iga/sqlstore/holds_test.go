@@ -51,7 +51,7 @@ func testRecordingHolds(t *testing.T, fresh func(*testing.T) Config) {
 	require.NoError(t, err)
 	require.Len(t, due, 1, "neither the held, the live nor the new session is due")
 	assert.Equal(t, "s-old", due[0].ID)
-	require.NoError(t, s.MarkRecordingDeleted(ctx, due[0], at, "5 objects"))
+	require.NoError(t, s.MarkRecordingDeleted(ctx, due[0].ID, at, "5 objects"))
 	r, err := s.Session(ctx, "s-old")
 	require.NoError(t, err)
 	assert.Equal(t, StateDeleted, r.State)
