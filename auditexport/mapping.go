@@ -140,6 +140,8 @@ func entityChange(typ string) (class, int, string, bool) {
 		"revoke": {3, "certification"}, "offboard": {9, "person"}, "token_issue": {1, "token"},
 		"breakglass_open": {1, "breakglass_grant"}, "breakglass_close": {11, "breakglass_grant"},
 		"campaign_start": {1, "certification_campaign"}, "campaign_close": {3, "certification_campaign"},
+		"propose": {1, "identity"}, "scim": {3, "person"}, "transfer": {3, "identity"},
+		"transfer_open": {1, "ownership_transfer"}, "transfer_close": {3, "ownership_transfer"},
 	}
 	if c, ok := changes[typ]; ok {
 		return classEntityManagement, c.activity, c.entity, true
@@ -197,10 +199,20 @@ func (m Mapper) finding(ev iga.AuditEvent, activity int) object {
 	return o
 }
 
-// apiActivity is class 6003: a console or CLI action of a type this
-// mapping does not know.
+// consoleActions are the console's own audit event types and their API
+// Activity activity.
+var consoleActions = map[string]int{
+	"session_watch": 2, // an auditor watching a live session: Read
+}
+
+// apiActivity is class 6003: a console action, or an action of a type
+// this mapping does not know (activity Other).
 func (m Mapper) apiActivity(ev iga.AuditEvent) object {
-	o := m.event(ev, classAPIActivity, 99, "")
+	activity, ok := consoleActions[ev.Type]
+	if !ok {
+		activity = 99
+	}
+	o := m.event(ev, classAPIActivity, activity, "")
 	o["actor"] = actor(ev)
 	o["api"] = object{"operation": orUnknown(ev.Type), "service": object{"name": "sallyport"}}
 	o["src_endpoint"] = endpoint(ev.Source)

@@ -63,6 +63,17 @@ func TestOCSFMapping(t *testing.T) {
 		{"campaign_start", iga.AuditEvent{Type: "campaign_start", Actor: "carol"}, []int{3004}, nil},
 		{"campaign_close", iga.AuditEvent{Type: "campaign_close", Actor: "carol"}, []int{3004}, nil},
 		{"recording deletion", iga.AuditEvent{Type: "recording_delete", Actor: "sallyport", Target: "web-01"}, []int{3004}, nil},
+		{"propose", iga.AuditEvent{Type: "propose", Actor: "alice", Identity: "disc-web-01-deploy", Target: "web-01"}, []int{3004}, nil},
+		{"scim", iga.AuditEvent{Type: "scim", Actor: "scim", Detail: "scim request 1: deactivated bob"}, []int{3004}, nil},
+		{"transfer_open", iga.AuditEvent{Type: "transfer_open", Actor: "scim", Identity: "svc"}, []int{3004}, nil},
+		{"transfer_close", iga.AuditEvent{Type: "transfer_close", Actor: "carol", Identity: "svc"}, []int{3004}, nil},
+		{"transfer", iga.AuditEvent{Type: "transfer", Actor: "carol", Identity: "svc"}, []int{3004}, nil},
+		{"recording_hold", iga.AuditEvent{Type: "recording_hold", Actor: "carol", Identity: "svc", Target: "web-01"}, []int{3004}, nil},
+		{"console watch", iga.AuditEvent{Type: "session_watch", Actor: "auditor@example.com", Identity: "svc", Target: "web-01"}, []int{6003},
+			func(t *testing.T, evs []map[string]any) {
+				assert.EqualValues(t, 2, evs[0]["activity_id"], "Read")
+				assert.Equal(t, "auditor@example.com", evs[0]["actor"].(map[string]any)["user"].(map[string]any)["name"])
+			}},
 		{"review_open", iga.AuditEvent{Type: "review_open", Actor: "system", Identity: "svc"}, []int{2003}, nil},
 		{"review_complete", iga.AuditEvent{Type: "review_complete", Actor: "bob", Identity: "svc"}, []int{2003}, nil},
 		{"an unknown type is kept", iga.AuditEvent{Type: "console_kill", Actor: "alice", Source: "192.0.2.1"}, []int{6003},

@@ -33,7 +33,7 @@ var (
 	classSSHActivity = class{4007, "SSH Activity", 4, "Network Activity",
 		map[int]string{1: "Open", 5: "Refuse"}}
 	classAPIActivity = class{6003, "API Activity", 6, "Application Activity",
-		map[int]string{1: "Create", 3: "Update", 99: "Other"}}
+		map[int]string{1: "Create", 2: "Read", 3: "Update", 99: "Other"}}
 	classDatastoreActivity = class{6005, "Datastore Activity", 6, "Application Activity",
 		map[int]string{3: "Connect"}}
 	classComplianceFinding = class{2003, "Compliance Finding", 2, "Findings",
