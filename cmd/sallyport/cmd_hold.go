@@ -121,7 +121,8 @@ func releaseInRegistry(ctx context.Context, store *sqlstore.Store, h sqlstore.Re
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "session %s: %s ended; retention applies to the recording again\n", h.Session, holdText(held))
+	fmt.Fprintf(w, "session %s: legal hold released (it was held since %s by %s: %s); retention applies to the recording again\n",
+		h.Session, held.At.UTC().Format(time.RFC3339), held.By, held.Reason)
 	return nil
 }
 

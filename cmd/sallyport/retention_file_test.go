@@ -98,7 +98,7 @@ func TestRetentionDeletesPastDueKeepsHeld(t *testing.T) {
 	assert.Contains(t, out, "retention marker: kept until")
 
 	out = e.ok("recording", "release", held, "--reason", "case closed")
-	assert.Contains(t, out, "ended; retention applies")
+	assert.Contains(t, out, "legal hold released (it was held since")
 	_, errOut, code = e.run("", "recording", "release", held, "--reason", "again")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "is not on legal hold")
