@@ -306,6 +306,12 @@ func TestAuditExportEndToEnd(t *testing.T) {
 	_ = r.cmd.Wait()
 	r.restart(t)
 	runSessions(t, ctx, r, "after-restart")
+	httpSink := `sallyport_audit_export_pending{sink="http:` + hr.addr + `/services/collector/raw"}`
+	require.Eventually(t, func() bool {
+		v, _ := strconv.ParseFloat(r.metric(t, httpSink), 64)
+		return v > 0
+	}, 10*time.Second, 100*time.Millisecond, "the restarted serve reports the events waiting for the collector")
+	waiting := r.metric(t, httpSink)
 	time.Sleep(2 * time.Second) // retries fail meanwhile
 	sl.start(t)
 	hr.start(t)
@@ -315,6 +321,10 @@ func TestAuditExportEndToEnd(t *testing.T) {
 	checkDelivery(t, "syslog after outage", &sl.receiverLog, want)
 	checkDelivery(t, "http after outage", &hr.receiverLog, want)
 	checkFile(t, filepath.Join(r.dir, "data", "audit", "audit.jsonl"), want)
+	sevs, _ := sl.snapshot()
+	hevs, _ := hr.snapshot()
+	t.Logf("%d audit events; %s waited across the restart; syslog got %d OCSF events, http %d (repeats included)",
+		len(want), waiting, len(sevs), len(hevs))
 }
 
 // checkSessionClasses asserts the classes an SSH exec and a psql session
