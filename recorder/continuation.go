@@ -85,11 +85,12 @@ func (c Continuation) check() error {
 	return nil
 }
 
-// continueSealed handles a recovered session (its spool sealed incomplete
-// at start) that a survivor sealed from the store meanwhile: the spool's
-// chunks past the sealed ones go to the store as a continuation, and the
-// spool is retired. It reports false, doing nothing, when the store holds
-// no manifest of the session or the spool's own.
+// continueSealed handles a session sealed in a spool left by an earlier
+// process (recovered at start, or ended before it died) that a survivor
+// sealed from the store meanwhile: the spool's chunks past the sealed ones
+// go to the store as a continuation, and the spool is retired. It reports
+// false, doing nothing, when the store holds no manifest of the session or
+// the spool's own.
 func (r *Recorder) continueSealed(ctx context.Context, dir, key string, ss sealedSession, sp spoolDir) (bool, error) {
 	src := Source{store: r.Store, dir: key, id: ss.meta.ID}
 	body, err := src.readSmall(ctx, manifestObject, maxManifestSize)
@@ -127,7 +128,11 @@ func (r *Recorder) continuationOf(body []byte, sealed Manifest, ss sealedSession
 	c := Continuation{Format: continuationFormat, Session: ss.meta.ID, State: ManifestIncomplete,
 		Continues: ContinuationLink{Manifest: hex.EncodeToString(sum[:]), Seq: last, SHA256: sealed.Objects[last].SHA256},
 		StartedAt: ss.meta.StartedAt, EndedAt: ss.manifest.EndedAt, Signer: fingerprintOf(r.Key)}
-	c.Reason = fmt.Sprintf("%s; continues the recording sealed in this replica's absence after chunk %d", ss.manifest.Reason, last)
+	why := ss.manifest.Reason
+	if why == "" { // the session had ended; its replica was lost before it stored the recording
+		why = "the replica's spool held the session sealed " + ss.manifest.State
+	}
+	c.Reason = fmt.Sprintf("%s; continues the recording sealed in this replica's absence after chunk %d", why, last)
 	if last+1 < len(ss.manifest.Objects) {
 		c.Objects = ss.manifest.Objects[last+1:]
 	}

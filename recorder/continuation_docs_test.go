@@ -22,7 +22,7 @@ func TestDocumentedContinuationRecipe(t *testing.T) {
 	require.NoError(t, os.WriteFile(script, []byte(docBlock(t, "python", "continues another manifest")), 0o755))
 	shell := docBlock(t, "sh", "verify_continuation.py")
 	shell = strings.ReplaceAll(shell, "python3 verify_continuation.py", python+" "+script)
-	cs := continuedSession(t)
+	cs := continuedSession(t, false)
 
 	for _, tc := range []struct {
 		name     string

@@ -21,7 +21,7 @@ import (
 // go beside the sealed recording as a signed continuation, the sealed
 // manifest is kept, and verify and replay join the two.
 func TestContinuation(t *testing.T) {
-	cs := continuedSession(t)
+	cs := continuedSession(t, false)
 	src, res, back := cs.src, cs.res, cs.back
 	after, err := src.readSmall(ctxT(t), manifestObject, maxManifestSize)
 	require.NoError(t, err)
@@ -69,7 +69,9 @@ type continued struct {
 // continuedSession records a session of which a replica uploads part, then
 // keeps the rest in its spool (the store is down) and dies; a survivor
 // seals what reached the store; the replica comes back on its spool.
-func continuedSession(t *testing.T) continued {
+// With ended set, the session ended (its spool sealed complete) before the
+// replica died.
+func continuedSession(t *testing.T, ended bool) continued {
 	t.Helper()
 	store := &switchStore{Store: fileStore(t)}
 	cs := continued{key: testKey(t)}
@@ -88,6 +90,9 @@ func continuedSession(t *testing.T) continued {
 	lost.waitUploaded(t)
 	store.down.Store(true)
 	write("spooled", 200)
+	if ended {
+		require.NoError(t, s.Close(ctxT(t), End{ExitStatus: intp(0)}))
+	}
 	waitFor(t, func() bool { return metricValue(t, lost.rec.Metrics, "sallyport_recorder_upload_failures_total") > 0 },
 		"the chunks after the outage stay in the spool: %s", lost.logs)
 	time.Sleep(200 * time.Millisecond) // several flushes: everything written is in the spool
@@ -104,6 +109,24 @@ func continuedSession(t *testing.T) continued {
 	cs.back = newHarness(t, backDir, store.Store, cs.key, nil)
 	cs.back.waitUploaded(t)
 	return cs
+}
+
+// TestContinuationOfEndedSession: a session that ended, sealed complete in
+// the spool but not stored when its replica died, is continued the same
+// way: the survivor's seal is kept, and the rest with the end is beside it.
+func TestContinuationOfEndedSession(t *testing.T) {
+	cs := continuedSession(t, true)
+	after, err := cs.src.readSmall(ctxT(t), manifestObject, maxManifestSize)
+	require.NoError(t, err)
+	assert.Equal(t, cs.sealedBody, after, "the sealed manifest is never replaced")
+	rep := cs.back.verify(t, "s-cont")
+	require.Equal(t, StatusIncomplete, rep.Status, "%s", rep)
+	require.NotNil(t, rep.Continuation, "%s", rep)
+	assert.Contains(t, rep.Continuation.Reason, "the replica's spool held the session sealed complete")
+	var out bytes.Buffer
+	require.NoError(t, Replay(ctxT(t), cs.src, &out, ReplayOptions{Format: FormatText}))
+	assert.Contains(t, out.String(), "spooled 0199")
+	assert.Contains(t, out.String(), "end: exit status 0", "the end event is in the continuation")
 }
 
 // TestContinuationNothingNew: when every recovered chunk is in the sealed

@@ -107,7 +107,7 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 	}
 	meta := ss.meta
 	key := SessionDir(meta.ID, meta.StartedAt)
-	if sp.sealed && ss.manifest.State == ManifestIncomplete { // recovered: a survivor may have sealed it meanwhile
+	if sp.sealed && ss.spooled { // e.g. recovered at start: a survivor may have sealed it meanwhile
 		if done, err := r.continueSealed(ctx, dir, key, ss, sp); done || err != nil {
 			return err
 		}
@@ -169,6 +169,7 @@ func (r *Recorder) lookAtSpool(id, dir string) (sealedSession, spoolDir, error) 
 		return ss, sp, err
 	}
 	ss.manifest, err = spooledManifest(dir, ss.meta)
+	ss.spooled = true
 	return ss, sp, err
 }
 
@@ -177,6 +178,10 @@ func (r *Recorder) lookAtSpool(id, dir string) (sealedSession, spoolDir, error) 
 type sealedSession struct {
 	meta     SessionMeta
 	manifest Manifest
+	// spooled: read from the spool, not handed over by finish: left by an
+	// earlier process, or a retry; its store may hold a seal by another
+	// replica (see continueSealed).
+	spooled bool
 }
 
 // handOver queues a session finish has sealed for upload.
