@@ -27,6 +27,7 @@ const scimToken = "scim-e2e-token-0123456789abcdef"
 // scimLeaverConfig is serve with SCIM on, the alert webhook, an sshd and a
 // PostgreSQL target.
 const scimLeaverConfig = `data_dir: ./data
+%s
 scim: {token_env: TEST_SCIM_TOKEN, groups: {"Sallyport Admins": admin}}
 alerts: {webhook_url: %q, secret_env: TEST_HOOK_SECRET}
 recordings: {flush_interval: 200ms}
@@ -68,7 +69,7 @@ type scimLeaver struct {
 	hook            *revReceiver
 }
 
-func newSCIMLeaver(t *testing.T) *scimLeaver {
+func newSCIMLeaver(t *testing.T, driver registryDriver) *scimLeaver {
 	t.Helper()
 	if _, err := exec.LookPath("ssh"); err != nil {
 		sandbox.Need(t, fmt.Errorf("ssh not in PATH: install openssh-client: %w", sandbox.ErrNotInstalled))
@@ -81,9 +82,9 @@ func newSCIMLeaver(t *testing.T) *scimLeaver {
 	require.NoError(t, err)
 	sshd := sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{(&ca.SSHUserCA{Key: caKey}).AuthorizedKey()}})
 	pg := sandbox.PostgresTargetT(t, sandbox.PostgresTargetOptions{})
-	b.extraEnv = []string{"TEST_PG_ADMIN_DSN=" + pg.AdminDSN(), "TEST_SCIM_TOKEN=old-token-that-is-long-enough," + scimToken,
-		"TEST_HOOK_SECRET=" + string(b.hook.secret)}
-	cfg := fmt.Sprintf(scimLeaverConfig, hook.URL, caFile, b.sshPort, b.pgPort, sshd.Addr(), strings.TrimSpace(sshd.HostKey), pg.Addr(), pg.Database)
+	b.extraEnv = append(driver.env, "TEST_PG_ADMIN_DSN="+pg.AdminDSN(), "TEST_SCIM_TOKEN=old-token-that-is-long-enough,"+scimToken,
+		"TEST_HOOK_SECRET="+string(b.hook.secret))
+	cfg := fmt.Sprintf(scimLeaverConfig, driver.block, hook.URL, caFile, b.sshPort, b.pgPort, sshd.Addr(), strings.TrimSpace(sshd.HostKey), pg.Addr(), pg.Database)
 	require.NoError(t, os.WriteFile(b.config, []byte(cfg), 0o600))
 	b.key = filepath.Join(b.dir, "svc-ops.key")
 	now := time.Now().UTC()
@@ -152,8 +153,14 @@ func (b *scimLeaver) waitLive(t *testing.T) {
 // body); her NHI's live SSH session ends within 5 s, its next ssh and psql
 // logins are denied owner_inactive, an alert goes out per NHI, each gets a
 // transfer item for her manager, and a new owner closes it.
+// It runs on a SQLite and a PostgreSQL registry.
 func TestSCIMLeaverEndToEnd(t *testing.T) {
-	b := newSCIMLeaver(t)
+	for _, driver := range registryDrivers(t) {
+		t.Run(driver.name, func(t *testing.T) { testSCIMLeaver(t, newSCIMLeaver(t, driver)) })
+	}
+}
+
+func testSCIMLeaver(t *testing.T, b *scimLeaver) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	res := e2eRun(t, b.ssh(ctx, "echo before-leaving"))
