@@ -30,7 +30,7 @@ type AuditSinkConfig struct {
 	Address string `yaml:"address"` // host:port, TCP
 	TLS     bool   `yaml:"tls"`
 	// CAFile verifies the receiver (syslog with tls, or an https URL);
-	// empty: the system roots.
+	// empty: the system roots. Relative: to the working directory.
 	CAFile string `yaml:"ca_file"`
 	// http
 	URL string `yaml:"url"`
@@ -94,7 +94,7 @@ func (s AuditSinkConfig) exportConfig(c *Config) (auditexport.SinkConfig, error)
 	if s.CAFile == "" {
 		return sc, nil
 	}
-	pem, err := os.ReadFile(c.Path(s.CAFile))
+	pem, err := os.ReadFile(s.CAFile) // relative: to the working directory, as every *_file key
 	if err != nil {
 		return sc, fmt.Errorf("audit export %s: read ca_file: %w", sc.SinkName(), err)
 	}
