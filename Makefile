@@ -63,6 +63,7 @@ bench: deps build
 	$(GO) build -o $(BENCHDOC) ./tools/benchdoc
 	@$(BENCHDOC) mark start > $(BENCH_LOG)
 	@$(call bench_run,$(GO) test -run '^$$' -bench . -timeout 10m ./iga/... ./recorder/...)
+	@$(call bench_run,$(GO) test -run '^$$' -bench . -timeout 30m ./search/)
 	@$(call bench_run,$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./proxy/... ./deploy/...)
 	@$(BENCHDOC) mark end >> $(BENCH_LOG)
 	$(BENCHDOC) render -o docs/benchmarks.md $(BENCH_LOG)

@@ -13,8 +13,9 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 // dialect holds the SQL that differs between SQLite and PostgreSQL.
 type dialect struct {
 	name string
-	// match is the WHERE condition of the full-text match, one parameter.
-	match func(terms []term) (cond string, arg any)
+	// match is the WHERE condition of the full-text match, one parameter;
+	// prefix makes each term's last word a prefix.
+	match func(terms []term, prefix bool) (cond string, arg any)
 	// from joins the full-text index, the entries (e) and the sessions (s).
 	from string
 	// order sorts the hits newest indexed first.
@@ -35,8 +36,8 @@ WHERE s.ended_at IS NOT NULL AND s.state IN ` + finalStates + ` AND (x.state IS 
 
 var sqliteDialect = dialect{
 	name: "sqlite",
-	match: func(terms []term) (string, any) {
-		return "search_fts MATCH ?", ftsMatch(terms)
+	match: func(terms []term, prefix bool) (string, any) {
+		return "search_fts MATCH ?", ftsMatch(terms, prefix)
 	},
 	from:     "search_fts JOIN search_entries e ON e.id = search_fts.rowid JOIN sessions s ON s.id = e.session_id",
 	order:    "search_fts.rowid DESC",
@@ -46,8 +47,8 @@ var sqliteDialect = dialect{
 
 var postgresDialect = dialect{
 	name: "postgres",
-	match: func(terms []term) (string, any) {
-		return "e.words @@ to_tsquery('simple', ?)", tsQuery(terms)
+	match: func(terms []term, prefix bool) (string, any) {
+		return "e.words @@ to_tsquery('simple', ?)", tsQuery(terms, prefix)
 	},
 	from:     "search_entries e JOIN sessions s ON s.id = e.session_id",
 	order:    "e.id DESC",
@@ -67,9 +68,9 @@ func dialectNamed(name string) (dialect, error) {
 }
 
 // searchSQL builds the query for terms and q's filters, returning at most
-// limit rows.
-func (d dialect) searchSQL(terms []term, q Query, limit int) (string, []any) {
-	cond, arg := d.match(terms)
+// limit rows; prefix matches each term's last word as a prefix.
+func (d dialect) searchSQL(terms []term, q Query, limit int, prefix bool) (string, []any) {
+	cond, arg := d.match(terms, prefix)
 	where, args := []string{cond}, []any{arg}
 	add := func(c string, a ...any) { where, args = append(where, c), append(args, a...) }
 	for _, t := range terms {
@@ -102,7 +103,7 @@ func (d dialect) searchSQL(terms []term, q Query, limit int) (string, []any) {
 		add("s.identity_id IN ("+marks(len(q.Visible))+")", anys(q.Visible)...)
 	}
 	args = append(args, limit)
-	query := "SELECT e.session_id, e.at, e.kind, e.body, s.identity_id, s.target, s.protocol, s.breakglass_grant, s.started_at FROM " +
+	query := "SELECT e.id, e.session_id, e.at, e.kind, e.body, s.identity_id, s.target, s.protocol, s.breakglass_grant, s.started_at FROM " +
 		d.from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + d.order + " LIMIT ?"
 	return d.rebind(query), args
 }

@@ -28,7 +28,7 @@ func FuzzParseText(f *testing.F) {
 				}
 			}
 		}
-		m := ftsMatch(terms)
+		m := ftsMatch(terms, true)
 		if strings.Count(m, `"`)%2 != 0 {
 			t.Fatalf("fts5 match %q has an unbalanced quote", m)
 		}

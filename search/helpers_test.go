@@ -17,7 +17,7 @@ import (
 // fixture is a registry on SQLite, a recorder writing to a file store, and
 // an index and indexer over both.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	reg   *sqlstore.Store
 	rec   *recorder.Recorder
 	store recorder.Store
@@ -27,7 +27,7 @@ type fixture struct {
 
 // registries are the registry configs the tests run on: SQLite, and a
 // database on a sandbox PostgreSQL.
-func registries(t *testing.T) map[string]func(dir string) sqlstore.Config {
+func registries(t testing.TB) map[string]func(dir string) sqlstore.Config {
 	return map[string]func(string) sqlstore.Config{
 		"sqlite": func(dir string) sqlstore.Config { return sqlstore.Config{Path: filepath.Join(dir, "registry.db")} },
 		"postgres": func(string) sqlstore.Config {
@@ -39,7 +39,7 @@ func registries(t *testing.T) map[string]func(dir string) sqlstore.Config {
 	}
 }
 
-func newFixture(t *testing.T, registry func(dir string) sqlstore.Config) *fixture {
+func newFixture(t testing.TB, registry func(dir string) sqlstore.Config) *fixture {
 	ctx := context.Background()
 	dir := t.TempDir()
 	reg, err := sqlstore.Open(ctx, registry(dir))

@@ -167,12 +167,13 @@ func Words(text string) []string {
 const prefixMin = 3
 
 // ftsMatch is the SQLite FTS5 MATCH expression for terms: each term a
-// phrase of its words (which hold no quote), its last word a prefix.
-func ftsMatch(terms []term) string {
+// phrase of its words (which hold no quote), its last word a prefix when
+// prefix is set.
+func ftsMatch(terms []term, prefix bool) string {
 	parts := make([]string, len(terms))
 	for i, t := range terms {
 		p := `"` + strings.Join(t.words, " ") + `"`
-		if len([]rune(t.words[len(t.words)-1])) >= prefixMin {
+		if prefix && t.prefixable() {
 			p += "*"
 		}
 		parts[i] = p
@@ -181,20 +182,35 @@ func ftsMatch(terms []term) string {
 }
 
 // tsQuery is the PostgreSQL to_tsquery('simple', …) text for terms: words
-// quoted as lexemes, joined by <-> in a term and & between terms.
-func tsQuery(terms []term) string {
+// quoted as lexemes, joined by <-> in a term and & between terms, the last
+// word of each a prefix when prefix is set.
+func tsQuery(terms []term, prefix bool) string {
 	parts := make([]string, len(terms))
 	for i, t := range terms {
 		ws := make([]string, len(t.words))
 		for j, w := range t.words {
 			ws[j] = "'" + w + "'"
 		}
-		if len([]rune(t.words[len(t.words)-1])) >= prefixMin {
+		if prefix && t.prefixable() {
 			ws[len(ws)-1] += ":*"
 		}
 		parts[i] = "(" + strings.Join(ws, " <-> ") + ")"
 	}
 	return strings.Join(parts, " & ")
+}
+
+// prefixable says the term's last word is long enough to match as a
+// prefix.
+func (t term) prefixable() bool { return len([]rune(t.words[len(t.words)-1])) >= prefixMin }
+
+// anyPrefixable says a prefix search of terms differs from a whole-word one.
+func anyPrefixable(terms []term) bool {
+	for _, t := range terms {
+		if t.prefixable() {
+			return true
+		}
+	}
+	return false
 }
 
 // checkable says the database can check raw as a substring, case aside:

@@ -26,10 +26,10 @@ func TestParseText(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse %q: %v", c.text, err)
 			}
-			if got := ftsMatch(terms); got != c.fts {
+			if got := ftsMatch(terms, true); got != c.fts {
 				t.Errorf("fts5 match: got %s, want %s", got, c.fts)
 			}
-			if got := tsQuery(terms); c.ts != "" && got != c.ts {
+			if got := tsQuery(terms, true); c.ts != "" && got != c.ts {
 				t.Errorf("tsquery: got %s, want %s", got, c.ts)
 			}
 		})

@@ -52,7 +52,9 @@ func (l Lag) String() string {
 
 // Result is what a search found.
 type Result struct {
-	// Hits are the matches, newest indexed first, at most Query.Limit.
+	// Hits are the matches, at most Query.Limit: those where every term's
+	// words match whole first, then those where a last word matched as a
+	// prefix; newest indexed first in each.
 	Hits []Hit `json:"hits"`
 	// More says there are more hits than the limit.
 	More bool `json:"more"`
@@ -119,8 +121,7 @@ func (ix *Index) Search(ctx context.Context, q Query) (Result, error) {
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
-	query, args := ix.d.searchSQL(terms, q, limit+1)
-	hits, err := ix.scanHits(ctx, query, args, terms)
+	hits, err := ix.find(ctx, terms, q, limit+1)
 	if err != nil {
 		return res, err
 	}
@@ -129,6 +130,33 @@ func (ix *Index) Search(ctx context.Context, q Query) (Result, error) {
 	}
 	res.Hits = hits
 	return res, nil
+}
+
+// find returns up to limit hits: whole-word matches first, newest first,
+// then, when they are fewer than limit, prefix matches. A prefix query of
+// a common word costs the database the merged lists of every word it
+// starts (seconds, on millions of entries), so it runs only when needed.
+func (ix *Index) find(ctx context.Context, terms []term, q Query, limit int) ([]Hit, error) {
+	query, args := ix.d.searchSQL(terms, q, limit, false)
+	hits, ids, err := ix.scanHits(ctx, query, args, terms)
+	if err != nil || len(hits) >= limit || !anyPrefixable(terms) {
+		return hits, err
+	}
+	query, args = ix.d.searchSQL(terms, q, limit+len(hits), true)
+	more, moreIDs, err := ix.scanHits(ctx, query, args, terms)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		seen[id] = true
+	}
+	for i, h := range more {
+		if !seen[moreIDs[i]] && len(hits) < limit {
+			hits = append(hits, h)
+		}
+	}
+	return hits, nil
 }
 
 func checkWheres(ws []Where) error {
@@ -153,18 +181,22 @@ func validWhere(w Where) bool {
 	return false
 }
 
-func (ix *Index) scanHits(ctx context.Context, query string, args []any, terms []term) ([]Hit, error) {
+// scanHits runs a search query and returns its hits and their entries'
+// ids.
+func (ix *Index) scanHits(ctx context.Context, query string, args []any, terms []term) ([]Hit, []int64, error) {
 	rows, err := ix.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("search the index: %w", err)
+		return nil, nil, fmt.Errorf("search the index: %w", err)
 	}
 	defer rows.Close()
-	var hits []Hit
+	hits := []Hit{}
+	var ids []int64
 	for rows.Next() {
 		var h Hit
+		var id int64
 		var at, started, grant, body string
-		if err := rows.Scan(&h.Session, &at, &h.Where, &body, &h.Identity, &h.Target, &h.Protocol, &grant, &started); err != nil {
-			return nil, fmt.Errorf("read search hits: %w", err)
+		if err := rows.Scan(&id, &h.Session, &at, &h.Where, &body, &h.Identity, &h.Target, &h.Protocol, &grant, &started); err != nil {
+			return nil, nil, fmt.Errorf("read search hits: %w", err)
 		}
 		h.Breakglass = grant != ""
 		h.Time, _ = time.Parse(time.RFC3339Nano, at)
@@ -172,12 +204,12 @@ func (ix *Index) scanHits(ctx context.Context, query string, args []any, terms [
 			h.Offset = max(0, h.Time.Sub(st).Seconds())
 		}
 		h.Snippet, h.Marks = snippet(body, terms)
-		hits = append(hits, h)
+		hits, ids = append(hits, h), append(ids, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read search hits: %w", err)
+		return nil, nil, fmt.Errorf("read search hits: %w", err)
 	}
-	return hits, nil
+	return hits, ids, nil
 }
 
 // Lag returns how far the index is behind, computed at most every lagTTL.

@@ -65,6 +65,12 @@ var goals = []Goal{
 	{Issue: "8 MySQL", What: "`sysbench oltp_read_only` ≥ 0.8× direct",
 		Bench: benchSysbench, Value: metric(benchSysbench, "sallyport/direct"), Format: times, Met: atLeast(0.8),
 		Peer: "HAProxy", PeerValue: metric(benchSysbench, "haproxy/direct")},
+	{Issue: "20 Search", What: "search p95 ≤ 100 ms for a rare term, 100,000 sessions with 5,000,000 indexed events in SQLite",
+		Bench: benchSearchRare, Value: metric(benchSearchRare, "p95-ms"), Format: unit2(" ms"), Met: atMost(100)},
+	{Issue: "20 Search", What: "… ≤ 300 ms for a common term, `--limit 50`",
+		Bench: benchSearchCommon, Value: metric(benchSearchCommon, "p95-ms"), Format: unit2(" ms"), Met: atMost(300)},
+	{Issue: "20 Search", What: "indexing keeps up with 2,000 recorded queries/s",
+		Bench: benchIndexQueries, Value: metric(benchIndexQueries, "queries/s"), Format: unit(" queries/s"), Met: atLeast(2000)},
 }
 
 // The benchmarks the document knows, by name.
@@ -90,6 +96,11 @@ const (
 	benchSlapRange       = "BenchmarkMysqlslapSelect/range100"
 	benchMysqlConnect    = "BenchmarkNewSessions"
 	benchSysbench        = "BenchmarkSysbenchReadOnly"
+	benchSearchRare      = "BenchmarkSearch/rare"
+	benchSearchCommon    = "BenchmarkSearch/common"
+	benchSearchSize      = "BenchmarkSearch/size"
+	benchIndexQueries    = "BenchmarkIndexQueries"
+	pkgSearch            = modulePath + "search"
 	modulePath           = "github.com/sallyport/sallyport/"
 	pkgIga, pkgSqlstore  = modulePath + "iga", modulePath + "iga/sqlstore"
 	pkgRecorder          = modulePath + "recorder"
@@ -107,6 +118,7 @@ var known = map[string]string{
 	benchSSHThroughput: pkgSSH, benchSSHSetup: pkgSSH, benchSSHIdle: pkgSSH, benchExecCapture: pkgSSH,
 	benchPgSelect: pkgPostgres, benchPgConnect: pkgPostgres, benchPgScale: pkgPostgres,
 	benchSlapPoint: pkgMysql, benchSlapRange: pkgMysql, benchMysqlConnect: pkgMysql, benchSysbench: pkgMysql,
+	benchSearchRare: pkgSearch, benchSearchCommon: pkgSearch, benchSearchSize: pkgSearch, benchIndexQueries: pkgSearch,
 }
 
 // listed are the families the template shows every variant of (rows).
