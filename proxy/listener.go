@@ -202,6 +202,16 @@ func (c *ClientConn) RemoteAddr() net.Addr {
 	return c.Conn.RemoteAddr()
 }
 
+// CloseWrite half-closes the connection, as the *net.TCPConn under it
+// would: a proxy that says its last word and then drains the client needs it.
+func (c *ClientConn) CloseWrite() error {
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return errors.New("client connection cannot half-close")
+	}
+	return cw.CloseWrite()
+}
+
 // SyscallConn gives the Pump the descriptor of the TCP connection: nothing
 // is buffered here, so the stream can be taken over as it stands.
 func (c *ClientConn) SyscallConn() (syscall.RawConn, error) {

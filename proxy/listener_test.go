@@ -176,8 +176,9 @@ func TestListenSlowHeaderHoldsNobodyElse(t *testing.T) {
 	}
 }
 
-// A connection past its header is still a bare TCP connection to the Pump:
-// plain sessions behind a balancer are relayed by epoll like any other.
+// A connection past its header is still a bare TCP connection to the Pump
+// (plain sessions behind a balancer are relayed by epoll like any other)
+// and can half-close like one.
 func TestListenClientStaysPumpable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -185,13 +186,17 @@ func TestListenClientStaysPumpable(t *testing.T) {
 	}
 	defer ln.Close()
 	l := Listen(ln, &ProxyProtocol{Trusted: loopback}, slog.New(slog.DiscardHandler))
+	halfClosed := make(chan error, 1)
 	go func() {
 		c, err := net.Dial("tcp", ln.Addr().String())
-		if err == nil {
-			c.Write(v2Header(1, 0x11, client4, lb4, nil))
-			defer c.Close()
-			time.Sleep(time.Second)
+		if err != nil {
+			halfClosed <- err
+			return
 		}
+		defer c.Close()
+		c.Write(v2Header(1, 0x11, client4, lb4, nil))
+		_, err = c.Read(make([]byte, 1))
+		halfClosed <- err
 	}()
 	c, err := l.Accept()
 	if err != nil {
@@ -203,6 +208,16 @@ func TestListenClientStaysPumpable(t *testing.T) {
 	}
 	if got, want := Usable(c), Usable(&net.TCPConn{}); got != want {
 		t.Errorf("Usable after the header: got %v, want %v as for a bare TCP connection", got, want)
+	}
+	hc, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("a client connection cannot half-close; a TCP connection can")
+	}
+	if err := hc.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-halfClosed; !errors.Is(err, io.EOF) {
+		t.Errorf("the client read %v after CloseWrite, want EOF", err)
 	}
 }
 
