@@ -15,7 +15,7 @@ const module = "github.com/sallyport/sallyport/"
 // below are the packages on the lower floors, and above the ones they must
 // never import, directly or through another package (subpackages included).
 var (
-	below = []string{"auditexport", "ca", "discover", "iga", "recorder"}
+	below = []string{"auditexport", "ca", "discover", "iga", "recorder", "search"}
 	above = []string{"proxy", "scim", "web"}
 )
 
