@@ -130,12 +130,15 @@ func testDeactivate(t *testing.T, f *fixture) {
 	require.NoError(t, err)
 	assert.NotContains(t, codes(d.Reasons), iga.ReasonOwnerInactive)
 	assert.Contains(t, codes(d.Reasons), iga.ReasonNotCertified, "the new owner must certify")
+}
 
-	status, _ = f.do("PATCH", "/Users/alice@example.com", patchOp+`[{"op":"replace","value":{"active":true}}]}`,
+func testRequestID(t *testing.T, f *fixture) {
+	status, _ := f.do("PATCH", "/Users/alice@example.com", patchOp+`[{"op":"replace","value":{"displayName":"Alice L."}}]}`,
 		"X-Request-Id", "../../etc passwd; rm")
 	require.Equal(t, http.StatusOK, status)
-	events, err = f.store.Audit(ctx, iga.AuditFilter{Type: "scim"})
+	events, err := f.store.Audit(context.Background(), iga.AuditFilter{Type: "scim"})
 	require.NoError(t, err)
+	require.NotEmpty(t, events)
 	assert.Regexp(t, `^scim request scim-[0-9a-f]{16}: `, events[len(events)-1].Detail, "a malformed request id is replaced")
 }
 

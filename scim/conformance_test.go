@@ -160,4 +160,5 @@ var conformance = []struct {
 	{"bad input is a SCIM error and changes nothing", testBadInput},
 	{"deactivate: owner_inactive, transfer item, alert, audit with request id", testDeactivate},
 	{"delete keeps the person inactive", testDelete},
+	{"a malformed X-Request-Id is replaced in the audit trail", testRequestID},
 }
