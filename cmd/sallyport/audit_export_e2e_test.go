@@ -354,7 +354,8 @@ func checkFile(t *testing.T, path string, want []int64) {
 }
 
 // TestAuditExportHA: two replicas on one PostgreSQL registry export to
-// one collector; each event arrives once, whichever replica wrote it.
+// one collector; each event arrives once, whichever replica wrote it, and
+// when one replica dies the other goes on alone.
 func TestAuditExportHA(t *testing.T) {
 	c := newReplicaCluster(t)
 	hr := &httpReceiver{addr: "127.0.0.1:0"}
@@ -384,4 +385,12 @@ func TestAuditExportHA(t *testing.T) {
 		assert.Equal(t, 1, n, "event %s delivered %d times by two replicas", uid, n)
 	}
 	checkDelivery(t, "http", &hr.receiverLog, want)
+
+	require.NoError(t, a.cmd.Process.Kill(), "replica A dies; B exports alone")
+	_ = a.cmd.Wait()
+	runSessions(t, ctx, b, "after-a-died")
+	want = auditIDs(t, b)
+	require.Eventually(t, func() bool { return delivered(&hr.receiverLog, want) },
+		20*time.Second, 100*time.Millisecond, "events after A died exported by B; B: %s", b.logs)
+	checkDelivery(t, "http after A died", &hr.receiverLog, want)
 }
