@@ -49,6 +49,9 @@ func (g *globals) recordingSource(ctx context.Context, arg string) (recording, e
 	if err != nil {
 		return recording{}, err
 	}
+	if ok && r.State == sqlstore.StateDeleted {
+		return recording{}, fmt.Errorf("session %s: nothing to read, its %s", r.ID, r.Reason)
+	}
 	if ok {
 		return recording{src: recorder.SessionSource(store, r.ID, r.StartedAt), state: recorder.State(r.State)}, nil
 	}

@@ -79,6 +79,11 @@ func TestRetentionDeletesPastDueKeepsHeld(t *testing.T) {
 	assert.Equal(t, "deleted", listed[gone].State, "the session stays in the index")
 	assert.Equal(t, "recording deleted by retention on "+later.UTC().Format(time.DateOnly), listed[gone].Reason)
 	assert.Contains(t, e.ok("sessions", "list"), "recording deleted by retention on "+later.UTC().Format(time.DateOnly))
+	for _, args := range [][]string{{"replay", gone, "--format", "text"}, {"verify", gone}} {
+		_, errOut, code := e.run("", args...)
+		assert.Equal(t, 1, code, args[0])
+		assert.Contains(t, errOut, "nothing to read, its recording deleted by retention on", args[0])
+	}
 	require.NotNil(t, listed[held].LegalHold)
 	assert.Equal(t, "litigation hold, case 2026-117", listed[held].LegalHold.Reason)
 	assert.Equal(t, "stored", listed[held].State)
