@@ -58,8 +58,13 @@ func newLostSealer(cfg *Config, c *cluster) (*lostSealer, error) {
 
 // run seals every janitor interval, while this replica leads, until ctx
 // ends. The first round waits one interval, so that a replica restarting
-// on its own spool recovers its sessions before anyone seals them.
+// on its own spool recovers its sessions before anyone seals them. On
+// SQLite it does nothing: one process serves that registry, from the
+// data_dir that holds the spool, so it recovers its own sessions.
 func (s *lostSealer) run(ctx context.Context) {
+	if !s.c.store.Notifies() {
+		return
+	}
 	t := time.NewTicker(s.c.janitorInterval)
 	defer t.Stop()
 	for {
