@@ -69,7 +69,11 @@ func (s *syslogSink) Send(ctx context.Context, recs []Record) error {
 			return err
 		}
 	}
-	s.conn.SetWriteDeadline(time.Now().Add(syslogWriteTimeout))
+	deadline := time.Now().Add(syslogWriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	s.conn.SetWriteDeadline(deadline)
 	w := bufio.NewWriter(s.conn)
 	for _, r := range recs {
 		msg := s.format(r)
