@@ -111,7 +111,10 @@ func (s *lostSealer) seal(ctx context.Context, l sqlstore.LostSession, now time.
 		Reason: res.Manifest.Reason, EndedAt: res.Manifest.EndedAt, State: indexState(res.Manifest.State)}
 	if res.NothingStored {
 		done.Reason = lostReason(l, s.grace) + "; none of its recording reached the store, so there is nothing to seal"
-		done.EndedAt = l.LeaseUntil
+		done.EndedAt = l.LeaseUntil // it ended with its replica at the latest
+		if done.EndedAt.IsZero() {
+			done.EndedAt = now // never NULL: that would list it as live
+		}
 	}
 	if err := s.c.store.MarkSealed(ctx, done); err != nil {
 		return err
