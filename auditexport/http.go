@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -58,7 +59,9 @@ func (s *httpSink) Send(ctx context.Context, recs []Record) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("post to %s: %s", s.name, redact(err.Error(), s.headers))
+		// The client's error quotes the URL, whose query may hold a token.
+		msg := strings.ReplaceAll(err.Error(), s.url, s.name)
+		return fmt.Errorf("post to %s: %s", s.name, redact(msg, s.headers))
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -146,4 +147,21 @@ func counterValue(t *testing.T, c interface{ Write(*dto.Metric) error }) float64
 	var m dto.Metric
 	require.NoError(t, c.Write(&m))
 	return m.GetCounter().GetValue()
+}
+
+// TestHTTPSinkKeepsSecretsOutOfErrors: neither a header value nor a token
+// in the URL's query appears in the error of a failed POST.
+func TestHTTPSinkKeepsSecretsOutOfErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	s, err := NewSink(SinkConfig{Type: TypeHTTP, URL: "http://" + addr + "/ingest?token=url-secret",
+		Headers: map[string]string{"Authorization": "Splunk header-secret"}})
+	require.NoError(t, err)
+	err = s.Send(context.Background(), []Record{{JSON: []byte(`{}`)}})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "url-secret")
+	assert.NotContains(t, err.Error(), "header-secret")
+	assert.Contains(t, err.Error(), "http:"+addr+"/ingest", "the error names the sink")
 }
