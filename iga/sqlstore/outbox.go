@@ -51,15 +51,16 @@ func (s *Store) RegisterSinks(ctx context.Context, sinks []string) error {
 	return nil
 }
 
-// ExportBatch passes deliver up to limit outbox events after the id after
-// that sink has not had yet, oldest first, and marks them delivered to it
-// when deliver returns nil. after is a hint that spares scanning the
-// events the sink already had (0: from the start); an event with a lower
-// id that commits late is found by the next call from 0. It returns how many it delivered (0: none waiting). On
-// PostgreSQL it holds the sink's row locked throughout, so two replicas
-// never deliver one event to one sink; when another holds it, it returns
-// ErrSinkBusy. SQLite has one serve process, and there delivery runs
-// outside any transaction, so admissions never wait on a slow sink.
+// ExportBatch passes deliver up to limit outbox events with ids above
+// after that sink has not had yet, oldest first, and marks them delivered
+// to it when deliver returns nil. It returns how many it delivered (0:
+// none waiting). after is a hint that spares reading the events the sink
+// already had (0: from the start); an event with a lower id that commits
+// late is found by the next call from 0. On PostgreSQL the sink's row is
+// held locked throughout, so two replicas never deliver one event to one
+// sink; while another holds it, ExportBatch returns ErrSinkBusy. SQLite
+// has one serve process, and there delivery runs outside any transaction,
+// so admissions never wait on a slow sink.
 func (s *Store) ExportBatch(ctx context.Context, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
 	if s.d != postgresDialect {
 		return s.exportUnlocked(ctx, sink, after, limit, deliver)
