@@ -3,6 +3,7 @@ package recorder
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -267,10 +268,10 @@ func (s Source) continuationNames(ctx context.Context) ([]ManifestObject, error)
 }
 
 // verifyContinuation checks the session's continuation, when it has one:
-// its signature, that it continues the sealed manifest m (whose body is
-// mBody) after its last chunk, and its chunks and listing as Verify checks
-// the sealed ones. Problems name continuation objects by their path.
-func verifyContinuation(ctx context.Context, src Source, pub []byte, m *Manifest, rep *Report) error {
+// its signature, that it continues the sealed manifest m after its last
+// chunk, and its chunks and listing as Verify checks the sealed ones.
+// Problems name continuation objects by their path.
+func verifyContinuation(ctx context.Context, src Source, pub ed25519.PublicKey, m *Manifest, rep *Report) error {
 	names, err := src.store.List(ctx, src.dir+continuationDir)
 	if err != nil || len(names) == 0 {
 		return err
@@ -299,7 +300,7 @@ func verifyContinuation(ctx context.Context, src Source, pub []byte, m *Manifest
 		}
 		rep.Chunks++
 	}
-	if err := verifyListing(ctx, csrc, append([]ManifestObject{{Name: sessionObject}}, c.Objects...), &sub); err != nil {
+	if err := verifyListing(ctx, csrc, c.Objects, &sub); err != nil {
 		return err
 	}
 	rep.Bytes += sub.Bytes
@@ -310,7 +311,7 @@ func verifyContinuation(ctx context.Context, src Source, pub []byte, m *Manifest
 	return nil
 }
 
-func checkContinuationSig(ctx context.Context, src Source, pub, body []byte, rep *Report) {
+func checkContinuationSig(ctx context.Context, src Source, pub ed25519.PublicKey, body []byte, rep *Report) {
 	sig, err := src.readSmall(ctx, continuationDir+sigObject, maxManifestSize)
 	if err != nil {
 		rep.problem(continuationDir+sigObject, 0, "missing or unreadable: the continuation is unsigned (%v)", err)

@@ -43,6 +43,12 @@ func TestContinuation(t *testing.T) {
 	assert.Contains(t, out.String(), fmt.Sprintf("# chunks %d-%d are a continuation", rep.Continuation.FirstSeq, rep.Continuation.LastSeq))
 
 	// Tampering with either part is caught.
+	added := filepath.Join(cs.dir, "continuation", chunkName(99))
+	require.NoError(t, os.WriteFile(added, []byte("added later\n"), 0o600))
+	rep = back.verify(t, "s-cont")
+	assert.Equal(t, StatusTampered, rep.Status)
+	assert.Contains(t, rep.String(), "(continuation/"+chunkName(99)+"): not named by the manifest")
+	require.NoError(t, os.Remove(added))
 	cont := filepath.Join(cs.dir, "continuation", chunkName(rep.Continuation.LastSeq))
 	info, err := os.Stat(cont)
 	require.NoError(t, err)
