@@ -124,15 +124,24 @@ func (s *SCIM) scimTx(ctx context.Context, fn func(Tx, SCIMWriter) error) error 
 	})
 }
 
+// reader is the registry's store read outside a transaction: IdPs read
+// often, and a read should not queue behind writers.
+func (s *SCIM) reader() (SCIMReader, error) {
+	sr, ok := s.Registry.Store.(SCIMReader)
+	if !ok {
+		return nil, errors.New("the registry store does not keep SCIM data")
+	}
+	return sr, nil
+}
+
 // Users returns every person as a SCIM user, sorted by user name; people
 // the IdP deleted are left out.
 func (s *SCIM) Users(ctx context.Context) ([]SCIMUser, error) {
-	var out []SCIMUser
-	err := s.scimTx(ctx, func(tx Tx, w SCIMWriter) error {
-		var err error
-		out, err = scimUsers(ctx, tx, w)
-		return err
-	})
+	sr, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	out, err := scimUsers(ctx, s.Registry.Store, sr)
 	if err != nil {
 		return nil, fmt.Errorf("list scim users: %w", err)
 	}
@@ -184,13 +193,11 @@ func userOf(p Person, rec SCIMUser) SCIMUser {
 // User returns one SCIM user by user name (case-insensitive), or an error
 // matching ErrNotFound.
 func (s *SCIM) User(ctx context.Context, userName string) (SCIMUser, error) {
-	var u SCIMUser
-	err := s.scimTx(ctx, func(tx Tx, w SCIMWriter) error {
-		var err error
-		u, err = loadUser(ctx, tx, w, userName)
-		return err
-	})
-	return u, err
+	sr, err := s.reader()
+	if err != nil {
+		return SCIMUser{}, err
+	}
+	return loadUser(ctx, s.Registry.Store, sr, userName)
 }
 
 // loadUser reads a live user, ErrNotFound when there is none.

@@ -13,12 +13,11 @@ import (
 
 // Groups returns every SCIM group, sorted by id.
 func (s *SCIM) Groups(ctx context.Context) ([]SCIMGroup, error) {
-	var out []SCIMGroup
-	err := s.scimTx(ctx, func(_ Tx, w SCIMWriter) error {
-		var err error
-		out, err = w.SCIMGroups(ctx)
-		return err
-	})
+	sr, err := s.reader()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sr.SCIMGroups(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list scim groups: %w", err)
 	}
