@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -147,5 +148,23 @@ func TestServeRunsRetention(t *testing.T) {
 	assert.Contains(t, logs.String(), "recording deleted by retention")
 	out, _, code := e.run("", "verify", id)
 	assert.NotEqual(t, 0, code, "the recording is gone: %s", out)
+	require.Len(t, auditOf(t, e, "recording_delete"), 1)
+}
+
+// TestRetentionOnlyOnLeader: a replica that does not lead never runs the
+// retention job, so with replicas a recording is deleted (and audited)
+// once, by the leader.
+func TestRetentionOnlyOnLeader(t *testing.T) {
+	e := newEnv(t, "recordings: {retention: 1s}")
+	id := recordSession(t, e)
+	time.Sleep(1100 * time.Millisecond) // past the recording's marker
+	r := retentionFor(t, e)
+	for _, leads := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		runRetention(ctx, r, func() bool { return leads }, testLogger(t))
+		cancel()
+		want := map[bool]string{false: "stored", true: "deleted"}[leads]
+		assert.Equal(t, want, listedSessions(t, e)[id].State, "leading %v", leads)
+	}
 	require.Len(t, auditOf(t, e, "recording_delete"), 1)
 }
