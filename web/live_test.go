@@ -92,8 +92,8 @@ func startRecorder(t *testing.T, c *console) *recorder.Recorder {
 	rec := &recorder.Recorder{Config: cfg, Store: rstore, Key: key, Logger: quietLogger(), OnState: func(s recorder.StateChange) {
 		m := s.Meta
 		_ = c.store.PutSession(context.Background(), sqlstore.SessionRecord{ID: m.ID, Identity: m.Identity, Owner: m.Owner,
-			Target: m.Target, Protocol: m.Protocol, Login: m.Login, Source: m.Source, State: string(s.State), Dir: s.Dir,
-			StartedAt: m.StartedAt, EndedAt: s.EndedAt, Bytes: s.Bytes, Events: s.Events})
+			Target: m.Target, Protocol: m.Protocol, Login: m.Login, Source: m.Source, BreakglassGrant: m.BreakglassGrant,
+			State: string(s.State), Dir: s.Dir, StartedAt: m.StartedAt, EndedAt: s.EndedAt, Bytes: s.Bytes, Events: s.Events})
 	}}
 	require.NoError(t, rec.Start(context.Background()))
 	t.Cleanup(func() {

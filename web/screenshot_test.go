@@ -37,7 +37,8 @@ var readmeSession = []string{
 
 // TestSessionPageScreenshot renders the session page of a recorded SSH
 // session in headless chromium, plays it to the end and saves the page as
-// the PNG $SALLYPORT_SCREENSHOT names. Without it, the test skips.
+// the PNG $SALLYPORT_SCREENSHOT names, and docs/console.md's pictures of
+// search and live view beside it. Without it, the test skips.
 func TestSessionPageScreenshot(t *testing.T) {
 	out := os.Getenv(screenshotEnv)
 	if out == "" {
@@ -57,6 +58,7 @@ func TestSessionPageScreenshot(t *testing.T) {
 	abs, _ := filepath.Abs(out)
 	require.NoError(t, os.WriteFile(abs, png, 0o644))
 	t.Logf("screenshot: %s (%d KiB)", abs, len(png)/1024)
+	shootConsole(t, c, ctx, filepath.Dir(abs)) // docs/console.md's pictures
 }
 
 // recordREADMESession records readmeSession with the real recorder into the

@@ -59,7 +59,8 @@ func recordSearchable(t *testing.T, c *console) *search.Index {
 	}
 	ssh := open("s-find-ssh", "svc-backup", "ssh")
 	require.NoError(t, ssh.OpenTerminal(0, 80, 24, "xterm"))
-	for i, line := range []string{"$ ./maintenance.sh\r\n", "step 1: vacuum ... ok\r\n", findXSS + "\r\n", findShell + " done\r\n", "$ exit\r\n"} {
+	for i, line := range []string{"$ ./maintenance.sh\r\n", "step 1: vacuum ... ok\r\n", findXSS + "\r\n", findShell + " done\r\n",
+		"$ pg_dump -t payments analytics | gzip > /backup/payments.sql.gz\r\n", "$ exit\r\n"} {
 		at(time.Duration(5*i) * time.Second)
 		require.NoError(t, ssh.Output(0, []byte(line)))
 	}

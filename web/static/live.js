@@ -65,6 +65,7 @@
     cell(tr, what, "code");
     cell(tr, outcome, o.error_code || o.error ? "err" : "");
     table.appendChild(tr);
+    table.hidden = false;
     tr.scrollIntoView({ block: "nearest" });
   }
 
