@@ -71,15 +71,15 @@ func (s *Server) reviews(ctx context.Context, p *principal) (reviewsView, error)
 // openTransfers lists the open transfer items p may act on, when the
 // Directory keeps them (iga.SCIMReader); none otherwise.
 func (s *Server) openTransfers(ctx context.Context, p *principal) ([]iga.Transfer, error) {
+	out := []iga.Transfer{} // an empty list, never null, in the API
 	tr, ok := s.Directory.(iga.SCIMReader)
 	if !ok {
-		return nil, nil
+		return out, nil
 	}
 	all, err := tr.Transfers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read transfers: %w", err)
 	}
-	var out []iga.Transfer
 	for _, t := range all {
 		if t.Open() && (p.has(RoleAuditor, RoleAdmin) || t.AssignedTo == p.ID) {
 			out = append(out, t)
