@@ -30,9 +30,11 @@ type dialect struct {
 // the store.
 const finalStates = "('stored', 'incomplete', 'degraded')"
 
-const lagQuery = `SELECT COUNT(*), MIN(s.ended_at) FROM sessions s
-LEFT JOIN search_sessions x ON x.session_id = s.id
-WHERE s.ended_at IS NOT NULL AND s.state IN ` + finalStates + ` AND (x.state IS NULL OR x.state NOT IN ('done', 'failed'))`
+// lagQuery counts the ended sessions not indexed yet, through the partial
+// index search_sessions_todo: every session has its row from the start.
+const lagQuery = `SELECT COUNT(*), MIN(s.ended_at) FROM search_sessions x
+JOIN sessions s ON s.id = x.session_id
+WHERE x.state IN ('pending', 'partial') AND s.ended_at IS NOT NULL AND s.state IN ` + finalStates
 
 var sqliteDialect = dialect{
 	name: "sqlite",

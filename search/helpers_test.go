@@ -45,7 +45,7 @@ func newFixture(t testing.TB, registry func(dir string) sqlstore.Config) *fixtur
 	reg, err := sqlstore.Open(ctx, registry(dir))
 	require.NoError(t, err)
 	t.Cleanup(func() { reg.Close() })
-	cfg := recorder.Config{DataDir: filepath.Join(dir, "rec"), FailClosed: true, RecordInput: true}
+	cfg := recorder.Config{DataDir: filepath.Join(dir, "rec"), FailClosed: true, RecordInput: true, FlushInterval: 100 * time.Millisecond}
 	key, err := recorder.LoadOrCreateSigningKey(cfg.KeyFile())
 	require.NoError(t, err)
 	store, err := recorder.NewStore(cfg)

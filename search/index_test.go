@@ -36,6 +36,10 @@ func testFindsEveryPlace(t *testing.T, f *fixture) {
 		require.NoError(t, s.Event(recorder.Event{Time: at(3), Type: recorder.EventQuery, SQL: "SELECT * FROM payments.accounts WHERE id = $1",
 			Params: []any{"parammarker-42"}, Outcome: &recorder.Outcome{Tag: "SELECT 1"}}))
 	})
+	behind := f.search(search.Query{Text: "payments"}).Behind
+	require.Equal(t, 2, behind.Sessions, "two ended sessions are not indexed yet")
+	require.Contains(t, behind.String(), "the index is behind: 2 ended session(s)")
+	f.ix.Now = func() time.Time { return time.Now().Add(time.Minute) } // past the lag's cache
 	n, err := f.idx.Pass(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, 2, n)

@@ -14,6 +14,7 @@ import (
 
 // Indexing states of a session, in search_sessions.state.
 const (
+	statePending = "pending" // not read yet (a trigger adds the row with the session)
 	statePartial = "partial" // indexed up to its cursor; more may come
 	stateDone    = "done"    // indexed to its end, or to its bound
 	stateFailed  = "failed"  // cannot be read (a broken chain, a tampered recording): see problem
@@ -33,6 +34,11 @@ const (
 	chunksPerBatch = 16
 	// candidatesPerPass bounds the sessions one pass looks at.
 	candidatesPerPass = 200
+	// adoptEvery is how often Run looks for sessions without an indexing
+	// state. A trigger gives every new session one; this finds those of a
+	// wiped or restored search_sessions table, reading the whole session
+	// index (a third of a second at 100,000 sessions).
+	adoptEvery = 10 * time.Minute
 )
 
 // Indexer keeps the index up to date with the recordings: each pass
@@ -68,7 +74,14 @@ func (x *Indexer) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
+	var adopted time.Time
 	for {
+		if time.Since(adopted) >= adoptEvery {
+			if err := x.adopt(ctx); err != nil && ctx.Err() == nil {
+				x.logger().Warn("search index: look for sessions without an indexing state failed", "err", err)
+			}
+			adopted = time.Now()
+		}
 		if _, err := x.Pass(ctx); err != nil && ctx.Err() == nil {
 			x.logger().Warn("search index pass failed", "err", err)
 		}
@@ -78,6 +91,15 @@ func (x *Indexer) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// adopt gives every session without an indexing state one, pending.
+func (x *Indexer) adopt(ctx context.Context) error {
+	return x.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO search_sessions (session_id, state) SELECT s.id, 'pending' FROM sessions s
+			WHERE NOT EXISTS (SELECT 1 FROM search_sessions x WHERE x.session_id = s.id)`)
+		return err
+	})
 }
 
 func (x *Indexer) logger() *slog.Logger {
@@ -130,10 +152,10 @@ func (x *Indexer) Pass(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-const candidatesSQL = `SELECT s.id, s.state, s.started_at, COALESCE(x.cursor, ''), COALESCE(x.bytes, 0), COALESCE(x.entries, 0)
-FROM sessions s LEFT JOIN search_sessions x ON x.session_id = s.id
-WHERE (x.state IS NULL OR x.state = 'partial') AND s.state IN ('live', 'uploading', 'stored', 'incomplete', 'degraded')
-AND (x.claimed_until IS NULL OR x.claimed_until < ? OR x.claimed_by = ?)
+const candidatesSQL = `SELECT s.id, s.state, s.started_at, x.cursor, x.bytes, x.entries
+FROM search_sessions x JOIN sessions s ON s.id = x.session_id
+WHERE x.state IN ('pending', 'partial') AND s.state IN ('live', 'uploading', 'stored', 'incomplete', 'degraded')
+AND (x.claimed_until < ? OR x.claimed_by = ?)
 ORDER BY s.started_at, s.id LIMIT ?`
 
 func (x *Indexer) candidates(ctx context.Context) ([]candidate, error) {
@@ -171,13 +193,9 @@ func (x *Indexer) claim(ctx context.Context, id string) (bool, error) {
 	now := ix.now()
 	var n int64
 	err := x.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, ix.d.rebind(`INSERT INTO search_sessions (session_id, state) VALUES (?, ?)
-			ON CONFLICT (session_id) DO NOTHING`), id, statePartial); err != nil {
-			return err
-		}
 		res, err := tx.ExecContext(ctx, ix.d.rebind(`UPDATE search_sessions SET claimed_by = ?, claimed_until = ?
-			WHERE session_id = ? AND state = ? AND (claimed_until < ? OR claimed_by = ?)`),
-			x.owner(), ix.stamp(now.Add(claimFor)), id, statePartial, ix.stamp(now), x.owner())
+			WHERE session_id = ? AND state IN (?, ?) AND (claimed_until < ? OR claimed_by = ?)`),
+			x.owner(), ix.stamp(now.Add(claimFor)), id, statePending, statePartial, ix.stamp(now), x.owner())
 		if err == nil {
 			n, err = res.RowsAffected()
 		}

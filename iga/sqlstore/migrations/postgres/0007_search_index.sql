@@ -31,4 +31,16 @@ CREATE TABLE search_sessions (
     problem       TEXT NOT NULL DEFAULT ''
 );
 
+-- Every session gets its row when it enters the session index, so the
+-- indexer and the lag read the few sessions still to do through
+-- search_sessions_todo instead of the whole session index.
+CREATE INDEX search_sessions_todo ON search_sessions (state) WHERE state IN ('pending', 'partial');
+CREATE FUNCTION search_sessions_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO search_sessions (session_id, state) VALUES (NEW.id, 'pending') ON CONFLICT (session_id) DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER search_sessions_new AFTER INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION search_sessions_new();
+INSERT INTO search_sessions (session_id, state) SELECT id, 'pending' FROM sessions;
+
 INSERT INTO registry_features (name, added_in) VALUES ('search_index', 7);

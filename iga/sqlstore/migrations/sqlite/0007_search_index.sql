@@ -37,4 +37,13 @@ CREATE TABLE search_sessions (
     problem       TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 
+-- Every session gets its row when it enters the session index, so the
+-- indexer and the lag read the few sessions still to do through
+-- search_sessions_todo instead of the whole session index.
+CREATE INDEX search_sessions_todo ON search_sessions (state) WHERE state IN ('pending', 'partial');
+CREATE TRIGGER search_sessions_new AFTER INSERT ON sessions BEGIN
+    INSERT OR IGNORE INTO search_sessions (session_id, state) VALUES (new.id, 'pending');
+END;
+INSERT INTO search_sessions (session_id, state) SELECT id, 'pending' FROM sessions;
+
 INSERT INTO registry_features (name, added_in) VALUES ('search_index', 7);

@@ -1,0 +1,68 @@
+package search_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/recorder"
+	"github.com/sallyport/sallyport/search"
+)
+
+// TestLiveSessionIndexedOnce: a live session's uploaded chunks are
+// searchable before it ends; what follows is added after, nothing twice;
+// another replica's indexer leaves a claimed session alone; a restarted
+// indexer carries on from the session's cursor.
+func TestLiveSessionIndexedOnce(t *testing.T) {
+	f := newFixture(t, func(dir string) sqlstore.Config { return sqlstore.Config{Path: filepath.Join(dir, "registry.db")} })
+	ctx := context.Background()
+	start := time.Now().Add(-time.Minute)
+	meta := recorder.SessionMeta{ID: "s-live", Identity: "svc-etl", Target: "db-01", Protocol: "postgres", Login: "etl", StartedAt: start}
+	s, err := f.rec.Open(ctx, meta)
+	require.NoError(t, err)
+	put := func(state string, ended time.Time) {
+		require.NoError(t, f.reg.PutSession(ctx, sqlstore.SessionRecord{ID: meta.ID, Identity: meta.Identity, Owner: "ops",
+			Target: meta.Target, Protocol: meta.Protocol, Login: "etl", State: state, Dir: s.Dir(), StartedAt: start, EndedAt: ended}))
+	}
+	query := func(sql string) {
+		require.NoError(t, s.Event(recorder.Event{Type: recorder.EventQuery, SQL: sql, Outcome: &recorder.Outcome{Tag: "SELECT 1"}}))
+	}
+	put("live", time.Time{})
+	query("SELECT 'first-live-marker'")
+	require.Eventually(t, func() bool {
+		_, err := f.idx.Pass(ctx)
+		require.NoError(t, err)
+		return len(f.search(search.Query{Text: "first-live-marker"}).Hits) == 1
+	}, 10*time.Second, 50*time.Millisecond, "a live session's uploaded query is searchable")
+
+	other := &search.Indexer{Index: f.ix, Store: f.store, Write: f.reg.SearchWrite, Owner: "replica-b"}
+	query("SELECT 'second-live-marker'")
+	time.Sleep(500 * time.Millisecond) // flushed and uploaded
+	n, err := other.Pass(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "the session is claimed by the first indexer")
+	require.Empty(t, f.search(search.Query{Text: "second-live-marker"}).Hits)
+
+	query("SELECT 'third-marker'")
+	status := 0
+	require.NoError(t, s.Close(ctx, recorder.End{ExitStatus: &status}))
+	require.Eventually(t, func() bool {
+		_, err := f.store.Get(ctx, s.Dir()+"manifest.json")
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond)
+	put("stored", time.Now())
+	restarted := &search.Indexer{Index: f.ix, Store: f.store, Write: f.reg.SearchWrite, Owner: "test"}
+	_, err = restarted.Pass(ctx)
+	require.NoError(t, err)
+	for _, text := range []string{"first-live-marker", "second-live-marker", "third-marker"} {
+		require.Len(t, f.search(search.Query{Text: text}).Hits, 1, "hits for %s", text)
+	}
+	n, err = restarted.Pass(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "an ended, indexed session is done")
+	require.False(t, f.search(search.Query{Text: "marker"}).Behind.Behind())
+}
