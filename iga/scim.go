@@ -424,7 +424,10 @@ func (s *SCIM) DeleteUser(ctx context.Context, userName, reqID string) error {
 		if err := w.PutSCIMUser(ctx, next); err != nil {
 			return err
 		}
-		if err := s.audit(ctx, tx, now, reqID, "user "+cur.UserName+" deleted; person kept inactive"); err != nil {
+		if err := dropMember(ctx, w, cur.UserName, now); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, tx, now, reqID, "user "+cur.UserName+" deleted; person kept inactive, out of every group"); err != nil {
 			return err
 		}
 		if cur.Active {
@@ -509,4 +512,26 @@ func (a *applier) checkManaged(managed map[string]SCIMUser) []Problem {
 func sameFilePerson(stored, p Person) bool {
 	stored, p = canonicalPerson(stored), canonicalPerson(p)
 	return stored.Name == p.Name && stored.Status == p.Status && slices.Equal(stored.Roles, p.Roles)
+}
+
+// dropMember takes a deleted user out of every group, as a deleted
+// resource is no group's member (RFC 7644 §3.6); their roles stay, moot
+// for an inactive person.
+func dropMember(ctx context.Context, w SCIMWriter, userName string, now time.Time) error {
+	groups, err := w.SCIMGroups(ctx)
+	if err != nil {
+		return fmt.Errorf("read groups: %w", err)
+	}
+	for _, g := range groups {
+		n := len(g.Members)
+		g.Members = slices.DeleteFunc(g.Members, func(m string) bool { return strings.EqualFold(m, userName) })
+		if len(g.Members) == n {
+			continue
+		}
+		g.Modified, g.Version = now, g.Version+1
+		if err := w.PutSCIMGroup(ctx, g); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -174,8 +174,12 @@ func codes(rs []iga.Reason) []string {
 }
 
 func testDelete(t *testing.T, f *fixture) {
-	status, _ := f.do("DELETE", "/Users/alice@example.com", "")
+	status, g := f.do("POST", "/Groups", `{"displayName":"Sallyport Auditors","members":[{"value":"alice@example.com"},{"value":"carol@example.com"}]}`)
+	require.Equal(t, http.StatusCreated, status)
+	status, _ = f.do("DELETE", "/Users/alice@example.com", "")
 	require.Equal(t, http.StatusNoContent, status)
+	_, g = f.do("GET", "/Groups/"+g["id"].(string), "")
+	assert.Equal(t, []any{map[string]any{"value": "carol@example.com", "display": "carol@example.com"}}, g["members"], "a deleted user is no group's member")
 	status, _ = f.do("GET", "/Users/alice@example.com", "")
 	assert.Equal(t, http.StatusNotFound, status)
 	_, list := f.do("GET", "/Users?filter="+urlQuery(`userName eq "alice@example.com"`), "")
