@@ -88,9 +88,11 @@ func (s *Server) searchContent(ctx context.Context, p *principal, q sessionQuery
 }
 
 // hitLink opens the session page at the hit: ?t= seeks the player and
-// marks the event, #hit scrolls to it.
+// marks the event (or, ?in= stdin or output, the exec stretch), #hit
+// scrolls to it.
 func hitLink(h search.Hit) string {
-	return "/sessions/" + url.PathEscape(h.Session) + "?t=" + strconv.FormatFloat(h.Offset, 'f', 3, 64) + "#hit"
+	return "/sessions/" + url.PathEscape(h.Session) + "?t=" + strconv.FormatFloat(h.Offset, 'f', 3, 64) +
+		"&in=" + url.QueryEscape(string(h.Where)) + "#hit"
 }
 
 // pieces cuts snippet at the marked byte ranges, merging overlaps and

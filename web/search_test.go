@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -110,14 +111,15 @@ func searchPage(t *testing.T, c *console, b *http.Client, v url.Values) (int, st
 // owner to the identities they own.
 func TestContentSearch(t *testing.T) {
 	c := newConsole(t)
-	recordSearchable(t, c)
+	recordExecSession(t, c)
+	ix := recordSearchable(t, c)
 	aud, _, _ := c.signIn(auditor)
 	own, _, _ := c.signIn(owner)
 
 	code, page := searchPage(t, c, aud, url.Values{"q": {"payments_archive"}})
 	require.Equal(t, http.StatusOK, code)
 	assert.Contains(t, page, "DROP TABLE <mark>payments_archive</mark>", "the match is highlighted")
-	assert.Contains(t, page, `href="/sessions/s-find-pg?t=12.500#hit"`, "the hit links to its moment")
+	assert.Contains(t, page, `href="/sessions/s-find-pg?t=12.500&amp;in=query#hit"`, "the hit links to its moment")
 	assert.Contains(t, page, "<td>query</td>")
 
 	_, page = searchPage(t, c, aud, url.Values{"q": {"onerror"}})
@@ -140,8 +142,18 @@ func TestContentSearch(t *testing.T) {
 
 	code, page = searchPage(t, c, aud, url.Values{"q": {findShell}})
 	require.Equal(t, http.StatusOK, code)
-	assert.Contains(t, page, `href="/sessions/s-find-ssh?t=15.000#hit"`)
+	assert.Contains(t, page, `href="/sessions/s-find-ssh?t=15.000&amp;in=output#hit"`)
 	assert.Contains(t, page, "<td>output</td>")
+
+	res, err := ix.Search(context.Background(), search.Query{Text: "df -h /srv", Where: []search.Where{search.WhereStdin}})
+	require.NoError(t, err)
+	require.Len(t, res.Hits, 1, "the exec session's script")
+	_, page = searchPage(t, c, aud, url.Values{"q": {"df -h /srv"}})
+	link := "/sessions/s-exec?t=" + strconv.FormatFloat(res.Hits[0].Offset, 'f', 3, 64) + "&amp;in=stdin#hit"
+	require.Contains(t, page, `href="`+link+`"`)
+	_, _, page = getBody(t, aud, c.srv.URL+strings.ReplaceAll(link, "&amp;", "&"))
+	assert.Contains(t, page, `<tr class="stdin hit" id="hit">`, "the script's stretch is marked")
+	assert.Equal(t, 1, strings.Count(page, `id="hit"`), "one mark")
 }
 
 // TestContentSearchBadInput: whatever is typed in the search box, the page

@@ -51,6 +51,8 @@ type sessionDetail struct {
 	// -1 for none.
 	At  string `json:"-"`
 	Hit int    `json:"-"`
+	// hitStretch is the exec stretch (channel, stretch) marked there.
+	hitStretch [2]int
 }
 
 // RecordingHolds is the optional ability of the session index to tell a
@@ -225,7 +227,7 @@ func (s *Server) sessionPage(w http.ResponseWriter, r *http.Request, p *principa
 		s.fail(w, r, p, err)
 		return
 	}
-	d.markMoment(r.URL.Query().Get("t"))
+	d.markMoment(r.URL.Query().Get("t"), r.URL.Query().Get("in"))
 	s.render(w, r, p, http.StatusOK, "session.html", "Session "+d.Session.ID, d)
 }
 
