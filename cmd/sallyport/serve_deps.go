@@ -71,6 +71,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 // listener last, so /healthz answers only once the proxies are up.
 func (d *serveDeps) components() ([]*component, error) {
 	comps := []*component{d.recorderComponent(), d.cluster.component(), d.watcherComponent(), d.governanceComponent(), d.retentionComponent()}
+	comps = append(comps, d.auditComponent())
 	comps = append(comps, d.searchComponent())
 	for _, p := range []struct {
 		kind string
