@@ -64,6 +64,7 @@ bench: deps build
 	@$(BENCHDOC) mark start > $(BENCH_LOG)
 	@$(call bench_run,$(GO) test -run '^$$' -bench . -timeout 10m ./iga/... ./recorder/...)
 	@$(call bench_run,$(GO) test -run '^$$' -bench . -timeout 30m ./search/)
+	@$(call bench_run,$(GO) test -run '^$$' -bench PgbenchIndexing -benchtime 1x -timeout 10m ./cmd/sallyport/)
 	@$(call bench_run,$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./proxy/... ./deploy/...)
 	@$(BENCHDOC) mark end >> $(BENCH_LOG)
 	$(BENCHDOC) render -o docs/benchmarks.md $(BENCH_LOG)

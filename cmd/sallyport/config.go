@@ -43,6 +43,7 @@ type Config struct {
 	SCIM          SCIMConfig          `yaml:"scim"`      // zero: SCIM off
 	Discovery     DiscoveryConfig     `yaml:"discovery"` // config_discovery.go
 	Audit         AuditConfig         `yaml:"audit"`     // config_audit.go
+	Search        SearchConfig        `yaml:"search"`    // config_search.go
 	// ShutdownGrace is how long serve's live sessions may go on after
 	// SIGTERM before they are closed. Zero: 10s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`

@@ -23,6 +23,10 @@ func newSearchIndex(store *sqlstore.Store) (*search.Index, error) {
 // registry so replicas sharing it never index one twice.
 func (d *serveDeps) searchComponent() *component {
 	return &component{name: "search indexer", run: func(ctx context.Context) error {
+		if !boolOr(d.ap.cfg.Search.Indexing, true) {
+			<-ctx.Done() // search.indexing: false
+			return nil
+		}
 		ix, err := newSearchIndex(d.ap.store)
 		if err != nil {
 			return err
