@@ -328,17 +328,28 @@ func TestAuditExportEndToEnd(t *testing.T) {
 }
 
 // checkSessionClasses asserts the classes an SSH exec and a psql session
-// map to: admission, SSH channel, per-session credentials, database session.
+// map to (admission, SSH channel, per-session credentials, database
+// session, the token issued) and what a SOC analyst reads in them.
 func checkSessionClasses(t *testing.T, l *receiverLog) {
 	t.Helper()
 	evs, _ := l.snapshot()
-	classes := map[int]bool{}
+	byClass := map[int]map[string]any{}
 	for _, e := range evs {
-		classes[e.Class] = true
+		var o map[string]any
+		require.NoError(t, json.Unmarshal(e.JSON, &o))
+		byClass[e.Class] = o
 	}
 	for _, want := range []int{3002, 3003, 3004, 4007, 6005} {
-		assert.True(t, classes[want], "an event of class %d among %v", want, classes)
+		require.Contains(t, byClass, want, "an event of class %d", want)
 	}
+	ssh := byClass[4007]
+	assert.Equal(t, "web-01", ssh["dst_endpoint"].(map[string]any)["name"], "the SSH target")
+	assert.Equal(t, "127.0.0.1", ssh["src_endpoint"].(map[string]any)["ip"], "the client address")
+	assert.Equal(t, "svc-ops", ssh["actor"].(map[string]any)["user"].(map[string]any)["name"])
+	db := byClass[6005]["database"].(map[string]any)
+	assert.Equal(t, "analytics", db["name"])
+	assert.Equal(t, "PostgreSQL", db["type"])
+	assert.Contains(t, byClass[3003]["privileges"], "per-session database role analyst", "the role the psql session ran as")
 }
 
 // checkFile asserts the file sink holds every event in order.
