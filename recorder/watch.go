@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"sync"
 	"time"
 )
@@ -47,12 +48,18 @@ type watcher struct {
 	closed bool
 }
 
-// taps is a session's watchers and the terminal sizes a new watcher starts
-// from. Guarded by Session.mu, so watchers see records in queue order.
+// taps is a session's watchers and what a new watcher starts from: the
+// terminal sizes and the exec commands so far. Guarded by Session.mu, so
+// watchers see records in queue order.
 type taps struct {
 	watchers []*watcher
 	sizes    map[int][2]int // pty channel → cols, rows
+	execs    [][]byte       // the last keptExecs exec events' JSON lines
 }
+
+// keptExecs is how many exec commands a new watcher is shown: a session
+// runs a few; one that runs thousands shows the latest.
+const keptExecs = 16
 
 // Watch taps the live session id of this recorder: the records it writes
 // from now on, and first the size of each terminal it has open. The channel
@@ -75,6 +82,9 @@ func (r *Recorder) Watch(id string) (events <-chan Watched, stop func(), ok bool
 	now := r.now()
 	for ch, size := range s.taps.sizes {
 		w.ch <- Watched{Time: now, Kind: WatchTerminal, Channel: ch, Cols: size[0], Rows: size[1]}
+	}
+	for _, line := range s.taps.execs {
+		w.ch <- Watched{Time: now, Kind: WatchEvent, Data: line}
 	}
 	s.taps.watchers = append(s.taps.watchers, w)
 	var once sync.Once
@@ -101,11 +111,17 @@ func (s *Session) unwatch(w *watcher) {
 // from put; with nobody watching it only notes terminal sizes.
 func (s *Session) tap(r record, data []byte) {
 	t := &s.taps
-	if r.kind == kindHeader || r.kind == kindResize {
+	switch {
+	case r.kind == kindHeader || r.kind == kindResize:
 		if t.sizes == nil {
 			t.sizes = map[int][2]int{}
 		}
 		t.sizes[r.ch] = [2]int{r.cols, r.rows}
+	case r.kind == kindEvent && s.meta.Protocol == "ssh" && isExecEvent(data):
+		if len(t.execs) == keptExecs {
+			t.execs = t.execs[1:]
+		}
+		t.execs = append(t.execs, append([]byte(nil), data...))
 	}
 	if len(t.watchers) == 0 {
 		return
@@ -114,6 +130,13 @@ func (s *Session) tap(r record, data []byte) {
 	for _, w := range t.watchers {
 		w.send(ev)
 	}
+}
+
+// isExecEvent tells an exec event's JSON line by its type, which the
+// encoder writes right after the time.
+func isExecEvent(line []byte) bool {
+	i := bytes.Index(line, []byte(`","type":`))
+	return i >= 0 && bytes.HasPrefix(line[i+len(`","type":`):], []byte(`"`+EventExec+`"`))
 }
 
 // tapEnd tells the watchers the session ended and closes their channels.

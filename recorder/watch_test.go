@@ -35,6 +35,8 @@ func TestWatch(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.OpenTerminal(0, 120, 40, "xterm"))
 	require.NoError(t, s.Output(0, []byte("before the watcher\r\n")))
+	ch := 1
+	require.NoError(t, s.Event(Event{Type: EventExec, Channel: &ch, Command: "tail -f /var/log/syslog"}))
 
 	_, _, ok := h.rec.Watch("s-nobody")
 	assert.False(t, ok, "no such session here")
@@ -54,17 +56,19 @@ func TestWatch(t *testing.T) {
 	for _, w := range got {
 		kinds = append(kinds, w.Kind)
 	}
-	require.Equal(t, []string{WatchTerminal, WatchOutput, WatchResize, WatchEvent, WatchData, WatchEnd}, kinds)
+	require.Equal(t, []string{WatchTerminal, WatchEvent, WatchOutput, WatchResize, WatchEvent, WatchData, WatchEnd}, kinds)
 	assert.Equal(t, [2]int{120, 40}, [2]int{got[0].Cols, got[0].Rows}, "the size the terminal has when the watcher joins")
-	assert.Equal(t, "$ id\r\n", string(got[1].Data), "output from the moment of joining, not before")
-	assert.Equal(t, [2]int{100, 30}, [2]int{got[2].Cols, got[2].Rows})
 	var ev Event
-	require.NoError(t, json.Unmarshal(got[3].Data, &ev))
+	require.NoError(t, json.Unmarshal(got[1].Data, &ev))
+	assert.Equal(t, "tail -f /var/log/syslog", ev.Command, "the exec commands run before the watcher joined")
+	assert.Equal(t, "$ id\r\n", string(got[2].Data), "output from the moment of joining, not before")
+	assert.Equal(t, [2]int{100, 30}, [2]int{got[3].Cols, got[3].Rows})
+	require.NoError(t, json.Unmarshal(got[4].Data, &ev))
 	assert.Equal(t, "select 1", ev.SQL)
-	assert.Equal(t, StreamStdout, got[4].Stream)
-	assert.Equal(t, 1, got[4].Channel)
-	assert.Equal(t, "exec out", string(got[4].Data))
-	require.NoError(t, json.Unmarshal(got[5].Data, &ev))
+	assert.Equal(t, StreamStdout, got[5].Stream)
+	assert.Equal(t, 1, got[5].Channel)
+	assert.Equal(t, "exec out", string(got[5].Data))
+	require.NoError(t, json.Unmarshal(got[6].Data, &ev))
 	assert.Equal(t, EventEnd, ev.Type)
 	stop() // after the end: nothing left to do, no panic
 

@@ -136,12 +136,13 @@ func liveKey(t *testing.T, path string) string {
 	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sp)))
 }
 
-// shell starts the real ssh client with a forced terminal (ssh -tt) as
-// svc-live on web-01 through the bastion; the test types into stdin.
-func (b *liveBastion) shell(t *testing.T) io.WriteCloser {
-	cmd := exec.Command("ssh", "-tt", "-F", "/dev/null", "-i", b.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+b.known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-		"-p", b.port, "-l", "svc-live@web-01", "127.0.0.1")
+// ssh starts the real ssh client as svc-live on web-01 through the
+// bastion with the given options and command (ssh -tt and none: a
+// shell); the test types into stdin.
+func (b *liveBastion) ssh(t *testing.T, args ...string) io.WriteCloser {
+	cmd := exec.Command("ssh", append([]string{"-F", "/dev/null", "-i", b.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile=" + b.known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
+		"-p", b.port, "-l", "svc-live@web-01"}, args...)...)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
@@ -173,7 +174,7 @@ func TestLiveViewBrowser(t *testing.T) {
 	c := newConsole(t)
 	b := newLiveBastion(t, c)
 	ctx := newBrowser(t)
-	stdin := b.shell(t)
+	stdin := b.ssh(t, "-tt", "127.0.0.1")
 	id := waitLive(t, c)
 
 	c.op.SignInAs(admin, true)
@@ -197,4 +198,27 @@ func TestLiveViewBrowser(t *testing.T) {
 	_, err = io.WriteString(stdin, "exit\n")
 	require.NoError(t, err)
 	assert.Contains(t, waitForText(t, ctx, `#live-state`, "ended"), "ended", "the page says the session ended")
+}
+
+// TestLiveViewExecBrowser: the live view of an exec session (no terminal)
+// shows what the command reads and prints after the page opened, and its
+// command in the event list.
+func TestLiveViewExecBrowser(t *testing.T) {
+	c := newConsole(t)
+	b := newLiveBastion(t, c)
+	ctx := newBrowser(t)
+	stdin := b.ssh(t, "127.0.0.1", "read x; echo EXEC-MARK-$x-$((6*7))")
+	id := waitLive(t, c)
+
+	c.op.SignInAs(auditor, true)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/sessions/"+id), chromedp.WaitVisible(chromedp.CSS(`#live`))))
+	require.Equal(t, "live", waitForText(t, ctx, `#live-state`, "live"))
+	kills, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#live form.kill").length`))
+	require.NoError(t, err)
+	assert.Equal(t, 0, kills, "no kill button for an auditor")
+	_, err = io.WriteString(stdin, "typed\n")
+	require.NoError(t, err)
+	assert.Contains(t, waitForText(t, ctx, `#live-player`, "EXEC-MARK-typed-42"), "EXEC-MARK-typed-42", "the command's output")
+	assert.Contains(t, waitForText(t, ctx, `#live-events`, "read x"), "read x", "the exec command in the event list")
+	assert.Contains(t, waitForText(t, ctx, `#live-state`, "ended"), "ended")
 }
