@@ -80,6 +80,7 @@ func (d dialect) searchSQL(terms []term, q Query, limit int, prefix bool) (strin
 			add(d.contains, t.raw)
 		}
 	}
+	add("s.state <> 'deleted'") // retention deleted the recording; adopt purges its entries
 	if q.Identity != "" {
 		add("s.identity_id = ?", q.Identity)
 	}

@@ -18,6 +18,7 @@ const (
 	statePartial = "partial" // indexed up to its cursor; more may come
 	stateDone    = "done"    // indexed to its end, or to its bound
 	stateFailed  = "failed"  // cannot be read (a broken chain, a tampered recording): see problem
+	// "purged": retention deleted the recording, and adopt its entries.
 )
 
 // Indexer timing.
@@ -35,9 +36,10 @@ const (
 	// candidatesPerPass bounds the sessions one pass looks at.
 	candidatesPerPass = 200
 	// adoptEvery is how often Run looks for sessions without an indexing
-	// state. A trigger gives every new session one; this finds those of a
-	// wiped or restored search_sessions table, reading the whole session
-	// index (a third of a second at 100,000 sessions).
+	// state and for recordings retention deleted. A trigger gives every new
+	// session its state; this finds those of a wiped or restored
+	// search_sessions table, reading the whole session index (a third of a
+	// second at 100,000 sessions).
 	adoptEvery = 10 * time.Minute
 )
 
@@ -93,12 +95,25 @@ func (x *Indexer) Run(ctx context.Context) error {
 	}
 }
 
-// adopt gives every session without an indexing state one, pending.
+// adopt gives every session without an indexing state one, pending, and
+// purges the entries of sessions whose recording retention deleted: the
+// index must not keep what the recording no longer does (search leaves
+// them out meanwhile).
 func (x *Indexer) adopt(ctx context.Context) error {
 	return x.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO search_sessions (session_id, state) SELECT s.id, 'pending' FROM sessions s
-			WHERE NOT EXISTS (SELECT 1 FROM search_sessions x WHERE x.session_id = s.id)`)
-		return err
+		for _, q := range []string{
+			`INSERT INTO search_sessions (session_id, state) SELECT s.id, 'pending' FROM sessions s
+			WHERE NOT EXISTS (SELECT 1 FROM search_sessions x WHERE x.session_id = s.id)`,
+			`DELETE FROM search_entries WHERE session_id IN (SELECT x.session_id FROM search_sessions x
+			JOIN sessions s ON s.id = x.session_id WHERE s.state = 'deleted' AND x.state <> 'purged')`,
+			`UPDATE search_sessions SET state = 'purged', cursor = '', bytes = 0, entries = 0
+			WHERE state <> 'purged' AND session_id IN (SELECT id FROM sessions WHERE state = 'deleted')`,
+		} {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

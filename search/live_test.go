@@ -16,7 +16,8 @@ import (
 // TestLiveSessionIndexedOnce: a live session's uploaded chunks are
 // searchable before it ends; what follows is added after, nothing twice;
 // another replica's indexer leaves a claimed session alone; a restarted
-// indexer carries on from the session's cursor.
+// indexer carries on from the session's cursor; once retention deleted
+// the recording, its content leaves the index.
 func TestLiveSessionIndexedOnce(t *testing.T) {
 	f := newFixture(t, func(dir string) sqlstore.Config { return sqlstore.Config{Path: filepath.Join(dir, "registry.db")} })
 	ctx := context.Background()
@@ -65,4 +66,13 @@ func TestLiveSessionIndexedOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "an ended, indexed session is done")
 	require.False(t, f.search(search.Query{Text: "marker"}).Behind.Behind())
+
+	db, _ := f.reg.SearchDB()
+	_, err = db.Exec("UPDATE sessions SET state = 'deleted' WHERE id = ?", meta.ID) // as retention does
+	require.NoError(t, err)
+	require.Empty(t, f.search(search.Query{Text: "third-marker"}).Hits, "a deleted recording's content is not found")
+	require.NoError(t, restarted.Adopt(ctx))
+	var left int
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM search_entries WHERE session_id = ?", meta.ID).Scan(&left))
+	require.Zero(t, left, "a deleted recording's entries are purged")
 }

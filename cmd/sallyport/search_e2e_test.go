@@ -218,6 +218,16 @@ func TestSessionsSearch(t *testing.T) {
 			out := b.ok("sessions", "search", "pg-param-marker")
 			assert.Contains(t, out, "[[pg-param-marker]]", "the table marks the match")
 			assert.Contains(t, out, "svc-report")
+			for text, want := range map[string]string{"": "the search text is empty", "%*": "no letters or digits",
+				strings.Repeat("x", 10240): "at most 1024"} {
+				_, errOut, code := b.run("", "sessions", "search", text)
+				assert.Equal(t, exitUsage, code, "search %.10q", text)
+				assert.Contains(t, errOut, want)
+			}
+			for _, text := range []string{`NEAR(a b) OR "x`, "'; DROP TABLE sessions; --", "grüße 🙂", "%marker%"} {
+				_, errOut, code := b.run("", "sessions", "search", text)
+				assert.Equal(t, 0, code, "search %q: %s", text, errOut)
+			}
 		})
 	}
 }

@@ -1,0 +1,6 @@
+package search
+
+import "context"
+
+// Adopt runs the indexer's periodic sweep now, for tests.
+func (x *Indexer) Adopt(ctx context.Context) error { return x.adopt(ctx) }
