@@ -56,7 +56,7 @@ func newFixture(t testing.TB, registry func(dir string) sqlstore.Config) *fixtur
 	db, dialect := reg.SearchDB()
 	ix, err := search.New(db, dialect)
 	require.NoError(t, err)
-	idx := &search.Indexer{Index: ix, Store: store, Write: reg.SearchWrite, Owner: "test"}
+	idx := &search.Indexer{Index: ix, Store: store, Write: reg.SearchWrite, Owner: "test", LivePoll: 20 * time.Millisecond}
 	return &fixture{t: t, reg: reg, rec: rec, store: store, ix: ix, idx: idx}
 }
 

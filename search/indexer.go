@@ -26,6 +26,9 @@ const (
 	// DefaultPoll is how often an Indexer looks for new recorded content:
 	// an ended session is searchable within about this long.
 	DefaultPoll = 2 * time.Second
+	// DefaultLivePoll is how often a live session with nothing new is
+	// looked at again: each look lists its objects in the store.
+	DefaultLivePoll = 10 * time.Second
 	// claimFor is how long a claim on a session lasts: another replica
 	// takes the session over when its indexer died this long ago.
 	claimFor = time.Minute
@@ -33,8 +36,9 @@ const (
 	// long session neither holds the registry's write lock long nor
 	// starts over after a restart.
 	chunksPerBatch = 16
-	// candidatesPerPass bounds the sessions one pass looks at.
-	candidatesPerPass = 200
+	// endedPerPass bounds the ended sessions one pass indexes, so that a
+	// backlog (an upgrade, a restore) leaves live sessions their turn.
+	endedPerPass = 200
 	// adoptEvery is how often Run looks for sessions without an indexing
 	// state and for recordings retention deleted. A trigger gives every new
 	// session its state; this finds those of a wiped or restored
@@ -61,11 +65,16 @@ type Indexer struct {
 	Owner string
 	// Poll is the pause between passes; zero means DefaultPoll.
 	Poll time.Duration
+	// LivePoll is how often a live session's store is looked at for new
+	// chunks once a look found none; zero means DefaultLivePoll.
+	LivePoll time.Duration
 	// Bound bounds each session's share of the index.
 	Bound Bound
 	// Logger gets a line per session that cannot be indexed; nil
 	// discards.
 	Logger *slog.Logger
+
+	polled map[string]time.Time // live sessions last looked at without news
 }
 
 // Run indexes until ctx ends, a pass every Poll.
@@ -131,97 +140,6 @@ func (x *Indexer) owner() string {
 	return x.Owner
 }
 
-// candidate is a session with content to index.
-type candidate struct {
-	id, state string
-	started   time.Time
-	cursor    recorder.FeedCursor
-	bytes     int64
-	entries   int
-}
-
-// Pass indexes what is pending now and returns how many sessions it
-// advanced.
-func (x *Indexer) Pass(ctx context.Context) (int, error) {
-	cands, err := x.candidates(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, c := range cands {
-		if ctx.Err() != nil {
-			return n, ctx.Err()
-		}
-		ok, err := x.claim(ctx, c.id)
-		if err != nil {
-			return n, err
-		}
-		if !ok {
-			continue
-		}
-		if err := x.session(ctx, c); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
-}
-
-const candidatesSQL = `SELECT s.id, s.state, s.started_at, x.cursor, x.bytes, x.entries
-FROM search_sessions x JOIN sessions s ON s.id = x.session_id
-WHERE x.state IN ('pending', 'partial') AND s.state IN ('live', 'uploading', 'stored', 'incomplete', 'degraded')
-AND (x.claimed_until < ? OR x.claimed_by = ?)
-ORDER BY s.started_at, s.id LIMIT ?`
-
-func (x *Indexer) candidates(ctx context.Context) ([]candidate, error) {
-	ix := x.Index
-	rows, err := ix.db.QueryContext(ctx, ix.d.rebind(candidatesSQL), ix.stamp(ix.now()), x.owner(), candidatesPerPass)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions to index: %w", err)
-	}
-	defer rows.Close()
-	var out []candidate
-	for rows.Next() {
-		var c candidate
-		var started, cursor string
-		if err := rows.Scan(&c.id, &c.state, &started, &cursor, &c.bytes, &c.entries); err != nil {
-			return nil, fmt.Errorf("list sessions to index: %w", err)
-		}
-		c.started, _ = time.Parse(time.RFC3339Nano, started)
-		if cursor != "" {
-			_ = json.Unmarshal([]byte(cursor), &c.cursor) // a bad cursor starts over
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sessions to index: %w", err)
-	}
-	return out, nil
-}
-
-func (ix *Index) stamp(t time.Time) string { return t.UTC().Format(timeLayout) }
-
-// claim takes session id for this indexer for claimFor, unless another
-// indexer holds it.
-func (x *Indexer) claim(ctx context.Context, id string) (bool, error) {
-	ix := x.Index
-	now := ix.now()
-	var n int64
-	err := x.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, ix.d.rebind(`UPDATE search_sessions SET claimed_by = ?, claimed_until = ?
-			WHERE session_id = ? AND state IN (?, ?) AND (claimed_until < ? OR claimed_by = ?)`),
-			x.owner(), ix.stamp(now.Add(claimFor)), id, statePending, statePartial, ix.stamp(now), x.owner())
-		if err == nil {
-			n, err = res.RowsAffected()
-		}
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("claim session %s to index: %w", id, err)
-	}
-	return n == 1, nil
-}
-
 func (x *Indexer) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	if x.Write != nil {
 		return x.Write(ctx, fn)
@@ -238,30 +156,34 @@ func (x *Indexer) write(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // session indexes a claimed session from its cursor on, a batch of chunks
-// per transaction, until it reaches what the store has.
-func (x *Indexer) session(ctx context.Context, c candidate) error {
+// per transaction, until it reaches what the store has, and says whether
+// it found anything new.
+func (x *Indexer) session(ctx context.Context, c candidate) (bool, error) {
 	src := recorder.SessionSource(x.Store, c.id, c.started)
 	final := c.state != "live" && c.state != "uploading"
 	ex := newExtractor(x.Bound, c.bytes, c.entries)
-	for {
+	for progressed := false; ; progressed = true {
 		cur, err := recorder.Feed(ctx, src, c.cursor, chunksPerBatch, ex.add)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, recorder.ErrNotFound) && !final {
-				return ctx.Err() // not in the store yet: try again next pass
+				return progressed, ctx.Err() // not in the store yet: try again later
 			}
 			x.logger().Warn("search index: cannot read recording", "session", c.id, "err", err)
-			return x.save(ctx, c.id, cur, ex, stateFailed, err.Error())
+			return true, x.save(ctx, c.id, cur, ex, stateFailed, err.Error())
 		}
 		more := cur.Next != c.cursor.Next
 		state := statePartial
 		if ex.cut || (!more && final) {
 			state = stateDone
 		}
-		if err := x.save(ctx, c.id, cur, ex, state, ""); err != nil {
-			return err
+		if state == statePartial && !more {
+			return progressed, nil // nothing new; the claim stands
 		}
-		if state != statePartial || !more {
-			return nil
+		if err := x.save(ctx, c.id, cur, ex, state, ""); err != nil {
+			return true, err
+		}
+		if state != statePartial {
+			return true, nil
 		}
 		c.cursor = cur
 	}

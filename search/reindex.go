@@ -16,7 +16,7 @@ func (x *Indexer) Reindex(ctx context.Context, id string, started time.Time) (in
 		return 0, err
 	}
 	c := candidate{id: id, state: "stored", started: started}
-	if err := x.session(ctx, c); err != nil {
+	if _, err := x.session(ctx, c); err != nil {
 		return 0, err
 	}
 	var n int
