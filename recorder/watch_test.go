@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -110,4 +111,37 @@ func TestWatchSlowWatcher(t *testing.T) {
 	assert.False(t, open, "stop closes the channel")
 	require.NoError(t, s.Output(0, []byte("unwatched\r\n")), "the session goes on")
 	require.NoError(t, s.Close(ctxT(t), End{}))
+}
+
+// BenchmarkWatchTap measures a relay's terminal write of 4 KiB with nobody
+// watching and with one watcher reading everything (the tap copies each
+// write once per watcher).
+func BenchmarkWatchTap(b *testing.B) {
+	for _, watchers := range []int{0, 1} {
+		b.Run(map[int]string{0: "unwatched", 1: "watched"}[watchers], func(b *testing.B) {
+			rec := benchRecorder(b, memTempDirB(b), CompressionNone)
+			s, err := rec.Open(context.Background(), testMeta("s-bench-tap"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range watchers {
+				events, stop, _ := rec.Watch("s-bench-tap")
+				defer stop()
+				go func() {
+					for range events {
+					}
+				}()
+			}
+			p := []byte(strings.Repeat("x", 4096))
+			b.SetBytes(int64(len(p)))
+			b.ResetTimer()
+			for range b.N {
+				if err := s.Output(0, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			_ = s.Close(context.Background(), End{})
+		})
+	}
 }
