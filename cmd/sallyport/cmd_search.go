@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -201,15 +202,7 @@ func reindex(ctx context.Context, g *globals, w io.Writer, since time.Time) (int
 		return 0, err
 	}
 	defer ap.Close()
-	rc, err := recorderConfig(ap.cfg)
-	if err != nil {
-		return 0, err
-	}
-	store, err := recorder.NewStore(rc)
-	if err != nil {
-		return 0, fmt.Errorf("open recording store: %w", err)
-	}
-	ix, err := newSearchIndex(ap.store)
+	r, err := newReindexer(ap, pub, w)
 	if err != nil {
 		return 0, err
 	}
@@ -217,33 +210,68 @@ func reindex(ctx context.Context, g *globals, w io.Writer, since time.Time) (int
 	if err != nil {
 		return 0, err
 	}
+	return r.all(ctx, rs)
+}
+
+// reindexer verifies recordings and indexes them afresh.
+type reindexer struct {
+	x     *search.Indexer
+	store recorder.Store
+	pub   ed25519.PublicKey
+	w     io.Writer
+}
+
+func newReindexer(ap *app, pub ed25519.PublicKey, w io.Writer) (*reindexer, error) {
+	rc, err := recorderConfig(ap.cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, err := recorder.NewStore(rc)
+	if err != nil {
+		return nil, fmt.Errorf("open recording store: %w", err)
+	}
+	ix, err := newSearchIndex(ap.store)
+	if err != nil {
+		return nil, err
+	}
 	x := &search.Indexer{Index: ix, Store: store, Write: ap.store.SearchWrite, Owner: "reindex"}
+	return &reindexer{x: x, store: store, pub: pub, w: w}, nil
+}
+
+// all reindexes rs (live ones are left to serve) and prints the tally.
+func (r *reindexer) all(ctx context.Context, rs []sqlstore.SessionRecord) (int, error) {
 	var done, entries, bad, skipped int
-	for _, r := range rs {
-		if recorder.State(r.State).InTransit() {
-			skipped++ // serve indexes it as it goes
+	for _, s := range rs {
+		if recorder.State(s.State).InTransit() || s.State == sqlstore.StateDeleted {
+			skipped++
 			continue
 		}
-		src := recorder.SessionSource(store, r.ID, r.StartedAt)
-		rep, err := recorder.Verify(ctx, src, pub)
+		n, ok, err := r.one(ctx, s)
 		if err != nil {
 			return bad, err
 		}
-		if rep.Status != recorder.StatusIntact && rep.Status != recorder.StatusIncomplete {
+		if !ok {
 			bad++
-			fmt.Fprintf(w, "session %s not indexed: %s\n", r.ID, rep.String())
-			if err := x.Reject(ctx, r.ID, "recording "+string(rep.Status)); err != nil {
-				return bad, err
-			}
 			continue
-		}
-		n, err := x.Reindex(ctx, r.ID, r.StartedAt)
-		if err != nil {
-			return bad, err
 		}
 		done, entries = done+1, entries+n
 	}
-	fmt.Fprintf(w, "reindexed %d session(s), %d entries; %d failed verification, %d still live (serve indexes them)\n",
+	fmt.Fprintf(r.w, "reindexed %d session(s), %d entries; %d failed verification, %d live or deleted (left alone)\n",
 		done, entries, bad, skipped)
 	return bad, nil
+}
+
+// one verifies one recording and indexes it when it is authentic; ok is
+// false when it is not (reported, and taken out of the index).
+func (r *reindexer) one(ctx context.Context, s sqlstore.SessionRecord) (n int, ok bool, err error) {
+	rep, err := recorder.Verify(ctx, recorder.SessionSource(r.store, s.ID, s.StartedAt), r.pub)
+	if err != nil {
+		return 0, false, err
+	}
+	if rep.Status != recorder.StatusIntact && rep.Status != recorder.StatusIncomplete {
+		fmt.Fprintf(r.w, "session %s not indexed: %s\n", s.ID, rep.String())
+		return 0, false, r.x.Reject(ctx, s.ID, "recording "+string(rep.Status))
+	}
+	n, err = r.x.Reindex(ctx, s.ID, s.StartedAt)
+	return n, err == nil, err
 }
