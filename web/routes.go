@@ -34,6 +34,7 @@ func (s *Server) pageRoutes(mux *http.ServeMux) {
 func (s *Server) apiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/me", s.api(nil, s.apiMe))
 	mux.HandleFunc("GET /api/v1/sessions", s.api(governance, s.apiSessions))
+	mux.HandleFunc("GET /api/v1/search", s.api(governance, s.apiSearch))
 	mux.HandleFunc("GET /api/v1/sessions/{id}", s.api(governance, s.apiSession))
 	mux.HandleFunc("GET /api/v1/sessions/{id}/cast", s.stream(governance, s.cast, true))
 	mux.HandleFunc("GET /api/v1/sessions/{id}/events", s.stream(governance, s.events, true))

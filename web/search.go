@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -24,8 +25,9 @@ type searchView struct {
 	Text    string
 	Hits    []hitView
 	More    bool
-	Behind  string // how far the index lags; empty when up to date
-	Problem string // why the text cannot be searched, for the person who typed it
+	Behind  string     // how far the index lags; empty when up to date
+	Lag     search.Lag // the same, for the API
+	Problem string     // why the text cannot be searched, for the person who typed it
 }
 
 // hitView is one hit with its snippet cut into plain and matched pieces
@@ -50,7 +52,7 @@ func (q sessionQuery) contentQuery(text string, visible []string) search.Query {
 
 // searchContent runs the search box's text for p, within what p may see.
 // A text the index cannot search comes back as Problem, not an error.
-func (s *Server) searchContent(ctx context.Context, p *principal, q sessionQuery, text string) (*searchView, error) {
+func (s *Server) searchContent(ctx context.Context, p *principal, q sessionQuery, text string, limit int) (*searchView, error) {
 	v := &searchView{Text: text}
 	if s.Search == nil {
 		v.Problem = "searching session content is not available on this server"
@@ -68,7 +70,9 @@ func (s *Server) searchContent(ctx context.Context, p *principal, q sessionQuery
 		}
 		slices.Sort(visible)
 	}
-	res, err := s.Search.Search(ctx, q.contentQuery(text, visible))
+	cq := q.contentQuery(text, visible)
+	cq.Limit = limit
+	res, err := s.Search.Search(ctx, cq)
 	var bad *search.QueryError
 	if errors.As(err, &bad) {
 		v.Problem = bad.Reason
@@ -77,7 +81,7 @@ func (s *Server) searchContent(ctx context.Context, p *principal, q sessionQuery
 	if err != nil {
 		return nil, fmt.Errorf("search session content: %w", err)
 	}
-	v.More = res.More
+	v.More, v.Lag = res.More, res.Behind
 	if res.Behind.Behind() {
 		v.Behind = res.Behind.String()
 	}
@@ -85,6 +89,39 @@ func (s *Server) searchContent(ctx context.Context, p *principal, q sessionQuery
 		v.Hits = append(v.Hits, hitView{Hit: h, Pieces: pieces(h.Snippet, h.Marks), Link: hitLink(h)})
 	}
 	return v, nil
+}
+
+// apiSearch is the search box as JSON: the same parameters as the
+// sessions page (q and its filters, plus limit), hits as
+// `sallyport sessions search --json` prints them. Text that cannot be
+// searched is a 400 saying why.
+func (s *Server) apiSearch(w http.ResponseWriter, r *http.Request, p *principal) {
+	q, err := parseSessionQuery(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, p, err)
+		return
+	}
+	v, err := s.searchContent(r.Context(), p, q, q.Text, limitOf(r.URL.Query()))
+	switch {
+	case err != nil:
+		s.fail(w, r, p, err)
+	case s.Search == nil:
+		s.fail(w, r, p, fmt.Errorf("%w: %s", errUnavailable, v.Problem))
+	case v.Problem != "":
+		s.fail(w, r, p, fmt.Errorf("%w: %s", errBadRequest, v.Problem))
+	default:
+		hits := make([]search.Hit, len(v.Hits))
+		for i, h := range v.Hits {
+			hits[i] = h.Hit
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"hits": hits, "more": v.More, "behind": v.Lag})
+	}
+}
+
+// limitOf reads ?limit=, 0 (the index's default) when absent or not a number.
+func limitOf(v url.Values) int {
+	n, _ := strconv.Atoi(v.Get("limit"))
+	return max(n, 0)
 }
 
 // hitLink opens the session page at the hit: ?t= seeks the player and

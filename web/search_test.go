@@ -145,6 +145,20 @@ func TestContentSearch(t *testing.T) {
 	assert.Contains(t, page, `href="/sessions/s-find-ssh?t=15.000&amp;in=output#hit"`)
 	assert.Contains(t, page, "<td>output</td>")
 
+	var api struct {
+		Hits []search.Hit
+		More bool
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, aud, c.srv.URL+"/api/v1/search?q=drop+table&limit=1", &api))
+	require.Len(t, api.Hits, 1, "the limit")
+	assert.True(t, api.More)
+	require.Equal(t, http.StatusOK, getJSON(t, own, c.srv.URL+"/api/v1/search?q=ghost_ledger", &api))
+	assert.Empty(t, api.Hits, "the owner's API search keeps to their identities")
+	require.Equal(t, http.StatusOK, getJSON(t, aud, c.srv.URL+"/api/v1/search?q=payments_archive", &api))
+	require.Len(t, api.Hits, 1)
+	assert.Equal(t, search.Hit{Session: "s-find-pg", Identity: "svc-report", Target: "web-01", Protocol: "postgres",
+		Time: api.Hits[0].Time, Offset: 12.5, Where: search.WhereQuery, Snippet: api.Hits[0].Snippet, Marks: api.Hits[0].Marks}, api.Hits[0])
+
 	res, err := ix.Search(context.Background(), search.Query{Text: "df -h /srv", Where: []search.Where{search.WhereStdin}})
 	require.NoError(t, err)
 	require.Len(t, res.Hits, 1, "the exec session's script")
@@ -178,10 +192,19 @@ func TestContentSearchBadInput(t *testing.T) {
 			}
 			if strings.TrimSpace(text) == "" {
 				assert.Contains(t, page, "sessions, newest first", "no text: the session list")
+				code, _, body := getBody(t, aud, c.srv.URL+"/api/v1/search?"+url.Values{"q": {text}}.Encode())
+				assert.Equal(t, http.StatusBadRequest, code)
+				assert.Contains(t, body, "empty")
 				return
 			}
 			ok := strings.Contains(page, `hits for <code>`) || strings.Contains(page, `id="search-problem"`)
 			assert.True(t, ok, "neither hits nor a message")
+
+			code, _, body := getBody(t, aud, c.srv.URL+"/api/v1/search?"+url.Values{"q": {text}}.Encode())
+			assert.Contains(t, []int{http.StatusOK, http.StatusBadRequest}, code, "the API: hits, or 400 with the reason")
+			for _, leak := range []string{"internal error", "SQL", "sqlite", "fts5", "syntax error", "tsquery"} {
+				assert.False(t, strings.Contains(body, leak), "the API says %q", leak)
+			}
 		})
 	}
 }

@@ -139,7 +139,7 @@ func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	page, err := s.searchSessions(r, p, q)
 	if err == nil && q.Text != "" {
-		page.Search, err = s.searchContent(r.Context(), p, q, q.Text)
+		page.Search, err = s.searchContent(r.Context(), p, q, q.Text, 0)
 	}
 	if err != nil {
 		s.fail(w, r, p, err)
