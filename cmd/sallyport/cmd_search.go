@@ -40,7 +40,9 @@ for a hash to find the session that moved those bytes.
 Every word of TEXT must occur in a hit, matched as typed, case aside, where a
 word starts; the last part is a prefix: '/etc/shadow', 'payments.acc' and
 '10.1.2.3' find what they say. Quote words to keep them together in that order:
-'"drop table"'. Hits come newest first, --limit of them (default 50).
+'"drop table"'. Operators and wildcards (OR, NEAR, *, %) are plain text. Hits
+where every word matched whole come first, then prefix matches, newest first,
+--limit of them (default 50); the match is marked [[like this]].
 --since and --until take a duration back from now (24h, 30d) or a date
 (2026-12-01, RFC 3339) and keep hits that happened in between.
 
