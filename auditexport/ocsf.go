@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/iga"
@@ -121,18 +120,14 @@ func unmapped(ev iga.AuditEvent) object {
 var detailKeys = []string{"login", "breakglass_grant", "credential", "asked", "protocol", "session"}
 
 // detailFields splits a decision's or refusal's detail ("login app;
-// asked \"ls\"") into its parts. Other events' detail is free text.
+// asked \"ls\"; session 6571…") into its parts, as iga reads it (a
+// command with "; " in it stays whole). Other events' detail is free text.
 func detailFields(ev iga.AuditEvent) map[string]string {
 	out := map[string]string{}
-	for _, part := range strings.Split(ev.Detail, "; ") {
-		k, v, ok := strings.Cut(part, " ")
-		if !ok {
-			continue
-		}
-		for _, want := range detailKeys {
-			if k == want {
-				out[k] = v
-			}
+	parts := iga.AuditDetailFields(ev.Detail)
+	for _, k := range detailKeys {
+		if v, ok := parts[k]; ok {
+			out[k] = v
 		}
 	}
 	if asked, ok := out["asked"]; ok && ev.Action == iga.ActionExec {

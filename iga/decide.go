@@ -40,13 +40,18 @@ type Request struct {
 	Command string
 	// Asked is what the client asked for in its own words — an exec
 	// command line, a forward's destination — named in the audit event of
-	// a refusal (quoted, and cut at maxAskedInAudit bytes). Empty: nothing
-	// beyond the action.
+	// a refusal, and of an admitted exec (quoted, and cut at
+	// maxAskedInAudit bytes). Empty: nothing beyond the action.
 	Asked string
+	// Session is the id of the proxied session the request belongs to,
+	// minted by the proxy before it asks, so the audit event names the
+	// session (and its recording) it admits. Empty: no session (iga check,
+	// a re-check shared by several sessions).
+	Session string
 }
 
-// maxAskedInAudit bounds the part of a refused request kept in its audit
-// event: enough to see what was tried, not a script's worth.
+// maxAskedInAudit bounds the part of a request kept in its audit event:
+// enough to see what was tried or run, not a script's worth.
 const maxAskedInAudit = 512
 
 // Decision is the answer to a Request, as `iga check --json` prints it.
@@ -83,7 +88,8 @@ type Decision struct {
 	DryRun   bool      `json:"dry_run,omitempty"`
 	Time     time.Time `json:"time"`
 
-	asked string // Request.Asked, for the audit event of a refusal
+	asked   string // Request.Asked, for the audit event of a refusal or an exec
+	session string // Request.Session, for the audit event
 }
 
 // Err returns nil when the decision allows, else a *Denied with its reasons.
@@ -137,7 +143,7 @@ func (r *Registry) Recheck(ctx context.Context, req Request) (Decision, error) {
 // decide reads the facts and runs the rules, without recording anything.
 func (r *Registry) decide(ctx context.Context, req Request) (Decision, error) {
 	d := Decision{Identity: req.Identity, Target: req.Target, Action: req.Action, DryRun: req.DryRun, Time: r.now(),
-		asked: req.Asked}
+		asked: req.Asked, session: req.Session}
 	if req.Source.IsValid() {
 		d.Source = req.Source.Unmap().String()
 	}
@@ -278,10 +284,11 @@ func decisionEvent(d Decision) AuditEvent {
 	}
 	var detail []string
 	asked := ""
-	if !d.Allow && d.asked != "" {
-		asked = AuditQuote(d.asked)
+	if d.asked != "" && (!d.Allow || d.Action == ActionExec) {
+		asked = AuditQuote(d.asked) // an admitted exec names what it runs too
 	}
-	for _, kv := range [][2]string{{"login", d.Login}, {"breakglass_grant", d.Grant}, {"credential", d.Credential}, {"asked", asked}} {
+	for _, kv := range [][2]string{{"login", d.Login}, {"breakglass_grant", d.Grant}, {"credential", d.Credential},
+		{"asked", asked}, {"session", d.session}} {
 		if kv[1] != "" {
 			detail = append(detail, kv[0]+" "+kv[1])
 		}
