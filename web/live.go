@@ -87,6 +87,11 @@ func (s *Server) startWatch(ctx context.Context, p *principal, rec sqlstore.Sess
 	if !rec.EndedAt.IsZero() {
 		return nil, nil, fmt.Errorf("%w: session %s ended at %s; replay its recording", errConflict, rec.ID, rec.EndedAt.UTC().Format(time.RFC3339))
 	}
+	select {
+	case <-s.liveEnded():
+		return nil, nil, fmt.Errorf("%w: the console is shutting down", errUnavailable)
+	default:
+	}
 	events, stop, ok := s.Live.Watch(rec.ID)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: session %s is not running on this replica%s", errConflict, rec.ID, elsewhere(rec.Replica))
@@ -108,15 +113,43 @@ func elsewhere(replica string) string {
 	return " (replica " + replica + " runs it: watch it on that replica's console)"
 }
 
+// liveEnded is closed when the server shuts down.
+func (s *Server) liveEnded() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.liveEnd == nil {
+		s.liveEnd = make(chan struct{})
+	}
+	return s.liveEnd
+}
+
+// endLive ends every live stream, so that Shutdown does not wait for the
+// sessions being watched to end.
+func (s *Server) endLive() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.liveEnd == nil {
+		s.liveEnd = make(chan struct{})
+	}
+	select {
+	case <-s.liveEnd:
+	default:
+		close(s.liveEnd)
+	}
+}
+
 // pump writes records as they come, a batch per write, until the session
-// ends, the browser goes or a write stalls.
+// ends, the browser goes, a write stalls or the server shuts down.
 func (s *Server) pump(ctx context.Context, rc *http.ResponseController, w http.ResponseWriter, events <-chan recorder.Watched) {
 	enc := &sseEncoder{}
 	beat := time.NewTicker(liveHeartbeat)
 	defer beat.Stop()
+	ended := s.liveEnded()
 	for {
 		select {
 		case <-ctx.Done():
+			return
+		case <-ended:
 			return
 		case <-beat.C:
 			enc.buf.WriteString(": still watching\n\n")

@@ -94,9 +94,25 @@ func TestLiveDatabaseSession(t *testing.T) {
 	require.NoError(t, s.Close(context.Background(), recorder.End{}))
 	next(t, events, "end")
 
+	s2, err := rec.Open(context.Background(), recorder.SessionMeta{ID: "s-db-live2", Identity: "svc-report", Owner: owner,
+		Target: "analytics", Protocol: "postgres", Login: "reporting"})
+	require.NoError(t, err)
+	defer s2.Close(context.Background(), recorder.End{})
+	resp2, err := aud.Get(c.srv.URL + "/sessions/s-db-live2/live")
+	require.NoError(t, err)
+	defer resp2.Body.Close()
+	open := readSSE(resp2)
+	require.NoError(t, c.ws.Shutdown(context.Background()))
+	select {
+	case _, ok := <-open:
+		assert.False(t, ok, "nothing more on the stream")
+	case <-time.After(time.Second):
+		t.Fatal("shutting the console down did not end the live stream of a running session")
+	}
+
 	audit, err := c.store.Audit(context.Background(), iga.AuditFilter{Type: "session_watch"})
 	require.NoError(t, err)
-	require.Len(t, audit, 1)
+	require.Len(t, audit, 2, "two watches")
 	assert.Equal(t, auditor, audit[0].Actor)
 	for _, method := range []string{http.MethodPost, http.MethodPut} {
 		req, _ := http.NewRequest(method, c.srv.URL+"/sessions/s-db-live/live", strings.NewReader("id\n"))

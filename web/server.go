@@ -108,6 +108,7 @@ type Server struct {
 	keyOnce sync.Once
 	key     []byte
 	oidc    oidcProvider
+	liveEnd chan struct{} // closed by Shutdown: live streams end (live.go)
 }
 
 // Handler returns the server's routes.
@@ -155,6 +156,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // Shutdown stops accepting and waits for requests in flight until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.endLive()
 	s.mu.Lock()
 	srv := s.srv
 	s.mu.Unlock()
