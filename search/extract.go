@@ -159,7 +159,7 @@ func fileText(ev recorder.Event) string {
 }
 
 // queryText is a query's SQL, its parameters one per line, and how it
-// ended.
+// ended (each statement of a multi-statement query).
 func queryText(ev recorder.Event) string {
 	var b strings.Builder
 	b.WriteString(ev.SQL)
@@ -167,9 +167,17 @@ func queryText(ev recorder.Event) string {
 		b.WriteString("\n")
 		b.WriteString(paramText(p))
 	}
-	if o := ev.Outcome; o != nil {
-		b.WriteString("\n")
-		b.WriteString(strings.TrimSpace(strings.Join([]string{o.Tag, o.ErrorCode, o.Error}, " ")))
+	if ev.SQLCut != nil { // the statement was longer than kept: its whole text's hash finds it
+		b.WriteString("\nsha256 " + ev.SQLCut.SHA256)
+	}
+	outcomes := ev.Outcomes
+	if len(outcomes) == 0 && ev.Outcome != nil {
+		outcomes = []recorder.Outcome{*ev.Outcome}
+	}
+	for _, o := range outcomes {
+		if text := strings.TrimSpace(strings.Join([]string{o.Tag, o.ErrorCode, o.Error}, " ")); text != "" {
+			b.WriteString("\n" + text)
+		}
 	}
 	return b.String()
 }
