@@ -158,14 +158,22 @@ func fileText(ev recorder.Event) string {
 	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
 }
 
+// A query entry keeps the start of a long statement and of each long
+// parameter, so that the parameters, the outcome and the hash of a cut
+// statement still fit in maxEntryBytes.
+const (
+	maxSQLBytes   = 2 << 10
+	maxParamBytes = 256
+)
+
 // queryText is a query's SQL, its parameters one per line, and how it
 // ended (each statement of a multi-statement query).
 func queryText(ev recorder.Event) string {
 	var b strings.Builder
-	b.WriteString(ev.SQL)
+	b.WriteString(clip(ev.SQL, maxSQLBytes))
 	for _, p := range ev.Params {
 		b.WriteString("\n")
-		b.WriteString(paramText(p))
+		b.WriteString(clip(paramText(p), maxParamBytes))
 	}
 	if ev.SQLCut != nil { // the statement was longer than kept: its whole text's hash finds it
 		b.WriteString("\nsha256 " + ev.SQLCut.SHA256)

@@ -90,6 +90,11 @@ func TestExtractBound(t *testing.T) {
 	if got := x.flush(); len(got) != 1 || !x.cut {
 		t.Fatalf("bytes bound: got %d entries, cut %v", len(got), x.cut)
 	}
+	long := recorder.Event{Type: recorder.EventQuery, SQL: strings.Repeat("s", 100000), Params: []any{strings.Repeat("p", 100000), "tail-param"},
+		SQLCut: &recorder.Cut{SHA256: "feed"}, Outcome: &recorder.Outcome{Tag: "INSERT 0 1"}}
+	if body := queryText(long); len(body) > maxEntryBytes || !strings.HasSuffix(body, "\ntail-param\nsha256 feed\nINSERT 0 1") {
+		t.Fatalf("a long statement's entry keeps its parameters, hash and outcome: %d bytes, ends %q", len(body), body[len(body)-40:])
+	}
 	x = newExtractor(Bound{}, 0, 0)
 	x.emit(time.Now(), WhereQuery, strings.Repeat("é", 5000)+"\xff")
 	if got := x.flush(); len(got[0].Body) > maxEntryBytes || strings.ContainsRune(got[0].Body, '\uFFFD') {
