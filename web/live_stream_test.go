@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -146,4 +147,31 @@ func TestLiveOnAnotherReplica(t *testing.T) {
 	code, _, body := getBody(t, adm, c.srv.URL+"/sessions/s-remote/live")
 	assert.Equal(t, http.StatusConflict, code)
 	assert.Contains(t, body, "replica-b")
+}
+
+// TestLiveViewDatabaseBrowser: in chromium, the page of a running database
+// session lists each query as the proxy records it, with its outcome, and
+// shows no terminal.
+func TestLiveViewDatabaseBrowser(t *testing.T) {
+	c := newConsole(t)
+	rec := startRecorder(t, c)
+	c.ws.Live, c.ws.Audit = rec, func(ctx context.Context, e iga.AuditEvent) error {
+		return c.store.Update(ctx, func(tx iga.Tx) error { return tx.AppendAudit(ctx, e) })
+	}
+	s, err := rec.Open(context.Background(), recorder.SessionMeta{ID: "s-db-watch", Identity: "svc-report", Owner: owner,
+		Target: "analytics", Protocol: "postgres", Login: "reporting"})
+	require.NoError(t, err)
+	defer s.Close(context.Background(), recorder.End{})
+	ctx := newBrowser(t)
+	c.op.SignInAs(owner, true) // the identity's owner may watch it
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/sessions/s-db-watch"), chromedp.WaitVisible(chromedp.CSS(`#live`))))
+	require.Equal(t, "live", waitForText(t, ctx, `#live-state`, "live"))
+	require.NoError(t, s.Event(recorder.Event{Type: recorder.EventQuery, SQL: "UPDATE accounts SET frozen = true WHERE id = $1",
+		Params: []any{"42"}, Outcome: &recorder.Outcome{ErrorCode: "42501", Error: "permission denied for table accounts"}}))
+	got := waitForText(t, ctx, `#live-events`, "UPDATE accounts")
+	assert.Contains(t, got, "UPDATE accounts SET frozen = true WHERE id = $1")
+	assert.Contains(t, got, "42501 permission denied for table accounts")
+	players, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#live-player .ap-player").length`))
+	require.NoError(t, err)
+	assert.Equal(t, 0, players, "a database session has no terminal")
 }
