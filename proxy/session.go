@@ -109,10 +109,16 @@ type Live struct {
 }
 
 // Begin registers a session and returns it with a context that ends when
-// parent ends or the session is killed.
+// parent ends or the session is killed. Its id is req.Session, the id the
+// proxy minted before asking the registry (so the decision's audit event
+// names it), or a new one when req has none.
 func (l *Live) Begin(parent context.Context, protocol string, req iga.Request, d iga.Decision, now time.Time) *Session {
 	ctx, cancel := context.WithCancelCause(parent)
-	s := &Session{ID: sessionid.New(now), Protocol: protocol, Request: req, Decision: d, Started: now, ctx: ctx, cancel: cancel}
+	id := req.Session
+	if id == "" {
+		id = sessionid.New(now)
+	}
+	s := &Session{ID: id, Protocol: protocol, Request: req, Decision: d, Started: now, ctx: ctx, cancel: cancel}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sessions == nil {
@@ -236,6 +242,7 @@ func (l *Live) recheckAll(ctx context.Context) {
 	for _, s := range l.Snapshot() {
 		key := s.Request
 		key.Credential = nil // the credential was checked at connect; its expiry does not end a session
+		key.Session = ""     // so the sessions share it; a refusal that ends several names none
 		v, ok := seen[key]
 		if !ok {
 			v.d, v.err = l.recheck(ctx, key)

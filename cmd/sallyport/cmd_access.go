@@ -63,6 +63,9 @@ type auditEvent struct {
 	Allow    *bool        `json:"allow,omitempty"`
 	Reasons  []iga.Reason `json:"reasons,omitempty"`
 	Detail   string       `json:"detail,omitempty"`
+	// Session is the proxied session a decision was made for (from its
+	// detail), the id `sessions list` and the recording carry.
+	Session string `json:"session,omitempty"`
 }
 
 func auditJSON(evs []iga.AuditEvent) []auditEvent {
@@ -73,6 +76,7 @@ func auditJSON(evs []iga.AuditEvent) []auditEvent {
 		if verdictEvent(e.Type) {
 			allow := e.Allow
 			ae.Allow = &allow
+			ae.Session = iga.AuditDetailFields(e.Detail)["session"]
 		}
 		out = append(out, ae)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/internal/sessionid"
 	"github.com/sallyport/sallyport/proxy"
 )
 
@@ -110,7 +111,10 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 		r.audit.Login, r.audit.Action = false, iga.ActionQuery
 		return nil, r
 	}
-	req := iga.Request{Identity: identity, Target: targetName, Action: iga.ActionQuery, Source: c.source(), Credential: &cred}
+	// The session's id is minted before the decision, so its audit event
+	// names the session (and recording) it admits.
+	req := iga.Request{Identity: identity, Target: targetName, Action: iga.ActionQuery, Source: c.source(), Credential: &cred,
+		Session: sessionid.New(s.now())}
 	d, err := s.Gate.Decide(ctx, req)
 	if err != nil {
 		return nil, denial(err, "decide admission")

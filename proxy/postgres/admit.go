@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/internal/sessionid"
 	"github.com/sallyport/sallyport/proxy"
 )
 
@@ -58,7 +59,10 @@ func (s *Server) admit(ctx context.Context, c *client) (*admission, error) {
 	if err := s.Gate.Authenticate(ctx, identity, cred); err != nil {
 		return nil, c.credentialDenial(err)
 	}
-	req := iga.Request{Identity: identity, Target: targetName, Action: iga.ActionQuery, Source: c.source(), Credential: &cred}
+	// The session's id is minted before the decision, so its audit event
+	// names the session (and recording) it admits.
+	req := iga.Request{Identity: identity, Target: targetName, Action: iga.ActionQuery, Source: c.source(), Credential: &cred,
+		Session: sessionid.New(s.now())}
 	d, err := s.Gate.Decide(ctx, req)
 	if err != nil {
 		return nil, denial(err, "decide admission")

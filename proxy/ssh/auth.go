@@ -17,6 +17,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/internal/sessionid"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -54,6 +55,10 @@ type connState struct {
 	refusal string
 	// entitled are the actions the login decision admitted.
 	entitled []iga.Action
+	// session is the id of the connection's session, minted at login so
+	// that the login's and every channel's decision name it; the session
+	// begun with the first admitted channel takes it.
+	session string
 	// failure is the last credential refusal, audited when the connection
 	// closes without a login; failedKeys counts the keys refused.
 	failure    *iga.Refusal
@@ -253,6 +258,9 @@ func (s *Server) auditFailedLogin(st *connState) {
 // time (see watchChannels).
 func (s *Server) admitLogin(st *connState, perms *gossh.Permissions) {
 	st.authed.Store(true)
+	st.mu.Lock()
+	st.session = sessionid.New(s.now())
+	st.mu.Unlock()
 	req := st.request(iga.ActionConnect, perms)
 	ctx, cancel := context.WithTimeout(context.Background(), decideTimeout)
 	defer cancel()
@@ -295,7 +303,7 @@ func (st *connState) request(action iga.Action, perms *gossh.Permissions) iga.Re
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return iga.Request{Identity: st.identity, Target: st.target, Action: action,
-		Source: st.source, Credential: st.credentialLocked(perms)}
+		Source: st.source, Credential: st.credentialLocked(perms), Session: st.session}
 }
 
 // refusedAtLogin is the login's refusal line, empty when it was admitted.
