@@ -20,9 +20,10 @@ import (
 func newSessionsSearchCmd(g *globals) *cobra.Command {
 	var q search.Query
 	var since, until string
+	var where []string
 	var asJSON bool
 	c := &cobra.Command{
-		Use:   "search TEXT [--identity ID] [--target T] [--protocol P] [--since D] [--until D] [--breakglass] [--limit N] [--json]",
+		Use:   "search TEXT [--identity ID] [--target T] [--protocol P] [--since D] [--until D] [--breakglass] [--where W,…] [--limit N] [--json]",
 		Short: "Find sessions by what happened in them: commands, scripts, output, queries, files",
 		Long: `search looks TEXT up in the index of what happened inside sessions, which
 'sallyport serve' keeps from the recordings (docs/search.md):
@@ -50,7 +51,8 @@ When the index has not caught up with the last sessions that ended, search says
 so: what they did may be missing. 'sallyport recording reindex' rebuilds it.`,
 		Example: `  sallyport sessions search /etc/shadow
   sallyport sessions search 'payments.accounts' --protocol postgres --since 30d
-  sallyport sessions search '"drop table"' --breakglass --json`,
+  sallyport sessions search '"drop table"' --breakglass --json
+  sallyport sessions search 10.1.2.3 --where forward,output`,
 		Args: args(1, "TEXT"),
 		RunE: func(c *cobra.Command, a []string) error {
 			q.Text = a[0]
@@ -60,6 +62,9 @@ so: what they did may be missing. 'sallyport recording reindex' rebuilds it.`,
 			}
 			if q.Until, err = parseWhen("--until", until); err != nil {
 				return err
+			}
+			for _, w := range where {
+				q.Where = append(q.Where, search.Where(w))
 			}
 			if q.Limit < 0 {
 				return usageErrorf("--limit: %d is negative", q.Limit)
@@ -84,6 +89,7 @@ so: what they did may be missing. 'sallyport recording reindex' rebuilds it.`,
 	f.StringVar(&since, "since", "", "only hits since this long ago (24h, 30d) or this date")
 	f.StringVar(&until, "until", "", "only hits before this long ago or this date")
 	f.BoolVar(&q.Breakglass, "breakglass", false, "only sessions opened under a break-glass grant")
+	f.StringSliceVar(&where, "where", nil, "only hits in these places: command, stdin, output, input, query, file, forward, note")
 	f.IntVar(&q.Limit, "limit", search.DefaultLimit, fmt.Sprintf("most hits to show (at most %d)", search.MaxLimit))
 	f.BoolVar(&asJSON, "json", false, "print the hits as a JSON array")
 	return c

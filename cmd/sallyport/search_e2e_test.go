@@ -215,6 +215,7 @@ func TestSessionsSearch(t *testing.T) {
 			assert.Len(t, b.search(t, "marker", "--target", "analytics"), 1)
 			assert.Empty(t, b.search(t, "marker", "--until", "1h"))
 			assert.Empty(t, b.search(t, "marker", "--breakglass"))
+			assert.Len(t, b.search(t, "marker", "--where", "file,query"), 4, "the sftp upload's open and write, and the two queries")
 			out := b.ok("sessions", "search", "pg-param-marker")
 			assert.Contains(t, out, "[[pg-param-marker]]", "the table marks the match")
 			assert.Contains(t, out, "svc-report")
