@@ -59,7 +59,7 @@ func (x *Indexer) visit(ctx context.Context, c candidate) (bool, error) {
 	if last, ok := x.polled[c.id]; ok && c.live() && now.Sub(last) < x.livePoll() {
 		return false, nil
 	}
-	ok, err := x.claim(ctx, c)
+	ok, err := x.claim(ctx, &c)
 	if err != nil || !ok {
 		return false, err
 	}
@@ -119,9 +119,10 @@ func (x *Indexer) candidates(ctx context.Context, states string, limit int) ([]c
 }
 
 // claim takes the session for this indexer for claimFor, unless another
-// indexer holds it. A claim of its own with more than half of it left
-// stands without a write.
-func (x *Indexer) claim(ctx context.Context, c candidate) (bool, error) {
+// indexer holds it, and refreshes c from the row it claimed: another
+// indexer may have moved the session on since c was read. A claim of its
+// own with more than half of it left stands without a write.
+func (x *Indexer) claim(ctx context.Context, c *candidate) (bool, error) {
 	ix := x.Index
 	now := ix.now()
 	if c.claimedBy == x.owner() && c.until > ix.stamp(now.Add(claimFor/2)) {
@@ -134,6 +135,16 @@ func (x *Indexer) claim(ctx context.Context, c candidate) (bool, error) {
 			x.owner(), ix.stamp(now.Add(claimFor)), c.id, statePending, statePartial, ix.stamp(now), x.owner())
 		if err == nil {
 			n, err = res.RowsAffected()
+		}
+		if err != nil || n != 1 {
+			return err
+		}
+		var cursor string
+		err = tx.QueryRowContext(ctx, ix.d.rebind("SELECT cursor, bytes, entries FROM search_sessions WHERE session_id = ?"), c.id).
+			Scan(&cursor, &c.bytes, &c.entries)
+		c.cursor = recorder.FeedCursor{}
+		if err == nil && cursor != "" {
+			_ = json.Unmarshal([]byte(cursor), &c.cursor) // a bad cursor starts over
 		}
 		return err
 	})
