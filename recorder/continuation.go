@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -178,13 +179,15 @@ func (r *Recorder) putContinuation(ctx context.Context, src Source, dir string, 
 	if err != nil {
 		return err
 	}
-	for _, o := range []struct {
-		name string
-		data []byte
-	}{{sigObject, sig}, {manifestObject, body}} {
-		if err := r.Store.Put(ctx, cdir+o.name, bytes.NewReader(o.data), int64(len(o.data))); err != nil {
-			return fmt.Errorf("upload continuation of %s: %w", c.Session, err)
-		}
+	err = writeSeal(ctx, r.Store, cdir, sig, body)
+	if errors.Is(err, ErrExists) {
+		// Stored by an earlier run of this spool that stopped before
+		// retiring it: a signed continuation is never replaced either.
+		r.logger().Warn("the session's continuation is in the store already; kept as it is", "session", c.Session)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("upload continuation of %s: %w", c.Session, err)
 	}
 	return nil
 }
@@ -290,6 +293,7 @@ func verifyContinuation(ctx context.Context, src Source, pub ed25519.PublicKey, 
 	}
 	rep.Continuation = &ContinuationReport{FirstSeq: c.Continues.Seq + 1, LastSeq: c.Continues.Seq + len(c.Objects),
 		Reason: c.Reason, Signer: c.Signer}
+	before := len(rep.Problems)
 	checkContinuationSig(ctx, src, pub, body, rep)
 	prev := checkLink(ctx, src, c, m, rep)
 	csrc := Source{store: src.store, dir: src.dir + continuationDir, id: src.id}
@@ -308,7 +312,62 @@ func verifyContinuation(ctx context.Context, src Source, pub ed25519.PublicKey, 
 		p.Object = continuationDir + p.Object
 		rep.Problems = append(rep.Problems, p)
 	}
+	if len(rep.Problems) == before { // a continuation signed, linked and whole vouches for its chunks
+		return dropContinuedCopies(ctx, src, c, rep)
+	}
 	return nil
+}
+
+// unnamedObject is how verifyListing describes an object beside the
+// sealed ones that the manifest does not name.
+const unnamedObject = "not named by the manifest"
+
+// dropContinuedCopies withdraws the problems verifyListing found with
+// chunks beside the sealed ones that are the continuation's own: the
+// lost replica uploaded them there as it came back, in the moment a
+// survivor sealed the session without them, and then stored them in the
+// continuation. Each must hold, byte for byte, the chunk the signed
+// continuation names (SHA-256 and size); any other is still reported.
+func dropContinuedCopies(ctx context.Context, src Source, c *Continuation, rep *Report) error {
+	named := map[string]ManifestObject{}
+	for _, o := range c.Objects {
+		named[o.Name] = o
+	}
+	kept := rep.Problems[:0]
+	for _, p := range rep.Problems {
+		o, ok := named[p.Object]
+		if ok && strings.HasPrefix(p.What, unnamedObject) {
+			same, err := sameChunk(ctx, src, o)
+			if err != nil {
+				return err
+			}
+			if same {
+				continue
+			}
+		}
+		kept = append(kept, p)
+	}
+	rep.Problems = kept
+	return nil
+}
+
+// sameChunk reports whether the object named o.Name beside the sealed
+// ones holds exactly the chunk o describes.
+func sameChunk(ctx context.Context, src Source, o ManifestObject) (bool, error) {
+	rc, err := src.open(ctx, o.Name)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", o.Name, err)
+	}
+	return n == o.Size && hex.EncodeToString(h.Sum(nil)) == o.SHA256, nil
 }
 
 func checkContinuationSig(ctx context.Context, src Source, pub ed25519.PublicKey, body []byte, rep *Report) {

@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -24,6 +25,7 @@ type S3Store struct {
 	bucket string
 	prefix string
 	lock   ObjectLock // the retention every upload carries (objectlock.go)
+	holds  LegalHolds // which sessions are on legal hold; nil: none (UseLegalHolds)
 }
 
 // NewS3Store connects (lazily: no request is made) to the bucket cfg names,
@@ -57,15 +59,59 @@ func NewS3Store(cfg S3Config) (*S3Store, error) {
 // streaming signature over plain http adds chunk framing that some S3
 // implementations store verbatim, and the recording carries its own hashes.
 func (s *S3Store) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	opts, err := s.putOptions(ctx, key)
+	if err != nil {
+		return err
+	}
+	_, err = s.client.PutObject(ctx, s.bucket, s.prefix+key, r, size, opts)
+	if err != nil {
+		return fmt.Errorf("put s3://%s/%s%s: %w", s.bucket, s.prefix, key, err)
+	}
+	return s.holdLate(ctx, key, opts)
+}
+
+// putOptions are the options of an upload of key: its Object Lock
+// retention and, for a recording on legal hold, the legal hold
+// (objectlock.go).
+func (s *S3Store) putOptions(ctx context.Context, key string) (minio.PutObjectOptions, error) {
 	opts := minio.PutObjectOptions{
 		ContentType: "application/octet-stream", SendContentMd5: true, DisableContentSha256: true,
 	}
 	s.lock.apply(&opts, time.Now())
-	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, r, size, opts)
-	if err != nil {
-		return fmt.Errorf("put s3://%s/%s%s: %w", s.bucket, s.prefix, key, err)
+	held, err := s.heldAt(ctx, key)
+	if held {
+		opts.LegalHold = minio.LegalHoldEnabled
 	}
-	return nil
+	return opts, err
+}
+
+// Create uploads the object with If-None-Match: *, which S3 (since
+// August 2024), MinIO and the tests' gofakes3 enforce atomically: of two
+// creators the second is refused with 412 PreconditionFailed, and then
+// compares the object there with its own (Creator). A store that ignores
+// the header replaces the object, as Put does: such a store gets no more
+// than the callers' check before they write.
+func (s *S3Store) Create(ctx context.Context, key string, r io.Reader, size int64) error {
+	data, err := io.ReadAll(io.LimitReader(r, size))
+	if err != nil {
+		return fmt.Errorf("create s3://%s/%s%s: %w", s.bucket, s.prefix, key, err)
+	}
+	opts, err := s.putOptions(ctx, key)
+	if err != nil {
+		return err
+	}
+	opts.SetMatchETagExcept("*")
+	_, err = s.client.PutObject(ctx, s.bucket, s.prefix+key, bytes.NewReader(data), int64(len(data)), opts)
+	switch minio.ToErrorResponse(err).Code {
+	case "":
+	case "PreconditionFailed", "ConditionalRequestConflict": // 409: a concurrent create of the key
+		if err := existingObject(ctx, s, key, data); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("create s3://%s/%s%s: %w", s.bucket, s.prefix, key, err)
+	}
+	return s.holdLate(ctx, key, opts)
 }
 
 // Get opens the object; a missing key yields ErrNotFound (wrapped).

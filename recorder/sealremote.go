@@ -1,7 +1,6 @@
 package recorder
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -149,30 +148,73 @@ func sealReason(reason string, chunks int, res SealResult) string {
 	return b.String()
 }
 
-// putSeal writes the signature and then the manifest, unless a manifest
-// appeared meanwhile.
+// putSeal writes the signature and then the manifest, each only where
+// there is none (writeSeal): should another replica seal the session
+// meanwhile, its seal stands and is reported.
 func putSeal(ctx context.Context, src Source, key ed25519.PrivateKey, m Manifest, res SealResult) (SealResult, error) {
 	body, sig, err := signedManifest(m, key)
 	if err != nil {
 		return res, err
 	}
-	if found, err := foundManifest(ctx, src); found != nil || err != nil {
-		res.Already = found != nil
-		if found != nil {
-			res.Manifest = *found
+	found, err := foundManifest(ctx, src)
+	if found == nil && err == nil {
+		err = writeSeal(ctx, src.store, src.dir, sig, body)
+		if !errors.Is(err, ErrExists) {
+			if err != nil {
+				return res, fmt.Errorf("seal %s from the store: %w", src.id, err)
+			}
+			res.Sealed, res.Manifest = true, m
+			return res, nil
 		}
-		return res, err
+		found, err = awaitManifest(ctx, src) // the race was lost
 	}
-	for _, o := range []struct {
-		name string
-		data []byte
-	}{{sigObject, sig}, {manifestObject, body}} {
-		if err := src.store.Put(ctx, src.dir+o.name, bytes.NewReader(o.data), int64(len(o.data))); err != nil {
-			return res, fmt.Errorf("seal %s from the store: %w", src.id, err)
+	if found != nil {
+		res.Already, res.Manifest = true, *found
+	}
+	return res, err
+}
+
+// sealRaceWait bounds how long the loser of a race to seal a session
+// waits for the winner's manifest to follow its signature; sealRacePoll
+// is how often it looks.
+const (
+	sealRaceWait = 10 * time.Second
+	sealRacePoll = 50 * time.Millisecond
+)
+
+// writeSeal stores a recording's signature and then its manifest in dir,
+// each created only where there is none (createObject): a signed manifest
+// is never replaced. Of two writers of different seals only the first to
+// create the signature goes on to the manifest; the other gets ErrExists
+// (wrapped), and the winner's manifest follows. A retry of the same seal
+// succeeds: Ed25519 signs the same body with the same bytes.
+func writeSeal(ctx context.Context, store Store, dir string, sig, body []byte) error {
+	if err := createObject(ctx, store, dir+sigObject, sig); err != nil {
+		return err
+	}
+	return createObject(ctx, store, dir+manifestObject, body)
+}
+
+// awaitManifest waits for the manifest of the seal that won a race, up to
+// sealRaceWait; its writer may have stopped between its signature and
+// its manifest, which is then an error, retried by the caller's next run.
+func awaitManifest(ctx context.Context, src Source) (*Manifest, error) {
+	deadline := time.Now().Add(sealRaceWait)
+	for {
+		m, err := foundManifest(ctx, src)
+		if m != nil || err != nil {
+			return m, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("seal %s: another writer's signature is in the store, but no manifest followed within %s; both left as they are",
+				src.id, sealRaceWait)
+		}
+		select {
+		case <-time.After(sealRacePoll):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("seal %s: wait for the manifest of another writer: %w", src.id, ctx.Err())
 		}
 	}
-	res.Sealed, res.Manifest = true, m
-	return res, nil
 }
 
 // signedManifest encodes m, signed by key, as seal writes it: the body and

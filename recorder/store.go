@@ -1,6 +1,7 @@
 package recorder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,10 @@ import (
 // ErrNotFound is returned by Store.Get for a key that does not exist.
 var ErrNotFound = errors.New("object not found")
 
+// ErrExists is returned by Creator.Create for a key that holds an object
+// with other bytes: another writer created it first.
+var ErrExists = errors.New("object exists with other content")
+
 // Store is where recordings are kept. Keys are slash-separated and relative
 // to the store's own prefix or root directory.
 type Store interface {
@@ -27,6 +32,51 @@ type Store interface {
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	// List returns every key that starts with prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// Creator is the optional ability of a store to create an object only
+// where there is none, atomically: the file store by a hard link, which
+// never replaces, S3 by a conditional PutObject (If-None-Match: *). A
+// recording's signature and manifest are written so (createObject): two
+// replicas sealing one session cannot replace each other's signed
+// manifest, the second is told ErrExists.
+type Creator interface {
+	// Create stores exactly size bytes from r under key unless an object
+	// is there. One there with the same bytes is success (a retry); one
+	// with other bytes is left as it is, and the error wraps ErrExists.
+	Create(ctx context.Context, key string, r io.Reader, size int64) error
+}
+
+// createObject stores data under key unless an object is there, with the
+// store's Create. A store without it is asked first and then written: the
+// manifest check of the callers, with a window between the two open.
+func createObject(ctx context.Context, store Store, key string, data []byte) error {
+	if c, ok := store.(Creator); ok {
+		return c.Create(ctx, key, bytes.NewReader(data), int64(len(data)))
+	}
+	if err := existingObject(ctx, store, key, data); !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return store.Put(ctx, key, bytes.NewReader(data), int64(len(data)))
+}
+
+// existingObject compares the object at key with data: nil when it holds
+// exactly data, ErrExists (wrapped) when it holds something else,
+// ErrNotFound (wrapped) when there is none.
+func existingObject(ctx context.Context, store Store, key string, data []byte) error {
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	have, err := io.ReadAll(io.LimitReader(rc, int64(len(data))+1))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", key, err)
+	}
+	if !bytes.Equal(have, data) {
+		return fmt.Errorf("create %s: %w", key, ErrExists)
+	}
+	return nil
 }
 
 // fileLinker is the optional ability of a store to take spool files
@@ -106,6 +156,60 @@ func (s *FileStore) Put(ctx context.Context, key string, r io.Reader, size int64
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return syncDir(filepath.Dir(p))
+}
+
+// Create writes the object to a temporary file of its own, syncs it and
+// hard-links it into place: a link never replaces, so of two creators the
+// second finds the first's object (Creator).
+func (s *FileStore) Create(ctx context.Context, key string, r io.Reader, size int64) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(r, size))
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if err := s.mkdirDurable(filepath.Dir(p)); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	if err := s.markRetention(s.sessionDirOf(p)); err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	tmp, err := writeTempSync(p, data)
+	if err != nil {
+		s.made.Store(nil) // the directory may have been removed meanwhile
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	err = os.Link(tmp, p)
+	os.Remove(tmp)
+	if errors.Is(err, fs.ErrExist) {
+		return existingObject(ctx, s, key, data)
+	}
+	if err != nil {
+		return fmt.Errorf("create %s: %w", key, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// writeTempSync writes data to a new, uniquely named ".tmp" file beside p
+// (List skips it) and fsyncs it: concurrent creators never share one.
+func writeTempSync(p string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".*.tmp")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return f.Name(), err
 }
 
 // Link hard-links the spool file at path as the object key, after syncing

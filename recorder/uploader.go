@@ -119,8 +119,8 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 	}
 	logSynced := sp.sealed // a sealed spool is never recovered from its log
 	for _, name := range sp.upload {
-		if name == sessionObject && r.metaUploaded(id, false) {
-			continue
+		if name == sessionObject && r.metaUploaded(id, false) || name == sigObject || name == manifestObject {
+			continue // the seal goes last, by storeSeal
 		}
 		// In a sealed spool every file is durable (seal synced it); a live
 		// session's newest chunk may not be yet.
@@ -146,12 +146,50 @@ func (r *Recorder) uploadSession(ctx context.Context, id string) error {
 		}
 	}
 	if sp.sealed {
+		if continued, err := r.storeSeal(ctx, dir, key, ss, sp); continued || err != nil {
+			return err
+		}
 		if err := removeSpool(dir, sp.all); err != nil {
 			return fmt.Errorf("remove uploaded session %s from spool: %w", meta.ID, err)
 		}
 		r.stored(meta, key, ss.manifest)
 	}
 	return nil
+}
+
+// storeSeal stores a sealed spool's signature and manifest, each only
+// where there is none (writeSeal). Should another replica have sealed the
+// session from the store meanwhile (a survivor that took this replica for
+// lost, in the same moment it came back), that seal stands, and the spool
+// goes beside it as a continuation: continued is then true.
+func (r *Recorder) storeSeal(ctx context.Context, dir, key string, ss sealedSession, sp spoolDir) (continued bool, err error) {
+	sig, err := os.ReadFile(filepath.Join(dir, sigObject))
+	if err != nil {
+		return false, fmt.Errorf("read spooled signature of %s: %w", ss.meta.ID, err)
+	}
+	body, err := os.ReadFile(filepath.Join(dir, manifestObject))
+	if err != nil {
+		return false, fmt.Errorf("read spooled manifest of %s: %w", ss.meta.ID, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, uploadTimeout)
+	err = writeSeal(wctx, r.Store, key, sig, body)
+	cancel()
+	if !errors.Is(err, ErrExists) {
+		if err != nil {
+			return false, fmt.Errorf("upload seal of %s: %w", ss.meta.ID, err)
+		}
+		r.Metrics.uploaded(int64(len(sig) + len(body)))
+		return false, nil
+	}
+	if _, err := awaitManifest(ctx, Source{store: r.Store, dir: key, id: ss.meta.ID}); err != nil {
+		return false, err
+	}
+	r.logger().Warn("another replica sealed this session from the store meanwhile; its seal stands, this replica's chunks go beside it",
+		"session", ss.meta.ID)
+	if continued, err = r.continueSealed(ctx, dir, key, ss, sp); err == nil && !continued {
+		err = fmt.Errorf("upload seal of %s: the store holds another seal, which cannot be continued", ss.meta.ID)
+	}
+	return continued, err
 }
 
 // lookAtSpool reads what is in a session's spool directory, and its
