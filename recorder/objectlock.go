@@ -91,6 +91,72 @@ func CheckObjectLock(ctx context.Context, store Store) error {
 	return nil
 }
 
+// LegalHolds is what the S3 store asks of the registry while it uploads
+// (cmd adapts iga/sqlstore's holds): whether a session's recording is on
+// legal hold, so that the objects of a live session put on hold carry the
+// S3 legal hold too.
+type LegalHolds interface {
+	// Held reports whether the recording of session id is on legal hold.
+	Held(ctx context.Context, id string) (bool, error)
+}
+
+// UseLegalHolds has store ask holds, on every upload, whether the
+// session is on legal hold, and set the object's S3 legal hold if so. It
+// applies to S3 stores with Object Lock configured, and does nothing for
+// others: the file store has no object legal hold (the registry's hold
+// keeps the recording whole).
+func UseLegalHolds(store Store, holds LegalHolds) {
+	if s, ok := store.(*S3Store); ok && s.lock.Enabled() {
+		s.holds = holds
+	}
+}
+
+// heldAt reports whether the object at key belongs to a recording on
+// legal hold. A registry that cannot say fails the upload, which the
+// uploader retries: an object of a held recording must not go unheld.
+func (s *S3Store) heldAt(ctx context.Context, key string) (bool, error) {
+	id := sessionOfKey(key)
+	if s.holds == nil || id == "" {
+		return false, nil
+	}
+	held, err := s.holds.Held(ctx, id)
+	if err != nil {
+		return false, fmt.Errorf("upload %s: ask whether session %s is on legal hold: %w", key, id, err)
+	}
+	return held, nil
+}
+
+// sessionOfKey is the session id of an object key of a recording,
+// "YYYY/MM/DD/<id>/<name>" or ".../<id>/continuation/<name>"; "" for any
+// other key.
+func sessionOfKey(key string) string {
+	parts := strings.Split(key, "/")
+	if len(parts) < 5 {
+		return ""
+	}
+	return parts[3]
+}
+
+// holdLate closes the race with sallyport recording hold: an upload that
+// asked before the hold was written, and so carries none, asks again once
+// the object is stored, and sets its legal hold if the answer changed.
+// Either the hold command lists the object (it was stored before the
+// hold), or this second look sees the hold.
+func (s *S3Store) holdLate(ctx context.Context, key string, opts minio.PutObjectOptions) error {
+	if s.holds == nil || opts.LegalHold == minio.LegalHoldEnabled {
+		return nil
+	}
+	held, err := s.heldAt(ctx, key)
+	if err != nil || !held {
+		return err
+	}
+	status := minio.LegalHoldEnabled
+	if err := s.client.PutObjectLegalHold(ctx, s.bucket, s.prefix+key, minio.PutObjectLegalHoldOptions{Status: &status}); err != nil {
+		return fmt.Errorf("set legal hold ON on s3://%s/%s%s: %w", s.bucket, s.prefix, key, err)
+	}
+	return nil
+}
+
 // SetLegalHold turns the S3 legal hold of every object of the recording
 // in dir on or off, and returns how many objects it set. Stores without
 // Object Lock configured have no object legal hold: there the registry's
