@@ -115,8 +115,11 @@ func TestWatchWakes(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, d.Allow, "svc-batch is admitted: %v", d.Err())
 		var sessions []*proxy.Session
-		for range 200 {
-			s := live.Begin(ctx, "ssh", batch, d, time.Now())
+		for i := range 200 {
+			req := batch
+			req.Session = fmt.Sprintf("%024x", i) // each connection's own id, as the proxies mint it
+			s := live.Begin(ctx, "ssh", req, d, time.Now())
+			require.Equal(t, req.Session, s.ID, "the session takes the id its decision named")
 			t.Cleanup(func() { live.End(s) })
 			sessions = append(sessions, s)
 		}
