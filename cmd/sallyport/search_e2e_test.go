@@ -232,3 +232,22 @@ func TestSessionsSearch(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionsSearchLive: what a running session printed is found while
+// it still runs, from the chunks already in the store.
+func TestSessionsSearchLive(t *testing.T) {
+	b := newSearchBastion(t, registryDriver{name: "sqlite", block: "registry: {driver: sqlite}"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ssh", b.sshArgs("-p", fmt.Sprint(b.sshPort), "-l", "svc-ops@web-01", "127.0.0.1",
+		"echo live-marker-$((6*7)); sleep 30")...)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var hits []searchHit
+	require.Eventually(t, func() bool {
+		hits = b.search(t, "live-marker-42")
+		return len(hits) > 0
+	}, 25*time.Second, 250*time.Millisecond, "the live session's output is not found")
+	assert.Nil(t, cmd.ProcessState, "found while the session runs")
+	assert.Equal(t, "output", hits[0].Where)
+}
