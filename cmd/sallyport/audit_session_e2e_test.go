@@ -55,6 +55,13 @@ func TestAuditNamesSessionAndCommand(t *testing.T) {
 	text := r.ok("audit", "list", "--type", "decision")
 	assert.Contains(t, text, `asked "echo audited; echo twice"; session `+ids["ssh"], "audit list prints both")
 
+	r.ok("iga", "check", "svc-ops", "web-01", "--command", "uptime -p")
+	var checks []auditEvent
+	require.NoError(t, json.Unmarshal([]byte(r.ok("audit", "list", "--type", "check", "--json")), &checks))
+	require.Len(t, checks, 1)
+	assert.Contains(t, checks[0].Detail, `asked "uptime -p"`, "a dry run names the command it checked")
+	assert.Empty(t, checks[0].Session, "a dry run belongs to no session")
+
 	ev := iga.AuditEvent{ID: exec.ID, Time: exec.Time, Type: exec.Type, Actor: exec.Actor, Identity: exec.Identity,
 		Target: exec.Target, Action: exec.Action, Source: exec.Source, Allow: *exec.Allow, Detail: exec.Detail}
 	ocsf := auditexport.Mapper{}.OCSF(ev)
