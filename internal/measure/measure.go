@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -59,11 +60,22 @@ type Contender struct {
 	CPU func() time.Duration
 	// Before and After, when set, run around each run.
 	Before, After func()
+	// Allocs says the contender's relay runs in this process: its heap
+	// allocations per operation are counted (Mallocs, process-wide).
+	Allocs bool
 }
 
-// Result is a contender's median rate and median CPU microseconds per
-// operation (0 without CPU).
-type Result struct{ Rate, CPUPerOp float64 }
+// Result is a contender's median rate, median CPU microseconds per
+// operation (0 without CPU) and median heap allocations per operation (0
+// without Allocs).
+type Result struct{ Rate, CPUPerOp, AllocsPerOp float64 }
+
+// Mallocs is how many heap objects this process has allocated so far.
+func Mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
 
 // Rounds runs every contender n times, interleaved so that a burst of load
 // from elsewhere on the machine hits all alike, and returns each one's
@@ -71,30 +83,54 @@ type Result struct{ Rate, CPUPerOp float64 }
 func Rounds(n int, cs ...Contender) []Result {
 	rates := make([][]float64, len(cs))
 	cpu := make([][]float64, len(cs))
+	allocs := make([][]float64, len(cs))
 	for range n {
 		for i, c := range cs {
-			if c.Before != nil {
-				c.Before()
+			r, a := c.round()
+			rates[i] = append(rates[i], r.Rate)
+			if c.CPU != nil && a > 0 {
+				cpu[i] = append(cpu[i], r.CPUPerOp)
 			}
-			var before time.Duration
-			if c.CPU != nil {
-				before = c.CPU()
-			}
-			rate, ops := c.Run()
-			rates[i] = append(rates[i], rate)
-			if c.CPU != nil && ops > 0 {
-				cpu[i] = append(cpu[i], float64((c.CPU()-before).Microseconds())/float64(ops))
-			}
-			if c.After != nil {
-				c.After()
+			if c.Allocs && a > 0 {
+				allocs[i] = append(allocs[i], r.AllocsPerOp)
 			}
 		}
 	}
 	out := make([]Result, len(cs))
 	for i := range cs {
-		out[i] = Result{Rate: Median(rates[i]), CPUPerOp: Median(cpu[i])}
+		out[i] = Result{Rate: Median(rates[i]), CPUPerOp: Median(cpu[i]), AllocsPerOp: Median(allocs[i])}
 	}
 	return out
+}
+
+// round runs c once and returns its figures and how many operations it made.
+func (c Contender) round() (Result, int) {
+	if c.Before != nil {
+		c.Before()
+	}
+	if c.After != nil {
+		defer c.After()
+	}
+	var cpu0 time.Duration
+	if c.CPU != nil {
+		cpu0 = c.CPU()
+	}
+	var m0 uint64
+	if c.Allocs {
+		m0 = Mallocs()
+	}
+	rate, ops := c.Run()
+	r := Result{Rate: rate}
+	if ops <= 0 {
+		return r, 0
+	}
+	if c.CPU != nil {
+		r.CPUPerOp = float64((c.CPU() - cpu0).Microseconds()) / float64(ops)
+	}
+	if c.Allocs {
+		r.AllocsPerOp = float64(Mallocs()-m0) / float64(ops)
+	}
+	return r, ops
 }
 
 // ServerBinary is the path of a server from Debian package pkg, which
@@ -152,4 +188,24 @@ func WaitListening(tb testing.TB, port int, what string, log fmt.Stringer) {
 		}
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond, "%s did not start: %s", what, log)
+}
+
+// ProcessCPU is the CPU time of every thread of process pid so far, to the
+// nanosecond (a multi-threaded peer: HAProxy with nbthread above one, or
+// the serve binary).
+func ProcessCPU(tb testing.TB, pid int) time.Duration {
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	require.NoError(tb, err)
+	var sum time.Duration
+	for _, d := range dirs {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, d.Name()))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		var ns int64
+		if _, err := fmt.Sscan(string(raw), &ns); err == nil {
+			sum += time.Duration(ns)
+		}
+	}
+	return sum
 }

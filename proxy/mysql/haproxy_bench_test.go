@@ -23,12 +23,21 @@ import (
 // returns HAProxy's port and a func giving its CPU time so far.
 func startHAProxy(b *testing.B, addr string) (int, func() time.Duration) {
 	b.Helper()
+	return startHAProxyThreads(b, addr, 1)
+}
+
+// startHAProxyThreads is startHAProxy with nbthread threads (0: HAProxy's
+// default, one per core); its CPU func counts every thread.
+func startHAProxyThreads(b *testing.B, addr string, nbthread int) (int, func() time.Duration) {
+	b.Helper()
 	bin := measure.ServerBinary(b, "haproxy", "haproxy")
 	port := measure.FreePort(b)
 	dir := b.TempDir()
-	cfg := fmt.Sprintf(`global
-  nbthread 1
-defaults
+	global := "global\n"
+	if nbthread > 0 {
+		global += fmt.Sprintf("  nbthread %d\n", nbthread)
+	}
+	cfg := global + fmt.Sprintf(`defaults
   mode tcp
   timeout connect 5s
   timeout client 120s
@@ -48,5 +57,5 @@ listen mariadb
 	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	measure.WaitListening(b, port, "haproxy", &log)
 	pid := cmd.Process.Pid
-	return port, func() time.Duration { return measure.ThreadCPU(b, pid) }
+	return port, func() time.Duration { return measure.ProcessCPU(b, pid) }
 }
