@@ -29,8 +29,9 @@ func newHoldCmd(g *globals) *cobra.Command {
 event. While the hold lasts, the retention job (recordings.retention) keeps the
 recording. With recordings.s3.object_lock configured, every object of the
 recording also gets the S3 legal hold, which S3 enforces whatever the retention
-date: run hold again once a live session's recording is stored, so its last
-objects get it too. Holding a held recording keeps the first hold.`,
+date; the objects of a live session stored after the hold (its later chunks and
+its manifest) get it as they are uploaded. Holding a held recording keeps the
+first hold.`,
 		Example: `  sallyport recording hold 6745a1b2c3d4e5f6a7b8c9d0 --reason "litigation hold, case 2026-117"`,
 		Args:    args(1, "SESSION"),
 		RunE: func(c *cobra.Command, a []string) error {
@@ -151,9 +152,16 @@ func setObjectLegalHold(ctx context.Context, cfg *Config, sess sqlstore.SessionR
 	}
 	fmt.Fprintf(w, "S3 legal hold %s for %d objects\n", state, n)
 	if on && recorder.State(sess.State).InTransit() {
-		fmt.Fprintf(w, "the session's recording is %s: run hold again once it is stored, for its last objects\n", sess.State)
+		fmt.Fprintf(w, "the session's recording is %s: its objects still to come get the S3 legal hold as they are stored\n", sess.State)
 	}
 	return nil
+}
+
+// useLegalHolds has the recorder's S3 store, with Object Lock, give the
+// objects it uploads of a session on legal hold the S3 legal hold, asking
+// the registry's holds on each upload (serve wires it).
+func useLegalHolds(rec *recorder.Recorder, store *sqlstore.Store) {
+	recorder.UseLegalHolds(rec.Store, retentionIndex{store})
 }
 
 // holdText describes a hold for people.

@@ -85,6 +85,9 @@ func (lr *lockRecorder) serveLock(w http.ResponseWriter, r *http.Request) bool {
 	default:
 		if r.Method == http.MethodPut && len(q) == 0 {
 			lr.puts[key] = r.Header.Clone()
+			if st := r.Header.Get("X-Amz-Object-Lock-Legal-Hold"); st != "" {
+				lr.holds[key] = st // the legal hold an upload asks for
+			}
 		}
 		return false
 	}

@@ -52,6 +52,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 		return nil, err
 	}
 	rec.OnState = d.cluster.indexSessions(log)
+	useLegalHolds(rec, ap.store)
 	d.recorder = rec
 	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: log}
 	d.metrics.registry.MustRegister(liveSessions{live: d.live, protocols: servedProtocols(ap.cfg)})
