@@ -24,12 +24,17 @@ func appendEvent(dst []byte, ev *Event) ([]byte, error) {
 	if ok {
 		return out, nil
 	}
-	b, err := json.Marshal(ev)
+	b, err := marshalEvent(*ev)
 	if err != nil {
 		return dst[:start], err
 	}
 	return append(dst[:start], b...), nil
 }
+
+// marshalEvent is json.Marshal of a copy of an event: the copy goes to
+// the heap on this rare path, where marshalling ev itself would make every
+// caller's event escape, an allocation per recorded statement.
+func marshalEvent(ev Event) ([]byte, error) { return json.Marshal(&ev) }
 
 // appendEventFast is appendEvent's hand-written path; false sends the
 // event to json.Marshal. Fields come in Event's order, empty ones omitted

@@ -82,16 +82,34 @@ func BenchmarkAuditExtendedBinary(b *testing.B) {
 	benchAudit(b, [][]byte{client}, server)
 }
 
-func benchAudit(b *testing.B, clients [][]byte, server []byte) {
+// BenchmarkAuditPrepared is pgbench -M prepared: the statement parsed
+// once, then a Bind of it, Execute and Sync per query.
+func BenchmarkAuditPrepared(b *testing.B) {
+	const query = "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
+	setup := [2][]byte{encode(b, nil, &pgproto3.Parse{Name: "P0_1", Query: query}, &pgproto3.Sync{}),
+		encode(b, nil, &pgproto3.ParseComplete{}, &pgproto3.ReadyForQuery{TxStatus: 'I'})}
+	var clients [][]byte
+	for _, aid := range []string{"12345", "67890"} {
+		clients = append(clients, encode(b, nil, &pgproto3.Bind{PreparedStatement: "P0_1", Parameters: [][]byte{[]byte(aid)}},
+			&pgproto3.Execute{}, &pgproto3.Sync{}))
+	}
+	server := encode(b, nil, &pgproto3.BindComplete{}, &pgproto3.DataRow{Values: [][]byte{[]byte("-4711")}},
+		&pgproto3.CommandComplete{CommandTag: []byte("SELECT 1")}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	benchAudit(b, clients, server, setup)
+}
+
+// benchAudit runs the exchange unrecorded and recorded; setup, when
+// given, is a client message and its answer sent once before.
+func benchAudit(b *testing.B, clients [][]byte, server []byte, setup ...[2][]byte) {
 	b.Run("audit", func(b *testing.B) {
 		a := newAudit(time.Now)
-		runAudit(b, a, clients, server, func() { a.recycle(a.take()) }, func() {})
+		runAudit(b, a, clients, server, setup, func() { a.recycle(a.take()) }, func() {})
 	})
 	b.Run("recorded", func(b *testing.B) {
 		a := newAudit(time.Now)
 		rec, closeRec := openBenchRecording(b)
 		a.start(rec)
-		runAudit(b, a, clients, server, func() {
+		runAudit(b, a, clients, server, setup, func() {
 			if err := a.flush(); err != nil {
 				b.Fatal(err)
 			}
@@ -103,9 +121,17 @@ func benchAudit(b *testing.B, clients [][]byte, server []byte) {
 // in turn, with the hand-over of a full batch done in line. Besides ns/op it reports the CPU the whole process spent
 // per query until done returned (the recorder works on goroutines of its
 // own), as cpu-ns/op.
-func runAudit(b *testing.B, a *audit, clients [][]byte, server []byte, handOver, done func()) {
+func runAudit(b *testing.B, a *audit, clients [][]byte, server []byte, setup [][2][]byte, handOver, done func()) {
 	fromClient := &frameScanner{max: 1 << 20, want: clientWants, handle: a.client}
 	fromTarget := &frameScanner{max: 1 << 20, want: serverWants, handle: a.server}
+	for _, s := range setup {
+		if _, err := a.scan(fromClient, s[0]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := a.scan(fromTarget, s[1]); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(clients[0]) + len(server)))
 	cpu0 := measure.SelfCPU()
