@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/internal/sessionid"
+	"github.com/sallyport/sallyport/recorder"
 )
 
 // TestLegalHoldOfLiveSession: recording hold during a live session on S3
@@ -22,21 +24,8 @@ import (
 // again.
 func TestLegalHoldOfLiveSession(t *testing.T) {
 	e, lr := s3LockEnv(t)
-	cfg, err := LoadConfig(e.config)
-	require.NoError(t, err)
-	rec, err := newRecorder(cfg, testLogger(t), newMetrics())
-	require.NoError(t, err)
+	rec, s, id := liveRecording(t, e, nil)
 	ctx := context.Background()
-	ap, err := openApp(ctx, cfg, testLogger(t))
-	require.NoError(t, err)
-	defer ap.Close()
-	rec.OnState = indexSessions(ap.store, testLogger(t))
-	useLegalHolds(rec, ap.store) // as serve wires it
-	require.NoError(t, rec.Start(ctx))
-	meta := recorderMetaForTest(sessionid.New(time.Now()))
-	id := meta.ID
-	s, err := rec.Open(ctx, meta)
-	require.NoError(t, err)
 	require.NoError(t, s.OpenTerminal(0, 80, 24, "xterm"))
 	require.NoError(t, s.Output(0, []byte("$ before the hold\r\n")))
 	require.Eventually(t, func() bool { return chunksOf(lr.uploads(id)) > 0 }, 10*time.Second, 50*time.Millisecond,
@@ -53,9 +42,7 @@ func TestLegalHoldOfLiveSession(t *testing.T) {
 		"a chunk written after the hold reaches the bucket while the session is live")
 	zero := 0
 	require.NoError(t, s.Close(ctx, endForTest(&zero)))
-	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	require.NoError(t, rec.Shutdown(sctx))
+	require.NoError(t, rec.WaitIdle(ctxTimeout(t)))
 
 	all := lr.uploads(id)
 	var later []string
@@ -79,6 +66,93 @@ func TestLegalHoldOfLiveSession(t *testing.T) {
 	for key, st := range lr.holdsOf(id) {
 		assert.Equal(t, "OFF", st, "release clears the hold of every object, the later ones too: %s", key)
 	}
+}
+
+// liveRecording starts the recorder serve builds from e's config, wired
+// to the registry's holds as serve wires it (through wrap, when set, to
+// watch the answers), and opens a live session in it.
+func liveRecording(t *testing.T, e *env, wrap func(recorder.LegalHolds) recorder.LegalHolds) (*recorder.Recorder, *recorder.Session, string) {
+	t.Helper()
+	cfg, err := LoadConfig(e.config)
+	require.NoError(t, err)
+	rec, err := newRecorder(cfg, testLogger(t), newMetrics())
+	require.NoError(t, err)
+	ctx := context.Background()
+	ap, err := openApp(ctx, cfg, testLogger(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { ap.Close() })
+	rec.OnState = indexSessions(ap.store, testLogger(t))
+	if wrap == nil {
+		useLegalHolds(rec, ap.store) // as serve wires it
+	} else {
+		recorder.UseLegalHolds(rec.Store, wrap(retentionIndex{ap.store}))
+	}
+	require.NoError(t, rec.Start(ctx))
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		rec.Shutdown(sctx)
+	})
+	meta := recorderMetaForTest(sessionid.New(time.Now()))
+	s, err := rec.Open(ctx, meta)
+	require.NoError(t, err)
+	return rec, s, meta.ID
+}
+
+// holdOnFirstAsk runs recording hold right after the first question about
+// the session: the hold lands while that object is on its way to S3.
+type holdOnFirstAsk struct {
+	recorder.LegalHolds
+	e    *env
+	once sync.Once
+	out  string
+	code int
+}
+
+func (h *holdOnFirstAsk) Held(ctx context.Context, id string) (bool, error) {
+	held, err := h.LegalHolds.Held(ctx, id)
+	h.once.Do(func() {
+		h.out, _, h.code = h.e.run("", "recording", "hold", id, "--reason", "hold landing mid-upload")
+	})
+	return held, err
+}
+
+// TestLegalHoldLandingMidUpload: recording hold written after an upload
+// asked the registry (not held yet) and before the object was stored:
+// hold does not list that object, and the upload carries no legal hold;
+// the upload asks again once stored and sets the object's legal hold.
+func TestLegalHoldLandingMidUpload(t *testing.T) {
+	e, lr := s3LockEnv(t)
+	h := &holdOnFirstAsk{e: e}
+	rec, s, id := liveRecording(t, e, func(l recorder.LegalHolds) recorder.LegalHolds { h.LegalHolds = l; return h })
+	require.NoError(t, s.OpenTerminal(0, 80, 24, "xterm"))
+	require.NoError(t, s.Output(0, []byte("$ held while its first object was uploaded\r\n")))
+	zero := 0
+	require.NoError(t, s.Close(context.Background(), endForTest(&zero)))
+	require.NoError(t, rec.WaitIdle(ctxTimeout(t)))
+	require.Equal(t, 0, h.code, "recording hold: %s", h.out)
+	assert.Contains(t, h.out, "S3 legal hold on for 0 objects", "the hold came before any object was stored")
+
+	all := lr.uploads(id)
+	require.GreaterOrEqual(t, len(all), 3)
+	unheld := 0
+	for _, hd := range all {
+		if hd.Get("X-Amz-Object-Lock-Legal-Hold") == "" {
+			unheld++
+		}
+	}
+	assert.Equal(t, 1, unheld, "the object that asked before the hold was uploaded without the legal hold")
+	holds := lr.holdsOf(id)
+	assert.Len(t, holds, len(all), "yet every object is held: %v", holds)
+	for key, st := range holds {
+		assert.Equal(t, "ON", st, key)
+	}
+}
+
+func ctxTimeout(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 func chunksOf(ups map[string]http.Header) int {
