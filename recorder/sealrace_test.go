@@ -229,6 +229,14 @@ func TestSealRaceReplicaLoses(t *testing.T) {
 			var out bytes.Buffer
 			require.NoError(t, Replay(ctxT(t), src, &out, ReplayOptions{Format: FormatText}))
 			assert.Contains(t, out.String(), "spooled 0199", "replay joins the continuation")
+
+			// The replica's copies beside the sealed chunks pass only as
+			// the continuation's chunks, byte for byte.
+			forged := src.dir + chunkName(rep.Continuation.FirstSeq)
+			require.NoError(t, rs.store.Put(ctxT(t), forged, strings.NewReader("forged\n"), 7))
+			rep = back.verify(t, raceID)
+			assert.Equal(t, StatusTampered, rep.Status, "%s", rep)
+			assert.Contains(t, rep.String(), chunkName(rep.Continuation.FirstSeq)+"): not named by the manifest")
 		})
 	}
 }
