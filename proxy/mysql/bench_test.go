@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/internal/measure"
+	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/mysql"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -63,6 +64,7 @@ const (
 func BenchmarkMysqlslapSelect(b *testing.B) {
 	e := newBenchEnv(b)
 	relay := startRelay(b, e.target.Addr())
+	pumpRelay := startPumpRelay(b, e.target.Addr())
 	haproxy, haproxyCPU := startHAProxy(b, e.target.Addr())
 	viaSallyport := func(tls string) func(b *testing.B, sql string) float64 {
 		return func(b *testing.B, sql string) float64 {
@@ -77,6 +79,7 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 	contenders := []contender{
 		{name: "direct", run: direct(e.target.Port)},
 		{name: "relay", run: direct(relay), cpu: measure.SelfCPU},
+		{name: "pump", run: direct(pumpRelay), cpu: measure.SelfCPU},
 		{name: "haproxy", run: direct(haproxy), cpu: haproxyCPU},
 		{name: "sallyport", run: viaSallyport("--skip-ssl"), cpu: measure.SelfCPU, allocs: true, profile: "mysqlslap"},
 		{name: "goroutines", run: viaSallyport("--skip-ssl"), cpu: measure.SelfCPU,
@@ -103,6 +106,7 @@ func BenchmarkMysqlslapSelect(b *testing.B) {
 				b.ReportMetric(m["sallyport"].Rate/m["relay"].Rate, "sallyport/relay")
 				b.ReportMetric(m["goroutines"].Rate/direct, "goroutines/direct")
 				b.ReportMetric(m["sallyport"].Rate/m["haproxy"].Rate, "sallyport/haproxy")
+				b.ReportMetric(m["pump"].Rate/m["haproxy"].Rate, "pump/haproxy")
 				// The figure least moved by load from elsewhere: on two
 				// cores the proxy's CPU per query decides its throughput.
 				b.ReportMetric(m["sallyport"].CPUPerOp/m["haproxy"].CPUPerOp, "sallyport_cpu/haproxy_cpu")
@@ -161,6 +165,31 @@ func startRelay(b *testing.B, addr string) int {
 		defer up.Close()
 		go func() { _, _ = io.Copy(up, c); up.Close() }()
 		_, _ = io.Copy(c, up)
+	})
+}
+
+// startPumpRelay relays loopback connections to addr through a
+// proxy.Pump whose flows pass every byte on untouched, and returns its
+// port: sallyport's relay without the audit and the recording.
+func startPumpRelay(b *testing.B, addr string) int {
+	var pump proxy.Pump
+	pass := func(_ *proxy.Link, p []byte) ([]byte, error) { return p, nil }
+	return measure.Serve(b, func(c net.Conn) {
+		up, err := net.Dial("tcp", addr)
+		if err != nil {
+			c.Close()
+			return
+		}
+		l, err := pump.Link(c, up, nil, nil, pass, pass)
+		if err != nil {
+			c.Close()
+			up.Close()
+			return
+		}
+		l.Start()
+		client, target, _ := l.Wait()
+		client.Close()
+		target.Close()
 	})
 }
 

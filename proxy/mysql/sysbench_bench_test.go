@@ -54,6 +54,7 @@ func BenchmarkSysbenchReadOnly(b *testing.B) {
 		}
 		b.ReportMetric(m["haproxy"].Rate/m["direct"].Rate, "haproxy/direct")
 		b.ReportMetric(m["sallyport"].Rate/m["direct"].Rate, "sallyport/direct")
+		b.ReportMetric(m["sallyport"].Rate/m["haproxy"].Rate, "sallyport/haproxy")
 	}
 }
 

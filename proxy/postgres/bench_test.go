@@ -59,7 +59,8 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 		bouncerCPU := func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }
 		m := measure.Rounds(benchRounds, measure.Contender{Run: e.pgbenchRun(b, e.directEnv(e.target.Port), args)},
 			measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bouncer), args), CPU: bouncerCPU},
-			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args), CPU: measure.SelfCPU},
+			measure.Contender{Run: profiled(b, "pgbench-S", e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args)),
+				CPU: measure.SelfCPU, Allocs: true},
 			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args), CPU: measure.SelfCPU,
 				Before: func() { postgres.SetPumpSessions(false) }, After: func() { postgres.SetPumpSessions(true) }},
 			measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bare), args), CPU: measure.SelfCPU},
@@ -84,6 +85,47 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 		// CPU per query is less sensitive than tps to load from elsewhere.
 		b.ReportMetric(viaBouncer.CPUPerOp, "pgbouncer_cpu_us/q")
 		b.ReportMetric(viaSallyport.CPUPerOp, "sallyport_cpu_us/q")
+		b.ReportMetric(viaSallyport.AllocsPerOp, "sallyport_allocs/q")
+	}
+}
+
+// BenchmarkPgbenchModes runs `pgbench -S -c 4 -j 2` with the extended query
+// protocol (-M extended: Parse, Bind, Execute of an unnamed statement per
+// query) and with prepared statements (-M prepared: Bind and Execute of a
+// named one) through PgBouncer (session mode) and through sallyport with
+// every query recorded, interleaved rounds, and reports tps, the ratio
+// and the CPU per query of each and sallyport's allocations per query.
+func BenchmarkPgbenchModes(b *testing.B) {
+	e := newBenchEnv(b)
+	bouncer, bouncerPid := startPgbouncer(b, e.target.Postgres, e.target.Database)
+	bouncerCPU := func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }
+	for _, mode := range []string{"extended", "prepared"} {
+		b.Run(mode, func(b *testing.B) {
+			args := []string{"-S", "-M", mode, "-c", "4", "-j", "2"}
+			for b.Loop() {
+				m := measure.Rounds(benchRounds,
+					measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bouncer), args), CPU: bouncerCPU},
+					measure.Contender{Run: profiled(b, "pgbench-M-"+mode, e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args)),
+						CPU: measure.SelfCPU, Allocs: true})
+				viaBouncer, viaSallyport := m[0], m[1]
+				b.ReportMetric(viaBouncer.Rate, "pgbouncer_tps")
+				b.ReportMetric(viaSallyport.Rate, "sallyport_tps")
+				b.ReportMetric(viaSallyport.Rate/viaBouncer.Rate, "sallyport/pgbouncer")
+				b.ReportMetric(viaBouncer.CPUPerOp, "pgbouncer_cpu_us/q")
+				b.ReportMetric(viaSallyport.CPUPerOp, "sallyport_cpu_us/q")
+				b.ReportMetric(viaSallyport.AllocsPerOp, "sallyport_allocs/q")
+			}
+		})
+	}
+}
+
+// profiled wraps a contender's run in measure.Profile: with
+// SALLYPORT_BENCH_PROFILES set, its CPU and allocation profiles are saved
+// as name.cpu.pprof and name.allocs.pprof (the last round's).
+func profiled(b *testing.B, name string, run func() (float64, int)) func() (float64, int) {
+	return func() (rate float64, n int) {
+		measure.Profile(b, name, func() { rate, n = run() })
+		return rate, n
 	}
 }
 

@@ -65,6 +65,31 @@ var goals = []Goal{
 	{Issue: "8 MySQL", What: "`sysbench oltp_read_only` ≥ 0.8× direct",
 		Bench: benchSysbench, Value: metric(benchSysbench, "sallyport/direct"), Format: times, Met: atLeast(0.8),
 		Peer: "HAProxy", PeerValue: metric(benchSysbench, "haproxy/direct")},
+	{Issue: "24 PostgreSQL", What: "`pgbench -S -c 4 -j 2` ≥ 1.05× PgBouncer, every query recorded (statement, parameters, outcome)",
+		Bench: benchPgSelect, Value: metric(benchPgSelect, "sallyport/pgbouncer"), Format: times, Met: atLeast(1.05),
+		Peer: "sallyport's relay, nothing parsed or recorded", PeerValue: metric(benchPgSelect, "pump/pgbouncer")},
+	{Issue: "24 PostgreSQL", What: "… over TLS ≥ 1.05× PgBouncer",
+		Bench: benchPgSelect, Value: metric(benchPgSelect, "sallyport_tls/pgbouncer_tls"), Format: times, Met: atLeast(1.05)},
+	{Issue: "24 PostgreSQL", What: "`pgbench -S -M extended` ≥ 1.0× PgBouncer",
+		Bench: benchPgExtended, Value: metric(benchPgExtended, "sallyport/pgbouncer"), Format: times, Met: atLeast(1.0)},
+	{Issue: "24 PostgreSQL", What: "`pgbench -S -M prepared` ≥ 1.0× PgBouncer",
+		Bench: benchPgPrepared, Value: metric(benchPgPrepared, "sallyport/pgbouncer"), Format: times, Met: atLeast(1.0)},
+	{Issue: "24 MySQL", What: "`mysqlslap` point lookup ≥ 1.0× HAProxy (TCP mode), every query recorded",
+		Bench: benchSlapPoint, Value: metric(benchSlapPoint, "sallyport/haproxy"), Format: times, Met: atLeast(1.0)},
+	{Issue: "24 MySQL", What: "`mysqlslap` 100-row range ≥ 1.0× HAProxy",
+		Bench: benchSlapRange, Value: metric(benchSlapRange, "sallyport/haproxy"), Format: times, Met: atLeast(1.0)},
+	{Issue: "24 MySQL", What: "`sysbench oltp_read_only` ≥ 1.0× HAProxy",
+		Bench: benchSysbench, Value: metric(benchSysbench, "sallyport/haproxy"), Format: times, Met: atLeast(1.0)},
+	{Issue: "24 MySQL", What: "200 concurrent mariadb sessions × 1,000 queries: zero errors, every query in the recordings",
+		Bench: benchMyScale, Value: func(r *Run) (float64, bool) {
+			m, ok := r.Metric(benchMyScale, "missing-queries")
+			e, ok2 := r.Metric(benchMyScale, "errors")
+			return m + e, ok && ok2
+		}, Format: unit(" missing or failed"), Met: atMost(0)},
+	{Issue: "24 SSH", What: "bulk throughput ≥ 1.2× the bare x/crypto relay",
+		Bench: benchSSHThroughput, Value: quotient(benchSSHThroughput, "ratio", "bare-ratio"), Format: times, Met: atLeast(1.2)},
+	{Issue: "24 SSH", What: "bastion CPU per GB ≤ 0.7× the bare x/crypto relay's",
+		Bench: benchSSHThroughput, Value: quotient(benchSSHThroughput, "bastion-CPU-s/GB", "bare-CPU-s/GB"), Format: times, Met: atMost(0.7)},
 	{Issue: "20 Search", What: "search p95 ≤ 100 ms for a rare term, 100,000 sessions with 5,000,000 indexed events in SQLite",
 		Bench: benchSearchRare, Value: metric(benchSearchRare, "p95-ms"), Format: unit2(" ms"), Met: atMost(100)},
 	{Issue: "20 Search", What: "… ≤ 300 ms for a common term, `--limit 50`",
@@ -94,6 +119,9 @@ const (
 	benchPgSelect        = "BenchmarkPgbenchSelect"
 	benchPgConnect       = "BenchmarkPgbenchConnect"
 	benchPgScale         = "BenchmarkPsqlScale"
+	benchPgExtended      = "BenchmarkPgbenchModes/extended"
+	benchPgPrepared      = "BenchmarkPgbenchModes/prepared"
+	benchMyScale         = "BenchmarkMariadbScale"
 	benchSlapPoint       = "BenchmarkMysqlslapSelect/point"
 	benchSlapRange       = "BenchmarkMysqlslapSelect/range100"
 	benchMysqlConnect    = "BenchmarkNewSessions"
@@ -121,6 +149,7 @@ var known = map[string]string{
 	benchRecorderCPU: pkgRecorder, benchRecorderCPUGzip: pkgRecorder,
 	benchSSHThroughput: pkgSSH, benchSSHSetup: pkgSSH, benchSSHIdle: pkgSSH, benchExecCapture: pkgSSH,
 	benchPgSelect: pkgPostgres, benchPgConnect: pkgPostgres, benchPgScale: pkgPostgres,
+	benchPgExtended: pkgPostgres, benchPgPrepared: pkgPostgres, benchMyScale: pkgMysql,
 	benchSlapPoint: pkgMysql, benchSlapRange: pkgMysql, benchMysqlConnect: pkgMysql, benchSysbench: pkgMysql,
 	benchSearchRare: pkgSearch, benchSearchCommon: pkgSearch, benchSearchSize: pkgSearch, benchIndexQueries: pkgSearch,
 	benchPgIndexing: pkgCmd,
@@ -144,6 +173,15 @@ func isKnown(name string) bool {
 
 func metric(bench, unit string) func(*Run) (float64, bool) {
 	return func(r *Run) (float64, bool) { return r.Metric(bench, unit) }
+}
+
+// quotient is one metric of bench over another.
+func quotient(bench, num, den string) func(*Run) (float64, bool) {
+	return func(r *Run) (float64, bool) {
+		n, ok := r.Metric(bench, num)
+		d, ok2 := r.Metric(bench, den)
+		return n / d, ok && ok2 && d != 0
+	}
 }
 
 // millis is a metric counted in nanoseconds, in milliseconds.
