@@ -18,6 +18,10 @@ type dialect struct {
 	match func(terms []term, prefix bool) (cond string, arg any)
 	// from joins the full-text index, the entries (e) and the sessions (s).
 	from string
+	// fencedFrom, when set, is a from that matches in a subquery the
+	// planner must run first, through the full-text index (pgplan.go); it
+	// holds the match's parameter.
+	fencedFrom string
 	// order sorts the hits newest indexed first.
 	order string
 	// contains is a condition that e.body holds a parameter, case aside.
@@ -52,7 +56,9 @@ var postgresDialect = dialect{
 	match: func(terms []term, prefix bool) (string, any) {
 		return "e.words @@ to_tsquery('simple', ?)", tsQuery(terms, prefix)
 	},
-	from:     "search_entries e JOIN sessions s ON s.id = e.session_id",
+	from: "search_entries e JOIN sessions s ON s.id = e.session_id",
+	fencedFrom: "(SELECT id, session_id, at, kind, body FROM search_entries WHERE words @@ to_tsquery('simple', ?) OFFSET 0) e " +
+		"JOIN sessions s ON s.id = e.session_id",
 	order:    "e.id DESC",
 	contains: "strpos(lower(e.body), ?) > 0",
 	dollar:   true,
@@ -70,10 +76,14 @@ func dialectNamed(name string) (dialect, error) {
 }
 
 // searchSQL builds the query for terms and q's filters, returning at most
-// limit rows; prefix matches each term's last word as a prefix.
-func (d dialect) searchSQL(terms []term, q Query, limit int, prefix bool) (string, []any) {
+// limit rows; prefix matches each term's last word as a prefix, and fenced
+// uses fencedFrom.
+func (d dialect) searchSQL(terms []term, q Query, limit int, prefix, fenced bool) (string, []any) {
 	cond, arg := d.match(terms, prefix)
-	where, args := []string{cond}, []any{arg}
+	from, where, args := d.from, []string{cond}, []any{arg}
+	if fenced {
+		from, where = d.fencedFrom, nil
+	}
 	add := func(c string, a ...any) { where, args = append(where, c), append(args, a...) }
 	for _, t := range terms {
 		if t.checkable() {
@@ -107,7 +117,7 @@ func (d dialect) searchSQL(terms []term, q Query, limit int, prefix bool) (strin
 	}
 	args = append(args, limit)
 	query := "SELECT e.id, e.session_id, e.at, e.kind, e.body, s.identity_id, s.target, s.protocol, s.breakglass_grant, s.started_at FROM " +
-		d.from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + d.order + " LIMIT ?"
+		from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + d.order + " LIMIT ?"
 	return d.rebind(query), args
 }
 

@@ -137,13 +137,11 @@ func (ix *Index) Search(ctx context.Context, q Query) (Result, error) {
 // a common word costs the database the merged lists of every word it
 // starts (seconds, on millions of entries), so it runs only when needed.
 func (ix *Index) find(ctx context.Context, terms []term, q Query, limit int) ([]Hit, error) {
-	query, args := ix.d.searchSQL(terms, q, limit, false)
-	hits, ids, err := ix.scanHits(ctx, query, args, terms)
+	hits, ids, err := ix.run(ctx, terms, q, limit, false)
 	if err != nil || len(hits) >= limit || !anyPrefixable(terms) {
 		return hits, err
 	}
-	query, args = ix.d.searchSQL(terms, q, limit+len(hits), true)
-	more, moreIDs, err := ix.scanHits(ctx, query, args, terms)
+	more, moreIDs, err := ix.run(ctx, terms, q, limit+len(hits), true)
 	if err != nil {
 		return nil, err
 	}
@@ -181,10 +179,24 @@ func validWhere(w Where) bool {
 	return false
 }
 
+// run runs one search query, through the plan the dialect needs.
+func (ix *Index) run(ctx context.Context, terms []term, q Query, limit int, prefix bool) ([]Hit, []int64, error) {
+	if ix.d.fencedFrom != "" {
+		return ix.runFenced(ctx, terms, q, limit, prefix)
+	}
+	query, args := ix.d.searchSQL(terms, q, limit, prefix, false)
+	return ix.scanHits(ctx, ix.db, query, args, terms)
+}
+
+// queryer is a *sql.DB or *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // scanHits runs a search query and returns its hits and their entries'
 // ids.
-func (ix *Index) scanHits(ctx context.Context, query string, args []any, terms []term) ([]Hit, []int64, error) {
-	rows, err := ix.db.QueryContext(ctx, query, args...)
+func (ix *Index) scanHits(ctx context.Context, db queryer, query string, args []any, terms []term) ([]Hit, []int64, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("search the index: %w", err)
 	}
