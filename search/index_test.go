@@ -36,13 +36,16 @@ func testFindsEveryPlace(t *testing.T, f *fixture) {
 		require.NoError(t, s.Event(recorder.Event{Time: at(3), Type: recorder.EventQuery, SQL: "SELECT * FROM payments.accounts WHERE id = $1",
 			Params: []any{"parammarker-42"}, Outcome: &recorder.Outcome{Tag: "SELECT 1"}}))
 	})
+	f.session("s-other", "svc-other", "ssh", start, func(s *recorder.Session) {
+		require.NoError(t, s.Event(recorder.Event{Time: at(1), Type: recorder.EventNote, Text: "peer 10.1.2.30 read /etc/shadowed"}))
+	})
 	behind := f.search(search.Query{Text: "payments"}).Behind
-	require.Equal(t, 2, behind.Sessions, "two ended sessions are not indexed yet")
-	require.Contains(t, behind.String(), "the index is behind: 2 ended session(s)")
+	require.Equal(t, 3, behind.Sessions, "three ended sessions are not indexed yet")
+	require.Contains(t, behind.String(), "the index is behind: 3 ended session(s)")
 	f.ix.Now = func() time.Time { return time.Now().Add(time.Minute) } // past the lag's cache
 	n, err := f.idx.Pass(context.Background())
 	require.NoError(t, err)
-	require.Equal(t, 2, n)
+	require.Equal(t, 3, n)
 
 	cases := []struct {
 		text    string
@@ -50,7 +53,7 @@ func testFindsEveryPlace(t *testing.T, f *fixture) {
 		session string
 		offset  float64 // -1: not checked
 	}{
-		{"/etc/shadow", search.WhereCommand, "s-ssh", 5},
+		{"cat /etc/shadow", search.WhereCommand, "s-ssh", 5},
 		{"stdinmarker", search.WhereStdin, "s-ssh", -1},
 		{"outmarker", search.WhereOutput, "s-ssh", -1},
 		{"typedmarker", search.WhereInput, "s-ssh", -1},
@@ -74,6 +77,8 @@ func testFindsEveryPlace(t *testing.T, f *fixture) {
 		})
 	}
 	require.Empty(t, f.search(search.Query{Text: "/etc/shadowy"}).Hits, "a longer word must not match")
+	require.Len(t, f.search(search.Query{Text: "/etc/shadow"}).Hits, 2, "cat /etc/shadow, and /etc/shadowed by prefix")
+	require.Equal(t, "s-ssh", f.search(search.Query{Text: "/etc/shadow"}).Hits[0].Session, "whole words first")
 	require.Empty(t, f.search(search.Query{Text: "etc/shadow.bak"}).Hits)
 	require.Len(t, f.search(search.Query{Text: "payments", Identity: "svc-pay"}).Hits, 1)
 	require.Empty(t, f.search(search.Query{Text: "payments", Identity: "svc-backup"}).Hits)
