@@ -107,23 +107,56 @@ func (x *Indexer) Run(ctx context.Context) error {
 // adopt gives every session without an indexing state one, pending, and
 // purges the entries of sessions whose recording retention deleted: the
 // index must not keep what the recording no longer does (search leaves
-// them out meanwhile).
+// them out meanwhile). It finds both reading, and writes only what it
+// found, so the registry's write lock is held for the writes alone.
 func (x *Indexer) adopt(ctx context.Context) error {
+	missing, err := x.ids(ctx, `SELECT s.id FROM sessions s
+		WHERE NOT EXISTS (SELECT 1 FROM search_sessions x WHERE x.session_id = s.id) LIMIT 10000`)
+	if err != nil {
+		return err
+	}
+	deleted, err := x.ids(ctx, `SELECT x.session_id FROM search_sessions x JOIN sessions s ON s.id = x.session_id
+		WHERE s.state = 'deleted' AND x.state <> 'purged' LIMIT 1000`)
+	if err != nil || len(missing)+len(deleted) == 0 {
+		return err
+	}
+	d := x.Index.d
 	return x.write(ctx, func(tx *sql.Tx) error {
-		for _, q := range []string{
-			`INSERT INTO search_sessions (session_id, state) SELECT s.id, 'pending' FROM sessions s
-			WHERE NOT EXISTS (SELECT 1 FROM search_sessions x WHERE x.session_id = s.id)`,
-			`DELETE FROM search_entries WHERE session_id IN (SELECT x.session_id FROM search_sessions x
-			JOIN sessions s ON s.id = x.session_id WHERE s.state = 'deleted' AND x.state <> 'purged')`,
-			`UPDATE search_sessions SET state = 'purged', cursor = '', bytes = 0, entries = 0
-			WHERE state <> 'purged' AND session_id IN (SELECT id FROM sessions WHERE state = 'deleted')`,
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
+		for _, id := range missing {
+			if _, err := tx.ExecContext(ctx, d.rebind(`INSERT INTO search_sessions (session_id, state) VALUES (?, 'pending')
+				ON CONFLICT (session_id) DO NOTHING`), id); err != nil {
+				return err
+			}
+		}
+		for _, id := range deleted {
+			if _, err := tx.ExecContext(ctx, d.rebind("DELETE FROM search_entries WHERE session_id = ?"), id); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, d.rebind(`UPDATE search_sessions SET state = 'purged', cursor = '', bytes = 0, entries = 0
+				WHERE session_id = ?`), id); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// ids runs a query of one text column.
+func (x *Indexer) ids(ctx context.Context, query string) ([]string, error) {
+	rows, err := x.Index.db.QueryContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("find sessions to adopt or purge: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("find sessions to adopt or purge: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 func (x *Indexer) logger() *slog.Logger {

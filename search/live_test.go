@@ -76,3 +76,26 @@ func TestLiveSessionIndexedOnce(t *testing.T) {
 	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM search_entries WHERE session_id = ?", meta.ID).Scan(&left))
 	require.Zero(t, left, "a deleted recording's entries are purged")
 }
+
+// TestAdoptWipedIndex: after the index tables were wiped, the indexer's
+// sweep gives every session its state back and the next pass indexes it
+// again.
+func TestAdoptWipedIndex(t *testing.T) {
+	f := newFixture(t, func(dir string) sqlstore.Config { return sqlstore.Config{Path: filepath.Join(dir, "registry.db")} })
+	ctx := context.Background()
+	f.session("s-wiped", "svc-etl", "postgres", time.Now().Add(-time.Hour), func(s *recorder.Session) {
+		require.NoError(t, s.Event(recorder.Event{Type: recorder.EventQuery, SQL: "SELECT 'wiped-marker'"}))
+	})
+	_, err := f.idx.Pass(ctx)
+	require.NoError(t, err)
+	require.Len(t, f.search(search.Query{Text: "wiped-marker"}).Hits, 1)
+	db, _ := f.reg.SearchDB()
+	_, err = db.Exec("DELETE FROM search_entries; DELETE FROM search_sessions")
+	require.NoError(t, err)
+	require.NoError(t, f.idx.Adopt(ctx))
+	f.ix.Now = func() time.Time { return time.Now().Add(time.Minute) } // past the lag's cache
+	require.Equal(t, 1, f.search(search.Query{Text: "wiped-marker"}).Behind.Sessions, "the session waits to be indexed again")
+	_, err = f.idx.Pass(ctx)
+	require.NoError(t, err)
+	require.Len(t, f.search(search.Query{Text: "wiped-marker"}).Hits, 1)
+}
