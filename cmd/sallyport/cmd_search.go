@@ -77,6 +77,9 @@ so: what they did may be missing. 'sallyport recording reindex' rebuilds it.`,
 				return err
 			}
 			if asJSON {
+				if res.Behind.Behind() { // the array stays what scripts parse
+					fmt.Fprintf(c.ErrOrStderr(), "note: %s\n", res.Behind)
+				}
 				return writeJSON(c.OutOrStdout(), res.Hits)
 			}
 			return printHits(c.OutOrStdout(), res)

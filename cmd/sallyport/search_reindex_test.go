@@ -33,6 +33,12 @@ func TestRecordingReindex(t *testing.T) {
 	after := b.search(t, "marker", "--limit", "100")
 	assert.ElementsMatch(t, hitKeys(before), hitKeys(after), "reindex rebuilt the same hits")
 
+	setSearchState(t, b.env, "pending") // as if the indexer had not reached them yet
+	assert.Contains(t, b.ok("sessions", "search", "marker"), "note: the index is behind: 6 ended session(s) not indexed yet")
+	_, errOut, code := b.run("", "sessions", "search", "--json", "marker")
+	assert.Equal(t, 0, code)
+	assert.Contains(t, errOut, "note: the index is behind", "--json says so on stderr")
+
 	pg := b.wantHit(t, "pg-param-marker", "query", "svc-report")
 	chunks, err := filepath.Glob(filepath.Join(b.dir, "data", "recordings", "*", "*", "*", pg.Session, "*.chunk"))
 	require.NoError(t, err)
@@ -42,13 +48,26 @@ func TestRecordingReindex(t *testing.T) {
 	data[len(data)-2] ^= 0x20
 	require.NoError(t, os.WriteFile(chunks[0], data, 0o600))
 
-	out, _, code := b.run("", "recordings", "reindex", "--since", "1h")
+	out, _, code = b.run("", "recordings", "reindex", "--since", "1h")
 	assert.Equal(t, 1, code, "a tampered recording fails reindex: %s", out)
 	assert.Contains(t, out, "session "+pg.Session+" not indexed: ")
 	assert.Contains(t, out, "tampered")
 	assert.Contains(t, out, "reindexed 5 session(s)")
 	assert.Empty(t, b.search(t, "pg-param-marker"), "a tampered recording's content is not searchable")
 	assert.Len(t, b.search(t, "mysql-query-marker"), 1, "the others still are")
+}
+
+// setSearchState sets every session's indexing state in e's registry.
+func setSearchState(t *testing.T, e *env, state string) {
+	t.Helper()
+	cfg, err := LoadConfig(e.config)
+	require.NoError(t, err)
+	ap, err := openApp(context.Background(), cfg, testLogger(t))
+	require.NoError(t, err)
+	defer ap.Close()
+	db, _ := ap.store.SearchDB()
+	_, err = db.Exec("UPDATE search_sessions SET state = ?", state)
+	require.NoError(t, err)
 }
 
 func deleteSearchIndex(t *testing.T, e *env) {
