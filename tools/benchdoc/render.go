@@ -22,6 +22,7 @@ var docTemplate string
 func Render(w io.Writer, r *Run) error {
 	t, err := template.New("benchmarks.md").Funcs(template.FuncMap{
 		"m":        r.formatMetric,
+		"diff":     r.formatDiff,
 		"ms":       r.formatMillis,
 		"overhead": func() string { return orDash(recordingOverhead(r)) },
 		"sec":      func(bench string) string { v, ok := r.Metric(bench, "ns/op"); return orDash(v/1e9, ok) },
@@ -37,6 +38,17 @@ func Render(w io.Writer, r *Run) error {
 		return fmt.Errorf("parse template: %w", err)
 	}
 	return t.Execute(w, r)
+}
+
+// formatDiff is one metric of bench less another, with one decimal, or
+// "—" when either is missing.
+func (r *Run) formatDiff(bench, unit, minus string) string {
+	a, ok := r.Metric(bench, unit)
+	b, ok2 := r.Metric(bench, minus)
+	if !ok || !ok2 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", a-b)
 }
 
 // formatMetric is a metric with digits decimals and thousands separated,
