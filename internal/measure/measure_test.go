@@ -1,9 +1,12 @@
 package measure
 
 import (
+	"bytes"
+	"compress/gzip"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
@@ -53,6 +56,44 @@ func TestCPU(t *testing.T) {
 	assert.GreaterOrEqual(t, used, 30*time.Millisecond, "a busy loop of %s counted %s of CPU", wall, used)
 	assert.LessOrEqual(t, used, wall*time.Duration(runtime.NumCPU())+10*time.Millisecond, "more CPU than the machine has")
 	assert.Positive(t, ThreadCPU(t, os.Getpid()), "the main thread has run")
+	assert.GreaterOrEqual(t, ProcessCPU(t, os.Getpid()), used, "every thread's CPU includes the busy loop's")
+}
+
+// TestAllocsPerOp: a contender that allocates once per operation is
+// counted at one allocation per operation, give or take the runtime's own.
+func TestAllocsPerOp(t *testing.T) {
+	var keep [][]byte
+	run := func() (float64, int) {
+		for range 1000 {
+			keep = append(keep[:0], make([]byte, 64))
+		}
+		return 1, 1000
+	}
+	got := Rounds(3, Contender{Run: run, Allocs: true}, Contender{Run: run})
+	assert.InDelta(t, 1, got[0].AllocsPerOp, 0.1)
+	assert.Zero(t, got[1].AllocsPerOp, "not counted unless asked")
+}
+
+// TestProfile: with the variable set, a run leaves a CPU and an allocation
+// profile that go tool pprof reads; without it, none.
+func TestProfile(t *testing.T) {
+	dir := t.TempDir()
+	ran := 0
+	Profile(t, "none", func() { ran++ })
+	t.Setenv(ProfileEnv, dir)
+	Profile(t, "run", func() { ran++ })
+	assert.Equal(t, 2, ran)
+	for _, name := range []string{"run.cpu.pprof", "run.allocs.pprof"} {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		require.NoError(t, err)
+		zr, err := gzip.NewReader(bytes.NewReader(raw)) // pprof's format: gzipped protobuf
+		require.NoError(t, err, "%s is not a pprof profile", name)
+		body, err := io.ReadAll(zr)
+		require.NoError(t, err)
+		assert.NotEmpty(t, body, name)
+	}
+	_, err := os.Stat(filepath.Join(dir, "none.cpu.pprof"))
+	assert.ErrorIs(t, err, os.ErrNotExist, "a profile without the variable")
 }
 
 func TestFreePortAndWait(t *testing.T) {
