@@ -92,13 +92,15 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 // BenchmarkPgbenchModes runs `pgbench -S -c 4 -j 2` with the extended query
 // protocol (-M extended: Parse, Bind, Execute of an unnamed statement per
 // query) and with prepared statements (-M prepared: Bind and Execute of a
-// named one) through PgBouncer (session mode) and through sallyport with
-// every query recorded, interleaved rounds, and reports tps, the ratio
-// and the CPU per query of each and sallyport's allocations per query.
+// named one) through PgBouncer (session mode), through sallyport with
+// every query recorded and through sallyport's pump alone, interleaved
+// rounds, and reports tps, the ratios, the CPU per query of each and
+// sallyport's allocations per query.
 func BenchmarkPgbenchModes(b *testing.B) {
 	e := newBenchEnv(b)
 	bouncer, bouncerPid := startPgbouncer(b, e.target.Postgres, e.target.Database)
 	bouncerCPU := func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }
+	bare := startPumpRelay(b, e.target.Addr())
 	for _, mode := range []string{"extended", "prepared"} {
 		b.Run(mode, func(b *testing.B) {
 			args := []string{"-S", "-M", mode, "-c", "4", "-j", "2"}
@@ -106,8 +108,11 @@ func BenchmarkPgbenchModes(b *testing.B) {
 				m := measure.Rounds(benchRounds,
 					measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bouncer), args), CPU: bouncerCPU},
 					measure.Contender{Run: profiled(b, "pgbench-M-"+mode, e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "disable"), args)),
-						CPU: measure.SelfCPU, Allocs: true})
-				viaBouncer, viaSallyport := m[0], m[1]
+						CPU: measure.SelfCPU, Allocs: true},
+					measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bare), args), CPU: measure.SelfCPU})
+				viaBouncer, viaSallyport, viaPump := m[0], m[1], m[2]
+				b.ReportMetric(viaPump.CPUPerOp, "pump_cpu_us/q")
+				b.ReportMetric(viaPump.Rate/viaBouncer.Rate, "pump/pgbouncer")
 				b.ReportMetric(viaBouncer.Rate, "pgbouncer_tps")
 				b.ReportMetric(viaSallyport.Rate, "sallyport_tps")
 				b.ReportMetric(viaSallyport.Rate/viaBouncer.Rate, "sallyport/pgbouncer")
