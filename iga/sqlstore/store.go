@@ -166,16 +166,26 @@ func (s *Store) Close() error {
 // back and is returned unchanged. When the database is busy (another
 // process writing) the whole transaction, fn included, is retried.
 func (s *Store) Update(ctx context.Context, fn func(iga.Tx) error) error {
+	return s.write(ctx, "registry", func(sqlTx *sql.Tx) error {
+		return fn(&tx{reader: reader{d: s.d, stmts: s.stmts, tx: sqlTx}})
+	})
+}
+
+// write runs fn in one transaction of the database, queued behind this
+// process's other writers (SQLite has one writer), and retries the whole
+// transaction while the database is busy. what names the data written, in
+// errors.
+func (s *Store) write(ctx context.Context, what string, fn func(*sql.Tx) error) error {
 	if s.d.serialWrites {
 		select {
 		case s.writeTurn <- struct{}{}:
 			defer func() { <-s.writeTurn }()
 		case <-ctx.Done():
-			return fmt.Errorf("wait to write the registry: %w", ctx.Err())
+			return fmt.Errorf("wait to write the %s: %w", what, ctx.Err())
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, fn)
+		err := s.runTx(ctx, what, fn)
 		if err == nil || !s.d.retryable(err) || attempt > busyRetries {
 			return err
 		}
@@ -188,17 +198,17 @@ func (s *Store) Update(ctx context.Context, fn func(iga.Tx) error) error {
 }
 
 // runTx runs fn in one transaction attempt.
-func (s *Store) runTx(ctx context.Context, fn func(iga.Tx) error) error {
+func (s *Store) runTx(ctx context.Context, what string, fn func(*sql.Tx) error) error {
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin registry transaction: %w", err)
+		return fmt.Errorf("begin %s transaction: %w", what, err)
 	}
-	if err := fn(&tx{reader: reader{d: s.d, stmts: s.stmts, tx: sqlTx}}); err != nil {
+	if err := fn(sqlTx); err != nil {
 		sqlTx.Rollback()
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("commit registry transaction: %w", err)
+		return fmt.Errorf("commit %s transaction: %w", what, err)
 	}
 	return nil
 }
