@@ -185,17 +185,20 @@ type NativeEvent struct {
 	Allow    *bool        `json:"allow,omitempty"`
 	Reasons  []iga.Reason `json:"reasons,omitempty"`
 	Detail   string       `json:"detail,omitempty"`
+	// Session is the proxied session a decision was made for (from its
+	// detail), the id `sessions list` and the recording carry.
+	Session string `json:"session,omitempty"`
 }
 
-// Native is ev in native form: allow is present on events that allow or
-// deny something.
+// Native is ev in native form: allow and session are present on events
+// that allow or deny something.
 func Native(ev iga.AuditEvent) NativeEvent {
 	n := NativeEvent{ID: ev.ID, Time: ev.Time, Type: ev.Type, Actor: ev.Actor, Identity: ev.Identity,
 		Target: ev.Target, Action: ev.Action, Source: ev.Source, Reasons: ev.Reasons, Detail: ev.Detail}
-	switch ev.Type {
-	case "decision", "check", "login_failed", "refusal":
+	if iga.IsVerdict(ev.Type) {
 		allow := ev.Allow
 		n.Allow = &allow
+		n.Session = iga.AuditDetailFields(ev.Detail)["session"]
 	}
 	return n
 }

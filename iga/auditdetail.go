@@ -39,3 +39,14 @@ func nextDetailPart(s string) (part, rest string) {
 	part, rest, _ = strings.Cut(s, "; ")
 	return part, rest
 }
+
+// IsVerdict reports whether audit events of type typ allow or deny
+// something, so that their Allow field means something: decisions, dry
+// runs (check), failed logins and refusals (the last two always deny).
+func IsVerdict(typ string) bool {
+	switch typ {
+	case "decision", "check", "login_failed", "refusal":
+		return true
+	}
+	return false
+}

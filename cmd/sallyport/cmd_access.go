@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sallyport/sallyport/auditexport"
 	"github.com/sallyport/sallyport/iga"
 )
 
@@ -50,53 +51,22 @@ func newAuditCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// auditEvent is the JSON form of an audit event (docs/cli.md).
-type auditEvent struct {
-	ID       int64        `json:"id"`
-	Time     time.Time    `json:"time"`
-	Type     string       `json:"type"`
-	Actor    string       `json:"actor"`
-	Identity string       `json:"identity,omitempty"`
-	Target   string       `json:"target,omitempty"`
-	Action   iga.Action   `json:"action,omitempty"`
-	Source   string       `json:"source,omitempty"`
-	Allow    *bool        `json:"allow,omitempty"`
-	Reasons  []iga.Reason `json:"reasons,omitempty"`
-	Detail   string       `json:"detail,omitempty"`
-	// Session is the proxied session a decision was made for (from its
-	// detail), the id `sessions list` and the recording carry.
-	Session string `json:"session,omitempty"`
-}
+// auditEvent is the JSON form of an audit event (docs/cli.md): the
+// native form the audit export sends, too.
+type auditEvent = auditexport.NativeEvent
 
 func auditJSON(evs []iga.AuditEvent) []auditEvent {
 	out := make([]auditEvent, 0, len(evs))
 	for _, e := range evs {
-		ae := auditEvent{ID: e.ID, Time: e.Time, Type: e.Type, Actor: e.Actor, Identity: e.Identity,
-			Target: e.Target, Action: e.Action, Source: e.Source, Reasons: e.Reasons, Detail: e.Detail}
-		if verdictEvent(e.Type) {
-			allow := e.Allow
-			ae.Allow = &allow
-			ae.Session = iga.AuditDetailFields(e.Detail)["session"]
-		}
-		out = append(out, ae)
+		out = append(out, auditexport.Native(e))
 	}
 	return out
-}
-
-// verdictEvent reports whether events of the type allow or deny something:
-// decisions, dry runs, failed logins and refusals (always deny).
-func verdictEvent(typ string) bool {
-	switch typ {
-	case "decision", "check", "login_failed", "refusal":
-		return true
-	}
-	return false
 }
 
 func printAudit(w io.Writer, evs []iga.AuditEvent) {
 	for _, e := range evs {
 		line := fmt.Sprintf("%s  %-16s %-14s %s", e.Time.Format(time.RFC3339), e.Type, e.Identity, e.Actor)
-		if verdictEvent(e.Type) {
+		if iga.IsVerdict(e.Type) {
 			verdict := "allow"
 			if !e.Allow {
 				verdict = "deny " + reasonCodes(e.Reasons)
