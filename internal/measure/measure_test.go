@@ -94,6 +94,7 @@ func TestProfile(t *testing.T) {
 	}
 	_, err := os.Stat(filepath.Join(dir, "none.cpu.pprof"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "a profile without the variable")
+	assert.FileExists(t, filepath.Join(moduleRoot(t), "go.mod"), "relative directories are the module root's")
 }
 
 func TestFreePortAndWait(t *testing.T) {

@@ -11,7 +11,9 @@ import (
 )
 
 // ProfileEnv names the directory the benchmarks save pprof profiles of the
-// bastion in (make bench: bin/bench/profiles); unset, they save none.
+// bastion in, e.g. bin/bench/profiles (a relative one is taken from the
+// module's root, not the package's directory go test runs in); unset,
+// they save none.
 const ProfileEnv = "SALLYPORT_BENCH_PROFILES"
 
 // Profile wraps run, when ProfileEnv names a directory, in a CPU profile
@@ -23,6 +25,9 @@ func Profile(tb testing.TB, name string, run func()) {
 	if dir == "" {
 		run()
 		return
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(moduleRoot(tb), dir)
 	}
 	require.NoError(tb, os.MkdirAll(dir, 0o755))
 	cpu, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
@@ -40,4 +45,19 @@ func Profile(tb testing.TB, name string, run func()) {
 	require.NoError(tb, err)
 	defer allocs.Close()
 	require.NoError(tb, pprof.Lookup("allocs").WriteTo(allocs, 0))
+}
+
+// moduleRoot is the nearest directory above the working directory that
+// holds go.mod.
+func moduleRoot(tb testing.TB) string {
+	dir, err := os.Getwd()
+	require.NoError(tb, err)
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
 }
