@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/recorder"
@@ -324,17 +323,9 @@ type recordingReader struct {
 }
 
 func newRecordingReader(cfg *Config) (*recordingReader, error) {
-	rc, err := recorderConfig(cfg)
+	_, store, key, err := openRecordings(cfg)
 	if err != nil {
 		return nil, err
-	}
-	store, err := recorder.NewStore(rc)
-	if err != nil {
-		return nil, fmt.Errorf("open recording store: %w", err)
-	}
-	key, err := ca.LoadOrCreateKey(recordingKeyPath(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("load recording key: %w", err)
 	}
 	return &recordingReader{store: store, pub: key.Public().(ed25519.PublicKey)}, nil
 }

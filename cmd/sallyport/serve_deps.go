@@ -212,18 +212,28 @@ func recordingKeyPath(cfg *Config) string {
 	return recorder.Config{SigningKeyFile: cfg.Recordings.SigningKeyFile, DataDir: cfg.DataDir}.KeyFile()
 }
 
-func newRecorder(cfg *Config, log *slog.Logger, m *metrics) (*recorder.Recorder, error) {
+// openRecordings opens what every reader and writer of recordings needs:
+// the recorder's config, the store it names, and the recording key.
+func openRecordings(cfg *Config) (recorder.Config, recorder.Store, ed25519.PrivateKey, error) {
 	rc, err := recorderConfig(cfg)
 	if err != nil {
-		return nil, err
+		return rc, nil, nil, err
 	}
 	store, err := recorder.NewStore(rc)
 	if err != nil {
-		return nil, fmt.Errorf("open recording store: %w", err)
+		return rc, nil, nil, fmt.Errorf("open recording store: %w", err)
 	}
 	key, err := ca.LoadOrCreateKey(recordingKeyPath(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("load recording signing key: %w", err)
+		return rc, nil, nil, fmt.Errorf("load recording key: %w", err)
+	}
+	return rc, store, key, nil
+}
+
+func newRecorder(cfg *Config, log *slog.Logger, m *metrics) (*recorder.Recorder, error) {
+	rc, store, key, err := openRecordings(cfg)
+	if err != nil {
+		return nil, err
 	}
 	rm := recorder.NewMetrics()
 	m.registry.MustRegister(rm.Collectors()...)

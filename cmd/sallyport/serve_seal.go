@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -41,17 +40,9 @@ type lostSealer struct {
 
 // newLostSealer opens the recording store and key as the recorder does.
 func newLostSealer(cfg *Config, c *cluster) (*lostSealer, error) {
-	rc, err := recorderConfig(cfg)
+	_, store, key, err := openRecordings(cfg)
 	if err != nil {
 		return nil, err
-	}
-	store, err := recorder.NewStore(rc)
-	if err != nil {
-		return nil, fmt.Errorf("open recording store: %w", err)
-	}
-	key, err := ca.LoadOrCreateKey(recordingKeyPath(cfg))
-	if err != nil {
-		return nil, fmt.Errorf("load recording signing key: %w", err)
 	}
 	return &lostSealer{c: c, store: store, key: key, grace: c.lease}, nil
 }
