@@ -86,7 +86,7 @@ func FuzzAuditDetailFields(f *testing.F) {
 	f.Add(strings.Repeat("é; ", 200), "s")
 	f.Fuzz(func(t *testing.T, command, session string) {
 		if strings.Contains(session, ";") || strings.Contains(session, " ") {
-			t.Skip("session ids are hex")
+			return // not a session id: those are hex
 		}
 		detail := "login app; asked " + iga.AuditQuote(command)
 		if session != "" {
