@@ -110,8 +110,11 @@ type audit struct {
 
 	// Client side only.
 	portals    map[string]portal
-	terminated bool      // the client sent Terminate
-	lastSQL    string    // the previous Query's text, reused when it repeats
+	terminated bool   // the client sent Terminate
+	lastSQL    string // the previous Query's text, reused when it repeats
+	lastClean  string // lastSQL without its passwords, when lastRed is set
+	lastRed    *sqlredact.Removed
+	lastRedOK  bool      // lastClean and lastRed are lastSQL's
 	units      int64     // messages sent that ReadyForQuery answers
 	long       longQuery // a Query too long to hold, passing
 
@@ -214,12 +217,12 @@ func (a *audit) client(typ byte, size int, body []byte) error {
 func (a *audit) query(sql []byte) {
 	long := a.max > 0 && len(sql) > a.max
 	var text string
+	var red *sqlredact.Removed
 	if long {
-		text = view(sql)
+		text, red = sqlredact.Statement(sqlredact.PostgreSQL, view(sql))
 	} else {
-		text = reuse(&a.lastSQL, sql)
+		text, red = a.redactQuery(sql)
 	}
-	text, red := sqlredact.Statement(sqlredact.PostgreSQL, text)
 	q := query{kind: 'Q', red: red}
 	if several(text) {
 		q.pieces = a.split(text, long)
@@ -229,6 +232,17 @@ func (a *audit) query(sql []byte) {
 		q.red = detach(red)
 	}
 	a.push(q)
+}
+
+// redactQuery is a Query's text without its passwords; a text that
+// repeats the previous one (a client that polls) is not scanned again.
+func (a *audit) redactQuery(sql []byte) (string, *sqlredact.Removed) {
+	if !a.lastRedOK || string(sql) != a.lastSQL {
+		a.lastSQL = string(sql)
+		a.lastClean, a.lastRed = sqlredact.Statement(sqlredact.PostgreSQL, a.lastSQL)
+		a.lastRedOK = true
+	}
+	return a.lastClean, a.lastRed
 }
 
 // several reports whether a query text may hold more than one statement:
