@@ -138,10 +138,14 @@ type audit struct {
 	lastStmt uint32
 	// lastSQL is the last statement text seen: a client that sends the
 	// same text again (a poller, a prepare per query) gets it without a
-	// copy.
-	lastSQL  string
-	outcomes outcomes
-	tx       txState
+	// copy, and without scanning it for passwords again (lastClean and
+	// lastRed are its redaction when lastRedOK).
+	lastSQL   string
+	lastClean string
+	lastRed   *sqlredact.Removed
+	lastRedOK bool
+	outcomes  outcomes
+	tx        txState
 
 	// Server pump only: events completed by the current read, handed to the
 	// recorder after the bytes went on to the client.
@@ -277,9 +281,23 @@ func (a *audit) text(b []byte) string {
 	}
 	s := string(b)
 	if len(s) <= maxCachedSQL {
-		a.lastSQL = s
+		a.lastSQL, a.lastRedOK = s, false
 	}
 	return s
+}
+
+// redacted is statement text b without its passwords, and what was
+// removed; a text that repeats the last one is not scanned again.
+func (a *audit) redacted(b []byte) (string, *sqlredact.Removed) {
+	if a.lastRedOK && string(b) == a.lastSQL {
+		return a.lastClean, a.lastRed
+	}
+	text := a.text(b)
+	clean, red := sqlredact.Statement(sqlredact.MySQL, text)
+	if len(text) <= maxCachedSQL { // text is lastSQL
+		a.lastClean, a.lastRed, a.lastRedOK = clean, red, true
+	}
+	return clean, red
 }
 
 // statementText sets the text c records: body without its passwords, cut
@@ -288,7 +306,7 @@ func (a *audit) text(b []byte) string {
 // a hash, not copies.
 func (a *audit) statementText(c *command, body []byte) {
 	if a.max <= 0 || len(body) <= a.max {
-		c.sql, c.red = sqlredact.Statement(sqlredact.MySQL, a.text(body))
+		c.sql, c.red = a.redacted(body)
 		if a.max > 0 && len(c.sql) > a.max { // redaction made it longer
 			c.sql, c.cut = recorder.CutSQL(c.sql, a.max)
 		}
