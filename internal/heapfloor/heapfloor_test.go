@@ -56,7 +56,8 @@ func TestFloorCostsNoMemory(t *testing.T) {
 	n := after.NumGC - before.NumGC
 	t.Logf("collections for 128 MiB of garbage with the floor: %d (heap goal %d MiB)", n, after.NextGC>>20)
 	// A cycle starts when the heap reaches twice the floor: one per Size
-	// of garbage at most, where a heap of a few MiB runs about 30.
-	require.LessOrEqual(t, n, uint32(128<<20/Size), "the floor did not make collections rarer")
+	// of garbage at most, plus the one the garbage already there at the
+	// start may trigger, where a heap of a few MiB runs about 30.
+	require.LessOrEqual(t, n, uint32(128<<20/Size+1), "the floor did not make collections rarer")
 	require.Less(t, rssKiB(t)-rss, 2*Size>>10+8<<10, "garbage held past the floor's bound")
 }
