@@ -123,12 +123,15 @@ type end struct {
 	full   bool   // the other side's out is not drained: not read
 	events uint32 // as registered
 	closed bool   // read EOF: waits for the other side's out to drain
+
+	tls *tlsEnd // nil: plain
 }
 
-// Link prepares relaying between a and b, which must be *net.TCPConn with
-// no read or write in progress: the link takes over their descriptors (a
-// and b are closed). firstA and firstB are bytes read ahead from each side,
-// fed to its flow first. Start starts it; Wait gives the connections back.
+// Link prepares relaying between a and b, which must be Usable with no
+// read or write in progress: the link takes over their descriptors (a and
+// b, or the TCP connections under their TLS, are closed). firstA and
+// firstB are bytes read ahead from each side (plaintext), fed to its flow
+// first. Start starts it; Wait gives the connections back.
 func (pp *Pump) Link(a, b net.Conn, firstA, firstB []byte, fromA, fromB Flow) (*Link, error) {
 	p := pp.pick()
 	if err := p.ensureOpen(); err != nil {
@@ -136,19 +139,21 @@ func (pp *Pump) Link(a, b net.Conn, firstA, firstB []byte, fromA, fromB Flow) (*
 	}
 	l := &Link{p: p, done: make(chan struct{})}
 	for i, c := range []net.Conn{a, b} {
-		fd, err := takeFD(c)
+		raw, te := linkable(c)
+		fd, err := takeFD(raw)
 		if err != nil {
 			for _, e := range l.ends[:i] {
 				syscall.Close(e.fd)
 			}
 			return nil, err
 		}
-		l.ends[i] = &end{l: l, side: i, fd: fd}
+		l.ends[i] = &end{l: l, side: i, fd: fd, tls: te}
 	}
 	l.ends[0].flow, l.ends[0].first = fromA, firstA
 	l.ends[1].flow, l.ends[1].first = fromB, firstB
-	a.Close() // the link holds duplicates: closing sends nothing
-	b.Close()
+	for i, c := range []net.Conn{a, b} {
+		closeTaken(c, l.ends[i].tls) // the link holds duplicates: closing sends nothing
+	}
 	return l, nil
 }
 
@@ -156,12 +161,6 @@ func (pp *Pump) Link(a, b net.Conn, firstA, firstB []byte, fromA, fromB Flow) (*
 // be set before.
 func (l *Link) Start() {
 	l.p.do(func() { l.p.add(l) })
-}
-
-// Usable reports whether c can be relayed by a pump.
-func Usable(c net.Conn) bool {
-	_, ok := unwrapClient(c).(*net.TCPConn)
-	return ok
 }
 
 // takeFD duplicates c's descriptor, out of Go's poller once c is closed.
@@ -215,6 +214,9 @@ func (l *Link) Resume(side int) {
 		}
 		e.paused = false
 		l.p.feed(e, nil)
+		if e.tls != nil {
+			l.p.drainTLS(e) // what TLS decrypted before the pause
+		}
 		l.p.arm(l)
 	})
 }
@@ -224,7 +226,7 @@ func (l *Link) Resume(side int) {
 func (l *Link) Send(side int, b []byte) {
 	l.p.do(func() {
 		if !l.ended() {
-			l.p.write(l.ends[side], b)
+			l.p.send(l.ends[side], b)
 			l.p.arm(l)
 		}
 	})
@@ -253,7 +255,7 @@ func (l *Link) release() {
 		if err != nil {
 			c = deadConn{err}
 		}
-		l.out[i] = c
+		l.out[i] = e.giveBack(c)
 	}
 }
 
@@ -403,6 +405,9 @@ func (p *loop) add(l *Link) {
 			e.first = nil
 			p.feed(e, first)
 		}
+		if e.tls != nil && !l.ended() {
+			p.drainTLS(e) // what TLS read ahead in the handshake
+		}
 	}
 	p.arm(l)
 }
@@ -440,6 +445,10 @@ func (e *end) readable() bool {
 
 // read reads what side e has and forwards it.
 func (p *loop) read(e *end) {
+	if e.tls != nil {
+		p.readTLS(e)
+		return
+	}
 	n, err := rawIO(syscall.SYS_READ, e.fd, p.buf)
 	switch {
 	case n > 0:
@@ -465,7 +474,7 @@ func (p *loop) closing(e *end) {
 func (p *loop) feed(e *end, b []byte) {
 	out, err := e.flow(e.l, b)
 	if len(out) > 0 {
-		p.write(e.l.ends[1-e.side], out)
+		p.send(e.l.ends[1-e.side], out)
 	}
 	if err != nil && !e.l.ended() {
 		p.finish(e.l, &LinkError{Side: e.side, Op: "flow", Err: err})

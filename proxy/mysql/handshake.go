@@ -160,7 +160,7 @@ func (c *client) startTLS(req []byte, cfg *tls.Config) ([]byte, error) {
 	if cfg == nil || binary.LittleEndian.Uint32(req)&capSSL == 0 {
 		return nil, fmt.Errorf("%w: SSLRequest without TLS offered", errHandshake)
 	}
-	tc := tls.Server(&bufferedConn{Conn: c.conn, r: c.r}, cfg)
+	tc := tls.Server(proxy.TLSTransport(c.conn, c.r), cfg) // the pump may take it over
 	if err := tc.Handshake(); err != nil {
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
@@ -238,11 +238,3 @@ func trimNUL(b []byte) []byte {
 	}
 	return b
 }
-
-// bufferedConn reads through the reader that already holds its first bytes.
-type bufferedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

@@ -11,11 +11,12 @@ import (
 	"github.com/sallyport/sallyport/proxy"
 )
 
-// pump relays the plain-TCP sessions of every Server in the process on one
+// pump relays the sessions of every Server in the process on one
 // goroutine (see proxy.Pump): a command and its response cost a wakeup
 // each way, where two goroutine pumps per session cost Go scheduler
 // hand-offs that, on a small machine, exceed a bare relay's whole work.
-// TLS sessions keep the goroutine pumps.
+// TLS on either leg is decrypted and encrypted on the pump's goroutine too
+// (proxy.TLSTransport under both handshakes).
 var pump proxy.Pump
 
 // pumpSessions turns the pump on; off, every session has goroutine pumps
@@ -33,8 +34,8 @@ const (
 // errQuit ends the link after COM_QUIT went upstream.
 var errQuit = errors.New("client quit")
 
-// startLink hands a plain session to the pump; nil when it is not plain
-// (TLS) or the pump cannot take it.
+// startLink hands a session to the pump; nil when the pump cannot take
+// it (no epoll, or a connection it cannot relay).
 func (ss *session) startLink(ctx context.Context) *proxy.Link {
 	if !pumpSessions.Load() || !proxy.Usable(ss.client.conn) || !proxy.Usable(ss.up.conn) {
 		return nil

@@ -30,7 +30,7 @@ type session struct {
 	user   *camysql.User
 	up     *upstream
 	audit  *audit
-	link   *proxy.Link // relays a plain session; nil: goroutine pumps
+	link   *proxy.Link // relays the session (plain or TLS); nil: goroutine pumps
 
 	writeMu  sync.Mutex // client writes: server pump and local replies
 	flushMu  sync.Mutex // hands events to the recorder in order

@@ -9,6 +9,7 @@ import (
 	"net"
 
 	camysql "github.com/sallyport/sallyport/ca/mysql"
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // Users mints and drops per-session users on a target; *camysql.Issuer
@@ -162,7 +163,7 @@ func (up *upstream) startTLS(targetCaps uint32, charset byte, cfg *tls.Config) e
 	if err := up.r.write(responsePrefix(up.caps, charset)); err != nil {
 		return fmt.Errorf("send SSLRequest: %w", err)
 	}
-	tc := tls.Client(up.conn, cfg)
+	tc := tls.Client(proxy.TLSTransport(up.conn, nil), cfg) // the pump may take it over
 	if err := tc.Handshake(); err != nil {
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) {

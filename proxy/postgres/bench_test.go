@@ -47,7 +47,8 @@ var (
 // query recorded (relayed by the pump, and by goroutine pumps), through
 // sallyport's pump alone (bytes relayed, none parsed or recorded: what the
 // audit costs is the difference), and over TLS (sslmode=require, the
-// production default) through PgBouncer and through sallyport, and reports
+// production default) through PgBouncer and through sallyport (relayed by
+// the pump, and by goroutine pumps), and reports
 // each one's tps, the ratios, and the CPU per query of PgBouncer and of
 // the bastion.
 func BenchmarkPgbenchSelect(b *testing.B) {
@@ -65,14 +66,18 @@ func BenchmarkPgbenchSelect(b *testing.B) {
 				Before: func() { postgres.SetPumpSessions(false) }, After: func() { postgres.SetPumpSessions(true) }},
 			measure.Contender{Run: e.pgbenchRun(b, e.directEnv(bare), args), CPU: measure.SelfCPU},
 			measure.Contender{Run: e.pgbenchRun(b, append(e.directEnv(bouncer), "PGSSLMODE=require"), args), CPU: bouncerCPU},
-			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "require"), args), CPU: measure.SelfCPU})
+			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "require"), args), CPU: measure.SelfCPU},
+			measure.Contender{Run: e.pgbenchRun(b, e.pgEnv(okIdentity, e.token(okIdentity), "require"), args), CPU: measure.SelfCPU,
+				Before: func() { postgres.SetPumpSessions(false) }, After: func() { postgres.SetPumpSessions(true) }})
 		direct, viaBouncer, viaSallyport, viaGoroutines, viaPump := m[0], m[1], m[2], m[3], m[4]
-		bouncerTLS, sallyportTLS := m[5], m[6]
+		bouncerTLS, sallyportTLS, goroutinesTLS := m[5], m[6], m[7]
 		b.ReportMetric(bouncerTLS.Rate, "pgbouncer_tls_tps")
 		b.ReportMetric(sallyportTLS.Rate, "sallyport_tls_tps")
 		b.ReportMetric(sallyportTLS.Rate/bouncerTLS.Rate, "sallyport_tls/pgbouncer_tls")
 		b.ReportMetric(bouncerTLS.CPUPerOp, "pgbouncer_tls_cpu_us/q")
 		b.ReportMetric(sallyportTLS.CPUPerOp, "sallyport_tls_cpu_us/q")
+		b.ReportMetric(goroutinesTLS.Rate/bouncerTLS.Rate, "goroutines_tls/pgbouncer_tls")
+		b.ReportMetric(goroutinesTLS.CPUPerOp, "goroutines_tls_cpu_us/q")
 		b.ReportMetric(viaPump.Rate/viaBouncer.Rate, "pump/pgbouncer")
 		b.ReportMetric(viaPump.CPUPerOp, "pump_cpu_us/q")
 		b.ReportMetric(viaGoroutines.Rate/viaBouncer.Rate, "goroutines/pgbouncer")

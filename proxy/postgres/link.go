@@ -9,11 +9,12 @@ import (
 	"github.com/sallyport/sallyport/proxy"
 )
 
-// pump relays the plain-TCP sessions of every Server in the process on one
+// pump relays the sessions of every Server in the process on one
 // goroutine (see proxy.Pump): per query it costs a wakeup each way, where
 // two goroutine pumps per session cost Go scheduler hand-offs that exceed
-// PgBouncer's whole relay on a small machine. TLS sessions keep the
-// goroutine pumps.
+// PgBouncer's whole relay on a small machine. TLS on either leg is
+// decrypted and encrypted on the pump's goroutine too (proxy.TLSTransport
+// under both handshakes).
 var pump proxy.Pump
 
 // pumpSessions turns the pump on; off, every session has goroutine pumps
@@ -33,8 +34,8 @@ const (
 	sideTarget = 1
 )
 
-// startLink hands a plain session to the pump; nil when it is not plain
-// (TLS) or the pump cannot take it.
+// startLink hands a session to the pump; nil when the pump cannot take
+// it (no epoll, or a connection it cannot relay).
 func (ss *session) startLink() *proxy.Link {
 	if !pumpSessions.Load() || !proxy.Usable(ss.client.conn) || !proxy.Usable(ss.up) {
 		return nil

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // maxLoginMessage bounds a message the target sends while the bastion logs in.
@@ -115,7 +117,7 @@ func requestTLS(conn net.Conn, cfg *tls.Config) (*tls.Conn, error) {
 	if answer[0] != 'S' {
 		return nil, nil
 	}
-	tc := tls.Client(conn, cfg)
+	tc := tls.Client(proxy.TLSTransport(conn, nil), cfg) // the pump may take it over
 	if err := tc.Handshake(); err != nil {
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) {

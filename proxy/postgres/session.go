@@ -27,7 +27,7 @@ type session struct {
 	up     net.Conn
 	key    uint32
 	audit  *audit
-	link   *proxy.Link // relays a plain session; nil: goroutine pumps
+	link   *proxy.Link // relays the session (plain or TLS); nil: goroutine pumps
 
 	stopOnce sync.Once
 	reason   string

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/sallyport/sallyport/proxy"
 )
 
 // First-packet codes (the protocol's "version" field of special requests).
@@ -165,7 +167,7 @@ func (n *negotiation) startTLS(cfg *tls.Config) error {
 	if _, err := n.conn.Write([]byte{'S'}); err != nil {
 		return fmt.Errorf("answer SSLRequest: %w", err)
 	}
-	tc := tls.Server(n.conn, cfg)
+	tc := tls.Server(proxy.TLSTransport(n.conn, nil), cfg) // the pump may take it over
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
