@@ -215,7 +215,7 @@ func (l *Link) Resume(side int) {
 		e.paused = false
 		l.p.feed(e, nil)
 		if e.tls != nil {
-			l.p.drainTLS(e) // what TLS decrypted before the pause
+			l.p.drainTLS(e, false) // what the pump read before the pause
 		}
 		l.p.arm(l)
 	})
@@ -406,7 +406,7 @@ func (p *loop) add(l *Link) {
 			p.feed(e, first)
 		}
 		if e.tls != nil && !l.ended() {
-			p.drainTLS(e) // what TLS read ahead in the handshake
+			p.drainTLS(e, true) // what TLS read ahead in the handshake
 		}
 	}
 	p.arm(l)

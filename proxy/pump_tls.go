@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"encoding/binary"
 	"net"
 )
 
@@ -22,9 +23,24 @@ type tlsTransport struct {
 	net.Conn
 	r      *bufio.Reader
 	in     []byte // ciphertext read by the pump, not yet taken by TLS
+	kept   []byte // holds in between reads of the pump
 	out    []byte // ciphertext TLS wrote while linked, not yet written
 	linked bool
+
+	// Where the ciphertext handed to TLS stands in its records: header
+	// bytes of the next record seen, or body bytes of this one still due.
+	hdr  [tlsHeaderLen]byte
+	nhdr int
+	body int
 }
+
+const (
+	// tlsHeaderLen is a TLS record header's length: type, version, length.
+	tlsHeaderLen = 5
+	// tlsMaxRecord bounds a record's body (TLS 1.2's, the larger): a header
+	// claiming more is handed to TLS at once, which refuses it.
+	tlsMaxRecord = 16384 + 2048
+)
 
 // errWouldBlock is what a linked transport's Read says when the pump has
 // no more ciphertext: crypto/tls keeps its state on a temporary error and
@@ -37,22 +53,79 @@ func (wouldBlock) Error() string   { return "pump: no ciphertext buffered" }
 func (wouldBlock) Timeout() bool   { return false }
 func (wouldBlock) Temporary() bool { return true }
 
+// Read gives TLS, while linked, no more than the rest of the record it is
+// in, once the pump has read all of it: TLS then holds no ciphertext after
+// a Read that returned plaintext, so the pump knows from recordEnd alone
+// whether another Read would get anywhere.
 func (t *tlsTransport) Read(p []byte) (int, error) {
-	if len(t.in) > 0 {
-		n := copy(p, t.in)
-		t.in = t.in[n:]
-		return n, nil
-	}
-	if t.linked {
-		return 0, errWouldBlock
-	}
-	if t.r != nil {
-		if t.r.Buffered() > 0 {
-			return t.r.Read(p)
+	var n int
+	var err error
+	switch {
+	case t.linked:
+		end := t.recordEnd()
+		if end < 0 {
+			return 0, errWouldBlock
 		}
+		n = copy(p, t.in[:end])
+		t.in = t.in[n:]
+	case len(t.in) > 0:
+		n = copy(p, t.in)
+		t.in = t.in[n:]
+	case t.r != nil && t.r.Buffered() > 0:
+		n, err = t.r.Read(p)
+	default:
 		t.r = nil // empty: reading through it would read ahead
+		n, err = t.Conn.Read(p)
 	}
-	return t.Conn.Read(p)
+	t.handed(p[:n])
+	return n, err
+}
+
+// handed follows the records in b, the next bytes given to TLS.
+func (t *tlsTransport) handed(b []byte) {
+	for len(b) > 0 {
+		if t.body > 0 {
+			k := min(t.body, len(b))
+			t.body -= k
+			b = b[k:]
+			continue
+		}
+		k := copy(t.hdr[t.nhdr:], b)
+		t.nhdr += k
+		b = b[k:]
+		if t.nhdr == tlsHeaderLen {
+			t.body, t.nhdr = int(binary.BigEndian.Uint16(t.hdr[3:])), 0
+			if t.body > tlsMaxRecord { // TLS refuses it from its header
+				t.body = 0
+			}
+		}
+	}
+}
+
+// recordEnd is how many bytes of in complete the record TLS is in (or the
+// next one, at a record's end); -1 if in does not hold them all.
+func (t *tlsTransport) recordEnd() int {
+	if t.body > 0 {
+		if len(t.in) < t.body {
+			return -1
+		}
+		return t.body
+	}
+	need := tlsHeaderLen - t.nhdr
+	if len(t.in) < need {
+		return -1
+	}
+	var h [tlsHeaderLen]byte
+	copy(h[copy(h[:], t.hdr[:t.nhdr]):], t.in[:need])
+	body := int(binary.BigEndian.Uint16(h[3:]))
+	if body > tlsMaxRecord {
+		return need
+	}
+	end := need + body
+	if len(t.in) < end {
+		return -1
+	}
+	return end
 }
 
 func (t *tlsTransport) Write(p []byte) (int, error) {

@@ -62,8 +62,8 @@ func closeTaken(c net.Conn, te *tlsEnd) {
 	te.t.Conn.Close()
 	te.t.linked = true
 	if r := te.t.r; r != nil && r.Buffered() > 0 { // read ahead before TLS
-		te.t.in, _ = r.Peek(r.Buffered())
-		te.t.in = slices.Clone(te.t.in)
+		b, _ := r.Peek(r.Buffered())
+		te.t.in = slices.Clone(b)
 	}
 	te.t.r = nil
 }
@@ -78,13 +78,16 @@ func (e *end) giveBack(c net.Conn) net.Conn {
 	return e.tls.conn
 }
 
-// readTLS reads the ciphertext side e has and forwards what it decrypts.
+// readTLS reads the ciphertext side e has and forwards what it decrypts,
+// after what was kept of a record read in part.
 func (p *loop) readTLS(e *end) {
-	n, err := rawIO(syscall.SYS_READ, e.fd, p.buf[:tlsRecordSpace])
+	t := e.tls.t
+	kept := copy(p.buf[:tlsRecordSpace], t.in) // less than a record: see recordEnd
+	n, err := rawIO(syscall.SYS_READ, e.fd, p.buf[kept:tlsRecordSpace])
 	switch {
 	case n > 0:
-		e.tls.t.in = p.buf[:n]
-		p.drainTLS(e)
+		t.in = p.buf[:kept+n]
+		p.drainTLS(e, false)
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 	case err == nil: // EOF without close_notify: as on a plain side
 		e.closed = true
@@ -96,10 +99,13 @@ func (p *loop) readTLS(e *end) {
 
 // drainTLS feeds e's flow what TLS can decrypt without reading more, a
 // record at a time, until it would need more, the flow pauses or the link
-// ends. What is left over is kept (it was in the pump's buffer).
-func (p *loop) drainTLS(e *end) {
+// ends. What is left over is kept (it was in the pump's buffer). TLS may
+// hold records of its own only when the link starts (read with the
+// handshake): then the drain goes on until TLS says it would block;
+// afterwards until the pump holds no whole record.
+func (p *loop) drainTLS(e *end, held bool) {
 	plain := p.buf[tlsRecordSpace:]
-	for !e.paused && !e.l.ended() {
+	for !e.paused && !e.l.ended() && (held || e.tls.t.recordEnd() >= 0) {
 		n, err := e.tls.conn.Read(plain)
 		p.flushTLS(e) // alerts and key updates TLS answered with
 		if n > 0 {
@@ -118,8 +124,9 @@ func (p *loop) drainTLS(e *end) {
 			break
 		}
 	}
-	if t := e.tls.t; len(t.in) > 0 {
-		t.in = slices.Clone(t.in)
+	if t := e.tls.t; len(t.in) > 0 { // in the pump's buffer
+		t.kept = append(t.kept[:0], t.in...)
+		t.in = t.kept
 	}
 }
 

@@ -131,24 +131,34 @@ func TestPumpTLSTargetCloseNotify(t *testing.T) {
 	assert.Equal(t, LinkError{Side: 1, Op: "read", Err: io.EOF}, *le)
 }
 
-// A record that does not decrypt ends the link with a read error, and the
-// sender gets TLS's alert (the user's own TLS did not send that record, so
-// its next read sees the alert).
+// A record that does not decrypt, or whose header claims more than a
+// record may hold, ends the link with a read error at once, and the sender
+// gets TLS's alert (the user's own TLS did not send that record, so its
+// next read sees the alert).
 func TestPumpTLSForgedRecord(t *testing.T) {
-	var p Pump
-	pp := tlsPumpPeers(t, &p, same, same)
-	assert.Equal(t, "early", readN(t, pp.target, 5))
-	forged := append([]byte{23, 3, 3, 0, 32}, make([]byte, 32)...)
-	_, err := pp.userRaw.Write(forged)
-	require.NoError(t, err)
-	_, _, err = pp.link.Wait()
-	var le *LinkError
-	require.ErrorAs(t, err, &le)
-	assert.Equal(t, 0, le.Side)
-	assert.Equal(t, "read", le.Op)
-	assert.NotErrorIs(t, err, io.EOF)
-	_, err = pp.user.Read(make([]byte, 16))
-	assert.ErrorContains(t, err, "bad record MAC", "the sender is told by an alert")
+	for name, tc := range map[string]struct {
+		record []byte
+		alert  string
+	}{
+		"undecryptable": {append([]byte{23, 3, 3, 0, 32}, make([]byte, 32)...), "bad record MAC"},
+		"oversized":     {[]byte{23, 3, 3, 0xff, 0xff}, "record overflow"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var p Pump
+			pp := tlsPumpPeers(t, &p, same, same)
+			assert.Equal(t, "early", readN(t, pp.target, 5))
+			_, err := pp.userRaw.Write(tc.record)
+			require.NoError(t, err)
+			_, _, err = pp.link.Wait()
+			var le *LinkError
+			require.ErrorAs(t, err, &le)
+			assert.Equal(t, 0, le.Side)
+			assert.Equal(t, "read", le.Op)
+			assert.NotErrorIs(t, err, io.EOF)
+			_, err = pp.user.Read(make([]byte, 16))
+			assert.ErrorContains(t, err, tc.alert, "the sender is told by an alert")
+		})
+	}
 }
 
 func TestPumpTLSStop(t *testing.T) {
