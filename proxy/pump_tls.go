@@ -11,8 +11,8 @@ import (
 // a ClientConn over one), r a reader that already holds c's first bytes
 // (nil: none). Before the link it reads through r, then c, and writes to c.
 // While linked, TLS reads the ciphertext the pump read from the descriptor
-// and never waits (errWouldBlock when none is left), and what TLS writes
-// is kept for the pump to write. After the link it reads and writes the
+// and never waits (errWouldBlock until a whole record is there), and what
+// TLS writes is kept for the pump to write. After the link it reads and writes the
 // connection the link gave back.
 func TLSTransport(c net.Conn, r *bufio.Reader) net.Conn {
 	return &tlsTransport{Conn: c, r: r}

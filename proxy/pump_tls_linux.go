@@ -11,8 +11,8 @@ import (
 // A side of a link may be a crypto/tls connection over a TLSTransport whose
 // handshake is done: the pump reads the ciphertext from the descriptor when
 // epoll says so and has TLS decrypt it on the pump's goroutine, one record
-// per Read, until TLS would need more; what a Flow passes to such a side is
-// encrypted by TLS and written like any output. TLS's own messages after
+// per Read, while a whole record is buffered; what a Flow passes to such a
+// side is encrypted by TLS and written like any output. TLS's own messages after
 // the handshake (alerts, close_notify, TLS 1.3 key updates and tickets) go
 // through crypto/tls as on any connection; it refuses renegotiation, which
 // ends the link with a read error.
