@@ -45,6 +45,7 @@ type record struct {
 	off, n     int
 	cols, rows int
 	dir        byte // kindData: 1 + index in execStreams
+	noWait     bool // put returns errNoRoom rather than wait for space
 }
 
 // queue is a batch of records the relay appended and the flusher drains.
@@ -161,22 +162,44 @@ func (s *Session) Resize(ch, cols, rows int) error {
 
 // Event appends ev to events.jsonl; a zero ev.Time means now.
 func (s *Session) Event(ev Event) error {
+	_, err := s.event(&ev, true)
+	return err
+}
+
+// TryEvent is Event for a caller that must not block (a pump's
+// goroutine): when the buffer has no room for ev it returns false and
+// records nothing, where Event would wait for the flusher.
+func (s *Session) TryEvent(ev *Event) (bool, error) {
+	return s.event(ev, false)
+}
+
+// errNoRoom is put's error when it may not wait for space.
+var errNoRoom = errors.New("no room in the recording buffer")
+
+// event encodes ev and queues it; wait says whether it may wait for
+// space. It reports whether ev was queued.
+func (s *Session) event(ev *Event, wait bool) (bool, error) {
 	if ev.Time.IsZero() {
 		ev.Time = s.rec.now()
 	}
-	s.crossed.Add(crossedBy(&ev))
 	buf := eventBuffers.Get().(*[]byte)
 	defer func() {
 		if cap(*buf) <= maxKeptEventBuffer {
 			eventBuffers.Put(buf)
 		}
 	}()
-	b, err := appendEvent((*buf)[:0], &ev)
+	b, err := appendEvent((*buf)[:0], ev)
 	*buf = b
 	if err != nil {
-		return fmt.Errorf("encode %s event: %w", ev.Type, err)
+		s.crossed.Add(crossedBy(ev))
+		return false, fmt.Errorf("encode %s event: %w", ev.Type, err)
 	}
-	return s.put(record{kind: kindEvent, at: ev.Time.UnixNano()}, b) // put copies b
+	err = s.put(record{kind: kindEvent, at: ev.Time.UnixNano(), noWait: !wait}, b) // put copies b
+	if err == errNoRoom {
+		return false, nil
+	}
+	s.crossed.Add(crossedBy(ev))
+	return err == nil, err
 }
 
 // eventBuffers lend Event the buffer it encodes into; one that grew past
@@ -223,6 +246,11 @@ func (s *Session) put(r record, data []byte) error {
 		}
 		if len(s.q.arena)+len(data) <= s.rec.bufferSize() || len(s.q.arena) == 0 {
 			break
+		}
+		if r.noWait {
+			s.mu.Unlock()
+			s.poke()
+			return errNoRoom
 		}
 		if deadline.IsZero() {
 			deadline = time.Now().Add(s.rec.maxWriteWait())

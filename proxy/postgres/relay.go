@@ -29,6 +29,7 @@ func (ss *session) run() string {
 	}
 	ss.link = ss.startLink() // before stop can be called
 	if ss.link != nil {
+		ss.audit.inline = true
 		ss.link.Start()
 	}
 	unwatch := context.AfterFunc(ctx, func() { ss.stop(proxy.EndReason(context.Cause(ctx)), codeAdminShutdown) })

@@ -298,6 +298,14 @@ func (a *audit) insertEnds(ends []txEnd) {
 // sealed lets every event so far be handed over. Called locked.
 func (a *audit) sealed() {
 	a.open = len(a.done)
+	if !a.inline { // the scan hands them over (handOver)
+		a.arm()
+	}
+}
+
+// arm starts the timer that hands sealed events over after eventDelay,
+// unless it runs. Called locked.
+func (a *audit) arm() {
 	if a.open > 0 && !a.armed && a.timer != nil {
 		a.armed = true
 		a.timer.Reset(eventDelay)
