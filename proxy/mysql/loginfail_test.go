@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/proxy/internal/registrytest"
 )
 
 // credentialRefused is the one line every client hears whose token the
@@ -115,12 +116,15 @@ func TestMalformedLoginIsAudited(t *testing.T) {
 		})
 	}
 	events := e.loginFailures(t, 4)
-	assert.Equal(t, "", events[0].Identity)
-	assert.Equal(t, iga.ReasonUnknownIdentity, events[0].Reasons[0].Code)
-	assert.Equal(t, `"svc\x1b[31m\nreport"`, events[1].Identity, "a hostile name is kept quoted")
-	assert.Len(t, events[2].Identity, 130, "a long name is clipped to 128 bytes, quoted")
-	assert.Equal(t, `"x\ny"`, events[3].Target)
-	assert.Equal(t, iga.ReasonUnknownTarget, events[3].Reasons[0].Code)
+	find := func(what string, match func(iga.AuditEvent) bool) iga.AuditEvent {
+		return registrytest.FindAudit(t, events, what, match)
+	}
+	noUser := find("without a user", func(ev iga.AuditEvent) bool { return ev.Identity == "" })
+	assert.Equal(t, iga.ReasonUnknownIdentity, noUser.Reasons[0].Code)
+	find("with the hostile name kept quoted", func(ev iga.AuditEvent) bool { return ev.Identity == `"svc\x1b[31m\nreport"` })
+	find("with the long name clipped to 128 bytes, quoted", func(ev iga.AuditEvent) bool { return len(ev.Identity) == 130 })
+	hostileDB := find("naming the hostile database quoted", func(ev iga.AuditEvent) bool { return ev.Target == `"x\ny"` })
+	assert.Equal(t, iga.ReasonUnknownTarget, hostileDB.Reasons[0].Code)
 }
 
 // sendLogin sends a HandshakeResponse41 in clear and returns the answer.

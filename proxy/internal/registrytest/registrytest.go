@@ -96,3 +96,17 @@ func Seed(t testing.TB, s iga.Store, target string) {
 	})
 	require.NoError(t, err, "seed registry")
 }
+
+// FindAudit returns the event of events that match accepts, and fails the
+// test naming what when there is none. Failed logins are audited off the
+// login's path, so their order in the trail is not the order of the logins.
+func FindAudit(t *testing.T, events []iga.AuditEvent, what string, match func(iga.AuditEvent) bool) iga.AuditEvent {
+	t.Helper()
+	for _, ev := range events {
+		if match(ev) {
+			return ev
+		}
+	}
+	t.Fatalf("no audit event %s in %+v", what, events)
+	return iga.AuditEvent{}
+}
