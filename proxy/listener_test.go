@@ -226,6 +226,16 @@ type peerConn struct{ net.Conn }
 
 func (peerConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(lb4) }
 
+// SetReadDeadline behaves as TCP's does once the peer has closed: it
+// succeeds (a net.Pipe refuses it with io.ErrClosedPipe, which made Open
+// fail when the fuzzer's writer closed right after the header).
+func (p peerConn) SetReadDeadline(t time.Time) error {
+	if err := p.Conn.SetReadDeadline(t); err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		return err
+	}
+	return nil
+}
+
 // FuzzOpen feeds arbitrary bytes to a trusted balancer's connection: Open
 // must not panic; the client address it gives must be the balancer's own
 // or one ReadHeader finds in the same bytes; and whatever follows the
