@@ -25,8 +25,8 @@ import (
 // there) goes out after holdDelay.
 //
 // Corked (see cork), it holds every write and sends them together when
-// uncorked: a relay write of 128 KiB becomes four SSH packets, and one
-// socket write instead of four saves the syscalls and, above all, three
+// uncorked: a relay write of 256 KiB becomes eight SSH packets, and one
+// socket write instead of eight saves the syscalls and, above all, seven
 // wakeups of the reader. Held bytes never wait longer than holdDelay, so
 // a corked writer that blocks (on the peer's channel window, say) cannot
 // stall the bytes the peer needs to see before it opens the window.
@@ -54,7 +54,7 @@ const (
 	splitSize = 4 << 10
 	// corkSize is what a corked connection holds at most: more is sent at
 	// once. It fits a relay write's packets (see stdoutBuffer).
-	corkSize = 160 << 10
+	corkSize = 288 << 10
 	// holdDelay bounds how long a held write waits for the next; the rest
 	// of a split packet follows within microseconds.
 	holdDelay = time.Millisecond
