@@ -69,6 +69,9 @@ func (t *targetScanner) flow(l *proxy.Link, p []byte) ([]byte, error) {
 	if v != "" {
 		return nil, errors.New(v)
 	}
+	if n > 0 {
+		n = ss.handOver(n)
+	}
 	if n >= maxPendingEvents {
 		ss.audit.hand.Give(l, sideTarget, n >= 4*maxPendingEvents, func() bool { ss.flushEvents(); return true })
 	}
@@ -207,6 +210,7 @@ func (ss *session) answersLocally(p []byte) bool {
 func (c *commandScanner) answer(l *proxy.Link, p []byte) {
 	ss := c.ss
 	answered, err := ss.answerLocally(c.ctx, p)
+	ss.armFlush() // what it recorded waits for the timer or the next read
 	if err != nil {
 		ss.stop("client connection lost: "+err.Error(), 0)
 		return

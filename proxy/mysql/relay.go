@@ -21,9 +21,11 @@ const (
 	// keepCommandBuffer is the command buffer a session keeps between
 	// commands; one that grew larger for a big command is released.
 	keepCommandBuffer = 1 << 20
-	// eventFlushEvery is how often completed statements go to the recorder:
-	// encoding them is kept off the relay's path, and the recorder's own
-	// flush interval (1 s by default) bounds what a crash loses anyway.
+	// eventFlushEvery is how often a goroutine-pumped session's completed
+	// statements go to the recorder (a pump session's go as they complete,
+	// and those the recorder had no room for wait this long): the
+	// recorder's own flush interval (1 s by default) bounds what a crash
+	// loses anyway.
 	eventFlushEvery = 25 * time.Millisecond
 	// maxPendingEvents makes the server pump hand events over itself when a
 	// burst of statements outpaces the flusher: memory stays bounded.
@@ -40,24 +42,21 @@ func (ss *session) run() string {
 		defer cancel()
 	}
 	ss.link = ss.startLink(ctx) // before stop can be called
+	var stopRecording func()
 	if ss.link != nil {
+		stopRecording = ss.startInline()
 		ss.link.Start()
+	} else {
+		stopRecording = ss.recordEvents()
 	}
 	unwatch := context.AfterFunc(ctx, func() { ss.stop(proxy.EndReason(context.Cause(ctx)), codeKilled) })
 	defer unwatch()
 	done := make(chan struct{})
 	defer close(done)
 	go ss.watchRecording(done)
-	recorded := make(chan struct{})
-	stopRecording := make(chan struct{})
-	go func() {
-		defer close(recorded)
-		ss.recordEvents(stopRecording)
-	}()
 	defer func() { // every event is handed over before the teardown
 		ss.audit.sessionEnded(ss.reason)
-		close(stopRecording)
-		<-recorded
+		stopRecording()
 	}()
 	if ss.link != nil {
 		ss.stop(ss.waitLink())
@@ -113,20 +112,26 @@ func (ss *session) stop(reason string, code uint16) {
 	})
 }
 
-// recordEvents hands completed statements to the recorder every
-// eventFlushEvery, and once more when stop closes.
-func (ss *session) recordEvents(stop <-chan struct{}) {
-	tick := time.NewTicker(eventFlushEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tick.C:
-			ss.flushEvents()
-		case <-stop:
-			ss.flushEvents()
-			return
+// recordEvents hands a goroutine-pumped session's completed statements
+// to the recorder every eventFlushEvery, and once more when the returned
+// stop is called (which waits for it).
+func (ss *session) recordEvents() (stop func()) {
+	quit, recorded := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(recorded)
+		tick := time.NewTicker(eventFlushEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				ss.flushEvents()
+			case <-quit:
+				ss.flushEvents()
+				return
+			}
 		}
-	}
+	}()
+	return func() { close(quit); <-recorded }
 }
 
 // flushEvents hands the completed statements to the recorder, in order;
@@ -224,7 +229,10 @@ func (ss *session) answerLocally(ctx context.Context, p []byte) (bool, error) {
 	if !ok {
 		return false, nil // a target thread id: the target decides
 	}
-	return true, ss.reply(ss.kill(ctx, k, other.(*session)))
+	o := other.(*session)
+	answer := ss.kill(ctx, k, o)
+	o.armFlush() // the events it recorded in o wait for o's timer or next read
+	return true, ss.reply(answer)
 }
 
 // reply sends a packet the bastion made once no response is in flight.

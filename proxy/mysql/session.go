@@ -35,6 +35,7 @@ type session struct {
 	writeMu  sync.Mutex // client writes: server pump and local replies
 	flushMu  sync.Mutex // hands events to the recorder in order
 	spare    []recorder.Event
+	inline   inlineFlush // pump sessions: statements handed over on the pump
 	stopOnce sync.Once
 	reason   string
 	code     uint16 // of the ERR the client gets at the end; 0: none
