@@ -67,11 +67,7 @@ func (r *Recorder) recoverSession(dir string) error {
 	entries = extendFromChunks(dir, meta.ID, entries)
 	kept := keepIntact(dir, entries)
 	lost := quarantine(dir, len(kept))
-	m := manifestFrom(meta.ID, kept)
-	m.State, m.StartedAt = ManifestIncomplete, meta.StartedAt
-	if m.EndedAt.IsZero() {
-		m.EndedAt = meta.StartedAt
-	}
+	m := incompleteManifest(meta.ID, meta.StartedAt, kept)
 	m.Reason = fmt.Sprintf("the bastion stopped while the session was live; recovered at %s with %d chunks",
 		r.now().UTC().Format(time.RFC3339), len(kept)-1)
 	if lost > 0 {
@@ -84,6 +80,18 @@ func (r *Recorder) recoverSession(dir string) error {
 	r.report(StateChange{Meta: meta, State: StateUploading, Dir: SessionDir(meta.ID, meta.StartedAt),
 		EndedAt: m.EndedAt, Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason, Recovered: true})
 	return nil
+}
+
+// incompleteManifest builds the manifest, in state incomplete, of a
+// recording cut short with the chunks in entries: by a crash (recovery) or
+// by a replica lost for good (SealFromStore).
+func incompleteManifest(id string, started time.Time, entries []logEntry) Manifest {
+	m := manifestFrom(id, entries)
+	m.State, m.StartedAt = ManifestIncomplete, started
+	if m.EndedAt.IsZero() {
+		m.EndedAt = started
+	}
+	return m
 }
 
 // sessionEntry rebuilds the log's first entry when the log was lost.

@@ -66,11 +66,7 @@ func SealFromStore(ctx context.Context, store Store, key ed25519.PrivateKey, id 
 	if err != nil {
 		return res, err
 	}
-	m := manifestFrom(id, entries)
-	m.State, m.StartedAt = ManifestIncomplete, meta.StartedAt
-	if m.EndedAt.IsZero() {
-		m.EndedAt = meta.StartedAt
-	}
+	m := incompleteManifest(id, meta.StartedAt, entries)
 	m.Reason = sealReason(reason, len(entries)-1, res)
 	m.Signer = fingerprintOf(key)
 	return putSeal(ctx, src, key, m, res)
