@@ -153,7 +153,7 @@ func registeredKeys(ids []Identity) map[string][]string {
 // keyFingerprint is the SHA256 fingerprint of an authorized_keys line, ""
 // when it does not parse.
 func keyFingerprint(line string) string {
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	pub, err := ParseSSHKey([]byte(line))
 	if err != nil {
 		return ""
 	}
