@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+	"net/url"
 	"time"
 )
 
@@ -59,9 +59,13 @@ func (s *httpSink) Send(ctx context.Context, recs []Record) error {
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		// The client's error quotes the URL, whose query may hold a token.
-		msg := strings.ReplaceAll(err.Error(), s.url, s.name)
-		return fmt.Errorf("post to %s: %s", s.name, redact(msg, s.headers))
+		// The client's error quotes the URL, whose query may hold a token,
+		// with any password masked, so it no longer matches s.url: name
+		// the sink in its place instead.
+		if ue, ok := err.(*url.Error); ok {
+			ue.URL = s.name
+		}
+		return fmt.Errorf("post to %s: %s", s.name, redact(err.Error(), s.headers))
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

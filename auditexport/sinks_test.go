@@ -156,12 +156,21 @@ func TestHTTPSinkKeepsSecretsOutOfErrors(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	ln.Close() // nobody listens there now
-	s, err := NewSink(SinkConfig{Type: TypeHTTP, URL: "http://" + addr + "/ingest?token=url-secret",
-		Headers: map[string]string{"Authorization": "Splunk header-secret"}})
-	require.NoError(t, err)
-	err = s.Send(context.Background(), []Record{{JSON: []byte(`{}`)}})
-	require.Error(t, err)
-	assert.NotContains(t, err.Error(), "url-secret")
-	assert.NotContains(t, err.Error(), "header-secret")
-	assert.Contains(t, err.Error(), "http:"+addr+"/ingest", "the error names the sink")
+	for name, u := range map[string]string{
+		"token in the query": "http://" + addr + "/ingest?token=url-secret",
+		// The client masks the password, so the error's URL is not the configured one.
+		"and a password": "http://user:pass-secret@" + addr + "/ingest?token=url-secret",
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := NewSink(SinkConfig{Type: TypeHTTP, URL: u,
+				Headers: map[string]string{"Authorization": "Splunk header-secret"}})
+			require.NoError(t, err)
+			err = s.Send(context.Background(), []Record{{JSON: []byte(`{}`)}})
+			require.Error(t, err)
+			assert.NotContains(t, err.Error(), "url-secret")
+			assert.NotContains(t, err.Error(), "pass-secret")
+			assert.NotContains(t, err.Error(), "header-secret")
+			assert.Contains(t, err.Error(), "http:"+addr+"/ingest", "the error names the sink")
+		})
+	}
 }
