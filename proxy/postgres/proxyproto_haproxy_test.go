@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,7 +18,6 @@ import (
 
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/internal/measure"
-	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/internal/registrytest"
 	"github.com/sallyport/sallyport/recorder"
@@ -41,24 +37,7 @@ const (
 // protocol v2, and returns its port.
 func startBalancer(t *testing.T, backend string) int {
 	t.Helper()
-	bin := measure.ServerBinary(t, "haproxy", "haproxy")
-	port := measure.FreePort(t)
-	cfg := fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"+
-		"listen bastion\n  bind 127.0.0.1:%d\n  server bastion %s send-proxy-v2 source %s\n", port, backend, balancerAddr)
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
-	cmd := exec.Command(bin, "-db", "-f", path) // -db: foreground, so Kill ends it
-	var log syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}, 10*time.Second, 20*time.Millisecond, "haproxy did not start: %s", &log)
+	port, _ := measure.HAProxy(t, "", backend+" send-proxy-v2 source "+balancerAddr)
 	return port
 }
 

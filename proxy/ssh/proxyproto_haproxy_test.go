@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/internal/measure"
-	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -40,18 +37,7 @@ const (
 // protocol v2, and returns its port.
 func startBalancer(t *testing.T, backend string) string {
 	t.Helper()
-	bin := measure.ServerBinary(t, "haproxy", "haproxy")
-	port := measure.FreePort(t)
-	cfg := fmt.Sprintf("defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n"+
-		"listen bastion\n  bind 127.0.0.1:%d\n  server bastion %s send-proxy-v2 source %s\n", port, backend, ppBalancer)
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
-	cmd := exec.Command(bin, "-db", "-f", path) // -db: foreground, so Kill ends it
-	var log syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	measure.WaitListening(t, port, "haproxy", &log)
+	port, _ := measure.HAProxy(t, "", backend+" send-proxy-v2 source "+ppBalancer)
 	return strconv.Itoa(port)
 }
 
