@@ -2,8 +2,9 @@ package search
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/sallyport/sallyport/iga/sqlstore"
 )
 
 // timeLayout is how the registry stores times: RFC 3339 in UTC with a
@@ -26,7 +27,6 @@ type dialect struct {
 	order string
 	// contains is a condition that e.body holds a parameter, case aside.
 	contains string
-	dollar   bool
 	lagSQL   string
 }
 
@@ -61,7 +61,6 @@ var postgresDialect = dialect{
 		"JOIN sessions s ON s.id = e.session_id",
 	order:    "e.id DESC",
 	contains: "strpos(lower(e.body), ?) > 0",
-	dollar:   true,
 	lagSQL:   lagQuery,
 }
 
@@ -131,21 +130,5 @@ func anys[T any](v []T) []any {
 	return out
 }
 
-// rebind rewrites ? as $1, $2, … for PostgreSQL. The SQL here holds no ?
-// inside a literal.
-func (d dialect) rebind(query string) string {
-	if !d.dollar {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// rebind rewrites ? as $1, $2, … for PostgreSQL, as the registry does.
+func (d dialect) rebind(query string) string { return sqlstore.Rebind(d.name, query) }

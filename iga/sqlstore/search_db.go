@@ -16,3 +16,14 @@ func (s *Store) SearchDB() (*sql.DB, string) { return s.db, s.d.name }
 func (s *Store) SearchWrite(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return s.write(ctx, "search index", fn)
 }
+
+// Rebind rewrites the ? placeholders of query for the registry dialect
+// named dialectName, as the store does for its own SQL, so that package
+// search writes one SQL text for both. Queries never contain ? inside
+// string literals.
+func Rebind(dialectName, query string) string {
+	if dialectName == postgresDialect.name {
+		return postgresDialect.rebind(query)
+	}
+	return query
+}
