@@ -32,7 +32,14 @@ func newHTTPSink(c SinkConfig) *httpSink {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return &httpSink{name: c.SinkName(), url: c.URL, headers: c.Headers,
-		client: &http.Client{Timeout: httpTimeout, Transport: tr}}
+		client: &http.Client{Timeout: httpTimeout, Transport: tr, CheckRedirect: noRedirect}}
+}
+
+// noRedirect fails a batch the collector redirects (its status is the
+// error) rather than follow: the client would carry the configured
+// headers, tokens among them, to wherever the redirect points.
+func noRedirect(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
 }
 
 func (s *httpSink) Name() string { return s.name }
