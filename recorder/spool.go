@@ -324,13 +324,8 @@ func manifestFrom(id string, entries []logEntry) Manifest {
 // spool, which recovery seals again, overwriting the signature: that is why
 // the signature needs no temporary file of its own.
 func seal(dir string, m Manifest, key ed25519.PrivateKey) error {
-	m.Signer = Fingerprint(key.Public().(ed25519.PublicKey))
-	body, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode manifest: %w", err)
-	}
-	body = append(body, '\n')
-	sig, err := signManifest(key, body)
+	m.Signer = fingerprintOf(key)
+	body, sig, err := signedManifest(m, key)
 	if err != nil {
 		return err
 	}
