@@ -1,6 +1,8 @@
 package search
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -46,6 +48,8 @@ func firstOf(lower string, t term) int {
 	return strings.Index(lower, t.words[0])
 }
 
+// markAll marks every match of terms in lower, in order and not
+// overlapping, so that callers can cut the snippet at the marks directly.
 func markAll(lower string, terms []term) [][2]int {
 	var out [][2]int
 	for _, t := range terms {
@@ -61,6 +65,20 @@ func markAll(lower string, terms []term) [][2]int {
 			out = append(out, [2]int{i + j, i + j + len(needle)})
 			i += j + len(needle)
 		}
+	}
+	return merge(out)
+}
+
+// merge sorts marks by start and joins those that overlap.
+func merge(marks [][2]int) [][2]int {
+	slices.SortFunc(marks, func(a, b [2]int) int { return cmp.Compare(a[0], b[0]) })
+	out := marks[:0]
+	for _, m := range marks {
+		if n := len(out); n > 0 && m[0] <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], m[1])
+			continue
+		}
+		out = append(out, m)
 	}
 	return out
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -132,14 +131,13 @@ func hitLink(h search.Hit) string {
 		"&in=" + url.QueryEscape(string(h.Where)) + "#hit"
 }
 
-// pieces cuts snippet at the marked byte ranges, merging overlaps and
-// ignoring ranges outside it or inside a UTF-8 sequence.
+// pieces cuts snippet at the marked byte ranges, which search gives in
+// order and not overlapping, ignoring ranges outside it or inside a UTF-8
+// sequence.
 func pieces(snippet string, marks [][2]int) []snippetPiece {
-	ms := slices.Clone(marks)
-	sort.Slice(ms, func(i, j int) bool { return ms[i][0] < ms[j][0] })
 	var out []snippetPiece
 	at := 0
-	for _, m := range ms {
+	for _, m := range marks {
 		start, end := max(m[0], at), min(m[1], len(snippet))
 		if start >= end || !boundary(snippet, start) || !boundary(snippet, end) {
 			continue
