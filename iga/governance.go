@@ -232,13 +232,20 @@ func (r *Registry) Offboard(ctx context.Context, person, actor string) (orphaned
 		if err := tx.PutPerson(ctx, p); err != nil {
 			return fmt.Errorf("mark person inactive: %w", err)
 		}
-		return appendAudit(ctx, tx, AuditEvent{Time: now, Type: "offboard", Actor: orSystem(actor),
-			Detail: fmt.Sprintf("person %s offboarded; orphaned: %s", person, orNone(strings.Join(orphaned, ", ")))})
+		return appendAudit(ctx, tx, offboardEvent(person, orSystem(actor), orphaned, now))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("offboard %s: %w", person, err)
 	}
 	return orphaned, nil
+}
+
+// offboardEvent is the audit event of a leaver, whoever marked them
+// inactive (iga offboard, or the identity provider over SCIM): one event
+// type for a SIEM to alert on.
+func offboardEvent(person, actor string, orphaned []string, now time.Time) AuditEvent {
+	return AuditEvent{Time: now, Type: "offboard", Actor: actor,
+		Detail: fmt.Sprintf("person %s offboarded; orphaned: %s", person, orNone(strings.Join(orphaned, ", ")))}
 }
 
 // ownedBy lists the ids of the live identities person owns, sorted.

@@ -43,11 +43,17 @@ type Transfer struct {
 // Open reports whether the item still waits for a new owner.
 func (t Transfer) Open() bool { return t.Closed.IsZero() }
 
-// leave opens a transfer item for every live identity p owned, audits
-// each, and returns the alerts to send once the transaction commits.
+// leave audits p's offboarding as iga offboard does, opens a transfer
+// item for every live identity p owned, audits each, and returns the
+// alerts to send once the transaction commits.
 func (s *SCIM) leave(ctx context.Context, tx Tx, w SCIMWriter, p Person, reqID string, now time.Time) ([]Alert, error) {
 	owned, err := ownedBy(ctx, tx, p.ID)
 	if err != nil {
+		return nil, err
+	}
+	off := offboardEvent(p.ID, scimActor, owned, now)
+	off.Detail = "scim request " + reqID + ": " + off.Detail
+	if err := appendAudit(ctx, tx, off); err != nil {
 		return nil, err
 	}
 	open, err := openTransfers(ctx, w)

@@ -116,7 +116,7 @@ func testDeactivate(t *testing.T, f *fixture) {
 			withID = append(withID, e.Type)
 		}
 	}
-	assert.ElementsMatch(t, []string{"scim", "transfer_open"}, withID)
+	assert.ElementsMatch(t, []string{"scim", "offboard", "transfer_open"}, withID, "the leaver is audited as iga offboard audits one")
 
 	testApplyRefused(t, f)
 
