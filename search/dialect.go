@@ -27,7 +27,6 @@ type dialect struct {
 	order string
 	// contains is a condition that e.body holds a parameter, case aside.
 	contains string
-	lagSQL   string
 }
 
 // finalStates are the recording states after which nothing more reaches
@@ -48,7 +47,6 @@ var sqliteDialect = dialect{
 	from:     "search_fts JOIN search_entries e ON e.id = search_fts.rowid JOIN sessions s ON s.id = e.session_id",
 	order:    "search_fts.rowid DESC",
 	contains: "instr(lower(e.body), ?) > 0",
-	lagSQL:   lagQuery,
 }
 
 var postgresDialect = dialect{
@@ -61,7 +59,6 @@ var postgresDialect = dialect{
 		"JOIN sessions s ON s.id = e.session_id",
 	order:    "e.id DESC",
 	contains: "strpos(lower(e.body), ?) > 0",
-	lagSQL:   lagQuery,
 }
 
 func dialectNamed(name string) (dialect, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -159,7 +160,7 @@ func (ix *Index) find(ctx context.Context, terms []term, q Query, limit int) ([]
 
 func checkWheres(ws []Where) error {
 	for _, w := range ws {
-		if !validWhere(w) {
+		if !slices.Contains(Wheres, w) {
 			names := make([]string, len(Wheres))
 			for i, x := range Wheres {
 				names[i] = string(x)
@@ -168,15 +169,6 @@ func checkWheres(ws []Where) error {
 		}
 	}
 	return nil
-}
-
-func validWhere(w Where) bool {
-	for _, x := range Wheres {
-		if w == x {
-			return true
-		}
-	}
-	return false
 }
 
 // run runs one search query, through the plan the dialect needs.
@@ -234,7 +226,7 @@ func (ix *Index) Lag(ctx context.Context) (Lag, error) {
 	}
 	var n int
 	var oldest sql.NullString
-	if err := ix.db.QueryRowContext(ctx, ix.d.lagSQL).Scan(&n, &oldest); err != nil {
+	if err := ix.db.QueryRowContext(ctx, lagQuery).Scan(&n, &oldest); err != nil {
 		return Lag{}, fmt.Errorf("measure the search index's lag: %w", err)
 	}
 	l := Lag{Sessions: n}
