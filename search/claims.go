@@ -22,7 +22,7 @@ type candidate struct {
 }
 
 // live says more may reach the store.
-func (c candidate) live() bool { return c.state == "live" || c.state == "uploading" }
+func (c candidate) live() bool { return recorder.State(c.state).InTransit() }
 
 // Pass indexes what is pending now: up to endedPerPass ended sessions,
 // then the live ones due a look. It returns how many sessions it found

@@ -193,7 +193,7 @@ func (x *Indexer) write(ctx context.Context, fn func(*sql.Tx) error) error {
 // it found anything new.
 func (x *Indexer) session(ctx context.Context, c candidate) (bool, error) {
 	src := recorder.SessionSource(x.Store, c.id, c.started)
-	final := c.state != "live" && c.state != "uploading"
+	final := !c.live()
 	ex := newExtractor(x.Bound, c.bytes, c.entries)
 	for progressed := false; ; progressed = true {
 		cur, err := recorder.Feed(ctx, src, c.cursor, chunksPerBatch, ex.add)

@@ -43,7 +43,7 @@ type liveView struct {
 
 // liveOf tells the page of a live session where it can be watched.
 func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
-	if !rec.EndedAt.IsZero() || s.Live == nil || (rec.State != "live" && rec.State != "uploading") {
+	if !rec.EndedAt.IsZero() || s.Live == nil || !recorder.State(rec.State).InTransit() {
 		return nil // ended, or with a replica that is gone (the state says so)
 	}
 	if rec.Replica != "" && s.Replica != "" && rec.Replica != s.Replica {
