@@ -173,6 +173,20 @@ func (s *Session) TryEvent(ev *Event) (bool, error) {
 	return s.event(ev, false)
 }
 
+// TryEvents is TryEvent for a run of events, in order: it queues them
+// until the buffer has no room or recording fails, and returns how many
+// it queued, so the caller keeps evs[n:] for later (the proxies' hand-over
+// of finished statements on a pump's goroutine).
+func (s *Session) TryEvents(evs []Event) (n int, err error) {
+	for ; n < len(evs); n++ {
+		ok, err := s.event(&evs[n], false)
+		if err != nil || !ok {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
 // errNoRoom is put's error when it may not wait for space.
 var errNoRoom = errors.New("no room in the recording buffer")
 

@@ -57,12 +57,7 @@ func (ss *session) handOver(waiting int) int {
 	}
 	defer ss.flushMu.Unlock()
 	evs := ss.audit.take(ss.spare)
-	i := 0
-	for ; i < len(evs); i++ {
-		if ok, err := ss.rec.TryEvent(&evs[i]); !ok || err != nil {
-			break
-		}
-	}
+	i, _ := ss.rec.TryEvents(evs) // an error is the flush's to report
 	if i == len(evs) {
 		ss.spare = evs
 		return 0

@@ -189,13 +189,8 @@ func (a *audit) handOver() int {
 	defer a.flushMu.Unlock()
 	batch := a.take()
 	i := 0
-	for ; i < len(batch) && a.recErr == nil; i++ {
-		ok, err := a.rec.TryEvent(&batch[i])
-		if err != nil {
-			a.recErr = err
-		} else if !ok {
-			break
-		}
+	if a.recErr == nil {
+		i, a.recErr = a.rec.TryEvents(batch)
 	}
 	switch {
 	case a.recErr != nil:
