@@ -91,16 +91,6 @@ func Feed(ctx context.Context, src Source, cur FeedCursor, max int, fn func(Feed
 	return f.cur, nil
 }
 
-// Sealed reports whether the recording in src has its manifest: nothing
-// more will be added to it.
-func Sealed(ctx context.Context, src Source) (bool, error) {
-	m, _, err := src.loadManifest(ctx)
-	if err != nil {
-		return false, fmt.Errorf("read manifest of %s: %w", src.label(), err)
-	}
-	return m != nil, nil
-}
-
 func (s Source) feedStart(ctx context.Context) (FeedCursor, error) {
 	body, err := s.readSmall(ctx, sessionObject, maxManifestSize)
 	if err != nil {
