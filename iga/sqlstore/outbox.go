@@ -89,9 +89,26 @@ func (s *Store) ExportBatch(ctx context.Context, sink string, after int64, limit
 	return n, nil
 }
 
-// exportUnlocked is ExportBatch for SQLite: read, deliver, then mark.
+// exportUnlocked is ExportBatch for SQLite: read, deliver, then mark in a
+// transaction of its own.
 func (s *Store) exportUnlocked(ctx context.Context, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
-	evs, err := s.pending(ctx, sink, after, limit)
+	return exportOnce(ctx, s.reader, sink, after, limit, deliver, func(evs []iga.AuditEvent) error {
+		return s.Update(ctx, func(t iga.Tx) error { return markDone(ctx, t.(*tx), sink, evs) })
+	})
+}
+
+// exportIn reads, delivers and marks one batch inside t.
+func exportIn(ctx context.Context, t *tx, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
+	return exportOnce(ctx, t.reader, sink, after, limit, deliver, func(evs []iga.AuditEvent) error {
+		return markDone(ctx, t, sink, evs)
+	})
+}
+
+// exportOnce reads up to limit events after the id after that sink has not
+// had, oldest first, delivers them and marks them delivered with mark.
+func exportOnce(ctx context.Context, r reader, sink string, after int64, limit int,
+	deliver func(context.Context, []iga.AuditEvent) error, mark func([]iga.AuditEvent) error) (int, error) {
+	evs, err := r.pending(ctx, sink, after, limit)
 	if err != nil {
 		return 0, fmt.Errorf("export to %s: read outbox: %w", sink, err)
 	}
@@ -101,8 +118,7 @@ func (s *Store) exportUnlocked(ctx context.Context, sink string, after int64, li
 	if err := deliver(ctx, evs); err != nil {
 		return 0, err
 	}
-	err = s.Update(ctx, func(t iga.Tx) error { return markDone(ctx, t.(*tx), sink, evs) })
-	if err != nil {
+	if err := mark(evs); err != nil {
 		return 0, fmt.Errorf("export to %s: mark delivered: %w", sink, err)
 	}
 	return len(evs), nil
@@ -113,24 +129,6 @@ func (s *Store) exportUnlocked(ctx context.Context, sink string, after int64, li
 func (r reader) pending(ctx context.Context, sink string, after int64, limit int) ([]iga.AuditEvent, error) {
 	rows, err := r.query(ctx, pendingQuery, after, sink, limit)
 	return collect(rows, err, scanAudit)
-}
-
-// exportIn reads, delivers and marks one batch inside t.
-func exportIn(ctx context.Context, t *tx, sink string, after int64, limit int, deliver func(context.Context, []iga.AuditEvent) error) (int, error) {
-	evs, err := t.pending(ctx, sink, after, limit)
-	if err != nil {
-		return 0, fmt.Errorf("export to %s: read outbox: %w", sink, err)
-	}
-	if len(evs) == 0 {
-		return 0, nil
-	}
-	if err := deliver(ctx, evs); err != nil {
-		return 0, err
-	}
-	if err := markDone(ctx, t, sink, evs); err != nil {
-		return 0, fmt.Errorf("export to %s: mark delivered: %w", sink, err)
-	}
-	return len(evs), nil
 }
 
 func markDone(ctx context.Context, t *tx, sink string, evs []iga.AuditEvent) error {
