@@ -10,7 +10,6 @@ import (
 const (
 	WatchTerminal = "terminal" // a pty channel opened: Cols, Rows
 	WatchOutput   = "output"   // terminal output of Channel: Data
-	WatchInput    = "input"    // keystrokes of Channel (Config.RecordInput only): Data
 	WatchResize   = "resize"   // a pty channel's new size: Cols, Rows
 	WatchEvent    = "event"    // an event (query, exec, file, ...): Data is its JSON line
 	WatchData     = "data"     // exec stream bytes kept: Channel, Stream, Data
@@ -123,7 +122,9 @@ func (s *Session) tap(r record, data []byte) {
 		}
 		t.execs = append(t.execs, append([]byte(nil), data...))
 	}
-	if len(t.watchers) == 0 {
+	// Keystrokes are never watched: a password typed at a prompt stays in
+	// the recording (when record_input is on) and off every screen.
+	if len(t.watchers) == 0 || r.kind == kindInput {
 		return
 	}
 	ev := watched(r, data)
@@ -173,16 +174,14 @@ func (w *watcher) send(ev Watched) {
 // its bytes (the queue's arena is reused).
 func watched(r record, data []byte) Watched {
 	ev := Watched{Time: time.Unix(0, r.at).UTC(), Channel: r.ch, Cols: r.cols, Rows: r.rows}
-	if len(data) > 0 {
+	if len(data) > 0 && r.kind != kindHeader {
 		ev.Data = append([]byte(nil), data...)
 	}
 	switch r.kind {
 	case kindHeader:
-		ev.Kind, ev.Data = WatchTerminal, nil
+		ev.Kind = WatchTerminal
 	case kindOutput:
 		ev.Kind = WatchOutput
-	case kindInput:
-		ev.Kind = WatchInput
 	case kindResize:
 		ev.Kind = WatchResize
 	case kindEvent:
