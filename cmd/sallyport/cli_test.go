@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -433,10 +432,11 @@ func get(t *testing.T, url string, want int) string {
 	return b.String()
 }
 
+// freePort is a loopback port for a serve listener the test must name
+// before serve starts (sandbox.FreePort says why it is not the kernel's pick).
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := sandbox.FreePort()
 	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }

@@ -144,7 +144,7 @@ func mariadbUserArgs() []string {
 func (m *MariaDB) serve(ctx context.Context, bin string, settings map[string]string) error {
 	var err error
 	for range mariadbStartAttempts {
-		if m.Port, err = freePort(); err != nil {
+		if m.Port, err = FreePort(); err != nil {
 			return err
 		}
 		logPath := filepath.Join(m.Dir, "mariadb.log")

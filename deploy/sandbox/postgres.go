@@ -167,7 +167,7 @@ func (pg *Postgres) credential() (*syscall.Credential, error) {
 func (pg *Postgres) serve(ctx context.Context, bins postgresBins, cred *syscall.Credential, settings map[string]string) error {
 	var err error
 	for range postgresStartAttempts {
-		if pg.Port, err = freePort(); err != nil {
+		if pg.Port, err = FreePort(); err != nil {
 			return err
 		}
 		cmd := exec.Command(bins.postgres, pg.serverArgs(settings)...)

@@ -24,7 +24,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -79,17 +78,6 @@ func versionOf(path string) float64 {
 		}
 	}
 	return -1
-}
-
-// freePort asks the kernel for an unused TCP port on 127.0.0.1. Another
-// process may take it before the server binds; the window is small.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // randomSecret returns 32 hex characters from crypto/rand: safe in URLs,

@@ -266,7 +266,7 @@ func (s *SSHD) config(opts SSHDOptions) string {
 // serve picks a free port, writes the config and runs sshd -D -e.
 func (s *SSHD) serve(ctx context.Context, bin string, opts SSHDOptions) error {
 	var err error
-	if s.Port, err = freePort(); err != nil {
+	if s.Port, err = FreePort(); err != nil {
 		return err
 	}
 	cfg := filepath.Join(s.Dir, "sshd_config")

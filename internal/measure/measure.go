@@ -148,12 +148,11 @@ func ServerBinary(tb testing.TB, name, pkg string) string {
 	return bin
 }
 
-// FreePort is a loopback TCP port nothing listens on now.
+// FreePort is a loopback TCP port nothing listens on now (see sandbox.FreePort).
 func FreePort(tb testing.TB) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := sandbox.FreePort()
 	require.NoError(tb, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return port
 }
 
 // Serve accepts loopback TCP connections until the benchmark ends and
