@@ -39,6 +39,10 @@ type Refusal struct {
 	// "tcpip-forward 0.0.0.0:8080", "exec scp -f …".
 	Asked   string
 	Reasons []Reason
+	// Session is the id of the session the request was made in, when
+	// there is one (an SSH connection that logged in); a failed login has
+	// none.
+	Session string
 }
 
 // Rate limits of refusal audit events. A flood of failed logins must not
@@ -136,6 +140,9 @@ func refusalEvent(f Refusal, now time.Time, leftOut int) AuditEvent {
 	detail := []string{"protocol " + f.Protocol}
 	if f.Asked != "" {
 		detail = append(detail, "asked "+AuditQuote(f.Asked))
+	}
+	if f.Session != "" {
+		detail = append(detail, "session "+f.Session)
 	}
 	if leftOut > 0 {
 		detail = append(detail, fmt.Sprintf("%d earlier refusals from %s were not written (rate limit: %d a minute per source)",

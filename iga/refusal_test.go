@@ -75,7 +75,7 @@ func TestRecordRefusal(t *testing.T) {
 	}
 	other := netip.MustParseAddr("198.51.100.7")
 	require.NoError(t, reg.RecordRefusal(ctx, iga.Refusal{Protocol: "ssh", Identity: "svc-a", Target: "web-01", Source: other,
-		Action: iga.ActionForward, Asked: "tcpip-forward 0.0.0.0:8080",
+		Action: iga.ActionForward, Asked: "tcpip-forward 0.0.0.0:8080", Session: "6b16fd9cd3b659ada8acb890",
 		Reasons: []iga.Reason{{Code: iga.ReasonNotOffered, Message: "remote forwarding is not offered"}}}))
 	assert.Equal(t, 26, seen, "OnRefusal sees every refusal")
 
@@ -91,6 +91,8 @@ func TestRecordRefusal(t *testing.T) {
 	require.Len(t, refusals, 1, "another source is not held back by the flood")
 	assert.Equal(t, iga.ActionForward, refusals[0].Action)
 	assert.Contains(t, refusals[0].Detail, "tcpip-forward 0.0.0.0:8080")
+	assert.Equal(t, "6b16fd9cd3b659ada8acb890", iga.AuditDetailFields(refusals[0].Detail)["session"], "the refusal names its session")
+	assert.NotContains(t, logins[0].Detail, "session", "a failed login has no session")
 
 	now = now.Add(61 * time.Second)
 	require.NoError(t, reg.RecordRefusal(ctx, iga.Refusal{Login: true, Protocol: "postgres", Identity: "guess-x", Source: flood,

@@ -214,8 +214,14 @@ func TestRefusalsLeaveATrace(t *testing.T) {
 	assert.Contains(t, all, `asked "direct-tcpip 192.0.2.10:5432"`)
 	decisions, err := h.reg.Store.Audit(ctx, iga.AuditFilter{Identity: "svc-ops", Type: "decision"})
 	require.NoError(t, err)
+	sessions := map[string]bool{}
 	for _, d := range decisions {
 		assert.False(t, d.Action == iga.ActionForward && d.Allow, "the refused forward was audited as allowed: %+v", d)
+		sessions[iga.AuditDetailFields(d.Detail)["session"]] = true
+	}
+	for _, e := range refusals {
+		id := iga.AuditDetailFields(e.Detail)["session"]
+		assert.True(t, id != "" && sessions[id], "refusal %q names no session its connection's login decision names", e.Detail)
 	}
 
 	var notes []string

@@ -35,7 +35,7 @@ type refusal struct {
 func (s *Server) refuse(st *connState, r refusal) {
 	st.mu.Lock()
 	f := iga.Refusal{Protocol: "ssh", Identity: st.identity, Target: st.target, Action: r.action, Source: st.source,
-		Asked: r.asked, Reasons: []iga.Reason{{Code: r.code, Message: r.line}}}
+		Asked: r.asked, Reasons: []iga.Reason{{Code: r.code, Message: r.line}}, Session: st.session}
 	st.notes = append(st.notes, recorder.Event{Type: recorder.EventNote,
 		Text: fmt.Sprintf("refused %s (%s): %s", r.asked, r.code, r.line), Host: r.host, Port: r.port})
 	c := st.conn
