@@ -212,6 +212,19 @@ type RetentionIndex interface {
 	Deleted(ctx context.Context, id string, at time.Time, detail string) error
 }
 
+// ValidateLockRetention checks recordings.s3.object_lock against
+// recordings.retention (keep; zero: kept for ever): an object locked for
+// longer than the recording is kept could not be deleted when retention
+// ends, so the job would fail on it every day.
+func ValidateLockRetention(lock ObjectLock, keep time.Duration) error {
+	lockFor := time.Duration(lock.Days) * 24 * time.Hour
+	if lock.Enabled() && keep != 0 && lockFor > keep {
+		return fmt.Errorf("recordings.s3.object_lock.days (%d) is longer than recordings.retention (%s): the objects could not be deleted when retention ends",
+			lock.Days, days(keep))
+	}
+	return nil
+}
+
 // retentionBatch bounds the recordings one sweep reads at a time.
 const retentionBatch = 200
 

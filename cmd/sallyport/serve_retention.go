@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -36,10 +35,8 @@ func (c *Config) validateRetention(add func(string, ...any)) {
 	if lock.Enabled() && r.Store != "s3" {
 		add("recordings.s3.object_lock: needs store s3 (the file store keeps a retention marker instead)")
 	}
-	lockFor := time.Duration(lock.Days) * 24 * time.Hour
-	if lock.Enabled() && r.Retention != 0 && lockFor > r.Retention.D() {
-		add("recordings.s3.object_lock.days (%d) is longer than recordings.retention (%s): the objects could not be deleted when retention ends",
-			lock.Days, days(r.Retention.D()))
+	if err := recorder.ValidateLockRetention(lock, r.Retention.D()); err != nil {
+		add("%v", err)
 	}
 }
 
@@ -118,12 +115,4 @@ func runRetention(ctx context.Context, r *recorder.Retention, leading func() boo
 		case <-t.C:
 		}
 	}
-}
-
-// days writes a duration of whole days as the config does ("400d").
-func days(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	return d.String()
 }
