@@ -208,36 +208,73 @@ func suspend(ctx context.Context, tx Tx, id Identity) (string, error) {
 	return detail, nil
 }
 
-// Offboard marks a person who left as inactive (the leaver flow). It
-// returns the identities they owned that are not deprovisioned: admission
-// now denies those owner_inactive until they are given a new owner who
-// recertifies them.
+// Offboard marks a person who left as inactive: OffboardPerson with the
+// alerts logged. It returns the identities they owned that are not
+// deprovisioned.
 func (r *Registry) Offboard(ctx context.Context, person, actor string) (orphaned []string, err error) {
+	off, err := r.OffboardPerson(ctx, person, actor, nil)
+	return off.Orphaned, err
+}
+
+// Offboarding is what OffboardPerson did.
+type Offboarding struct {
+	// Orphaned are the identities the person owns that are not
+	// deprovisioned, sorted: admission denies them owner_inactive until
+	// they get a new owner who recertifies them.
+	Orphaned []string
+	// Transfers are the ownership-transfer items opened, one per orphaned
+	// identity that had none open. None when the store keeps no transfers.
+	Transfers []Transfer
+	// Already is true when the person was inactive before: nothing changed.
+	Already bool
+}
+
+// OffboardPerson runs the leaver flow for a person who left, as the
+// identity provider's deactivation does over SCIM: in one transaction it
+// marks them inactive, audits it and opens an ownership-transfer item per
+// live identity they owned, assigned to their active manager or else an
+// admin. Once it commits, alert receives an owner_inactive alert per item
+// (nil: they are logged at WARN). A person already inactive changes
+// nothing.
+func (r *Registry) OffboardPerson(ctx context.Context, person, actor string, alert func(Alert)) (Offboarding, error) {
 	now := r.now().Truncate(time.Second)
-	err = r.Store.Update(ctx, func(tx Tx) error {
-		p, err := tx.Person(ctx, person)
-		if errors.Is(err, ErrNotFound) {
-			return notFoundf("no person %s in the registry; people are keyed by e-mail", person)
-		}
-		if err != nil {
-			return fmt.Errorf("read person: %w", err)
-		}
-		if orphaned, err = ownedBy(ctx, tx, person); err != nil {
-			return err
-		}
-		if p.Status == PersonInactive {
-			return nil // already offboarded: nothing changes, so nothing to audit
-		}
-		p.Status = PersonInactive
-		if err := tx.PutPerson(ctx, p); err != nil {
-			return fmt.Errorf("mark person inactive: %w", err)
-		}
-		return appendAudit(ctx, tx, offboardEvent(person, orSystem(actor), orphaned, now))
+	var off Offboarding
+	var alerts []Alert
+	err := r.Store.Update(ctx, func(tx Tx) error {
+		var err error
+		off, alerts, err = offboardTx(ctx, tx, person, orSystem(actor), now)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("offboard %s: %w", person, err)
+		return Offboarding{}, fmt.Errorf("offboard %s: %w", person, err)
 	}
-	return orphaned, nil
+	r.sendAlerts(alert, alerts)
+	return off, nil
+}
+
+// offboardTx is OffboardPerson's transaction.
+func offboardTx(ctx context.Context, tx Tx, person, actor string, now time.Time) (Offboarding, []Alert, error) {
+	p, err := tx.Person(ctx, person)
+	if errors.Is(err, ErrNotFound) {
+		return Offboarding{}, nil, notFoundf("no person %s in the registry; people are keyed by e-mail", person)
+	}
+	if err != nil {
+		return Offboarding{}, nil, fmt.Errorf("read person: %w", err)
+	}
+	off := Offboarding{Already: p.Status == PersonInactive}
+	if off.Orphaned, err = ownedBy(ctx, tx, person); err != nil || off.Already {
+		return off, nil, err // already offboarded: nothing changes, so nothing to audit
+	}
+	p.Status = PersonInactive
+	if err := tx.PutPerson(ctx, p); err != nil {
+		return Offboarding{}, nil, fmt.Errorf("mark person inactive: %w", err)
+	}
+	if p, err = withManager(ctx, tx, p); err != nil {
+		return Offboarding{}, nil, err
+	}
+	var alerts []Alert
+	off.Transfers, alerts, err = offboardLeaver(ctx, tx, cliLeaver(p, actor), off.Orphaned, now)
+	return off, alerts, err
 }
 
 // offboardEvent is the audit event of a leaver, whoever marked them

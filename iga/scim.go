@@ -83,21 +83,19 @@ type SCIMReader interface {
 	SCIMUsers(ctx context.Context) ([]SCIMUser, error)
 	// SCIMGroups returns every group, sorted by id.
 	SCIMGroups(ctx context.Context) ([]SCIMGroup, error)
-	// Transfers returns every ownership-transfer item, oldest first.
-	Transfers(ctx context.Context) ([]Transfer, error)
+	TransferReader
 }
 
 // SCIMWriter is the optional part of a Tx that writes what SCIM keeps.
 type SCIMWriter interface {
 	SCIMReader
+	TransferWriter
 	// PutSCIMUser inserts or replaces the SCIM record of a person.
 	PutSCIMUser(ctx context.Context, u SCIMUser) error
 	// PutSCIMGroup inserts or replaces a group.
 	PutSCIMGroup(ctx context.Context, g SCIMGroup) error
 	// DeleteSCIMGroup removes a group.
 	DeleteSCIMGroup(ctx context.Context, id string) error
-	// PutTransfer inserts or replaces an ownership-transfer item.
-	PutTransfer(ctx context.Context, t Transfer) error
 }
 
 // SCIM applies what the identity provider sends to the registry.
@@ -326,14 +324,16 @@ func (s *SCIM) writeUser(ctx context.Context, tx Tx, w SCIMWriter, cur, next SCI
 	var alerts []Alert
 	switch {
 	case cur.Active && !next.Active:
-		alerts, err = s.leave(ctx, tx, w, p, reqID, now)
+		alerts, err = s.leave(ctx, tx, p, reqID, now)
 	case !cur.Active && next.Active && cur.Managed:
 		err = s.rejoin(ctx, tx, w, p.ID, reqID, now)
 	}
 	return next, alerts, err
 }
 
-// putUser writes the person and the SCIM record of next.
+// putUser writes the person and the SCIM record of next in one write each.
+// next.Deleted is zero but for DeleteUser: cur is always a live user (or a
+// deleted one adopted afresh, its record zero).
 func (s *SCIM) putUser(ctx context.Context, tx Tx, w SCIMWriter, cur SCIMUser, next *SCIMUser, now time.Time) (Person, error) {
 	p := Person{ID: cur.UserName, Name: personName(*next, cur), Roles: next.Roles, Status: PersonInactive}
 	if p.ID == "" {
@@ -345,7 +345,7 @@ func (s *SCIM) putUser(ctx context.Context, tx Tx, w SCIMWriter, cur SCIMUser, n
 	if err := tx.PutPerson(ctx, p); err != nil {
 		return Person{}, err
 	}
-	next.UserName, next.Managed, next.Modified, next.Version, next.Deleted = p.ID, true, now, cur.Version+1, time.Time{}
+	next.UserName, next.Managed, next.Modified, next.Version = p.ID, true, now, cur.Version+1
 	next.fresh = false
 	if next.Created.IsZero() {
 		next.Created = now
@@ -415,13 +415,9 @@ func (s *SCIM) DeleteUser(ctx context.Context, userName, reqID string) error {
 		}
 		now := s.Registry.now().Truncate(time.Second)
 		next := cur
-		next.Active = false
+		next.Active, next.Deleted = false, now
 		p, err := s.putUser(ctx, tx, w, cur, &next, now)
 		if err != nil {
-			return err
-		}
-		next.Deleted = now
-		if err := w.PutSCIMUser(ctx, next); err != nil {
 			return err
 		}
 		if err := dropMember(ctx, w, cur.UserName, now); err != nil {
@@ -431,7 +427,7 @@ func (s *SCIM) DeleteUser(ctx context.Context, userName, reqID string) error {
 			return err
 		}
 		if cur.Active {
-			alerts, err = s.leave(ctx, tx, w, p, reqID, now)
+			alerts, err = s.leave(ctx, tx, p, reqID, now)
 		}
 		return err
 	})
@@ -449,15 +445,7 @@ func (s *SCIM) audit(ctx context.Context, tx Tx, now time.Time, reqID, detail st
 }
 
 // send hands alerts to Alert, or logs them when there is none.
-func (s *SCIM) send(alerts []Alert) {
-	for _, a := range alerts {
-		if s.Alert != nil {
-			s.Alert(a)
-			continue
-		}
-		s.Registry.logger().Warn("alert", "kind", a.Kind, "summary", a.Summary)
-	}
-}
+func (s *SCIM) send(alerts []Alert) { s.Registry.sendAlerts(s.Alert, alerts) }
 
 // SCIMManaged returns the ids of the people the IdP manages, deleted ones
 // included; empty when the store keeps no SCIM data.

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
-// This file is the leaver flow's second half: when the identity provider
-// deactivates or deletes an owner, each identity they own gets an
-// ownership-transfer item for their manager (or an admin). Admission
+// This file is the leaver flow's second half: when an owner leaves (iga
+// offboard, or the identity provider deactivates or deletes them), each
+// identity they own gets an ownership-transfer item for their manager (or
+// an admin); leaver.go opens the items. Admission
 // already denies those identities owner_inactive; assigning a new active
 // owner closes the item, and the new owner must then certify.
 
@@ -43,83 +43,15 @@ type Transfer struct {
 // Open reports whether the item still waits for a new owner.
 func (t Transfer) Open() bool { return t.Closed.IsZero() }
 
-// leave audits p's offboarding as iga offboard does, opens a transfer
-// item for every live identity p owned, audits each, and returns the
-// alerts to send once the transaction commits.
-func (s *SCIM) leave(ctx context.Context, tx Tx, w SCIMWriter, p Person, reqID string, now time.Time) ([]Alert, error) {
+// leave is the leaver flow of a person the identity provider deactivated
+// or deleted: offboardLeaver, as iga offboard runs it, with the request id.
+func (s *SCIM) leave(ctx context.Context, tx Tx, p Person, reqID string, now time.Time) ([]Alert, error) {
 	owned, err := ownedBy(ctx, tx, p.ID)
 	if err != nil {
 		return nil, err
 	}
-	off := offboardEvent(p.ID, scimActor, owned, now)
-	off.Detail = "scim request " + reqID + ": " + off.Detail
-	if err := appendAudit(ctx, tx, off); err != nil {
-		return nil, err
-	}
-	open, err := openTransfers(ctx, w)
-	if err != nil {
-		return nil, err
-	}
-	to, err := transferAssignee(ctx, tx, p)
-	if err != nil {
-		return nil, err
-	}
-	var alerts []Alert
-	for _, id := range owned {
-		if slices.ContainsFunc(open, func(t Transfer) bool { return t.Identity == id }) {
-			continue
-		}
-		t := Transfer{ID: newTransferID(), Identity: id, From: p.ID, AssignedTo: to, RequestID: reqID, Created: now,
-			Reason: "owner " + p.ID + " was deactivated by the identity provider"}
-		if err := w.PutTransfer(ctx, t); err != nil {
-			return nil, fmt.Errorf("open transfer of %s: %w", id, err)
-		}
-		if err := appendAudit(ctx, tx, AuditEvent{Time: now, Type: "transfer_open", Actor: scimActor, Identity: id,
-			Detail: fmt.Sprintf("scim request %s: owner %s inactive; identity denied owner_inactive; transfer %s assigned to %s",
-				reqID, p.ID, t.ID, orAdmins(to))}); err != nil {
-			return nil, err
-		}
-		alerts = append(alerts, ownerInactiveAlert(t, now))
-	}
-	return alerts, nil
-}
-
-func ownerInactiveAlert(t Transfer, now time.Time) Alert {
-	return Alert{ID: AlertOwnerInactive + "/" + t.Identity + "/" + t.ID, Kind: AlertOwnerInactive, Time: now,
-		Identity: t.Identity, AssignedTo: t.AssignedTo, Review: t.ID,
-		Summary: fmt.Sprintf("owner %s of %s left (identity provider); %s is denied owner_inactive until %s assigns a new owner: sallyport iga transfer %s --to PERSON",
-			t.From, t.Identity, t.Identity, orAdmins(t.AssignedTo), t.Identity)}
-}
-
-func orAdmins(to string) string {
-	if to == "" {
-		return "an admin"
-	}
-	return to
-}
-
-// transferAssignee is p's manager when they are an active person, else the
-// first active admin, else empty (any admin).
-func transferAssignee(ctx context.Context, rd Reader, p Person) (string, error) {
-	if p.Manager != "" && !strings.EqualFold(p.Manager, p.ID) {
-		m, err := rd.Person(ctx, p.Manager)
-		if err == nil && m.Status == PersonActive {
-			return m.ID, nil
-		}
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return "", fmt.Errorf("read manager %s: %w", p.Manager, err)
-		}
-	}
-	people, err := rd.People(ctx)
-	if err != nil {
-		return "", fmt.Errorf("read people: %w", err)
-	}
-	for _, a := range people {
-		if a.ID != p.ID && a.Status == PersonActive && slices.Contains(a.Roles, "admin") {
-			return a.ID, nil
-		}
-	}
-	return "", nil
+	_, alerts, err := offboardLeaver(ctx, tx, scimLeaver(p, reqID), owned, now)
+	return alerts, err
 }
 
 func newTransferID() string {
@@ -128,7 +60,7 @@ func newTransferID() string {
 	return "tr-" + hex.EncodeToString(b)
 }
 
-func openTransfers(ctx context.Context, sr SCIMReader) ([]Transfer, error) {
+func openTransfers(ctx context.Context, sr TransferReader) ([]Transfer, error) {
 	all, err := sr.Transfers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read transfers: %w", err)
@@ -137,7 +69,7 @@ func openTransfers(ctx context.Context, sr SCIMReader) ([]Transfer, error) {
 }
 
 // rejoin closes the open items of an owner the IdP activated again.
-func (s *SCIM) rejoin(ctx context.Context, tx Tx, w SCIMWriter, person, reqID string, now time.Time) error {
+func (s *SCIM) rejoin(ctx context.Context, tx Tx, w TransferWriter, person, reqID string, now time.Time) error {
 	open, err := openTransfers(ctx, w)
 	if err != nil {
 		return err
@@ -154,7 +86,7 @@ func (s *SCIM) rejoin(ctx context.Context, tx Tx, w SCIMWriter, person, reqID st
 	return nil
 }
 
-func closeTransfer(ctx context.Context, tx Tx, w SCIMWriter, t Transfer, detail string) error {
+func closeTransfer(ctx context.Context, tx Tx, w TransferWriter, t Transfer, detail string) error {
 	if err := w.PutTransfer(ctx, t); err != nil {
 		return fmt.Errorf("close transfer %s: %w", t.ID, err)
 	}
@@ -163,29 +95,36 @@ func closeTransfer(ctx context.Context, tx Tx, w SCIMWriter, t Transfer, detail 
 }
 
 // Transfers returns the ownership-transfer items, oldest first: the open
-// ones, or all with all. It first closes the items whose identity got an
-// active new owner some other way (iga apply) or was deprovisioned.
+// ones, or all with all. It only reads, so it never waits for writers and
+// works on a read-only replica: an open item whose identity has since got
+// an active new owner some other way, or was deprovisioned, is shown
+// closed as the next write (iga apply) will close it.
 func (r *Registry) Transfers(ctx context.Context, all bool) ([]Transfer, error) {
-	var out []Transfer
-	err := r.Store.Update(ctx, func(tx Tx) error {
-		var err error
-		out, err = r.settleTransfers(ctx, tx)
-		return err
-	})
+	tr, ok := r.Store.(TransferReader)
+	if !ok {
+		return nil, nil
+	}
+	items, err := tr.Transfers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list transfers: %w", err)
 	}
-	if !all {
-		out = slices.DeleteFunc(out, func(t Transfer) bool { return !t.Open() })
+	now := r.now().Truncate(time.Second)
+	for i, t := range items {
+		if items[i], _, err = settled(ctx, r.Store, t, now); err != nil {
+			return nil, fmt.Errorf("list transfers: %w", err)
+		}
 	}
-	return out, nil
+	if !all {
+		items = slices.DeleteFunc(items, func(t Transfer) bool { return !t.Open() })
+	}
+	return items, nil
 }
 
 // settleTransfers closes the open items that no longer need anyone and
-// returns every item; none when the store keeps no SCIM data. Apply calls
-// it too, so a file that gives an identity a new owner closes its item.
+// returns every item; none when the store keeps no transfers. Apply calls
+// it, so a file that gives an identity a new owner closes its item.
 func (r *Registry) settleTransfers(ctx context.Context, tx Tx) ([]Transfer, error) {
-	w, ok := tx.(SCIMWriter)
+	w, ok := tx.(TransferWriter)
 	if !ok {
 		return nil, nil
 	}
@@ -193,37 +132,46 @@ func (r *Registry) settleTransfers(ctx context.Context, tx Tx) ([]Transfer, erro
 	if err != nil {
 		return nil, fmt.Errorf("read transfers: %w", err)
 	}
+	now := r.now().Truncate(time.Second)
 	for i, t := range items {
-		if items[i], err = r.settleTransfer(ctx, tx, w, t); err != nil {
+		t, closed, err := settled(ctx, tx, t, now)
+		if err != nil {
 			return nil, err
 		}
+		if closed {
+			if err := closeTransfer(ctx, tx, w, t, "the identity's owner changed outside iga transfer"); err != nil {
+				return nil, err
+			}
+		}
+		items[i] = t
 	}
 	return items, nil
 }
 
-// settleTransfer closes an open item that no longer needs anyone.
-func (r *Registry) settleTransfer(ctx context.Context, tx Tx, w SCIMWriter, t Transfer) (Transfer, error) {
+// settled returns t closed as of now, and true, when it is open and no
+// longer needs anyone: its identity is gone or deprovisioned, or has an
+// active owner other than the one who left.
+func settled(ctx context.Context, rd Reader, t Transfer, now time.Time) (Transfer, bool, error) {
 	if !t.Open() {
-		return t, nil
+		return t, false, nil
 	}
-	id, err := tx.Identity(ctx, t.Identity)
+	id, err := rd.Identity(ctx, t.Identity)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return t, fmt.Errorf("read identity %s: %w", t.Identity, err)
+		return t, false, fmt.Errorf("read identity %s: %w", t.Identity, err)
 	}
-	now := r.now().Truncate(time.Second)
 	switch {
 	case err != nil || id.State == StateDeprovisioned:
 		t.Closed, t.ClosedBy, t.Outcome = now, systemActor, TransferGone
 	case id.Owner != t.From && id.Owner != "":
-		owner, err := tx.Person(ctx, id.Owner)
+		owner, err := rd.Person(ctx, id.Owner)
 		if err != nil || owner.Status != PersonActive {
-			return t, nil
+			return t, false, nil
 		}
 		t.Closed, t.ClosedBy, t.Outcome, t.NewOwner = now, systemActor, TransferAssigned, id.Owner
 	default:
-		return t, nil
+		return t, false, nil
 	}
-	return t, closeTransfer(ctx, tx, w, t, "the identity's owner changed outside iga transfer")
+	return t, true, nil
 }
 
 // TransferOwnership makes to, an active person, the owner of identity and
@@ -265,7 +213,7 @@ func (r *Registry) TransferOwnership(ctx context.Context, identity, to, by strin
 // closeOpenTransfers closes identity's open items as assigned to owner and
 // returns the last one closed (zero when none was open).
 func closeOpenTransfers(ctx context.Context, tx Tx, identity, owner, by string, now time.Time) (Transfer, error) {
-	w, ok := tx.(SCIMWriter)
+	w, ok := tx.(TransferWriter)
 	if !ok {
 		return Transfer{}, nil
 	}
