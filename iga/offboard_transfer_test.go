@@ -113,3 +113,23 @@ func TestTransfersIsARead(t *testing.T) {
 	assert.Less(t, time.Since(start), time.Second)
 	require.NoError(t, <-done)
 }
+
+// TestOffboardThenApplyActive: a file that makes the offboarded person
+// active again closes the items their offboarding opened.
+func TestOffboardThenApplyActive(t *testing.T) {
+	r, _, _ := transferFixture(t)
+	_, err := r.OffboardPerson(gwCtx(t), "alice@example.com", "cli:hr", nil)
+	require.NoError(t, err)
+	require.Len(t, open(t, r), 2)
+	_, err = gwApply(t, r, "registry.yaml", []byte(transferFile), iga.ApplyOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, open(t, r), "alice is active again")
+	all, err := r.Transfers(gwCtx(t), true)
+	require.NoError(t, err)
+	for _, tr := range all {
+		assert.Equal(t, iga.TransferReactivated, tr.Outcome)
+	}
+	closes := gwAudit(t, r, iga.AuditFilter{Type: "transfer_close"})
+	require.Len(t, closes, 2, "apply recorded the closes")
+	assert.Contains(t, closes[0].Detail, "owner alice@example.com active again")
+}

@@ -139,7 +139,7 @@ func (r *Registry) settleTransfers(ctx context.Context, tx Tx) ([]Transfer, erro
 			return nil, err
 		}
 		if closed {
-			if err := closeTransfer(ctx, tx, w, t, "the identity's owner changed outside iga transfer"); err != nil {
+			if err := closeTransfer(ctx, tx, w, t, settledDetail(t)); err != nil {
 				return nil, err
 			}
 		}
@@ -148,9 +148,20 @@ func (r *Registry) settleTransfers(ctx context.Context, tx Tx) ([]Transfer, erro
 	return items, nil
 }
 
+// settledDetail says, for the audit trail, why settled closed t.
+func settledDetail(t Transfer) string {
+	switch t.Outcome {
+	case TransferGone:
+		return "the identity is deprovisioned or gone"
+	case TransferReactivated:
+		return "owner " + t.From + " active again (iga apply)"
+	}
+	return "the identity's owner changed outside iga transfer"
+}
+
 // settled returns t closed as of now, and true, when it is open and no
-// longer needs anyone: its identity is gone or deprovisioned, or has an
-// active owner other than the one who left.
+// longer needs anyone: its identity is gone or deprovisioned, or its owner
+// is active: a new one, or the one who left, made active again by a file.
 func settled(ctx context.Context, rd Reader, t Transfer, now time.Time) (Transfer, bool, error) {
 	if !t.Open() {
 		return t, false, nil
@@ -162,14 +173,17 @@ func settled(ctx context.Context, rd Reader, t Transfer, now time.Time) (Transfe
 	switch {
 	case err != nil || id.State == StateDeprovisioned:
 		t.Closed, t.ClosedBy, t.Outcome = now, systemActor, TransferGone
-	case id.Owner != t.From && id.Owner != "":
+	case id.Owner == "":
+		return t, false, nil
+	default:
 		owner, err := rd.Person(ctx, id.Owner)
 		if err != nil || owner.Status != PersonActive {
 			return t, false, nil
 		}
 		t.Closed, t.ClosedBy, t.Outcome, t.NewOwner = now, systemActor, TransferAssigned, id.Owner
-	default:
-		return t, false, nil
+		if id.Owner == t.From {
+			t.Outcome, t.NewOwner = TransferReactivated, "" // a file made the leaver active again
+		}
 	}
 	return t, true, nil
 }
