@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -250,8 +251,14 @@ func newRevokeCmd(g *globals) *cobra.Command {
 
 func newOffboardCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
-		Use:     "offboard PERSON",
-		Short:   "Leaver: mark a person inactive; what they own is denied until reassigned and recertified",
+		Use:   "offboard PERSON",
+		Short: "Leaver: mark a person inactive; what they own is denied and gets an ownership-transfer item",
+		Long: `Marks a person who left inactive, as the identity provider's deactivation does
+over SCIM: every identity they own is denied owner_inactive at once (live
+sessions end within seconds), each gets an ownership-transfer item assigned to
+their active manager (when the IdP sent one) or else an admin, and an
+owner_inactive alert goes to alerts.webhook_url. Offboarding someone already
+inactive changes nothing.`,
 		Example: `  sallyport iga offboard bob@example.com`,
 		Args:    args(1, "PERSON"),
 		RunE: func(c *cobra.Command, a []string) error {
@@ -260,17 +267,64 @@ func newOffboardCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer ap.Close()
-			orphaned, err := ap.reg.Offboard(c.Context(), a[0], operator())
+			alerts, err := newCLIAlerts(c.Context(), ap.cfg, slog.Default())
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(c.OutOrStdout(), "%s is inactive; %d identities orphaned", a[0], len(orphaned))
-			if len(orphaned) > 0 {
-				fmt.Fprintf(c.OutOrStdout(), ": %s (reassign an owner and recertify)", strings.Join(orphaned, ", "))
+			off, err := ap.reg.OffboardPerson(c.Context(), a[0], operator(), alerts.sink())
+			if err != nil {
+				alerts.wait()
+				return err
 			}
-			fmt.Fprintln(c.OutOrStdout())
+			printOffboarding(c.OutOrStdout(), a[0], off)
+			reportAlerts(c, alerts, len(off.Transfers))
 			return nil
 		},
 	}
 	return c
+}
+
+// printOffboarding tells the operator what offboarding did and what to do
+// next.
+func printOffboarding(w io.Writer, person string, off iga.Offboarding) {
+	if off.Already {
+		fmt.Fprintf(w, "%s was already inactive: nothing changed, no transfer item opened", person)
+	} else {
+		fmt.Fprintf(w, "%s is inactive", person)
+	}
+	fmt.Fprintf(w, "; %d identities orphaned", len(off.Orphaned))
+	if len(off.Orphaned) > 0 {
+		fmt.Fprintf(w, ": %s", strings.Join(off.Orphaned, ", "))
+	}
+	fmt.Fprintln(w)
+	if len(off.Transfers) > 0 {
+		fmt.Fprintf(w, "%d ownership-transfer items opened; each identity is denied owner_inactive until it has a new owner who certifies it:\n", len(off.Transfers))
+		for _, t := range off.Transfers {
+			fmt.Fprintf(w, "  %-15s  %-20s  assigned to %s\n", t.ID, t.Identity, orAnyAdmin(t.AssignedTo))
+		}
+	}
+	if len(off.Orphaned) > 0 {
+		fmt.Fprintln(w, "next: sallyport iga transfer IDENTITY --to PERSON, then that person certifies it: sallyport iga certify IDENTITY --by PERSON")
+		fmt.Fprintln(w, "open items: sallyport iga transfers")
+	}
+}
+
+// reportAlerts waits for the webhook to accept the owner_inactive alerts
+// and says how it went; without a webhook they were logged.
+func reportAlerts(c *cobra.Command, alerts *cliAlerts, raised int) {
+	if raised == 0 {
+		alerts.wait()
+		return
+	}
+	if alerts == nil {
+		fmt.Fprintf(c.OutOrStdout(), "%d owner_inactive alerts logged (no alerts.webhook_url)\n", raised)
+		return
+	}
+	accepted, queued := alerts.wait()
+	if accepted == raised {
+		fmt.Fprintf(c.OutOrStdout(), "%d owner_inactive alerts posted to the alert webhook\n", accepted)
+		return
+	}
+	fmt.Fprintf(c.ErrOrStderr(), "warning: the alert webhook accepted %d of %d owner_inactive alerts (%d queued) within %s; the transfer items stand: sallyport iga transfers\n",
+		accepted, raised, queued, cliAlertWait)
 }

@@ -17,11 +17,13 @@ func newTransfersCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "transfers [--all] [--json]",
 		Short: "List ownership-transfer items: identities whose owner left and that need a new one",
-		Long: `When the identity provider deactivates or deletes a person over SCIM, each
-identity they own is denied owner_inactive at once and gets an ownership-transfer
-item, assigned to their manager (when the IdP sent one and they are active) or
-else to an admin. Assigning a new active owner (iga transfer) closes it; the new
-owner must then certify the identity before it is admitted again.`,
+		Long: `When a person leaves (iga offboard, or the identity provider deactivates or
+deletes them over SCIM), each identity they own is denied owner_inactive at once
+and gets an ownership-transfer item, assigned to their manager (when the IdP sent
+one and they are active) or else to an admin. Assigning a new active owner (iga
+transfer) closes it; the new owner must then certify the identity before it is
+admitted again. Listing only reads the registry: it never waits for writers and
+works against a read-only replica.`,
 		Example: `  sallyport iga transfers
   sallyport iga transfers --all --json`,
 		Args: args(0, "no arguments"),
@@ -61,12 +63,16 @@ func printTransfers(w io.Writer, ts []iga.Transfer) {
 				state += " to " + t.NewOwner
 			}
 		}
-		to := t.AssignedTo
-		if to == "" {
-			to = "any admin"
-		}
-		fmt.Fprintf(w, "%-15s  %-20s  %-24s  %-24s  %-20s  %s\n", t.ID, t.Identity, t.From, to, t.Created.Format("2006-01-02 15:04"), state)
+		fmt.Fprintf(w, "%-15s  %-20s  %-24s  %-24s  %-20s  %s\n", t.ID, t.Identity, t.From, orAnyAdmin(t.AssignedTo), t.Created.Format("2006-01-02 15:04"), state)
 	}
+}
+
+// orAnyAdmin names the assignee of an item; empty means any admin.
+func orAnyAdmin(to string) string {
+	if to == "" {
+		return "any admin"
+	}
+	return to
 }
 
 func newTransferCmd(g *globals) *cobra.Command {
