@@ -1,0 +1,162 @@
+package recorder
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sallyport/sallyport/deploy/sandbox"
+)
+
+// arrival is a Watched record and when the watcher got it.
+type arrival struct {
+	Watched
+	at time.Time
+}
+
+// collect reads events until the channel closes, noting each arrival.
+func collect(events <-chan Watched) <-chan []arrival {
+	out := make(chan []arrival, 1)
+	go func() {
+		var got []arrival
+		for ev := range events {
+			got = append(got, arrival{ev, time.Now()})
+		}
+		out <- got
+	}()
+	return out
+}
+
+func wait(t *testing.T, c <-chan []arrival, within time.Duration) []arrival {
+	t.Helper()
+	select {
+	case got := <-c:
+		return got
+	case <-time.After(within):
+		t.Fatalf("the stream did not end within %s", within)
+		return nil
+	}
+}
+
+// inStore reports whether the recording's chunks in store hold stream.
+func inStore(ctx context.Context, store Store, id string, started time.Time, stream string) bool {
+	found := false
+	_, err := Feed(ctx, SessionSource(store, id, started), FeedCursor{}, 0, func(it FeedItem) error {
+		found = found || it.Stream == stream
+		return nil
+	})
+	return err == nil && found
+}
+
+// shape is what a watcher shows of a record: everything but its time.
+func shape(ev Watched) string {
+	return fmt.Sprintf("%s ch%d %dx%d %s %q", ev.Kind, ev.Channel, ev.Cols, ev.Rows, ev.Stream, ev.Data)
+}
+
+// TestTailFollowsStore: a console on another replica follows a live SSH
+// session through the store alone. Tail hands over the same records, in
+// the same order, as the recorder's in-memory tap: the terminal, output,
+// an exec command and its stdout and stderr over several flushes, a resize
+// and the end; each within a flush interval and a poll (plus a margin for
+// the upload) of when the session wrote it. Keystrokes never reach it. A
+// watcher that joins later is shown the terminal's size and the exec
+// command first, not the output before it joined.
+func TestTailFollowsStore(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		store       func(t *testing.T) Store
+		flush, poll time.Duration
+	}{
+		{"file", func(t *testing.T) Store {
+			s, err := NewFileStore(t.TempDir())
+			require.NoError(t, err)
+			return s
+		}, 300 * time.Millisecond, 100 * time.Millisecond},
+		{"s3", func(t *testing.T) Store { // the HA shape, at the default intervals
+			s3 := sandbox.S3T(t)
+			s, err := NewS3Store(S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
+			require.NoError(t, err)
+			return s
+		}, defaultFlushInterval, DefaultTailPoll},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testTail(t, tc.store(t), tc.flush, tc.poll)
+		})
+	}
+}
+
+func testTail(t *testing.T, store Store, flush, poll time.Duration) {
+	ctx := context.Background()
+	h := newHarness(t, t.TempDir(), store, testKey(t), func(r *Recorder) {
+		r.Config.FlushInterval, r.Config.RecordInput = flush, true
+	})
+	started := time.Now().UTC()
+	s, err := h.rec.Open(ctx, SessionMeta{ID: "s-tail", Identity: "svc-backup", Target: "web-01", Protocol: "ssh", StartedAt: started})
+	require.NoError(t, err)
+	mem, stopMem, ok := h.rec.Watch("s-tail")
+	require.True(t, ok)
+	defer stopMem()
+	tail := StoreTail{Store: store, FlushInterval: flush, Options: TailOptions{Poll: poll}}
+	events, stop := tail.WatchRecording(ctx, "s-tail", started)
+	defer stop()
+	memGot, tailGot := collect(mem), collect(events)
+
+	var written []time.Time // when each record the watchers get was written
+	step := func(err error) {
+		t.Helper()
+		require.NoError(t, err)
+		written = append(written, time.Now())
+		// Terminal records' times have microseconds (asciicast): writes
+		// to two streams closer than that may be told apart out of order.
+		time.Sleep(time.Millisecond)
+	}
+	one := 1
+	step(s.OpenTerminal(0, 100, 30, "xterm"))
+	step(s.Output(0, []byte("$ tar czf - /etc | ssh backup\r\n")))
+	require.NoError(t, s.Input(0, []byte("hunter2-typed\r"))) // never watched
+	time.Sleep(flush)
+	step(s.Event(Event{Type: EventExec, Channel: &one, Command: "tar czf - /etc"}))
+	step(s.Data(1, StreamStdout, []byte("etc/passwd\netc/hosts\n")))
+	require.Eventually(t, func() bool { return inStore(ctx, store, "s-tail", started, "exec-1.stdout") }, 5*flush, 20*time.Millisecond)
+	late, stopLate := tail.WatchRecording(ctx, "s-tail", started)
+	defer stopLate()
+	lateGot := collect(late)
+	time.Sleep(flush + poll)
+	step(s.Data(1, StreamStderr, []byte("tar: removing leading '/'\n")))
+	step(s.Output(0, []byte("backup done\r\n")))
+	time.Sleep(flush)
+	step(s.Resize(0, 120, 40))
+	time.Sleep(flush / 2)
+	status := 0
+	step(s.Close(ctx, End{ExitStatus: &status}))
+
+	want := wait(t, memGot, 5*time.Second)
+	got := wait(t, tailGot, 5*flush+5*time.Second)
+	require.Len(t, want, len(written), "the in-memory tap gets one record per write")
+	require.Len(t, got, len(want), "got %v", got)
+	bound := flush + poll + 700*time.Millisecond // the margin: upload, and a CPU shared with other tests
+	var worst time.Duration
+	for i := range want {
+		assert.Equal(t, shape(want[i].Watched), shape(got[i].Watched), "record %d", i)
+		lag := got[i].at.Sub(written[i])
+		worst = max(worst, lag)
+		assert.LessOrEqual(t, lag, bound, "record %d (%s) arrived %s after it was written", i, got[i].Kind, lag)
+		assert.NotContains(t, string(got[i].Data), "hunter2", "keystrokes are never watched")
+	}
+	t.Logf("flush %s, poll %s: records reached the store's watcher %s after they were written at worst (bound %s)", flush, poll, worst, bound)
+	assert.Equal(t, WatchEnd, got[len(got)-1].Kind)
+
+	joined := wait(t, lateGot, 5*time.Second)
+	require.GreaterOrEqual(t, len(joined), 3)
+	assert.Equal(t, "terminal ch0 100x30  \"\"", shape(joined[0].Watched), "a late watcher is told the terminal's size first")
+	assert.Contains(t, string(joined[1].Data), `"command":"tar czf - /etc"`, "and the exec command so far")
+	for _, ev := range joined {
+		assert.False(t, bytes.Contains(ev.Data, []byte("etc/passwd")), "output from before it joined: %s", shape(ev.Watched))
+	}
+	assert.Equal(t, shape(got[len(got)-1].Watched), shape(joined[len(joined)-1].Watched), "it ends with the end event")
+}
