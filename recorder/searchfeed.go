@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"time"
 )
 
@@ -71,7 +72,7 @@ func Feed(ctx context.Context, src Source, cur FeedCursor, max int, fn func(Feed
 	f := feeder{fn: fn, cur: cur, strips: map[string]*ansiStripper{}}
 	read := 0
 	for _, name := range names {
-		seq, _ := chunkSeq(name)
+		seq, _ := chunkSeq(path.Base(name)) // a continuation's chunks are below continuationDir
 		if seq < f.cur.Next {
 			continue
 		}
@@ -89,6 +90,20 @@ func Feed(ctx context.Context, src Source, cur FeedCursor, max int, fn func(Feed
 		read++
 	}
 	return f.cur, nil
+}
+
+// LoadContinuation returns the continuation of the recording src, as its
+// continuation/manifest.json says, or nil when it has none: the chunks a
+// lost replica stored beside a recording a survivor sealed, which Feed
+// reads after the sealed ones. It checks neither the signature nor the
+// chunks (Verify does): the search indexer uses it to verify a recording
+// before Feed reads a continuation the indexer has not read yet.
+func LoadContinuation(ctx context.Context, src Source) (*Continuation, error) {
+	c, _, err := src.loadContinuation(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the continuation of %s: %w", src.label(), err)
+	}
+	return c, nil
 }
 
 func (s Source) feedStart(ctx context.Context) (FeedCursor, error) {
