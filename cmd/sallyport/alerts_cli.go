@@ -27,6 +27,7 @@ const (
 // cliAlerts is the alert webhook of one command, nil when none is set.
 type cliAlerts struct {
 	hook     *web.Webhook
+	waitFor  time.Duration // cliAlertWait; tests shorten it
 	stop     context.CancelFunc
 	queued   int
 	accepted atomic.Int64
@@ -40,7 +41,7 @@ func newCLIAlerts(ctx context.Context, cfg *Config, log *slog.Logger) (*cliAlert
 	if hook == nil || err != nil {
 		return nil, err
 	}
-	a := &cliAlerts{hook: hook, notify: make(chan struct{}, 1)}
+	a := &cliAlerts{hook: hook, waitFor: cliAlertWait, notify: make(chan struct{}, 1)}
 	hook.Client = &http.Client{Timeout: cliAlertTimeout, Transport: acceptCounter{a}}
 	ctx, a.stop = context.WithCancel(ctx)
 	go hook.Run(ctx)
@@ -61,13 +62,13 @@ func (a *cliAlerts) sink() func(iga.Alert) {
 }
 
 // wait waits until the receiver accepted every queued alert or
-// cliAlertWait passed, stops delivery, and returns how many it accepted.
+// waitFor passed, stops delivery, and returns how many it accepted.
 func (a *cliAlerts) wait() (accepted, queued int) {
 	if a == nil {
 		return 0, 0
 	}
 	defer a.stop()
-	deadline := time.After(cliAlertWait)
+	deadline := time.After(a.waitFor)
 	for int(a.accepted.Load()) < a.queued {
 		select {
 		case <-a.notify:
