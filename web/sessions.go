@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/internal/when"
 )
 
 // sessionsPerPage is how many sessions one page of search results shows.
@@ -19,7 +20,7 @@ const sessionsPerPage = 50
 // sessionQuery is a session search as the form and the API take it.
 type sessionQuery struct {
 	Identity, Owner, Target, Protocol string
-	From, To                          string // dates (2006-01-02) or RFC 3339 times
+	From, To                          string // durations back from now, dates or times (when.Parse)
 	Breakglass                        bool
 	Page                              int    // from 1
 	Text                              string // the search box: what happened inside sessions
@@ -41,21 +42,13 @@ func parseSessionQuery(v url.Values) (sessionQuery, error) {
 	return q, err
 }
 
-// parseWhen reads a date or an RFC 3339 time; a date as the end of a
-// range means the end of that day.
+// parseWhen reads a from or to value as the CLI's --since and --until
+// (when.Parse), dates in UTC: a date as the end of a range keeps that
+// whole day.
 func parseWhen(s string, end bool) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse("2006-01-02", s)
+	t, err := when.Parse(s, end, time.Now().UTC())
 	if err != nil {
-		return t, fmt.Errorf("%w: time %q: want 2006-01-02 or an RFC 3339 time", errBadRequest, s)
-	}
-	if end {
-		t = t.Add(24 * time.Hour)
+		return t, fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	return t, nil
 }

@@ -98,21 +98,10 @@ so: what they did may be missing. 'sallyport recording reindex' rebuilds it.`,
 	return c
 }
 
-// parseWhen reads a --since or --until value: a duration back from now,
-// or a date or RFC 3339 time. Empty is the zero time.
+// parseWhen reads a --since or --until value (whenFlag): --until is an
+// upper bound, so a bare date keeps that whole day. Empty is the zero time.
 func parseWhen(flag, s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := ParseDuration(s); err == nil {
-		return time.Now().Add(-d), nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, usageErrorf("%s: %q is neither a duration (24h, 30d) nor a date (2026-12-01)", flag, s)
+	return whenFlag(flag, s, flag == "--until")
 }
 
 func runSearch(ctx context.Context, g *globals, q search.Query) (search.Result, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/internal/when"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -56,12 +57,9 @@ func newSessionsListCmd(g *globals) *cobra.Command {
   sallyport sessions list --identity svc-backup --since 24h --json`,
 		Args: args(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if since != "" {
-				d, err := ParseDuration(since)
-				if err != nil {
-					return usageErrorf("--since: %v", err)
-				}
-				f.Since = time.Now().Add(-d)
+			var err error
+			if f.Since, err = whenFlag("--since", since, false); err != nil {
+				return err
 			}
 			ap, err := g.open(c.Context())
 			if err != nil {
@@ -85,11 +83,21 @@ func newSessionsListCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&f.Identity, "identity", "", "only this identity's sessions")
 	c.Flags().StringVar(&f.Target, "target", "", "only sessions to this target")
-	c.Flags().StringVar(&since, "since", "", "only sessions started within this long, e.g. 24h or 7d")
+	c.Flags().StringVar(&since, "since", "", "only sessions started since this long ago (24h, 7d) or this date")
 	c.Flags().BoolVar(&f.Live, "live", false, "only sessions still running")
 	c.Flags().IntVar(&f.Limit, "limit", 0, "only the newest N sessions")
 	c.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return c
+}
+
+// whenFlag reads the value of a time filter flag with when.Parse, in the
+// local time zone; end: it is an upper bound.
+func whenFlag(flag, s string, end bool) (time.Time, error) {
+	t, err := when.Parse(s, end, time.Now())
+	if err != nil {
+		return time.Time{}, usageErrorf("%s: %v", flag, err)
+	}
+	return t, nil
 }
 
 // sessionOut is the JSON form of a session (docs/cli.md).

@@ -10,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sallyport/sallyport/internal/when"
 	"github.com/sallyport/sallyport/proxy/tlscert"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -218,28 +218,9 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // D returns the duration as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-var daysRE = regexp.MustCompile(`^(\d+)d$`)
-
 // ParseDuration parses "30d" or any time.ParseDuration string; negative
-// durations are refused.
-func ParseDuration(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if m := daysRE.FindStringSubmatch(s); m != nil {
-		days, err := strconv.Atoi(m[1])
-		if err != nil || days > 100000 {
-			return 0, fmt.Errorf("duration %q is out of range", s)
-		}
-		return time.Duration(days) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("duration %q: want e.g. 90s, 15m, 1h or 90d", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("duration %q is negative", s)
-	}
-	return d, nil
-}
+// durations are refused (when.ParseDuration).
+func ParseDuration(s string) (time.Duration, error) { return when.ParseDuration(s) }
 
 // ConfigError is a problem in the config file; the CLI exits 2 on it.
 type ConfigError struct{ msg string }
