@@ -13,9 +13,9 @@ import (
 // This file is the leaver flow's second half: when an owner leaves (iga
 // offboard, or the identity provider deactivates or deletes them), each
 // identity they own gets an ownership-transfer item for their manager (or
-// an admin); leaver.go opens the items. Admission
-// already denies those identities owner_inactive; assigning a new active
-// owner closes the item, and the new owner must then certify.
+// an admin), opened in leaver.go. Admission already denies those
+// identities owner_inactive; assigning a new active owner closes the item,
+// and the new owner must then certify.
 
 // Transfer outcomes.
 const (
