@@ -19,6 +19,9 @@ type candidate struct {
 	entries   int
 	claimedBy string
 	until     string // claimed_until
+	// verified: the caller verified the recording (Reindex), so a
+	// continuation is read without verifying it again.
+	verified bool
 }
 
 // live says more may reach the store.

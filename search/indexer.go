@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,11 @@ type Indexer struct {
 	LivePoll time.Duration
 	// Bound bounds each session's share of the index.
 	Bound Bound
+	// Key is the recording signing key's public half: a recording is
+	// verified with it before a continuation is indexed (see
+	// continued.go), and by Reindex. Nil means no continuation is indexed
+	// (its session is marked failed) and Reindex refuses to run.
+	Key ed25519.PublicKey
 	// Logger gets a line per session that cannot be indexed; nil
 	// discards.
 	Logger *slog.Logger
@@ -85,13 +91,19 @@ func (x *Indexer) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
-	var adopted time.Time
+	var adopted, continued time.Time
 	for {
 		if time.Since(adopted) >= adoptEvery {
 			if err := x.adopt(ctx); err != nil && ctx.Err() == nil {
 				x.logger().Warn("search index: look for sessions without an indexing state failed", "err", err)
 			}
 			adopted = time.Now()
+		}
+		if time.Since(continued) >= continuedEvery {
+			if err := x.reopenContinued(ctx); err != nil && ctx.Err() == nil {
+				x.logger().Warn("search index: look for continued recordings failed", "err", err)
+			}
+			continued = time.Now()
 		}
 		if _, err := x.Pass(ctx); err != nil && ctx.Err() == nil {
 			x.logger().Warn("search index pass failed", "err", err)
@@ -195,6 +207,17 @@ func (x *Indexer) session(ctx context.Context, c candidate) (bool, error) {
 	src := recorder.SessionSource(x.Store, c.id, c.started)
 	final := !c.live()
 	ex := newExtractor(x.Bound, c.bytes, c.entries)
+	if final && !c.verified {
+		problem, err := x.checkContinuation(ctx, src, c.cursor)
+		if err != nil {
+			x.logger().Warn("search index: cannot verify recording; will try again", "session", c.id, "err", err)
+			return false, ctx.Err()
+		}
+		if problem != "" {
+			x.logger().Warn("search index: continuation not indexed", "session", c.id, "problem", problem)
+			return true, x.save(ctx, c.id, c.cursor, ex, stateFailed, problem)
+		}
+	}
 	for progressed := false; ; progressed = true {
 		cur, err := recorder.Feed(ctx, src, c.cursor, chunksPerBatch, ex.add)
 		if err != nil {

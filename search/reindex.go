@@ -3,19 +3,122 @@ package search
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/sallyport/sallyport/recorder"
 )
 
-// Reindex forgets what the index holds of session id and indexes its
-// recording again from the start, to its end: the recording should be
-// verified first (reindex verifies it). It takes the session over from
-// any indexer working on it. It returns the entries indexed.
-func (x *Indexer) Reindex(ctx context.Context, id string, started time.Time) (int, error) {
+// Reindexed is what a Reindex did.
+type Reindexed struct {
+	// Sessions were verified and indexed again, from scratch; Entries is
+	// what they hold now.
+	Sessions, Entries int
+	// Failed failed verification: reported, and taken out of the index.
+	Failed int
+	// Skipped are live or deleted: left alone (serve indexes the live
+	// ones; a deleted recording is not in the store).
+	Skipped int
+}
+
+// String is the tally `sallyport recording reindex` prints.
+func (r Reindexed) String() string {
+	return fmt.Sprintf("reindexed %d session(s), %d entries; %d failed verification, %d live or deleted (left alone)",
+		r.Sessions, r.Entries, r.Failed, r.Skipped)
+}
+
+// reindexSQL lists the sessions a Reindex considers, oldest first.
+const reindexSQL = `SELECT id, state, started_at FROM sessions WHERE started_at >= ? ORDER BY started_at, id`
+
+// Reindex rebuilds the index from the store: every session that started
+// at or after since (zero: every session) and has ended is verified with
+// Key, as `sallyport verify` does, and indexed again from scratch when it
+// is intact or incomplete (authentic, cut short by a crash or a lost
+// replica), its continuation included. Any other (tampered, unsealed,
+// missing objects) is taken out of the index and kept out, and report
+// is called with its verification. Live and deleted sessions are left
+// alone. Errors of the store or the database stop it.
+func (x *Indexer) Reindex(ctx context.Context, since time.Time, report func(recorder.Report)) (Reindexed, error) {
+	var r Reindexed
+	if x.Key == nil {
+		return r, errors.New("reindex: no recording key to verify recordings with")
+	}
+	todo, err := x.reindexCandidates(ctx, since)
+	if err != nil {
+		return r, err
+	}
+	for _, c := range todo {
+		if c.live() || c.state == "deleted" {
+			r.Skipped++
+			continue
+		}
+		n, ok, err := x.verifyAndReindex(ctx, c, report)
+		if err != nil {
+			return r, err
+		}
+		if !ok {
+			r.Failed++
+			continue
+		}
+		r.Sessions, r.Entries = r.Sessions+1, r.Entries+n
+	}
+	return r, nil
+}
+
+// reindexCandidates lists the sessions that started since, oldest first.
+func (x *Indexer) reindexCandidates(ctx context.Context, since time.Time) ([]candidate, error) {
+	ix := x.Index
+	rows, err := ix.db.QueryContext(ctx, ix.d.rebind(reindexSQL), since.UTC().Format(timeLayout))
+	if err != nil {
+		return nil, fmt.Errorf("list sessions to reindex: %w", err)
+	}
+	defer rows.Close()
+	var out []candidate
+	for rows.Next() {
+		var c candidate
+		var started string
+		if err := rows.Scan(&c.id, &c.state, &started); err != nil {
+			return nil, fmt.Errorf("list sessions to reindex: %w", err)
+		}
+		if c.started, err = time.Parse(time.RFC3339Nano, started); err != nil {
+			return nil, fmt.Errorf("list sessions to reindex: session %s: %w", c.id, err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions to reindex: %w", err)
+	}
+	return out, nil
+}
+
+// verifyAndReindex verifies one recording and indexes it afresh when it
+// is authentic; ok is false when it is not (reported, and taken out of
+// the index).
+func (x *Indexer) verifyAndReindex(ctx context.Context, c candidate, report func(recorder.Report)) (n int, ok bool, err error) {
+	rep, err := recorder.Verify(ctx, recorder.SessionSource(x.Store, c.id, c.started), x.Key)
+	if err != nil {
+		return 0, false, fmt.Errorf("reindex: verify session %s: %w", c.id, err)
+	}
+	if !authentic(rep) {
+		if report != nil {
+			report(rep)
+		}
+		return 0, false, x.reset(ctx, c.id, stateFailed, "recording "+string(rep.Status))
+	}
+	n, err = x.reindexSession(ctx, c.id, c.started)
+	return n, err == nil, err
+}
+
+// reindexSession forgets what the index holds of session id and indexes
+// its recording again from the start, to its end, continuation included:
+// the caller verified it. It takes the session over from any indexer
+// working on it, and returns the entries indexed.
+func (x *Indexer) reindexSession(ctx context.Context, id string, started time.Time) (int, error) {
 	if err := x.reset(ctx, id, statePartial, ""); err != nil {
 		return 0, err
 	}
-	c := candidate{id: id, state: "stored", started: started}
+	c := candidate{id: id, state: "stored", started: started, verified: true}
 	if _, err := x.session(ctx, c); err != nil {
 		return 0, err
 	}
@@ -30,13 +133,6 @@ func (x *Indexer) Reindex(ctx context.Context, id string, started time.Time) (in
 		return n, fmt.Errorf("index session %s: %s", id, problem)
 	}
 	return n, nil
-}
-
-// Reject removes session id from the index and keeps it out, saying why
-// (a recording that failed verification): the indexer does not read it
-// again.
-func (x *Indexer) Reject(ctx context.Context, id, problem string) error {
-	return x.reset(ctx, id, stateFailed, problem)
 }
 
 // reset deletes the session's entries and sets its indexing state afresh,

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/recorder"
 	"github.com/sallyport/sallyport/search"
 )
@@ -190,8 +188,9 @@ restore.`,
 	return c
 }
 
-// reindex verifies and indexes every ended session since when, and
-// returns how many failed verification.
+// reindex runs search.Indexer.Reindex over the sessions since when,
+// printing each recording that failed verification and the tally, and
+// returns how many failed.
 func reindex(ctx context.Context, g *globals, w io.Writer, since time.Time) (int, error) {
 	pub, err := g.recordingPublicKey("")
 	if err != nil {
@@ -202,76 +201,25 @@ func reindex(ctx context.Context, g *globals, w io.Writer, since time.Time) (int
 		return 0, err
 	}
 	defer ap.Close()
-	r, err := newReindexer(ap, pub, w)
-	if err != nil {
-		return 0, err
-	}
-	rs, err := ap.store.Sessions(ctx, sqlstore.SessionFilter{Since: since})
-	if err != nil {
-		return 0, err
-	}
-	return r.all(ctx, rs)
-}
-
-// reindexer verifies recordings and indexes them afresh.
-type reindexer struct {
-	x     *search.Indexer
-	store recorder.Store
-	pub   ed25519.PublicKey
-	w     io.Writer
-}
-
-func newReindexer(ap *app, pub ed25519.PublicKey, w io.Writer) (*reindexer, error) {
 	rc, err := recorderConfig(ap.cfg)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	store, err := recorder.NewStore(rc)
 	if err != nil {
-		return nil, fmt.Errorf("open recording store: %w", err)
+		return 0, fmt.Errorf("open recording store: %w", err)
 	}
 	ix, err := newSearchIndex(ap.store)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	x := &search.Indexer{Index: ix, Store: store, Write: ap.store.SearchWrite, Owner: "reindex"}
-	return &reindexer{x: x, store: store, pub: pub, w: w}, nil
-}
-
-// all reindexes rs (live ones are left to serve) and prints the tally.
-func (r *reindexer) all(ctx context.Context, rs []sqlstore.SessionRecord) (int, error) {
-	var done, entries, bad, skipped int
-	for _, s := range rs {
-		if recorder.State(s.State).InTransit() || s.State == sqlstore.StateDeleted {
-			skipped++
-			continue
-		}
-		n, ok, err := r.one(ctx, s)
-		if err != nil {
-			return bad, err
-		}
-		if !ok {
-			bad++
-			continue
-		}
-		done, entries = done+1, entries+n
-	}
-	fmt.Fprintf(r.w, "reindexed %d session(s), %d entries; %d failed verification, %d live or deleted (left alone)\n",
-		done, entries, bad, skipped)
-	return bad, nil
-}
-
-// one verifies one recording and indexes it when it is authentic; ok is
-// false when it is not (reported, and taken out of the index).
-func (r *reindexer) one(ctx context.Context, s sqlstore.SessionRecord) (n int, ok bool, err error) {
-	rep, err := recorder.Verify(ctx, recorder.SessionSource(r.store, s.ID, s.StartedAt), r.pub)
+	x := &search.Indexer{Index: ix, Store: store, Write: ap.store.SearchWrite, Owner: "reindex", Key: pub}
+	res, err := x.Reindex(ctx, since, func(rep recorder.Report) {
+		fmt.Fprintf(w, "session %s not indexed: %s\n", rep.Session, rep.String())
+	})
 	if err != nil {
-		return 0, false, err
+		return res.Failed, err
 	}
-	if rep.Status != recorder.StatusIntact && rep.Status != recorder.StatusIncomplete {
-		fmt.Fprintf(r.w, "session %s not indexed: %s\n", s.ID, rep.String())
-		return 0, false, r.x.Reject(ctx, s.ID, "recording "+string(rep.Status))
-	}
-	n, err = r.x.Reindex(ctx, s.ID, s.StartedAt)
-	return n, err == nil, err
+	fmt.Fprintln(w, res)
+	return res.Failed, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 
 	"github.com/sallyport/sallyport/iga/sqlstore"
@@ -20,7 +21,9 @@ func newSearchIndex(store *sqlstore.Store) (*search.Index, error) {
 
 // searchComponent runs the search indexer: it reads what the recorder has
 // put in the store, off every relay's path, and claims each session in the
-// registry so replicas sharing it never index one twice.
+// registry so replicas sharing it never index one twice. It verifies a
+// recording with the recording key before it indexes a lost replica's
+// continuation.
 func (d *serveDeps) searchComponent() *component {
 	return &component{name: "search indexer", run: func(ctx context.Context) error {
 		if !boolOr(d.ap.cfg.Search.Indexing, true) {
@@ -32,7 +35,7 @@ func (d *serveDeps) searchComponent() *component {
 			return err
 		}
 		x := &search.Indexer{Index: ix, Store: d.recorder.Store, Write: d.ap.store.SearchWrite,
-			Owner: d.cluster.id, Logger: d.log}
+			Owner: d.cluster.id, Logger: d.log, Key: d.recorder.Key.Public().(ed25519.PublicKey)}
 		return x.Run(ctx)
 	}}
 }
