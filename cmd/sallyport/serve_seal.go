@@ -2,40 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"fmt"
 	"time"
 
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/recorder"
 )
 
-const (
-	// sealRoundTimeout bounds one round of sealing lost replicas'
-	// recordings: each reads a recording's chunks from the store once.
-	sealRoundTimeout = 2 * time.Minute
-	// sealClaimStale is how long a claim to seal a session holds when its
-	// sealer never finishes (it died while sealing); then the leader of the
-	// moment takes it over.
-	sealClaimStale = 5 * time.Minute
-	// recoveryClaimTimeout bounds recording, at start, that this replica
-	// recovered a session from its spool.
-	recoveryClaimTimeout = 5 * time.Second
-)
-
-// lostSealer seals, from what reached the recording store, the recordings
-// of sessions whose replica was lost for good: its lease lapsed (the rule
-// the credential janitors use) and it has not come back within the grace,
-// one more lease. The leader runs it; a claim in the registry makes one
-// replica seal each session, once (see sqlstore.ClaimSeal).
+// lostSealer runs recorder.LostSealer, which seals the recordings of a
+// replica lost for good from the store, on the leader. The grace after
+// which a lapsed replica counts as lost is one more lease.
 type lostSealer struct {
-	c     *cluster
-	store recorder.Store
-	key   ed25519.PrivateKey
-	// grace is how long after a replica's lease ended it counts as lost:
-	// a replica cut off from the registry for a moment renews its lease
-	// within it and finishes its recordings itself.
-	grace time.Duration
+	c      *cluster
+	sealer *recorder.LostSealer
 }
 
 // newLostSealer opens the recording store and key as the recorder does.
@@ -44,7 +22,8 @@ func newLostSealer(cfg *Config, c *cluster) (*lostSealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lostSealer{c: c, store: store, key: key, grace: c.lease}, nil
+	return &lostSealer{c: c, sealer: &recorder.LostSealer{Store: store, Key: key, Registry: lostRegistry{c.store},
+		Replica: c.id, Grace: c.lease, Logger: c.log}}, nil
 }
 
 // run seals every janitor interval, while this replica leads, until ctx
@@ -65,91 +44,37 @@ func (s *lostSealer) run(ctx context.Context) {
 		case <-t.C:
 		}
 		if s.c.leading() {
-			s.round(ctx)
+			s.sealer.Round(ctx)
 		}
 	}
 }
 
-// round seals what the registry lists as lost now.
-func (s *lostSealer) round(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, sealRoundTimeout)
-	defer cancel()
-	now := time.Now()
-	lost, err := s.c.store.LostSessions(ctx, now.Add(-s.grace))
-	if err != nil {
-		s.c.log.Warn("lost replicas' recordings not sealed this round", "err", err)
-		return
+// noteRecovered claims in the registry the sessions this replica
+// recovered from its spool (recorder.LostSealer.Recovered).
+func (c *cluster) noteRecovered(sc recorder.StateChange) { c.sealer.sealer.Recovered(sc) }
+
+// lostRegistry is the registry as the lost-replica sealer sees it.
+type lostRegistry struct{ s *sqlstore.Store }
+
+func (x lostRegistry) LostSessions(ctx context.Context, lostBefore time.Time) ([]recorder.LostSession, error) {
+	ls, err := x.s.LostSessions(ctx, lostBefore)
+	out := make([]recorder.LostSession, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, recorder.LostSession{ID: l.ID, Replica: l.Replica, StartedAt: l.StartedAt, LeaseUntil: l.LeaseUntil})
 	}
-	for _, l := range lost {
-		if err := s.seal(ctx, l, now); err != nil && ctx.Err() == nil {
-			s.c.log.Warn("lost replica's recording not sealed; tried again next round", "session", l.ID, "replica", l.Replica, "err", err)
-		}
-	}
+	return out, err
 }
 
-// seal claims and seals one session's recording, and records it in the
-// index.
-func (s *lostSealer) seal(ctx context.Context, l sqlstore.LostSession, now time.Time) error {
-	won, err := s.c.store.ClaimSeal(ctx, sqlstore.SealClaim{Session: l, Sealer: s.c.id, At: now, StaleBefore: now.Add(-sealClaimStale)})
-	if err != nil || !won {
-		return err
-	}
-	res, err := recorder.SealFromStore(ctx, s.store, s.key, l.ID, l.StartedAt, lostReason(l, s.grace))
-	if err != nil {
-		return err
-	}
-	done := sqlstore.SealDone{Session: l.ID, Sealer: s.c.id, At: time.Now(), Chunks: res.Chunks(),
-		Reason: res.Manifest.Reason, EndedAt: res.Manifest.EndedAt, State: indexState(res.Manifest.State)}
-	if res.NothingStored {
-		done.Reason = lostReason(l, s.grace) + "; none of its recording reached the store, so there is nothing to seal"
-		done.EndedAt = l.LeaseUntil // it ended with its replica at the latest
-		if done.EndedAt.IsZero() {
-			done.EndedAt = now // never NULL: that would list it as live
-		}
-	}
-	if err := s.c.store.MarkSealed(ctx, done); err != nil {
-		return err
-	}
-	s.c.log.Warn("sealed the recording of a lost replica's session from the store", "session", l.ID, "replica", l.Replica,
-		"chunks", res.Chunks(), "already_sealed", res.Already, "beyond_break", len(res.Beyond))
-	return nil
+func (x lostRegistry) ClaimSeal(ctx context.Context, l recorder.LostSession, sealer string, at, staleBefore time.Time) (bool, error) {
+	return x.s.ClaimSeal(ctx, sqlstore.SealClaim{Session: sqlstore.LostSession{ID: l.ID, Replica: l.Replica,
+		StartedAt: l.StartedAt, LeaseUntil: l.LeaseUntil}, Sealer: sealer, At: at, StaleBefore: staleBefore})
 }
 
-// lostReason says which replica was lost and when its lease ended.
-func lostReason(l sqlstore.LostSession, grace time.Duration) string {
-	if l.LeaseUntil.IsZero() {
-		return fmt.Sprintf("replica %s was lost (its lease is no longer on record) while the session was live", l.Replica)
-	}
-	return fmt.Sprintf("replica %s stopped renewing its lease at %s while the session was live and did not come back within %s: it was lost",
-		l.Replica, l.LeaseUntil.UTC().Format(time.RFC3339), grace)
+func (x lostRegistry) MarkSealed(ctx context.Context, sealer string, at time.Time, d recorder.LostSeal) error {
+	return x.s.MarkSealed(ctx, sqlstore.SealDone{Session: d.Session, Sealer: sealer, At: at, Chunks: d.Chunks,
+		Reason: d.Reason, EndedAt: d.EndedAt, State: string(d.State)})
 }
 
-// indexState is the index state a manifest's state means.
-func indexState(manifest string) string {
-	switch manifest {
-	case recorder.ManifestComplete:
-		return string(recorder.StateStored)
-	case recorder.ManifestDegraded:
-		return string(recorder.StateDegraded)
-	}
-	return string(recorder.StateIncomplete)
-}
-
-// noteRecovered records in the registry that this replica recovered sc's
-// session from its spool, so that no survivor seals it from the store
-// meanwhile. When one did first, the recorder finds its manifest and
-// uploads the spool's rest as a continuation.
-func (c *cluster) noteRecovered(sc recorder.StateChange) {
-	if !sc.Recovered {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), recoveryClaimTimeout)
-	defer cancel()
-	mine, err := c.store.ClaimRecovered(ctx, sc.Meta.ID, c.id, time.Now())
-	switch {
-	case err != nil:
-		c.log.Warn("recovered recording not claimed in the registry; a survivor may seal it too, then it is continued", "session", sc.Meta.ID, "err", err)
-	case !mine:
-		c.log.Info("recovered a recording another replica sealed meanwhile; what the spool has beyond it goes to a continuation", "session", sc.Meta.ID)
-	}
+func (x lostRegistry) ClaimRecovered(ctx context.Context, id, replica string, at time.Time) (bool, error) {
+	return x.s.ClaimRecovered(ctx, id, replica, at)
 }
