@@ -21,6 +21,14 @@ type Watcher interface {
 	Watch(id string) (events <-chan recorder.Watched, stop func(), ok bool)
 }
 
+// RecordingWatcher follows a live session's recording in the shared store
+// (recorder.StoreTail), for the sessions another replica runs: records
+// arrive as the recording is uploaded, a flush interval and a poll behind
+// the session. Nothing it does reaches the session.
+type RecordingWatcher interface {
+	WatchRecording(ctx context.Context, id string, started time.Time) (events <-chan recorder.Watched, stop func())
+}
+
 // AuditWatch is the audit event type of watching a session live.
 const AuditWatch = "session_watch"
 
@@ -37,19 +45,38 @@ const (
 
 // liveView is what the session page says about watching a live session.
 type liveView struct {
-	Watchable bool   // this replica runs it: the page opens the stream
+	Watchable bool   // the page opens the stream
 	Elsewhere string // the replica that runs it, when it is another
+	// Lag is how far the view of a session another replica runs trails
+	// it, when LiveStore says ("1.5s"); empty otherwise.
+	Lag string
 }
 
-// liveOf tells the page of a live session where it can be watched.
+// liveOf tells the page of a live session where it can be watched: here,
+// from this replica's recorder or, for a session of another replica, from
+// its recording in the store; or on the other replica's console.
 func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
-	if !rec.EndedAt.IsZero() || s.Live == nil || !recorder.State(rec.State).InTransit() {
+	if !rec.EndedAt.IsZero() || (s.Live == nil && s.LiveStore == nil) || !recorder.State(rec.State).InTransit() {
 		return nil // ended, or with a replica that is gone (the state says so)
 	}
-	if rec.Replica != "" && s.Replica != "" && rec.Replica != s.Replica {
-		return &liveView{Elsewhere: rec.Replica}
+	switch {
+	case !s.elsewhere(rec) && s.Live != nil:
+		return &liveView{Watchable: true}
+	case !s.elsewhere(rec):
+		return nil
+	case s.LiveStore != nil:
+		v := &liveView{Watchable: true, Elsewhere: rec.Replica}
+		if l, ok := s.LiveStore.(interface{ Lag() time.Duration }); ok {
+			v.Lag = l.Lag().String()
+		}
+		return v
 	}
-	return &liveView{Watchable: true}
+	return &liveView{Elsewhere: rec.Replica}
+}
+
+// elsewhere reports whether another replica runs rec's session.
+func (s *Server) elsewhere(rec sqlstore.SessionRecord) bool {
+	return rec.Replica != "" && s.Replica != "" && rec.Replica != s.Replica
 }
 
 // liveStream sends a live session's records to the browser as Server-Sent
@@ -79,9 +106,11 @@ func (s *Server) liveStream(w http.ResponseWriter, r *http.Request, p *principal
 	s.pump(r.Context(), rc, w, events)
 }
 
-// startWatch taps rec's session on this replica and records who watches.
+// startWatch taps rec's session, on this replica or (another replica's
+// session) in the store, and records who watches.
 func (s *Server) startWatch(ctx context.Context, p *principal, rec sqlstore.SessionRecord) (<-chan recorder.Watched, func(), error) {
-	if s.Live == nil || s.Audit == nil {
+	fromStore := s.elsewhere(rec) && s.LiveStore != nil
+	if (s.Live == nil && !fromStore) || s.Audit == nil {
 		return nil, nil, fmt.Errorf("%w: live view", errUnavailable)
 	}
 	if !rec.EndedAt.IsZero() {
@@ -92,12 +121,19 @@ func (s *Server) startWatch(ctx context.Context, p *principal, rec sqlstore.Sess
 		return nil, nil, fmt.Errorf("%w: the console is shutting down", errUnavailable)
 	default:
 	}
-	events, stop, ok := s.Live.Watch(rec.ID)
-	if !ok {
-		return nil, nil, fmt.Errorf("%w: session %s is not running on this replica%s", errConflict, rec.ID, elsewhere(rec.Replica))
+	detail := fmt.Sprintf("watched session %s live from the console", rec.ID)
+	var events <-chan recorder.Watched
+	var stop func()
+	if fromStore {
+		events, stop = s.LiveStore.WatchRecording(ctx, rec.ID, rec.StartedAt)
+		detail += fmt.Sprintf(" (replica %s runs it: its recording in the store)", rec.Replica)
+	} else {
+		var ok bool
+		if events, stop, ok = s.Live.Watch(rec.ID); !ok {
+			return nil, nil, fmt.Errorf("%w: session %s is not running on this replica%s", errConflict, rec.ID, elsewhere(rec.Replica))
+		}
 	}
-	ev := iga.AuditEvent{Time: s.now(), Type: AuditWatch, Actor: p.ID, Identity: rec.Identity, Target: rec.Target,
-		Detail: fmt.Sprintf("watched session %s live from the console", rec.ID)}
+	ev := iga.AuditEvent{Time: s.now(), Type: AuditWatch, Actor: p.ID, Identity: rec.Identity, Target: rec.Target, Detail: detail}
 	if err := s.Audit(ctx, ev); err != nil {
 		stop()
 		return nil, nil, fmt.Errorf("record watching session %s: %w", rec.ID, err)
@@ -169,7 +205,7 @@ func (s *Server) pump(ctx context.Context, rc *http.ResponseController, w http.R
 }
 
 // sseEncoder turns records into Server-Sent Events: term, output, resize,
-// exec, record, lost and end, each with one JSON object as data.
+// exec, record, lost, end and failed, each with one JSON object as data.
 type sseEncoder struct {
 	buf   strings.Builder
 	carry map[string][]byte // an unfinished UTF-8 sequence per stream
@@ -191,6 +227,8 @@ func (e *sseEncoder) add(ev recorder.Watched) {
 		e.event("lost", map[string]int64{"lost": ev.Lost})
 	case recorder.WatchEnd:
 		e.raw("end", ev.Data)
+	case recorder.WatchFailed:
+		e.event("failed", map[string]string{"error": string(ev.Data)})
 	}
 }
 

@@ -87,8 +87,14 @@ type Server struct {
 	// Live taps the sessions this replica runs, for the live view
 	// (recorder.Recorder). Nil: no live view.
 	Live Watcher
+	// LiveStore follows, in the shared store, the recording of a live
+	// session another replica runs, for the live view of any replica
+	// (recorder.StoreTail; live.go). Nil: the page says which replica's
+	// console watches it.
+	LiveStore RecordingWatcher
 	// Replica names this serve process as the session index does; a live
-	// session of another replica is watched on that replica's console.
+	// session of another replica is watched through LiveStore, or without
+	// it on that replica's console.
 	// Empty: unknown, every live session is tried here.
 	Replica string
 	// Audit appends an event to the registry's audit trail (who watched

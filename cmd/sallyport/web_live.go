@@ -4,15 +4,18 @@ import (
 	"context"
 
 	"github.com/sallyport/sallyport/iga"
+	"github.com/sallyport/sallyport/recorder"
 	"github.com/sallyport/sallyport/search"
 	"github.com/sallyport/sallyport/web"
 )
 
-// withLiveView lets the console watch the sessions this replica runs,
-// naming the replica so a session of another is sent there, and records
-// each watch in the registry's audit trail.
+// withLiveView lets the console watch the sessions this replica runs, and
+// those of other replicas by following their recordings in the shared
+// store, and records each watch in the registry's audit trail.
 func (d *serveDeps) withLiveView(ws *web.Server) {
 	ws.Live, ws.Replica = d.recorder, d.cluster.id
+	ws.LiveStore = recorder.StoreTail{Store: d.recorder.Store, FlushInterval: d.recorder.Config.FlushInterval,
+		Options: recorder.TailOptions{Logger: d.log}}
 	ws.Audit = func(ctx context.Context, e iga.AuditEvent) error {
 		return d.ap.store.Update(ctx, func(tx iga.Tx) error { return tx.AppendAudit(ctx, e) })
 	}

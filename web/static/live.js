@@ -91,6 +91,12 @@
       addRecord(ev);
       setState("ended: reload the page to replay the recording", "intact");
     });
+    // A session of another replica is followed in the store; a recording
+    // that cannot be read as recorded stops the view.
+    on(es, "failed", function (f) {
+      es.close();
+      setState("stopped: " + f.error, "tampered");
+    });
     // EventSource would reconnect, and each connection is a new watch; a
     // lost stream is left for the person to reopen.
     es.onerror = function () {
