@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/iga/sqlstore"
 	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/recorder"
@@ -31,8 +33,29 @@ import (
 // tampered continuation is not indexed, by the indexer or by reindex,
 // which reports it.
 func TestContinuationIndexed(t *testing.T) {
-	for name, registry := range registries(t) {
-		t.Run(name, func(t *testing.T) { testContinuationIndexed(t, newContinued(t, registry)) })
+	regs := registries(t)
+	fileStore := func(t *testing.T, cfg recorder.Config) recorder.Store {
+		s, err := recorder.NewStore(cfg)
+		require.NoError(t, err)
+		return s
+	}
+	s3Store := func(t *testing.T, _ recorder.Config) recorder.Store { // the HA shape
+		s3 := sandbox.S3T(t)
+		s, err := recorder.NewS3Store(recorder.S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, Region: s3.Region,
+			AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
+		require.NoError(t, err)
+		return s
+	}
+	for _, tc := range []struct {
+		name     string
+		registry func(dir string) sqlstore.Config
+		store    func(*testing.T, recorder.Config) recorder.Store
+	}{
+		{"sqlite/file", regs["sqlite"], fileStore},
+		{"postgres/file", regs["postgres"], fileStore},
+		{"sqlite/s3", regs["sqlite"], s3Store},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testContinuationIndexed(t, newContinued(t, tc.registry, tc.store)) })
 	}
 }
 
@@ -97,7 +120,7 @@ func (c *continuedFixture) wantMarker(t *testing.T, by string) {
 // lost, with the rest of it in the lost replica's spool.
 type continuedFixture struct {
 	reg      *sqlstore.Store
-	files    recorder.Store
+	files    recorder.Store // a file store or S3
 	key      ed25519.PrivateKey
 	ix       *search.Index
 	idx      *search.Indexer
@@ -122,7 +145,7 @@ func (s *outageStore) Put(ctx context.Context, key string, r io.Reader, size int
 	return s.Store.Put(ctx, key, r, size)
 }
 
-func newContinued(t *testing.T, registry func(dir string) sqlstore.Config) *continuedFixture {
+func newContinued(t *testing.T, registry func(dir string) sqlstore.Config, store func(*testing.T, recorder.Config) recorder.Store) *continuedFixture {
 	ctx := t.Context()
 	tmp := t.TempDir()
 	reg, err := sqlstore.Open(ctx, registry(tmp))
@@ -132,8 +155,7 @@ func newContinued(t *testing.T, registry func(dir string) sqlstore.Config) *cont
 	c := &continuedFixture{reg: reg, back: filepath.Join(tmp, "back"), logs: &syncbuf.Buffer{}}
 	c.key, err = recorder.LoadOrCreateSigningKey(cfg.KeyFile())
 	require.NoError(t, err)
-	c.files, err = recorder.NewStore(cfg)
-	require.NoError(t, err)
+	c.files = store(t, cfg)
 	c.record(t, cfg)
 	c.seal(t)
 	db, dialect := reg.SearchDB()
@@ -224,19 +246,30 @@ func (c *continuedFixture) index(t *testing.T, replica string) func(recorder.Sta
 	}
 }
 
-// tamperContinuation flips a byte of the continuation's last chunk and
-// returns a func that puts it back.
+// tamperContinuation flips a byte of the continuation's last chunk in
+// the store and returns a func that puts it back.
 func (c *continuedFixture) tamperContinuation(t *testing.T) func() {
-	chunks, err := filepath.Glob(filepath.Join(c.back, "..", "lost-a", "recordings", filepath.FromSlash(c.dir), "continuation", "*.chunk"))
+	ctx := t.Context()
+	keys, err := c.files.List(ctx, c.dir+"continuation/")
 	require.NoError(t, err)
-	require.NotEmpty(t, chunks, "the continuation's chunks are in the file store")
+	var chunks []string
+	for _, k := range keys {
+		if strings.HasSuffix(k, ".chunk") {
+			chunks = append(chunks, k)
+		}
+	}
+	require.NotEmpty(t, chunks, "the continuation's chunks are in the store")
 	last := chunks[len(chunks)-1]
-	data, err := os.ReadFile(last)
+	rc, err := c.files.Get(ctx, last)
 	require.NoError(t, err)
-	orig := bytes.Clone(data)
+	orig, err := io.ReadAll(rc)
+	rc.Close()
+	require.NoError(t, err)
+	data := bytes.Clone(orig)
 	data[len(data)-2] ^= 0x20
-	require.NoError(t, os.WriteFile(last, data, 0o600))
-	return func() { require.NoError(t, os.WriteFile(last, orig, 0o600)) }
+	put := func(b []byte) { require.NoError(t, c.files.Put(ctx, last, bytes.NewReader(b), int64(len(b)))) }
+	put(data)
+	return func() { put(orig) }
 }
 
 func (c *continuedFixture) setState(t *testing.T, state string) {
