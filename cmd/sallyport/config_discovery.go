@@ -1,15 +1,12 @@
 package main
 
 import (
-	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"regexp"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sallyport/sallyport/ca"
 	camysql "github.com/sallyport/sallyport/ca/mysql"
@@ -90,29 +87,70 @@ func discoveryTargets(cfg *Config, target string) ([]discover.Target, func(), er
 	return out, closeAll, nil
 }
 
+// discoverySource is the discovery source of one target: over SSH, or
+// through a database target's admin connection. A kind discovery does not
+// know gets a source that says so, never another kind's.
 func discoverySource(cfg *Config, tc TargetConfig) (discover.Source, func(), error) {
-	if tc.Kind == "ssh" {
+	switch tc.Kind {
+	case "ssh":
 		src, err := sshDiscoverySource(cfg, tc)
 		return src, nil, err
+	case "postgres", "mysql":
+	default:
+		return discover.Failed{Why: fmt.Sprintf("targets of kind %q cannot be discovered", tc.Kind)}, nil, nil
 	}
 	dsn := os.Getenv(tc.AdminDSNEnv)
 	if dsn == "" {
 		return discover.Failed{Why: fmt.Sprintf("no admin DSN: admin_dsn_env %q is unset or empty", tc.AdminDSNEnv)}, nil, nil
 	}
 	if tc.Kind == "postgres" {
-		t, err := postgresTarget(tc, dsn)
-		if err != nil {
-			return nil, nil, err
-		}
-		pool := t.Roles.(*capg.Issuer).DB.(*pgxpool.Pool)
-		return &discover.Postgres{DB: pool}, pool.Close, nil
+		return postgresDiscoverySource(tc, dsn)
 	}
+	return mysqlDiscoverySource(tc, dsn)
+}
+
+// pgAdmin is what discovery needs of a postgres target's admin
+// connection: catalogue queries, then Close (*pgxpool.Pool has both).
+type pgAdmin interface {
+	discover.PGQuerier
+	Close()
+}
+
+// mysqlAdmin is what discovery needs of a mysql target's admin
+// connection (*sql.DB has it).
+type mysqlAdmin interface {
+	discover.MySQLQuerier
+	Close() error
+}
+
+// postgresDiscoverySource opens the admin pool as sessions do
+// (postgresTarget: the target's address, database and tls block) and
+// discovers through its role issuer's connection.
+func postgresDiscoverySource(tc TargetConfig, dsn string) (discover.Source, func(), error) {
+	t, err := postgresTarget(tc, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if issuer, ok := t.Roles.(*capg.Issuer); ok {
+		if db, ok := issuer.DB.(pgAdmin); ok {
+			return &discover.Postgres{DB: db}, db.Close, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("target %s: discovery needs the admin connection of its role issuer, and %T has none it can query and close", tc.Name, t.Roles)
+}
+
+// mysqlDiscoverySource is postgresDiscoverySource for a mysql target.
+func mysqlDiscoverySource(tc TargetConfig, dsn string) (discover.Source, func(), error) {
 	t, err := mysqlTarget(tc, dsn)
 	if err != nil {
 		return nil, nil, err
 	}
-	db := t.Users.(*camysql.Issuer).DB.(*sql.DB)
-	return &discover.MySQL{DB: db}, func() { db.Close() }, nil
+	if issuer, ok := t.Users.(*camysql.Issuer); ok {
+		if db, ok := issuer.DB.(mysqlAdmin); ok {
+			return &discover.MySQL{DB: db}, func() { db.Close() }, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("target %s: discovery needs the admin connection of its user issuer, and %T has none it can query and close", tc.Name, t.Users)
 }
 
 // sshDiscoverySource logs in as the target's discovery_login with a
