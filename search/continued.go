@@ -45,6 +45,26 @@ func unread(c *recorder.Continuation, cur recorder.FeedCursor) bool {
 	return c != nil && len(c.Objects) > 0 && cur.Next <= c.Continues.Seq+len(c.Objects)
 }
 
+// gateContinuation keeps Feed from reading a continuation that fails
+// verification: when stop, session returns progressed and err. It looks
+// at every session but a live one: a lost replica that comes back
+// reports its session uploading before it stores the continuation.
+func (x *Indexer) gateContinuation(ctx context.Context, src recorder.Source, c candidate, ex *extractor) (stop, progressed bool, err error) {
+	if c.verified || recorder.State(c.state) == recorder.StateLive {
+		return false, false, nil
+	}
+	problem, err := x.checkContinuation(ctx, src, c.cursor)
+	if err != nil {
+		x.logger().Warn("search index: cannot verify recording; will try again", "session", c.id, "err", err)
+		return true, false, ctx.Err()
+	}
+	if problem == "" {
+		return false, false, nil
+	}
+	x.logger().Warn("search index: continuation not indexed", "session", c.id, "problem", problem)
+	return true, true, x.save(ctx, c.id, c.cursor, ex, stateFailed, problem)
+}
+
 // checkContinuation verifies src when it has a continuation that cur has
 // not read, before Feed reads it. It returns why the recording may not be
 // indexed further ("" when it may): Verify found it neither intact nor

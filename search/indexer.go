@@ -207,16 +207,8 @@ func (x *Indexer) session(ctx context.Context, c candidate) (bool, error) {
 	src := recorder.SessionSource(x.Store, c.id, c.started)
 	final := !c.live()
 	ex := newExtractor(x.Bound, c.bytes, c.entries)
-	if final && !c.verified {
-		problem, err := x.checkContinuation(ctx, src, c.cursor)
-		if err != nil {
-			x.logger().Warn("search index: cannot verify recording; will try again", "session", c.id, "err", err)
-			return false, ctx.Err()
-		}
-		if problem != "" {
-			x.logger().Warn("search index: continuation not indexed", "session", c.id, "problem", problem)
-			return true, x.save(ctx, c.id, c.cursor, ex, stateFailed, problem)
-		}
+	if stop, progressed, err := x.gateContinuation(ctx, src, c, ex); stop {
+		return progressed, err
 	}
 	for progressed := false; ; progressed = true {
 		cur, err := recorder.Feed(ctx, src, c.cursor, chunksPerBatch, ex.add)
