@@ -163,7 +163,8 @@ func newReindexCmd(g *globals) *cobra.Command {
 		Short: "Rebuild the search index from the recordings in the store, verifying each first",
 		Long: `reindex reads every ended session's recording from the configured store (those
 that started within --since, when given), verifies it as 'sallyport verify'
-does, and indexes it again from scratch for 'sallyport sessions search'. A
+does, and indexes it again from scratch for 'sallyport sessions search', a lost
+replica's continuation included (docs/search.md). A
 recording that is not intact or incomplete-but-authentic (tampered, unsealed,
 missing objects) is reported and taken out of the index: what it says cannot be
 trusted. It exits 1 when any was. A running 'sallyport serve' keeps indexing
