@@ -64,6 +64,7 @@ func TestSessionSearch(t *testing.T) {
 		{"protocol=postgres", 1, "s-pg"},
 		{"breakglass=1", 2, "s-grant"},
 		{"from=" + time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339), 4, "s-live"},
+		{"from=2h", 4, "s-live"}, // a duration back from now, as sessions search --since takes it
 		{"to=" + base.Format(time.RFC3339) + "&identity=svc-bulk", 0, ""},
 	} {
 		t.Run(tc.query, func(t *testing.T) {
