@@ -6,9 +6,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sallyport/sallyport/internal/when"
 )
 
 // This file holds certification campaigns (DESIGN §8): a named round in
@@ -193,18 +194,15 @@ func scopeSelector(scope string) (func(Identity, time.Time) bool, error) {
 	return nil, refusef("scope %q: want all, owner:PERSON, target:T or expiring:30d", scope)
 }
 
-// parseDays parses "30d" or a Go duration.
+// parseDays parses "30d" or a Go duration (when.ParseDuration), which
+// must be more than zero.
 func parseDays(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n <= 0 {
-			return 0, fmt.Errorf("%q is not a number of days", s)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
+	d, err := when.ParseDuration(s)
+	if err != nil {
+		return 0, err
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%q: want a duration such as 30d", s)
+	if d <= 0 {
+		return 0, fmt.Errorf("%q: want a duration of more than zero, such as 30d", s)
 	}
 	return d, nil
 }

@@ -55,7 +55,8 @@ func TestCampaignScopes(t *testing.T) {
 			{"expiring:30d", []string{"svc-b", "svc-d"}, ""},
 			{"owner:nobody@example.com", nil, "no identity is in scope"},
 			{"color:red", nil, "want all, owner:PERSON"},
-			{"expiring:soon", nil, "want a duration such as 30d"},
+			{"expiring:soon", nil, "want e.g. 90s, 15m, 1h or 90d"},
+			{"expiring:0d", nil, "more than zero"},
 		} {
 			t.Run(tc.scope, func(t *testing.T) {
 				rep, err := reg.StartCampaign(context.Background(), iga.CampaignRequest{Name: "Q4", Scope: tc.scope, Due: 14 * 24 * time.Hour, By: "dave@example.com"})

@@ -88,7 +88,7 @@ so: what they did may be missing. 'sallyport recording reindex' rebuilds it.`,
 	f.StringVar(&q.Target, "target", "", "only sessions to this target")
 	f.StringVar(&q.Protocol, "protocol", "", "only sessions of this protocol: ssh, postgres or mysql")
 	f.StringVar(&since, "since", "", "only hits since this long ago (24h, 30d) or this date")
-	f.StringVar(&until, "until", "", "only hits before this long ago or this date")
+	f.StringVar(&until, "until", "", "only hits before this long ago or this time; a bare date keeps that whole day")
 	f.BoolVar(&q.Breakglass, "breakglass", false, "only sessions opened under a break-glass grant")
 	f.StringSliceVar(&where, "where", nil, "only hits in these places: command, stdin, output, input, query, file, forward, note")
 	f.IntVar(&q.Limit, "limit", search.DefaultLimit, fmt.Sprintf("most hits to show (at most %d)", search.MaxLimit))
