@@ -1,9 +1,12 @@
 package recorder
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/syncbuf"
 )
 
 // arrival is a Watched record and when the watcher got it.
@@ -159,4 +163,110 @@ func testTail(t *testing.T, store Store, flush, poll time.Duration) {
 		assert.False(t, bytes.Contains(ev.Data, []byte("etc/passwd")), "output from before it joined: %s", shape(ev.Watched))
 	}
 	assert.Equal(t, shape(got[len(got)-1].Watched), shape(joined[len(joined)-1].Watched), "it ends with the end event")
+}
+
+// TestTailStopsAtDamage: a chunk that was changed in the store breaks the
+// hash chain; Tail says so (WatchFailed, naming the chunk) instead of
+// showing what it holds, and ends without an end record.
+func TestTailStopsAtDamage(t *testing.T) {
+	ctx := context.Background()
+	store, err := NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	h := newHarness(t, t.TempDir(), store, testKey(t), nil)
+	s, err := h.rec.Open(ctx, SessionMeta{ID: "s-damaged", Identity: "svc-backup", Target: "web-01", Protocol: "ssh"})
+	require.NoError(t, err)
+	require.NoError(t, s.OpenTerminal(0, 80, 24, ""))
+	require.NoError(t, s.Output(0, []byte("first\r\n")))
+	require.Eventually(t, func() bool { return inStore(ctx, store, "s-damaged", s.Meta().StartedAt, "pty-0.cast") }, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, s.Output(0, []byte("second\r\n")))
+	require.NoError(t, s.Close(ctx, End{}))
+	require.NoError(t, h.rec.WaitIdle(ctx))
+	key := SessionDir("s-damaged", s.Meta().StartedAt) + chunkName(1)
+	rc, err := store.Get(ctx, key)
+	require.NoError(t, err)
+	body, err := io.ReadAll(rc)
+	rc.Close()
+	require.NoError(t, err)
+	body = bytes.Replace(body, []byte(`"seq":1`), []byte(`"seq":1 `), 1) // same chunk, another hash
+	require.NoError(t, store.Put(ctx, key, bytes.NewReader(body), int64(len(body))))
+
+	events, stop := Tail(ctx, SessionSource(store, "s-damaged", s.Meta().StartedAt), TailOptions{Poll: 50 * time.Millisecond})
+	defer stop()
+	got := wait(t, collect(events), 5*time.Second)
+	require.NotEmpty(t, got)
+	last := got[len(got)-1]
+	assert.Equal(t, WatchFailed, last.Kind, "got %v", got)
+	assert.Contains(t, string(last.Data), "chunk 2: breaks the hash chain")
+	for _, ev := range got {
+		assert.NotEqual(t, WatchEnd, ev.Kind)
+	}
+}
+
+// TestTailRidesOutStoreOutage: while the S3 endpoint is down, Tail keeps
+// polling (and says so in the log once); when it is back, the records
+// written meanwhile arrive, in order, and the end.
+func TestTailRidesOutStoreOutage(t *testing.T) {
+	ctx := context.Background()
+	s3 := sandbox.S3T(t)
+	store, err := NewS3Store(S3Config{Endpoint: s3.Endpoint, Bucket: s3.Bucket, Region: s3.Region, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey})
+	require.NoError(t, err)
+	h := newHarness(t, t.TempDir(), store, testKey(t), nil)
+	s, err := h.rec.Open(ctx, SessionMeta{ID: "s-outage", Identity: "svc-backup", Target: "web-01", Protocol: "ssh"})
+	require.NoError(t, err)
+	logs := &syncbuf.Buffer{}
+	events, stop := Tail(ctx, SessionSource(store, "s-outage", s.Meta().StartedAt),
+		TailOptions{Poll: 50 * time.Millisecond, MaxPoll: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	defer stop()
+	got := collect(events)
+	require.NoError(t, s.OpenTerminal(0, 80, 24, ""))
+	require.NoError(t, s.Output(0, []byte("before the outage\r\n")))
+	require.Eventually(t, func() bool { return inStore(ctx, store, "s-outage", s.Meta().StartedAt, "pty-0.cast") }, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, s3.Stop())
+	require.NoError(t, s.Output(0, []byte("during the outage\r\n")))
+	time.Sleep(500 * time.Millisecond)
+	require.NoError(t, s3.Restart(ctx))
+	require.NoError(t, s.Close(ctx, End{}))
+	var text []string
+	for _, ev := range wait(t, got, 10*time.Second) {
+		if ev.Kind == WatchOutput || ev.Kind == WatchEnd {
+			text = append(text, ev.Kind+" "+string(bytes.TrimSpace(ev.Data)))
+		}
+	}
+	require.Len(t, text, 3, "got %q", text)
+	assert.Equal(t, []string{"output before the outage", "output during the outage"}, text[:2])
+	assert.Contains(t, text[2], `"type":"end"`)
+	assert.Contains(t, logs.String(), "reading the recording from the store failed; retrying")
+}
+
+// FuzzTailChunk: whatever a chunk's payload holds, Tail's decoding returns
+// records of the kinds a watcher knows, or an error; it never panics, and
+// a keystroke line never becomes a record.
+func FuzzTailChunk(f *testing.F) {
+	f.Add(0, []byte("{\"version\":2,\"width\":80,\"height\":24}\n[0.5, \"o\", \"hi\\r\\n\"]\n[0.7, \"r\", \"100x30\"]\n"))
+	f.Add(0, []byte("[0.1, \"i\", \"hunter2\"]\n[1e308, \"r\", \"0x-1\"]\n[\"x\"]\n"))
+	f.Add(1, []byte(`{"time":"2026-12-07T10:00:00Z","type":"exec","channel":1,"command":"ls"}`+"\n"+`{"time":"2026-12-07T10:00:01Z","type":"end"}`+"\n"))
+	f.Add(1, []byte("{\"time\":1}\nnot json\n"))
+	f.Add(2, []byte("etc/passwd\n\xff\xfe"))
+	streams := []string{"pty-0.cast", eventsStream, "exec-1.stdout", "pty-x.cast"}
+	f.Fuzz(func(t *testing.T, which int, payload []byte) {
+		stream := streams[uint(which)%uint(len(streams))]
+		tl := &tailer{live: true}
+		h := ChunkHeader{Stream: stream, First: time.Unix(1e9, 0)}
+		if err := tl.chunk(h, bufio.NewReader(bytes.NewReader(payload))); err != nil {
+			return
+		}
+		for _, ev := range tl.batch {
+			switch ev.Kind {
+			case WatchTerminal, WatchResize, WatchOutput, WatchEvent, WatchData:
+			default:
+				t.Fatalf("record of kind %q", ev.Kind)
+			}
+			if ev.Kind == WatchResize && (ev.Cols <= 0 || ev.Rows <= 0) {
+				t.Fatalf("resize to %dx%d", ev.Cols, ev.Rows)
+			}
+			if ev.Kind == WatchOutput && bytes.Contains(payload, []byte(`"i"`)) && !bytes.Contains(payload, []byte(`"o"`)) {
+				t.Fatalf("keystrokes became output: %q", ev.Data)
+			}
+		}
+	})
 }
