@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,28 +24,7 @@ import (
 // recorder knows nothing of the session; and watching is audited.
 func TestLiveFromStore(t *testing.T) {
 	c := newConsole(t)
-	store := c.ws.Recordings.(web.StoreRecordings).Store
-	const flush = 200 * time.Millisecond
-	b := &recorder.Recorder{Config: recorder.Config{DataDir: t.TempDir(), FlushInterval: flush, FailClosed: true}, Store: store, Logger: quietLogger()}
-	key, err := recorder.LoadOrCreateSigningKey(b.Config.KeyFile())
-	require.NoError(t, err)
-	b.Key = key
-	require.NoError(t, b.Start(context.Background()))
-	t.Cleanup(func() { b.Shutdown(context.Background()) })
-	c.ws.Live, c.ws.Replica = startRecorder(t, c), "replica-a"
-	c.ws.LiveStore = recorder.StoreTail{Store: store, FlushInterval: flush, Options: recorder.TailOptions{Poll: 100 * time.Millisecond}}
-	c.ws.Audit = func(ctx context.Context, e iga.AuditEvent) error {
-		return c.store.Update(ctx, func(tx iga.Tx) error { return tx.AppendAudit(ctx, e) })
-	}
-	require.NoError(t, c.store.RegisterReplica(context.Background(), sqlstore.Replica{ID: "replica-b", Host: "bastion-2",
-		Started: time.Now().Add(-time.Hour), LeaseUntil: time.Now().Add(time.Hour)}, false))
-	s, err := b.Open(context.Background(), recorder.SessionMeta{ID: "s-on-b", Identity: "svc-backup", Owner: owner,
-		Target: "web-01", Protocol: "ssh", Login: "backup"})
-	require.NoError(t, err)
-	defer s.Close(context.Background(), recorder.End{})
-	require.NoError(t, c.store.PutSession(context.Background(), sqlstore.SessionRecord{ID: "s-on-b", Identity: "svc-backup", Owner: owner,
-		Target: "web-01", Protocol: "ssh", Login: "backup", State: "live", StartedAt: s.Meta().StartedAt, Replica: "replica-b"}))
-	require.NoError(t, s.OpenTerminal(0, 100, 30, "xterm"))
+	s := onReplicaB(t, c)
 	aud, _, _ := c.signIn(auditor)
 
 	code, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-on-b")
@@ -77,4 +57,52 @@ func TestLiveFromStore(t *testing.T) {
 	require.Len(t, audit, 1)
 	assert.Equal(t, auditor, audit[0].Actor)
 	assert.Contains(t, audit[0].Detail, "replica replica-b runs it")
+}
+
+// TestLiveFromStoreBrowser: in chromium, the page of a session replica B
+// runs, opened on replica A's console, says it follows the recording in
+// the store, shows output printed after it opened, and says when the
+// session ended.
+func TestLiveFromStoreBrowser(t *testing.T) {
+	c := newConsole(t)
+	s := onReplicaB(t, c)
+	ctx := newBrowser(t)
+	c.op.SignInAs(admin, true)
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(c.srv.URL+"/sessions/s-on-b"),
+		chromedp.WaitVisible(chromedp.CSS(`#live form.kill button`))))
+	require.Equal(t, "live", waitForText(t, ctx, `#live-state`, "live"), "the stream is open")
+	assert.Contains(t, waitForText(t, ctx, `#live-from-store`, "replica-b"), "follows its recording in the shared store")
+	require.NoError(t, s.Output(0, []byte("STORE-MARK-42\r\n")))
+	assert.Contains(t, waitForText(t, ctx, `#live-player`, "STORE-MARK-42"), "STORE-MARK-42", "the output reaches the page")
+	require.NoError(t, s.Close(context.Background(), recorder.End{}))
+	assert.Contains(t, waitForText(t, ctx, `#live-state`, "ended"), "ended", "the page says the session ended")
+}
+
+// onReplicaB gives c's console the store follower as serve wires it, with
+// its own recorder as replica A, and starts a session with a terminal on
+// replica B, whose recorder uploads to the same store every 200 ms.
+func onReplicaB(t *testing.T, c *console) *recorder.Session {
+	store := c.ws.Recordings.(web.StoreRecordings).Store
+	const flush = 200 * time.Millisecond
+	b := &recorder.Recorder{Config: recorder.Config{DataDir: t.TempDir(), FlushInterval: flush, FailClosed: true}, Store: store, Logger: quietLogger()}
+	key, err := recorder.LoadOrCreateSigningKey(b.Config.KeyFile())
+	require.NoError(t, err)
+	b.Key = key
+	require.NoError(t, b.Start(context.Background()))
+	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	c.ws.Live, c.ws.Replica = startRecorder(t, c), "replica-a"
+	c.ws.LiveStore = recorder.StoreTail{Store: store, FlushInterval: flush, Options: recorder.TailOptions{Poll: 100 * time.Millisecond}}
+	c.ws.Audit = func(ctx context.Context, e iga.AuditEvent) error {
+		return c.store.Update(ctx, func(tx iga.Tx) error { return tx.AppendAudit(ctx, e) })
+	}
+	require.NoError(t, c.store.RegisterReplica(context.Background(), sqlstore.Replica{ID: "replica-b", Host: "bastion-2",
+		Started: time.Now().Add(-time.Hour), LeaseUntil: time.Now().Add(time.Hour)}, false))
+	s, err := b.Open(context.Background(), recorder.SessionMeta{ID: "s-on-b", Identity: "svc-backup", Owner: owner,
+		Target: "web-01", Protocol: "ssh", Login: "backup"})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close(context.Background(), recorder.End{}) })
+	require.NoError(t, c.store.PutSession(context.Background(), sqlstore.SessionRecord{ID: "s-on-b", Identity: "svc-backup", Owner: owner,
+		Target: "web-01", Protocol: "ssh", Login: "backup", State: "live", StartedAt: s.Meta().StartedAt, Replica: "replica-b"}))
+	require.NoError(t, s.OpenTerminal(0, 100, 30, "xterm"))
+	return s
 }
