@@ -60,9 +60,9 @@ func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
 		return nil // ended, or with a replica that is gone (the state says so)
 	}
 	switch {
-	case !s.elsewhere(rec) && s.Live != nil:
+	case !s.runsElsewhere(rec) && s.Live != nil:
 		return &liveView{Watchable: true}
-	case !s.elsewhere(rec):
+	case !s.runsElsewhere(rec):
 		return nil
 	case s.LiveStore != nil:
 		v := &liveView{Watchable: true, Elsewhere: rec.Replica}
@@ -74,8 +74,8 @@ func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
 	return &liveView{Elsewhere: rec.Replica}
 }
 
-// elsewhere reports whether another replica runs rec's session.
-func (s *Server) elsewhere(rec sqlstore.SessionRecord) bool {
+// runsElsewhere reports whether another replica runs rec's session.
+func (s *Server) runsElsewhere(rec sqlstore.SessionRecord) bool {
 	return rec.Replica != "" && s.Replica != "" && rec.Replica != s.Replica
 }
 
@@ -109,7 +109,7 @@ func (s *Server) liveStream(w http.ResponseWriter, r *http.Request, p *principal
 // startWatch taps rec's session, on this replica or (another replica's
 // session) in the store, and records who watches.
 func (s *Server) startWatch(ctx context.Context, p *principal, rec sqlstore.SessionRecord) (<-chan recorder.Watched, func(), error) {
-	fromStore := s.elsewhere(rec) && s.LiveStore != nil
+	fromStore := s.runsElsewhere(rec) && s.LiveStore != nil
 	if (s.Live == nil && !fromStore) || s.Audit == nil {
 		return nil, nil, fmt.Errorf("%w: live view", errUnavailable)
 	}
