@@ -38,10 +38,11 @@ const (
 // by one flush interval and one poll at most.
 const tailQuiet = 5 * time.Second
 
-// tailBatch is how many chunks one poll reads at most once Tail follows
-// the session: their records are put in time order before they are sent,
-// so this bounds what a batch holds in memory.
-const tailBatch = 16
+// tailBatchBytes bounds the data one poll's records hold once Tail follows
+// the session (a poll reads chunks until they hold this much): they are
+// put in time order before they are sent, so this, and a chunk, is what
+// a watcher holds in memory.
+const tailBatchBytes = 8 << 20
 
 // WatchFailed is the kind of Watched that Tail sends when it cannot follow
 // the recording any further (a chunk that breaks the hash chain): Data is
@@ -136,6 +137,7 @@ type tailer struct {
 	cur    FeedCursor
 	live   bool      // caught up: records are sent, not only noted
 	batch  []Watched // records of this poll's chunks, sent in time order
+	held   int       // bytes of data in batch
 	end    *Watched  // the end event, sent last
 	sizes  [][3]int  // per pty channel: channel, cols, rows
 	execs  [][]byte  // the last keptExecs exec events, until live
@@ -239,7 +241,7 @@ func (t *tailer) poll(ctx context.Context) (read int, sealed bool, err error) {
 }
 
 // readChunks reads the chunks from the cursor on, as many as the store
-// holds in a row (at most tailBatch once live), and returns how many it
+// holds in a row (once live, until they hold tailBatchBytes), and returns how many it
 // read and how many of names it left.
 func (t *tailer) readChunks(ctx context.Context, names []string) (read, left int, err error) {
 	for i, name := range names {
@@ -247,13 +249,13 @@ func (t *tailer) readChunks(ctx context.Context, names []string) (read, left int
 		if seq < t.cur.Next {
 			continue
 		}
-		if seq > t.cur.Next || (t.live && read >= tailBatch) {
+		if seq > t.cur.Next || t.held >= tailBatchBytes {
 			return read, len(names) - i, nil
 		}
-		mark := len(t.batch)
+		mark, held := len(t.batch), t.held
 		prev, err := t.src.walkChunk(ctx, name, t.cur.Prev, t.chunk)
 		if err != nil {
-			t.batch = t.batch[:mark] // the chunk is read again at the next poll
+			t.batch, t.held = t.batch[:mark], held // the chunk is read again at the next poll
 			if errors.Is(err, ErrNotFound) {
 				return read, len(names) - i, nil
 			}
@@ -275,7 +277,7 @@ func (t *tailer) flush(ctx context.Context) {
 		}
 	}
 	clear(t.batch)
-	t.batch = t.batch[:0]
+	t.batch, t.held = t.batch[:0], 0
 }
 
 // sendState tells a new watcher what Recorder.Watch tells one: the size of

@@ -270,3 +270,41 @@ func FuzzTailChunk(f *testing.F) {
 		}
 	})
 }
+
+// TestTailBigExecStream: an exec channel's stdout of 12 MiB (within the capture limit), more than one
+// poll holds, reaches the watcher whole and in order.
+func TestTailBigExecStream(t *testing.T) {
+	ctx := context.Background()
+	store, err := NewFileStore(t.TempDir())
+	require.NoError(t, err)
+	h := newHarness(t, t.TempDir(), store, testKey(t), nil)
+	s, err := h.rec.Open(ctx, SessionMeta{ID: "s-big", Identity: "svc-backup", Target: "web-01", Protocol: "ssh"})
+	require.NoError(t, err)
+	events, stop := Tail(ctx, SessionSource(store, "s-big", s.Meta().StartedAt), TailOptions{Poll: 50 * time.Millisecond})
+	defer stop()
+	got := collect(events)
+	time.Sleep(100 * time.Millisecond) // Tail's first poll: the stream comes after it
+	var want bytes.Buffer
+	for i := 0; want.Len() < 12<<20; i++ {
+		line := []byte(fmt.Sprintf("line %08d of a large tar listing\n", i))
+		want.Write(line)
+		if i%1000 == 999 || want.Len() >= 12<<20 {
+			require.NoError(t, s.Data(0, StreamStdout, want.Bytes()[want.Len()-len(line)*(i%1000+1):]))
+		}
+	}
+	require.NoError(t, s.Close(ctx, End{}))
+	var stdout bytes.Buffer
+	for _, ev := range wait(t, got, 30*time.Second) {
+		if ev.Kind == WatchData {
+			stdout.Write(ev.Data)
+		}
+	}
+	assert.Equal(t, want.Len(), stdout.Len())
+	if !bytes.Equal(want.Bytes(), stdout.Bytes()) {
+		i := 0
+		for i < min(want.Len(), stdout.Len()) && want.Bytes()[i] == stdout.Bytes()[i] {
+			i++
+		}
+		t.Fatalf("the stream differs from byte %d: got %.80q, want %.80q", i, stdout.Bytes()[i:], want.Bytes()[i:])
+	}
+}

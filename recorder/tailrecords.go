@@ -39,6 +39,7 @@ func (t *tailer) chunk(h ChunkHeader, payload *bufio.Reader) error {
 func (t *tailer) add(ev Watched) {
 	if t.live {
 		t.batch = append(t.batch, ev)
+		t.held += len(ev.Data)
 	}
 }
 
