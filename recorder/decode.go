@@ -50,7 +50,9 @@ func fastCastEvent(line []byte, ev *castEvent) bool {
 		return false
 	}
 	comma := bytes.IndexByte(line, ',')
-	if comma < 0 || len(line) < comma+9 || string(line[comma:comma+3]) != `, "` ||
+	// [t, "c", "data"]: the data starts at comma+8 and ends before the
+	// closing `"]`, so the line is at least comma+10 long.
+	if comma < 0 || len(line) < comma+10 || string(line[comma:comma+3]) != `, "` ||
 		string(line[comma+4:comma+8]) != `", "` {
 		return false
 	}

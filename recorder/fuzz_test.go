@@ -114,6 +114,29 @@ func FuzzCastEventRoundTrip(f *testing.F) {
 	})
 }
 
+// FuzzParseCastEvent feeds arbitrary lines, as a crafted chunk in the
+// store holds them, to the decoder every reader (replay, verify's
+// recovery, the search feed, the live tail) uses: it returns an error or
+// an event, never panics, and agrees with encoding/json on what it
+// accepts.
+func FuzzParseCastEvent(f *testing.F) {
+	for _, s := range []string{`[0.5, "o", "hi"]`, `[000, "0", "]`, `[1, "o", ""]`, `[1, "r", "80x24"]`, `[1,"o","x"]`, `[`, ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var ev castEvent
+		if parseCastEvent(line, &ev) != nil {
+			return
+		}
+		var want []any
+		if err := json.Unmarshal(bytes.TrimRight(line, "\n"), &want); err == nil && len(want) == 3 {
+			if s, ok := want[2].(string); ok {
+				assert.Equal(t, s, string(ev.data), "decoded data of %q", line)
+			}
+		}
+	})
+}
+
 // TestGoldenRecordingVerifies keeps the on-disk format stable: recordings
 // made by earlier builds, one of chunk/1 chunks (stored plain) and one of
 // chunk/2 chunks with gzip payloads, verify with only their public key and
