@@ -126,7 +126,7 @@ type feeder struct {
 func (f *feeder) chunk(h ChunkHeader, payload *bufio.Reader) error {
 	switch {
 	case h.Stream == eventsStream:
-		return f.lines(payload, f.event)
+		return readLines(payload, f.event)
 	case isExecStream(h.Stream):
 		return f.exec(h, payload)
 	}
@@ -136,23 +136,7 @@ func (f *feeder) chunk(h ChunkHeader, payload *bufio.Reader) error {
 	if _, ok := f.cur.Starts[h.Stream]; !ok {
 		f.cur.Starts[h.Stream] = h.First
 	}
-	return f.lines(payload, func(line []byte) error { return f.cast(h.Stream, line) })
-}
-
-func (f *feeder) lines(payload *bufio.Reader, each func([]byte) error) error {
-	lr := newLineReader(payload)
-	for {
-		line, err := lr.next(nil)
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
-		if err == nil {
-			err = each(line)
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return readLines(payload, func(line []byte) error { return f.cast(h.Stream, line) })
 }
 
 func (f *feeder) event(line []byte) error {
