@@ -41,7 +41,15 @@ func TestLiveAcrossReplicas(t *testing.T) {
 	for _, s := range b.sessions() {
 		before[s.ID] = true
 	}
-	cmd := a.ssh(ctx, "sleep 2; echo marker-$((6*7)) from web-01; sleep 1")
+	// The command prints its marker once the test says the stream is open
+	// (a file the target's sshd user can see): a watcher that joins is
+	// shown what comes after it joined, and a loaded machine may take
+	// seconds to get there.
+	gate, err := os.MkdirTemp("", "live-gate-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(gate) })
+	require.NoError(t, os.Chmod(gate, 0o755))
+	cmd := a.ssh(ctx, fmt.Sprintf("for i in $(seq 200); do [ -e %s/go ] && break; sleep 0.1; done; echo marker-$((6*7)) from web-01; sleep 1", gate))
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	var id string
@@ -67,6 +75,7 @@ func TestLiveAcrossReplicas(t *testing.T) {
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	opened := time.Now()
+	require.NoError(t, os.WriteFile(gate+"/go", nil, 0o644))
 	stream := readStream(t, resp.Body, "end")
 	assert.Contains(t, stream, "marker-42 from web-01", "the output printed after the page opened")
 	t.Logf("B streamed A's session for %s, to its end", time.Since(opened).Round(time.Millisecond))
