@@ -292,13 +292,14 @@ func printOffboarding(w io.Writer, person string, off iga.Offboarding) {
 	} else {
 		fmt.Fprintf(w, "%s is inactive", person)
 	}
-	fmt.Fprintf(w, "; %d identities orphaned", len(off.Orphaned))
+	fmt.Fprintf(w, "; %s orphaned", counted(len(off.Orphaned), "identity", "identities"))
 	if len(off.Orphaned) > 0 {
 		fmt.Fprintf(w, ": %s", strings.Join(off.Orphaned, ", "))
 	}
 	fmt.Fprintln(w)
 	if len(off.Transfers) > 0 {
-		fmt.Fprintf(w, "%d ownership-transfer items opened; each identity is denied owner_inactive until it has a new owner who certifies it:\n", len(off.Transfers))
+		fmt.Fprintf(w, "%s opened; each identity is denied owner_inactive until it has a new owner who certifies it:\n",
+			counted(len(off.Transfers), "ownership-transfer item", "ownership-transfer items"))
 		for _, t := range off.Transfers {
 			fmt.Fprintf(w, "  %-15s  %-20s  assigned to %s\n", t.ID, t.Identity, orAnyAdmin(t.AssignedTo))
 		}
@@ -317,14 +318,22 @@ func reportAlerts(c *cobra.Command, alerts *cliAlerts, raised int) {
 		return
 	}
 	if alerts == nil {
-		fmt.Fprintf(c.OutOrStdout(), "%d owner_inactive alerts logged (no alerts.webhook_url)\n", raised)
+		fmt.Fprintf(c.OutOrStdout(), "%s logged (no alerts.webhook_url)\n", counted(raised, "owner_inactive alert", "owner_inactive alerts"))
 		return
 	}
 	accepted, queued := alerts.wait()
 	if accepted == raised {
-		fmt.Fprintf(c.OutOrStdout(), "%d owner_inactive alerts posted to the alert webhook\n", accepted)
+		fmt.Fprintf(c.OutOrStdout(), "%s posted to the alert webhook\n", counted(accepted, "owner_inactive alert", "owner_inactive alerts"))
 		return
 	}
 	fmt.Fprintf(c.ErrOrStderr(), "warning: the alert webhook accepted %d of %d owner_inactive alerts (%d queued) within %s; the transfer items stand: sallyport iga transfers\n",
 		accepted, raised, queued, cliAlertWait)
+}
+
+// counted is n and the noun's form for n: "1 identity", "2 identities".
+func counted(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
