@@ -51,6 +51,7 @@ func (s *Session) run(interval time.Duration) {
 	go s.writeChunks(jobs, enc.free, written)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	every := interval
 	for {
 		flush := false
 		select {
@@ -58,6 +59,7 @@ func (s *Session) run(interval time.Duration) {
 		case <-tick.C:
 			flush = true
 		}
+		every = s.pace(tick, every, interval)
 		if s.drain(enc) {
 			enc.releaseCarry()
 			enc.flushAll()
@@ -71,6 +73,66 @@ func (s *Session) run(interval time.Duration) {
 			jobs <- &chunkJob{sync: true}
 		}
 	}
+}
+
+// WatchedFlushInterval is how often the recording of a session watched
+// from another replica's console is flushed (FlushFasterUntil): that
+// console follows it in the store, and shows its output within a second
+// (this, the upload, and a poll of the store).
+const WatchedFlushInterval = 250 * time.Millisecond
+
+// FlushFasterUntil has the session's recording flushed, and so uploaded,
+// every WatchedFlushInterval (or its flush interval, if shorter) until t,
+// then at its flush interval again. A later t extends the faster pace, an
+// earlier one is ignored. It never blocks, and takes no lock the relay
+// writes through.
+func (s *Session) FlushFasterUntil(t time.Time) {
+	until := t.UnixNano()
+	for {
+		cur := s.faster.Load()
+		if until <= cur {
+			return
+		}
+		if s.faster.CompareAndSwap(cur, until) {
+			break
+		}
+	}
+	select {
+	case s.wake <- struct{}{}: // the flusher takes the new pace now, not at its next tick
+	default:
+	}
+}
+
+// FlushFasterUntil is Session.FlushFasterUntil for the live session id of
+// this recorder; it reports whether one is live here.
+func (r *Recorder) FlushFasterUntil(id string, t time.Time) bool {
+	r.mu.Lock()
+	s := r.live[id]
+	r.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.FlushFasterUntil(t)
+	return true
+}
+
+// pace resets tick to the flush interval the session needs now: the
+// faster one while it is watched (FlushFasterUntil), interval otherwise.
+// every is the ticker's current period; pace returns the new one. A
+// session never watched costs one atomic load.
+func (s *Session) pace(tick *time.Ticker, every, interval time.Duration) time.Duration {
+	until := s.faster.Load()
+	if until == 0 && every == interval {
+		return every
+	}
+	want := interval
+	if time.Now().UnixNano() < until {
+		want = min(interval, WatchedFlushInterval)
+	}
+	if want != every {
+		tick.Reset(want)
+	}
+	return want
 }
 
 // drain swaps the queue for the spare one and encodes what was in it.

@@ -95,6 +95,7 @@ type Session struct {
 
 	capture ExecCapture  // set at Open
 	crossed atomic.Int64 // every byte that crossed (crossed.go)
+	faster  atomic.Int64 // flush faster until this Unix ns time (flusher.go)
 	execMu  sync.Mutex
 	exec    map[execKey]*execTally
 	taps    taps // live watchers (watch.go), guarded by mu
