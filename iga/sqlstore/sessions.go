@@ -218,24 +218,85 @@ func (s *Store) RequestKill(ctx context.Context, id, reason string, at time.Time
 	return nil
 }
 
+// RequestWatch asks whichever process runs session id to have its
+// recording reach the store faster until until: a console of another
+// replica follows it there (schema step 13). A later call extends the
+// watch, an earlier one leaves it; a watch nobody renews lapses. It fails
+// as RequestKill does for an unknown session, or one that ended.
+func (s *Store) RequestWatch(ctx context.Context, id string, until time.Time) error {
+	r, err := s.Session(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !r.EndedAt.IsZero() {
+		return fmt.Errorf("session %s already ended at %s", id, r.EndedAt.Format(time.RFC3339))
+	}
+	if r.lost {
+		return fmt.Errorf("session %s has nothing left to watch: %s", id, r.Reason)
+	}
+	err = s.Update(ctx, func(t iga.Tx) error {
+		var e encoder
+		at := e.time(until)
+		return t.(*tx).insert(ctx, &e, "UPDATE sessions SET watch_until = ? WHERE id = ? AND (watch_until IS NULL OR watch_until < ?)",
+			at, id, at)
+	})
+	if err != nil {
+		return fmt.Errorf("request watch of session %s: %w", id, err)
+	}
+	return nil
+}
+
 // KillRequests returns, of the given live session ids, those with a pending
 // kill request, with its reason. It reads only the few pending requests.
 func (s *Store) KillRequests(ctx context.Context, ids []string) (map[string]string, error) {
-	rows, err := s.query(ctx, "SELECT id, kill_reason FROM sessions WHERE kill_requested IS NOT NULL AND ended_at IS NULL")
-	type kill struct{ id, reason string }
-	pending, err := collect(rows, err, func(sc scanner) (k kill, err error) { return k, sc.Scan(&k.id, &k.reason) })
+	kills, _, err := s.SessionRequests(ctx, ids)
+	return kills, err
+}
+
+// sessionRequests reads the live sessions with a pending kill request or
+// a watch that lasts beyond now: each half reads only its few rows, by its
+// partial index (sessions_pending_kills, sessions_watched), in one round
+// trip. A session both killed and watched comes twice.
+const sessionRequests = `SELECT id, kill_requested, kill_reason, watch_until FROM sessions
+	WHERE kill_requested IS NOT NULL AND ended_at IS NULL
+	UNION ALL
+	SELECT id, kill_requested, kill_reason, watch_until FROM sessions
+	WHERE watch_until > ? AND ended_at IS NULL`
+
+// SessionRequests returns, of the given live session ids, those with a
+// pending kill request, with its reason, and those watched from another
+// replica's console (RequestWatch), with when the watch lapses. It reads
+// only the few sessions killed or watched: the session watcher of every
+// replica calls it several times a second.
+func (s *Store) SessionRequests(ctx context.Context, ids []string) (kills map[string]string, watched map[string]time.Time, err error) {
+	var e encoder
+	now := time.Now()
+	rows, err := s.query(ctx, sessionRequests, e.time(now))
+	type request struct {
+		id, reason    string
+		killed, until time.Time
+	}
+	reqs, err := collect(rows, err, func(sc scanner) (r request, err error) {
+		return r, sc.Scan(&r.id, timeCol{&r.killed}, &r.reason, timeCol{&r.until})
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read kill requests: %w", err)
+		return nil, nil, fmt.Errorf("read kill and watch requests: %w", err)
 	}
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
 	}
-	out := map[string]string{}
-	for _, k := range pending {
-		if want[k.id] {
-			out[k.id] = k.reason
+	kills, watched = map[string]string{}, map[string]time.Time{}
+	for _, r := range reqs {
+		if !want[r.id] {
+			continue
+		}
+		if !r.killed.IsZero() {
+			kills[r.id] = r.reason
+		}
+		if r.until.After(now) {
+			watched[r.id] = r.until
 		}
 	}
-	return out, nil
+	return kills, watched, nil
 }

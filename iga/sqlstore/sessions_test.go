@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -84,4 +86,55 @@ func testSessions(t *testing.T, fresh func(*testing.T) Config) {
 			assert.Equal(t, tc.want, ids)
 		})
 	}
+}
+
+// TestSessionWatch: a console of another replica asks for a live session
+// to be watched (RequestWatch); the session watcher of the replica that
+// runs it reads the watch with the kill requests, in the same poll, until
+// it lapses. A later deadline extends a watch, an earlier one does not cut
+// it short; an ended or unknown session cannot be watched, and an ended
+// one's watch is no longer read.
+func TestSessionWatch(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { testSessionWatch(t, b.start(t)(t)) })
+	}
+}
+
+func testSessionWatch(t *testing.T, cfg Config) {
+	s, ctx := openT(t, cfg), ctxT(t)
+	now := time.Now().UTC()
+	for _, id := range []string{"s-watched", "s-killed", "s-quiet", "s-lapsed"} {
+		require.NoError(t, s.PutSession(ctx, SessionRecord{ID: id, Identity: "svc-backup", Target: "web-01",
+			Protocol: "ssh", State: "live", StartedAt: now.Add(-time.Minute)}))
+	}
+	until := now.Add(30 * time.Second)
+	require.NoError(t, s.RequestWatch(ctx, "s-watched", until))
+	require.NoError(t, s.RequestWatch(ctx, "s-watched", now.Add(10*time.Second)), "an earlier deadline is not an error")
+	require.NoError(t, s.RequestWatch(ctx, "s-killed", until))
+	require.NoError(t, s.RequestKill(ctx, "s-killed", "runaway job", now))
+	require.NoError(t, s.RequestWatch(ctx, "s-lapsed", now.Add(-time.Second)))
+
+	all := []string{"s-watched", "s-killed", "s-quiet", "s-lapsed"}
+	kills, watched, err := s.SessionRequests(ctx, all)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"s-killed": "runaway job"}, kills)
+	assert.Equal(t, []string{"s-killed", "s-watched"}, slices.Sorted(maps.Keys(watched)), "a lapsed watch is not read")
+	assert.True(t, watched["s-watched"].Equal(until), "the later deadline holds: got %s, want %s", watched["s-watched"], until)
+	_, watched, err = s.SessionRequests(ctx, []string{"s-quiet"})
+	require.NoError(t, err)
+	assert.Empty(t, watched, "a watch is delivered only to the process that runs the session")
+
+	later := now.Add(time.Minute)
+	require.NoError(t, s.RequestWatch(ctx, "s-watched", later))
+	_, watched, err = s.SessionRequests(ctx, all)
+	require.NoError(t, err)
+	assert.True(t, watched["s-watched"].Equal(later), "a renewed watch lasts longer: got %s, want %s", watched["s-watched"], later)
+
+	require.NoError(t, s.PutSession(ctx, SessionRecord{ID: "s-watched", Identity: "svc-backup", Target: "web-01",
+		Protocol: "ssh", State: "stored", StartedAt: now.Add(-time.Minute), EndedAt: now}))
+	_, watched, err = s.SessionRequests(ctx, all)
+	require.NoError(t, err)
+	assert.NotContains(t, watched, "s-watched", "an ended session is no longer watched")
+	assert.ErrorContains(t, s.RequestWatch(ctx, "s-watched", later), "already ended")
+	assert.ErrorIs(t, s.RequestWatch(ctx, "s-none", later), iga.ErrNotFound)
 }
