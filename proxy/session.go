@@ -43,6 +43,25 @@ type Index interface {
 	KillRequests(ctx context.Context, ids []string) (map[string]string, error)
 }
 
+// WatchIndex is an Index that also says, in the same read as the kill
+// requests, which live sessions a console of another replica watches: that
+// console follows the recording in the shared store, which the session's
+// recorder then fills faster.
+type WatchIndex interface {
+	Index
+	// SessionRequests returns, of the given live session ids, those an
+	// operator asked to kill, with the reason, and those being watched,
+	// with when the watch lapses.
+	SessionRequests(ctx context.Context, ids []string) (kills map[string]string, watched map[string]time.Time, err error)
+}
+
+// Flusher is the recorder, as the watcher uses it for watched sessions.
+type Flusher interface {
+	// FlushFasterUntil has the recording of live session id reach the
+	// store faster until t; it reports whether id is recorded here.
+	FlushFasterUntil(id string, t time.Time) bool
+}
+
 // ErrKilled is the cause of a session context cancelled by Kill.
 var ErrKilled = errors.New("session killed")
 
@@ -96,6 +115,9 @@ type Live struct {
 	// Index delivers kill requests made elsewhere. Nil: only Kill in this
 	// process ends sessions early.
 	Index Index
+	// Recordings flushes the recordings of the sessions Index says are
+	// watched (a WatchIndex) faster. Nil: watches are not read.
+	Recordings Flusher
 	// KillPoll is how often Index is polled. Zero: 250ms.
 	KillPoll time.Duration
 	// Recheck is how often live sessions are re-admitted. Zero: 2s.
@@ -216,7 +238,7 @@ func (l *Live) pollKills(ctx context.Context) {
 	for i, s := range live {
 		ids[i] = s.ID
 	}
-	reqs, err := l.Index.KillRequests(ctx, ids)
+	reqs, watched, err := l.requests(ctx, ids)
 	if err != nil {
 		l.logger().Warn("poll kill requests", "err", err)
 		return
@@ -224,6 +246,19 @@ func (l *Live) pollKills(ctx context.Context) {
 	for id, reason := range reqs {
 		l.Kill(id, reason)
 	}
+	for id, until := range watched {
+		l.Recordings.FlushFasterUntil(id, until)
+	}
+}
+
+// requests reads the kill requests and, when there is a recorder to tell,
+// the watches of the live sessions ids, in one read.
+func (l *Live) requests(ctx context.Context, ids []string) (map[string]string, map[string]time.Time, error) {
+	if wi, ok := l.Index.(WatchIndex); ok && l.Recordings != nil {
+		return wi.SessionRequests(ctx, ids)
+	}
+	kills, err := l.Index.KillRequests(ctx, ids)
+	return kills, nil, err
 }
 
 func (l *Live) recheckAll(ctx context.Context) {
