@@ -93,3 +93,20 @@ func TestFlushFasterWhileWatched(t *testing.T) {
 	assert.LessOrEqual(t, after, 3, "after the watch: a chunk a second again (about 2 in 2 s)")
 	assert.GreaterOrEqual(t, after, 1, "and the recording goes on")
 }
+
+// TestStoreTailLag: what the console's page says a view from the store
+// trails the session by: a flush interval and a poll, 1.5 s at the
+// defaults, 500 ms when the console asks for the faster flush.
+func TestStoreTailLag(t *testing.T) {
+	for _, tc := range []struct {
+		tail StoreTail
+		want time.Duration
+	}{
+		{StoreTail{}, 1500 * time.Millisecond},
+		{StoreTail{Faster: true}, 500 * time.Millisecond},
+		{StoreTail{Faster: true, FlushInterval: 100 * time.Millisecond}, 350 * time.Millisecond},
+		{StoreTail{Faster: true, Options: TailOptions{Poll: 100 * time.Millisecond}}, 350 * time.Millisecond},
+	} {
+		assert.Equal(t, tc.want, tc.tail.Lag(), "%+v", tc.tail)
+	}
+}

@@ -19,7 +19,10 @@ import (
 // console of any replica can watch a session another runs, with no
 // replica-to-replica networking. It lags the session by the flush
 // interval (chunks are cut at least that often and queued for upload at
-// once), the upload, and at most one poll.
+// once), the upload, and at most one poll. A console that watches asks,
+// through the registry, for the session to be flushed every
+// WatchedFlushInterval meanwhile (StoreTail.Faster), so the lag is below a
+// second at the defaults.
 
 // Defaults of TailOptions.
 const (
@@ -31,6 +34,16 @@ const (
 	// quiet session: an idle watcher costs the store one listing and one
 	// manifest read per that.
 	DefaultTailMaxPoll = 2 * time.Second
+)
+
+// Polls of a session watched faster (StoreTail.Faster): its recorder
+// flushes every WatchedFlushInterval, and a poll as often keeps the view
+// within a second of the session; one the session is quiet in waits at
+// most WatchedTailMaxPoll, so the first output after a pause is as prompt.
+// A watcher costs the store one listing and one manifest read per poll.
+const (
+	WatchedTailPoll    = 250 * time.Millisecond
+	WatchedTailMaxPoll = 500 * time.Millisecond
 )
 
 // tailQuiet is how long a session may send nothing before Tail polls
@@ -89,19 +102,41 @@ type StoreTail struct {
 	// FlushInterval is the recorders' recordings.flush_interval, which the
 	// view lags by. Zero means the default, 1s.
 	FlushInterval time.Duration
-	Options       TailOptions
+	// Faster says the replica that runs a watched session is asked to
+	// flush its recording every WatchedFlushInterval while it is watched
+	// (the console's AskFlush): the tail polls every WatchedTailPoll (up
+	// to WatchedTailMaxPoll) unless Options say otherwise, and Lag counts
+	// the faster flush.
+	Faster  bool
+	Options TailOptions
 }
 
 // WatchRecording follows the recording of session id, started at started,
 // as Tail does.
 func (t StoreTail) WatchRecording(ctx context.Context, id string, started time.Time) (<-chan Watched, func()) {
-	return Tail(ctx, SessionSource(t.Store, id, started), t.Options)
+	return Tail(ctx, SessionSource(t.Store, id, started), t.options())
 }
 
 // Lag is how long a record takes at most, when the store is quick, from
 // the session to a watcher: a flush interval, then a poll.
 func (t StoreTail) Lag() time.Duration {
-	return Config{FlushInterval: t.FlushInterval}.flushInterval() + t.Options.poll()
+	flush := Config{FlushInterval: t.FlushInterval}.flushInterval()
+	if t.Faster {
+		flush = min(flush, WatchedFlushInterval)
+	}
+	return flush + t.options().poll()
+}
+
+// options are the tail's, with the faster polls when Faster.
+func (t StoreTail) options() TailOptions {
+	o := t.Options
+	if t.Faster && o.Poll == 0 {
+		o.Poll = WatchedTailPoll
+	}
+	if t.Faster && o.MaxPoll == 0 {
+		o.MaxPoll = WatchedTailMaxPoll
+	}
+	return o
 }
 
 // Tail follows the recording of a live session in its store: the records

@@ -41,6 +41,13 @@ const (
 	liveHeartbeat = 15 * time.Second
 	// liveBatch is how many records one write carries at most.
 	liveBatch = 256
+	// liveAskEvery is how often a view of a session another replica runs
+	// asks again for it to be flushed faster (AskFlush), and liveAskFor how
+	// long each ask lasts: a view that goes without a word lapses.
+	liveAskEvery = 10 * time.Second
+	liveAskFor   = 30 * time.Second
+	// liveAskTimeout bounds one ask, a write to the registry.
+	liveAskTimeout = 5 * time.Second
 )
 
 // liveView is what the session page says about watching a live session.
@@ -139,7 +146,42 @@ func (s *Server) startWatch(ctx context.Context, p *principal, rec sqlstore.Sess
 		return nil, nil, fmt.Errorf("record watching session %s: %w", rec.ID, err)
 	}
 	s.logger().Info("session watched", "session", rec.ID, "by", p.ID)
+	if fromStore && s.AskFlush != nil {
+		stop = s.askFlush(ctx, rec.ID, stop)
+	}
 	return events, stop, nil
+}
+
+// askFlush asks, now and every liveAskEvery until the returned stop is
+// called, for session id to be flushed faster while it is watched. A
+// failed ask is logged: the view goes on, trailing the session by the
+// flush interval.
+func (s *Server) askFlush(ctx context.Context, id string, stop func()) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(liveAskEvery)
+		defer tick.Stop()
+		for {
+			actx, acancel := context.WithTimeout(ctx, liveAskTimeout)
+			err := s.AskFlush(actx, id, time.Now().Add(liveAskFor)) // the registry's clock, not a test's: replicas compare it with theirs
+			acancel()
+			if err != nil && ctx.Err() == nil {
+				s.logger().Warn("live view: asking for the session's recording to be flushed faster failed; the view trails it by the flush interval", "session", id, "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+		stop()
+	}
 }
 
 func elsewhere(replica string) string {

@@ -97,6 +97,11 @@ type Server struct {
 	// it on that replica's console.
 	// Empty: unknown, every live session is tried here.
 	Replica string
+	// AskFlush asks, through the registry, the replica that runs live
+	// session id to flush its recording faster until until, while a
+	// LiveStore view of it is open (sqlstore.Store.RequestWatch); asked
+	// again every liveAskEvery. Nil: the view trails by the flush interval.
+	AskFlush func(ctx context.Context, id string, until time.Time) error
 	// Audit appends an event to the registry's audit trail (who watched
 	// which session). Nil: live view is refused, as it could not be audited.
 	Audit func(ctx context.Context, e iga.AuditEvent) error

@@ -54,7 +54,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	rec.OnState = d.cluster.indexSessions(log)
 	useLegalHolds(rec, ap.store)
 	d.recorder = rec
-	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: log}
+	d.live = &proxy.Live{Gate: ap.reg, Index: ap.store, Recordings: rec, Logger: log}
 	d.metrics.registry.MustRegister(liveSessions{live: d.live, protocols: servedProtocols(ap.cfg)})
 	if d.scim, err = newSCIM(ctx, d); err != nil {
 		return nil, err

@@ -11,11 +11,15 @@ import (
 
 // withLiveView lets the console watch the sessions this replica runs, and
 // those of other replicas by following their recordings in the shared
-// store, and records each watch in the registry's audit trail.
+// store (which their replica, asked through the registry, flushes every
+// 250 ms meanwhile), and records each watch in the registry's audit trail.
 func (d *serveDeps) withLiveView(ws *web.Server) {
 	ws.Live, ws.Replica = d.recorder, d.cluster.id
 	ws.LiveStore = recorder.StoreTail{Store: d.recorder.Store, FlushInterval: d.recorder.Config.FlushInterval,
-		Options: recorder.TailOptions{Logger: d.log}}
+		Faster: true, Options: recorder.TailOptions{Logger: d.log}}
+	// The replica that runs a watched session reads the ask with its kill
+	// requests (proxy.Live.Recordings) and flushes the recording faster.
+	ws.AskFlush = d.ap.store.RequestWatch
 	ws.Audit = func(ctx context.Context, e iga.AuditEvent) error {
 		return d.ap.store.Update(ctx, func(tx iga.Tx) error { return tx.AppendAudit(ctx, e) })
 	}
