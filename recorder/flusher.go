@@ -59,7 +59,9 @@ func (s *Session) run(interval time.Duration) {
 		case <-tick.C:
 			flush = true
 		}
-		every = s.pace(tick, every, interval)
+		var faster bool
+		every, faster = s.pace(tick, every, interval)
+		flush = flush || faster // a new watcher gets what is held at once
 		if s.drain(enc) {
 			enc.releaseCarry()
 			enc.flushAll()
@@ -118,12 +120,13 @@ func (r *Recorder) FlushFasterUntil(id string, t time.Time) bool {
 
 // pace resets tick to the flush interval the session needs now: the
 // faster one while it is watched (FlushFasterUntil), interval otherwise.
-// every is the ticker's current period; pace returns the new one. A
-// session never watched costs one atomic load.
-func (s *Session) pace(tick *time.Ticker, every, interval time.Duration) time.Duration {
+// every is the ticker's current period; pace returns the new one, and
+// whether it just became faster. A session never watched costs one
+// atomic load.
+func (s *Session) pace(tick *time.Ticker, every, interval time.Duration) (time.Duration, bool) {
 	until := s.faster.Load()
 	if until == 0 && every == interval {
-		return every
+		return every, false
 	}
 	want := interval
 	if time.Now().UnixNano() < until {
@@ -132,7 +135,7 @@ func (s *Session) pace(tick *time.Ticker, every, interval time.Duration) time.Du
 	if want != every {
 		tick.Reset(want)
 	}
-	return want
+	return want, want < every
 }
 
 // drain swaps the queue for the spare one and encodes what was in it.
