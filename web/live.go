@@ -55,8 +55,11 @@ type liveView struct {
 	Watchable bool   // the page opens the stream
 	Elsewhere string // the replica that runs it, when it is another
 	// Lag is how far the view of a session another replica runs trails
-	// it, when LiveStore says ("1.5s"); empty otherwise.
+	// it, when LiveStore says ("500ms"); empty otherwise.
 	Lag string
+	// Faster: that replica is asked to flush the recording faster while
+	// it is watched (AskFlush).
+	Faster bool
 }
 
 // liveOf tells the page of a live session where it can be watched: here,
@@ -72,7 +75,7 @@ func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
 	case !s.runsElsewhere(rec):
 		return nil
 	case s.LiveStore != nil:
-		v := &liveView{Watchable: true, Elsewhere: rec.Replica}
+		v := &liveView{Watchable: true, Elsewhere: rec.Replica, Faster: s.AskFlush != nil}
 		if l, ok := s.LiveStore.(interface{ Lag() time.Duration }); ok {
 			v.Lag = l.Lag().String()
 		}

@@ -31,6 +31,9 @@ func TestLiveFromStoreAsksFlush(t *testing.T) {
 				return c.store.RequestWatch(ctx, id, until)
 			}
 			aud, _, _ := c.signIn(auditor)
+			code, _, page := getBody(t, aud, c.srv.URL+"/sessions/s-on-b")
+			require.Equal(t, http.StatusOK, code)
+			assert.Contains(t, page, "trails the session by a flush of the recording (every 250 ms while it is watched)", "the page says it asks")
 			opened := time.Now()
 			resp, err := aud.Get(c.srv.URL + "/sessions/s-on-b/live")
 			require.NoError(t, err)
