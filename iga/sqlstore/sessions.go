@@ -193,10 +193,10 @@ func sessionsQuery(where []string, limit bool) string {
 	return "SELECT * FROM (" + q + " ORDER BY started_at DESC, id DESC LIMIT ?) newest ORDER BY started_at, id"
 }
 
-// RequestKill asks whichever process runs session id to end it. It fails
-// with iga.ErrNotFound for an unknown session and says so for one that
-// already ended.
-func (s *Store) RequestKill(ctx context.Context, id, reason string, at time.Time) error {
+// stillLive fails with iga.ErrNotFound for an unknown session id, and
+// says so for one that ended or whose replica was lost: nothing is left
+// to verb.
+func (s *Store) stillLive(ctx context.Context, id, verb string) error {
 	r, err := s.Session(ctx, id)
 	if err != nil {
 		return err
@@ -205,9 +205,19 @@ func (s *Store) RequestKill(ctx context.Context, id, reason string, at time.Time
 		return fmt.Errorf("session %s already ended at %s", id, r.EndedAt.Format(time.RFC3339))
 	}
 	if r.lost {
-		return fmt.Errorf("session %s has nothing left to end: %s", id, r.Reason)
+		return fmt.Errorf("session %s has nothing left to %s: %s", id, verb, r.Reason)
 	}
-	err = s.Update(ctx, func(t iga.Tx) error {
+	return nil
+}
+
+// RequestKill asks whichever process runs session id to end it. It fails
+// with iga.ErrNotFound for an unknown session and says so for one that
+// already ended.
+func (s *Store) RequestKill(ctx context.Context, id, reason string, at time.Time) error {
+	if err := s.stillLive(ctx, id, "end"); err != nil {
+		return err
+	}
+	err := s.Update(ctx, func(t iga.Tx) error {
 		var e encoder
 		return t.(*tx).insert(ctx, &e, "UPDATE sessions SET kill_requested = ?, kill_reason = ? WHERE id = ?",
 			e.time(at), reason, id)
@@ -224,17 +234,10 @@ func (s *Store) RequestKill(ctx context.Context, id, reason string, at time.Time
 // watch, an earlier one leaves it; a watch nobody renews lapses. It fails
 // as RequestKill does for an unknown session, or one that ended.
 func (s *Store) RequestWatch(ctx context.Context, id string, until time.Time) error {
-	r, err := s.Session(ctx, id)
-	if err != nil {
+	if err := s.stillLive(ctx, id, "watch"); err != nil {
 		return err
 	}
-	if !r.EndedAt.IsZero() {
-		return fmt.Errorf("session %s already ended at %s", id, r.EndedAt.Format(time.RFC3339))
-	}
-	if r.lost {
-		return fmt.Errorf("session %s has nothing left to watch: %s", id, r.Reason)
-	}
-	err = s.Update(ctx, func(t iga.Tx) error {
+	err := s.Update(ctx, func(t iga.Tx) error {
 		var e encoder
 		at := e.time(until)
 		return t.(*tx).insert(ctx, &e, "UPDATE sessions SET watch_until = ? WHERE id = ? AND (watch_until IS NULL OR watch_until < ?)",
