@@ -167,7 +167,8 @@ func lostReplicaReason(l LostSession, grace time.Duration) string {
 		l.Replica, l.LeaseUntil.UTC().Format(time.RFC3339), grace)
 }
 
-// manifestIndexState is the index state a manifest's state means.
+// manifestIndexState is the index state a manifest's state means (the
+// uploader reports it for a stored recording, LostSealer for a sealed one).
 func manifestIndexState(manifest string) State {
 	switch manifest {
 	case ManifestComplete:

@@ -403,9 +403,7 @@ func (r *Recorder) stored(meta SessionMeta, key string, m Manifest) {
 	r.mu.Lock()
 	delete(r.metaUp, meta.ID)
 	r.mu.Unlock()
-	state := map[string]State{ManifestComplete: StateStored, ManifestIncomplete: StateIncomplete,
-		ManifestDegraded: StateDegraded}[m.State]
-	r.report(StateChange{Meta: meta, State: state, Dir: key, EndedAt: m.EndedAt,
+	r.report(StateChange{Meta: meta, State: manifestIndexState(m.State), Dir: key, EndedAt: m.EndedAt,
 		Bytes: m.Counts.OutputBytes, Events: m.Counts.Events, Reason: m.Reason})
 }
 
