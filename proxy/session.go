@@ -36,19 +36,10 @@ type Rechecker interface {
 }
 
 // Index is the persistent session index the watcher consults for kill
-// requests made by other processes (`sallyport sessions kill`).
+// requests made by other processes (`sallyport sessions kill`) and for
+// watches by a console of another replica, which follows the recording in
+// the shared store that the session's recorder then fills faster.
 type Index interface {
-	// KillRequests returns, of the given live session ids, those an operator
-	// asked to kill, with the reason.
-	KillRequests(ctx context.Context, ids []string) (map[string]string, error)
-}
-
-// WatchIndex is an Index that also says, in the same read as the kill
-// requests, which live sessions a console of another replica watches: that
-// console follows the recording in the shared store, which the session's
-// recorder then fills faster.
-type WatchIndex interface {
-	Index
 	// SessionRequests returns, of the given live session ids, those an
 	// operator asked to kill, with the reason, and those being watched,
 	// with when the watch lapses.
@@ -116,7 +107,7 @@ type Live struct {
 	// process ends sessions early.
 	Index Index
 	// Recordings flushes the recordings of the sessions Index says are
-	// watched (a WatchIndex) faster. Nil: watches are not read.
+	// watched faster. Nil: watches are ignored.
 	Recordings Flusher
 	// KillPoll is how often Index is polled. Zero: 250ms.
 	KillPoll time.Duration
@@ -238,27 +229,20 @@ func (l *Live) pollKills(ctx context.Context) {
 	for i, s := range live {
 		ids[i] = s.ID
 	}
-	reqs, watched, err := l.requests(ctx, ids)
+	kills, watched, err := l.Index.SessionRequests(ctx, ids)
 	if err != nil {
 		l.logger().Warn("poll kill requests", "err", err)
 		return
 	}
-	for id, reason := range reqs {
+	for id, reason := range kills {
 		l.Kill(id, reason)
+	}
+	if l.Recordings == nil {
+		return
 	}
 	for id, until := range watched {
 		l.Recordings.FlushFasterUntil(id, until)
 	}
-}
-
-// requests reads the kill requests and, when there is a recorder to tell,
-// the watches of the live sessions ids, in one read.
-func (l *Live) requests(ctx context.Context, ids []string) (map[string]string, map[string]time.Time, error) {
-	if wi, ok := l.Index.(WatchIndex); ok && l.Recordings != nil {
-		return wi.SessionRequests(ctx, ids)
-	}
-	kills, err := l.Index.KillRequests(ctx, ids)
-	return kills, nil, err
 }
 
 func (l *Live) recheckAll(ctx context.Context) {

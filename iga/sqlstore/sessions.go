@@ -249,13 +249,6 @@ func (s *Store) RequestWatch(ctx context.Context, id string, until time.Time) er
 	return nil
 }
 
-// KillRequests returns, of the given live session ids, those with a pending
-// kill request, with its reason. It reads only the few pending requests.
-func (s *Store) KillRequests(ctx context.Context, ids []string) (map[string]string, error) {
-	kills, _, err := s.SessionRequests(ctx, ids)
-	return kills, err
-}
-
 // sessionRequests reads the live sessions with a pending kill request or
 // a watch that lasts beyond now: each half reads only its few rows, by its
 // partial index (sessions_pending_kills, sessions_watched), in one round

@@ -34,10 +34,10 @@ func testSessions(t *testing.T, fresh func(*testing.T) Config) {
 	assert.ErrorIs(t, err, iga.ErrNotFound)
 
 	require.NoError(t, s.RequestKill(ctx, "s-a", "runaway job", start.Add(3*time.Minute)))
-	kills, err := s.KillRequests(ctx, []string{"s-a", "s-b"})
+	kills, _, err := s.SessionRequests(ctx, []string{"s-a", "s-b"})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]string{"s-a": "runaway job"}, kills)
-	kills, err = s.KillRequests(ctx, []string{"s-b"})
+	kills, _, err = s.SessionRequests(ctx, []string{"s-b"})
 	require.NoError(t, err)
 	assert.Empty(t, kills, "a kill is delivered only to the process that runs the session")
 
@@ -57,7 +57,7 @@ func testSessions(t *testing.T, fresh func(*testing.T) Config) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1234), got.Bytes, "bytes never shrink")
 	a.Bytes = 1234
-	kills, err = s.KillRequests(ctx, []string{"s-a"})
+	kills, _, err = s.SessionRequests(ctx, []string{"s-a"})
 	require.NoError(t, err)
 	assert.Empty(t, kills, "an ended session has no pending kill")
 	assert.ErrorContains(t, s.RequestKill(ctx, "s-a", "again", start), "already ended")
