@@ -27,6 +27,9 @@ type Watcher interface {
 // the session. Nothing it does reaches the session.
 type RecordingWatcher interface {
 	WatchRecording(ctx context.Context, id string, started time.Time) (events <-chan recorder.Watched, stop func())
+	// Lag is how far, at most, the records trail the session when the
+	// store is quick; the page says it.
+	Lag() time.Duration
 }
 
 // AuditWatch is the audit event type of watching a session live.
@@ -55,7 +58,7 @@ type liveView struct {
 	Watchable bool   // the page opens the stream
 	Elsewhere string // the replica that runs it, when it is another
 	// Lag is how far the view of a session another replica runs trails
-	// it, when LiveStore says ("500ms"); empty otherwise.
+	// it, as LiveStore says ("500ms"); empty otherwise.
 	Lag string
 	// Faster: that replica is asked to flush the recording faster while
 	// it is watched (AskFlush).
@@ -75,11 +78,7 @@ func (s *Server) liveOf(rec sqlstore.SessionRecord) *liveView {
 	case !s.runsElsewhere(rec):
 		return nil
 	case s.LiveStore != nil:
-		v := &liveView{Watchable: true, Elsewhere: rec.Replica, Faster: s.AskFlush != nil}
-		if l, ok := s.LiveStore.(interface{ Lag() time.Duration }); ok {
-			v.Lag = l.Lag().String()
-		}
-		return v
+		return &liveView{Watchable: true, Elsewhere: rec.Replica, Faster: s.AskFlush != nil, Lag: s.LiveStore.Lag().String()}
 	}
 	return &liveView{Elsewhere: rec.Replica}
 }
