@@ -57,6 +57,11 @@ type Webhook struct {
 	Backoff time.Duration
 	// Logger receives delivery failures. Nil: slog.Default().
 	Logger *slog.Logger
+	// Done, when set, is called from Run once each alert's delivery ends:
+	// err is nil when the receiver accepted it, else why it was not
+	// (refused, attempts spent, or ctx ended). A caller that must know its
+	// alerts arrived (a CLI before it exits) counts these. Nil: not called.
+	Done func(id string, err error)
 
 	once  sync.Once
 	queue chan delivery
@@ -99,8 +104,12 @@ func (w *Webhook) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case d := <-w.queue:
-			if err := w.deliver(ctx, d); err != nil && ctx.Err() == nil {
+			err := w.deliver(ctx, d)
+			if err != nil && ctx.Err() == nil {
 				w.logger().Warn("alert webhook: giving up", "alert", d.id, "host", w.host(), "err", err)
+			}
+			if w.Done != nil {
+				w.Done(d.id, err)
 			}
 		}
 	}

@@ -69,8 +69,13 @@ func TestWebhookDelivery(t *testing.T) {
 			srv := httptest.NewServer(rcv)
 			t.Cleanup(srv.Close)
 			var logs bytes.Buffer
+			done := make(chan error, 1)
 			w := &web.Webhook{URL: srv.URL + "/hook?token=url-token", Secret: secret, Attempts: 3, Backoff: 10 * time.Millisecond,
-				Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+				Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+				Done: func(id string, err error) {
+					assert.Equal(t, "breakglass_opened/bg-1", id)
+					done <- err
+				}}
 			ctx, cancel := context.WithCancel(context.Background())
 			stopped := make(chan struct{})
 			go func() { w.Run(ctx); close(stopped) }()
@@ -98,6 +103,12 @@ func TestWebhookDelivery(t *testing.T) {
 				assert.Equal(t, alert, got)
 			}
 			assert.Equal(t, tc.wantWarns, bytes.Count(logs.Bytes(), []byte("giving up")), "logs: %s", logs.String())
+			select {
+			case err := <-done:
+				assert.Equal(t, tc.wantWarns == 1, err != nil, "Done got %v", err)
+			default:
+				t.Error("Done was not called when the delivery ended")
+			}
 			assert.NotContains(t, logs.String(), "url-token", "the URL's token stays out of the logs")
 			assert.NotContains(t, logs.String(), string(secret))
 		})

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/sallyport/sallyport/iga"
@@ -15,14 +13,10 @@ import (
 // alerts.webhook_url as serve does, through the same web.Webhook, and wait
 // for the receiver to accept them before the process exits.
 
-const (
-	// cliAlertWait bounds how long a command waits for the webhook to
-	// accept its alerts: the webhook's first retries (after 1, 2 and 4 s)
-	// fit in it, and an operator at a terminal should not wait longer.
-	cliAlertWait = 15 * time.Second
-	// cliAlertTimeout bounds one POST, as serve's webhook does.
-	cliAlertTimeout = 10 * time.Second
-)
+// cliAlertWait bounds how long a command waits for the webhook to accept
+// its alerts: the webhook's first retries (after 1, 2 and 4 s) fit in it,
+// and an operator at a terminal should not wait longer.
+const cliAlertWait = 15 * time.Second
 
 // cliAlerts is the alert webhook of one command, nil when none is set.
 type cliAlerts struct {
@@ -30,20 +24,25 @@ type cliAlerts struct {
 	waitFor  time.Duration // cliAlertWait; tests shorten it
 	stop     context.CancelFunc
 	queued   int
-	accepted atomic.Int64
-	notify   chan struct{} // a receiver accepted one more alert
+	accepted int
+	ended    chan error // one per alert whose delivery ended; nil when accepted
 }
 
 // newCLIAlerts starts delivering to the configured webhook; nil, nil when
 // alerts.webhook_url is not set.
 func newCLIAlerts(ctx context.Context, cfg *Config, log *slog.Logger) (*cliAlerts, error) {
-	hook, err := alertWebhook(cfg, &serveDeps{log: log})
+	hook, err := alertWebhook(cfg, log)
 	if hook == nil || err != nil {
 		return nil, err
 	}
-	a := &cliAlerts{hook: hook, waitFor: cliAlertWait, notify: make(chan struct{}, 1)}
-	hook.Client = &http.Client{Timeout: cliAlertTimeout, Transport: acceptCounter{a}}
+	a := &cliAlerts{hook: hook, waitFor: cliAlertWait, ended: make(chan error)}
 	ctx, a.stop = context.WithCancel(ctx)
+	hook.Done = func(_ string, err error) {
+		select {
+		case a.ended <- err:
+		case <-ctx.Done(): // wait gave up; nobody counts any more
+		}
+	}
 	go hook.Run(ctx)
 	return a, nil
 }
@@ -61,35 +60,23 @@ func (a *cliAlerts) sink() func(iga.Alert) {
 	}
 }
 
-// wait waits until the receiver accepted every queued alert or
-// waitFor passed, stops delivery, and returns how many it accepted.
+// wait waits until every queued alert's delivery ended or waitFor passed,
+// stops delivery, and returns how many the receiver accepted.
 func (a *cliAlerts) wait() (accepted, queued int) {
 	if a == nil {
 		return 0, 0
 	}
 	defer a.stop()
 	deadline := time.After(a.waitFor)
-	for int(a.accepted.Load()) < a.queued {
+	for range a.queued {
 		select {
-		case <-a.notify:
+		case err := <-a.ended:
+			if err == nil {
+				a.accepted++
+			}
 		case <-deadline:
-			return int(a.accepted.Load()), a.queued
+			return a.accepted, a.queued
 		}
 	}
-	return a.queued, a.queued
-}
-
-// acceptCounter counts the webhook's posts that the receiver accepted.
-type acceptCounter struct{ a *cliAlerts }
-
-func (c acceptCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err == nil && resp.StatusCode < 300 {
-		c.a.accepted.Add(1)
-		select {
-		case c.a.notify <- struct{}{}:
-		default:
-		}
-	}
-	return resp, err
+	return a.accepted, a.queued
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/url"
 	"os"
 	"time"
@@ -56,7 +57,7 @@ func (m *governanceMetrics) observe(res iga.SweepResult) {
 func (d *serveDeps) governanceComponent() *component {
 	m := newGovernanceMetrics(d.metrics.registry)
 	return &component{name: "governance", run: func(ctx context.Context) error {
-		hook, err := alertWebhook(d.ap.cfg, d)
+		hook, err := alertWebhook(d.ap.cfg, d.log)
 		if err != nil {
 			return err
 		}
@@ -95,7 +96,7 @@ func sweepGovernance(ctx context.Context, o *iga.Oversight, m *governanceMetrics
 
 // alertWebhook is the configured alert webhook, nil when none is; its
 // secret comes from the environment variable alerts.secret_env names.
-func alertWebhook(cfg *Config, d *serveDeps) (*web.Webhook, error) {
+func alertWebhook(cfg *Config, log *slog.Logger) (*web.Webhook, error) {
 	a := cfg.Alerts
 	if a.WebhookURL == "" {
 		return nil, nil
@@ -110,7 +111,7 @@ func alertWebhook(cfg *Config, d *serveDeps) (*web.Webhook, error) {
 	if err := checkWebhookURL(a.WebhookURL); err != nil {
 		return nil, err
 	}
-	return &web.Webhook{URL: a.WebhookURL, Secret: []byte(secret), Logger: d.log}, nil
+	return &web.Webhook{URL: a.WebhookURL, Secret: []byte(secret), Logger: log}, nil
 }
 
 // checkWebhookURL wants an http(s) URL; the message leaves the URL out,

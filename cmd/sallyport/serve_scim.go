@@ -22,7 +22,7 @@ func newSCIM(ctx context.Context, d *serveDeps) (http.Handler, error) {
 		return nil, err
 	}
 	s := &iga.SCIM{Registry: d.ap.reg, GroupRoles: cfg.Groups}
-	hook, err := alertWebhook(d.ap.cfg, d)
+	hook, err := alertWebhook(d.ap.cfg, d.log)
 	if err != nil {
 		return nil, err
 	}
