@@ -111,13 +111,12 @@ type audit struct {
 
 	// Client side only.
 	portals    map[string]portal
-	terminated bool   // the client sent Terminate
-	lastSQL    string // the previous Query's text, reused when it repeats
-	lastClean  string // lastSQL without its passwords, when lastRed is set
-	lastRed    *sqlredact.Removed
-	lastRedOK  bool      // lastClean and lastRed are lastSQL's
-	units      int64     // messages sent that ReadyForQuery answers
-	long       longQuery // a Query too long to hold, passing
+	terminated bool               // the client sent Terminate
+	lastSQL    string             // the previous Query's text, reused when it repeats
+	lastClean  string             // lastSQL without its passwords
+	lastRed    *sqlredact.Removed // what lastClean lacks; nil: nothing
+	units      int64              // messages sent that ReadyForQuery answers
+	long       longQuery          // a Query too long to hold, passing
 
 	mu sync.Mutex
 	// Both sides: the target's ParameterDescription adds the types.
@@ -291,10 +290,9 @@ func (a *audit) query(sql []byte) {
 // redactQuery is a Query's text without its passwords; a text that
 // repeats the previous one (a client that polls) is not scanned again.
 func (a *audit) redactQuery(sql []byte) (string, *sqlredact.Removed) {
-	if !a.lastRedOK || string(sql) != a.lastSQL {
+	if string(sql) != a.lastSQL { // the zero audit's "" is its own redaction
 		a.lastSQL = string(sql)
 		a.lastClean, a.lastRed = sqlredact.Statement(sqlredact.PostgreSQL, a.lastSQL)
-		a.lastRedOK = true
 	}
 	return a.lastClean, a.lastRed
 }
