@@ -186,37 +186,41 @@ type errorBody struct {
 	Detail   string   `json:"detail,omitempty"`
 }
 
-// writeError answers err as a SCIM error body: a *Error as it is, the
-// registry's sentinels as 404, 409 and 400, anything else as 500 (logged
-// by the caller, not shown).
+// writeError answers err as a SCIM error body.
 func writeError(w http.ResponseWriter, err error) {
+	e := asError(err)
+	writeJSON(w, e.Status, errorBody{Schemas: []string{errorSchema}, Status: itoa(e.Status), SCIMType: e.SCIMType, Detail: e.Detail})
+}
+
+// asError is err as the IdP sees it: a *Error as it is, the registry's
+// sentinels as 404, 409 and 400, anything else as 500 (logged by fail, not
+// shown).
+func asError(err error) *Error {
 	var e *Error
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &e):
+		return e
 	case errors.As(err, &tooBig):
-		e = &Error{Status: http.StatusRequestEntityTooLarge, Detail: sprintf("request body is larger than %d bytes", tooBig.Limit)}
+		return &Error{Status: http.StatusRequestEntityTooLarge, Detail: sprintf("request body is larger than %d bytes", tooBig.Limit)}
 	case errors.Is(err, iga.ErrNotFound):
-		e = &Error{Status: http.StatusNotFound, Detail: err.Error()}
+		return &Error{Status: http.StatusNotFound, Detail: err.Error()}
 	case errors.Is(err, iga.ErrConflict):
-		e = &Error{Status: http.StatusConflict, SCIMType: "uniqueness", Detail: err.Error()}
+		return &Error{Status: http.StatusConflict, SCIMType: "uniqueness", Detail: err.Error()}
 	case errors.Is(err, iga.ErrInvalid), errors.Is(err, iga.ErrRefused):
-		e = &Error{Status: http.StatusBadRequest, SCIMType: "invalidValue", Detail: err.Error()}
-	default:
-		e = &Error{Status: http.StatusInternalServerError, Detail: "internal error; see the bastion's log"}
+		return &Error{Status: http.StatusBadRequest, SCIMType: "invalidValue", Detail: err.Error()}
 	}
-	writeJSON(w, e.Status, errorBody{Schemas: []string{errorSchema}, Status: itoa(e.Status), SCIMType: e.SCIMType, Detail: e.Detail})
+	return &Error{Status: http.StatusInternalServerError, Detail: "internal error; see the bastion's log"}
 }
 
-// fail logs an unexpected error with the request id and answers it.
+// fail answers err, logging it with the request id when it is an
+// internal error the answer does not show.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	var tooBig *http.MaxBytesError
-	if !errors.As(err, &e) && !errors.As(err, &tooBig) && !errors.Is(err, iga.ErrNotFound) &&
-		!errors.Is(err, iga.ErrConflict) && !errors.Is(err, iga.ErrInvalid) && !errors.Is(err, iga.ErrRefused) {
+	e := asError(err)
+	if e.Status == http.StatusInternalServerError {
 		h.logger().Error("scim request failed", "request_id", RequestID(r.Context()), "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeError(w, err)
+	writeError(w, e)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
