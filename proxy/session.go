@@ -173,6 +173,17 @@ func (l *Live) Snapshot() []*Session {
 	return out
 }
 
+// liveIDs returns the ids of the live sessions.
+func (l *Live) liveIDs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ids := make([]string, 0, len(l.sessions))
+	for id := range l.sessions {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // Wake makes the watcher look for kill requests and re-admit the live
 // sessions now instead of at its next tick: a change that may end a
 // session was made somewhere. It never blocks; wake-ups that come while
@@ -221,13 +232,9 @@ func (l *Live) pollKills(ctx context.Context) {
 	if l.Index == nil {
 		return
 	}
-	live := l.Snapshot()
-	if len(live) == 0 {
+	ids := l.liveIDs()
+	if len(ids) == 0 {
 		return
-	}
-	ids := make([]string, len(live))
-	for i, s := range live {
-		ids[i] = s.ID
 	}
 	kills, watched, err := l.Index.SessionRequests(ctx, ids)
 	if err != nil {

@@ -278,11 +278,14 @@ func (s *Store) SessionRequests(ctx context.Context, ids []string) (kills map[st
 	if err != nil {
 		return nil, nil, fmt.Errorf("read kill and watch requests: %w", err)
 	}
+	kills, watched = map[string]string{}, map[string]time.Time{}
+	if len(reqs) == 0 {
+		return kills, watched, nil // the usual poll: no set of the live ids to build
+	}
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
 	}
-	kills, watched = map[string]string{}, map[string]time.Time{}
 	for _, r := range reqs {
 		if !want[r.id] {
 			continue
