@@ -70,26 +70,35 @@ func Feed(ctx context.Context, src Source, cur FeedCursor, max int, fn func(Feed
 		return cur, fmt.Errorf("feed %s: %w", src.label(), err)
 	}
 	f := feeder{fn: fn, cur: cur, strips: map[string]*ansiStripper{}}
-	read := 0
-	for _, name := range names {
-		seq, _ := chunkSeq(path.Base(name)) // a continuation's chunks are below continuationDir
-		if seq < f.cur.Next {
-			continue
-		}
-		if seq > f.cur.Next || (max > 0 && read >= max) {
-			break // not uploaded yet, or enough for this call
-		}
-		prev, err := src.walkChunk(ctx, name, f.cur.Prev, f.chunk)
-		if errors.Is(err, ErrNotFound) {
-			break
-		}
-		if err != nil {
-			return f.cur, fmt.Errorf("feed %s: %w", src.label(), err)
-		}
-		f.cur.Next, f.cur.Prev = seq+1, prev
-		read++
+	enough := func(read int) bool { return max > 0 && read >= max }
+	if _, _, err := src.walkFrom(ctx, names, &f.cur, enough, f.chunk); err != nil && !errors.Is(err, ErrNotFound) {
+		return f.cur, fmt.Errorf("feed %s: %w", src.label(), err)
 	}
 	return f.cur, nil
+}
+
+// walkFrom reads the chunks of names from cur on, in chain order, passing
+// each to fn and moving cur past it, until one is not there yet (a gap in
+// names, or ErrNotFound from the store: not uploaded yet) or enough, asked
+// before each chunk with how many were read, says so. It returns how many
+// it read and how many of names it left unread. Feed and Tail share it.
+func (s Source) walkFrom(ctx context.Context, names []string, cur *FeedCursor, enough func(read int) bool, fn chunkFunc) (read, left int, err error) {
+	for i, name := range names {
+		seq, _ := chunkSeq(path.Base(name)) // a continuation's chunks are below continuationDir
+		if seq < cur.Next {
+			continue
+		}
+		if seq > cur.Next || enough(read) {
+			return read, len(names) - i, nil
+		}
+		prev, err := s.walkChunk(ctx, name, cur.Prev, fn)
+		if err != nil {
+			return read, len(names) - i, err
+		}
+		cur.Next, cur.Prev = seq+1, prev
+		read++
+	}
+	return read, 0, nil
 }
 
 // LoadContinuation returns the continuation of the recording src, as its

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path"
 	"slices"
 	"sync"
 	"time"
@@ -279,27 +278,20 @@ func (t *tailer) poll(ctx context.Context) (read int, sealed bool, err error) {
 // holds in a row (once live, until they hold tailBatchBytes), and returns how many it
 // read and how many of names it left.
 func (t *tailer) readChunks(ctx context.Context, names []string) (read, left int, err error) {
-	for i, name := range names {
-		seq, _ := chunkSeq(path.Base(name))
-		if seq < t.cur.Next {
-			continue
-		}
-		if seq > t.cur.Next || t.held >= tailBatchBytes {
-			return read, len(names) - i, nil
-		}
-		mark, held := len(t.batch), t.held
-		prev, err := t.src.walkChunk(ctx, name, t.cur.Prev, t.chunk)
-		if err != nil {
-			t.batch, t.held = t.batch[:mark], held // the chunk is read again at the next poll
-			if errors.Is(err, ErrNotFound) {
-				return read, len(names) - i, nil
-			}
-			return read, len(names) - i, fmt.Errorf("follow %s: %w", t.src.label(), err)
-		}
-		t.cur.Next, t.cur.Prev = seq+1, prev
-		read++
+	mark, held := 0, 0
+	enough := func(int) bool {
+		mark, held = len(t.batch), t.held // what the batch was before the chunk about to be read
+		return t.held >= tailBatchBytes
 	}
-	return read, 0, nil
+	read, left, err = t.src.walkFrom(ctx, names, &t.cur, enough, t.chunk)
+	if err == nil {
+		return read, left, nil
+	}
+	t.batch, t.held = t.batch[:mark], held // the chunk is read again at the next poll
+	if errors.Is(err, ErrNotFound) {
+		return read, left, nil
+	}
+	return read, left, fmt.Errorf("follow %s: %w", t.src.label(), err)
 }
 
 // flush sends the batch in time order; records of one time keep chain
