@@ -97,9 +97,18 @@ ORDER BY s.started_at, s.id LIMIT ?`
 
 func (x *Indexer) candidates(ctx context.Context, states string, limit int) ([]candidate, error) {
 	ix := x.Index
-	rows, err := ix.db.QueryContext(ctx, ix.d.rebind(fmt.Sprintf(candidatesSQL, states)), ix.stamp(ix.now()), x.owner(), limit)
+	return x.queryCandidates(ctx, "list sessions to index", ix.d.rebind(fmt.Sprintf(candidatesSQL, states)),
+		ix.stamp(ix.now()), x.owner(), limit)
+}
+
+// queryCandidates runs query, whose rows are a session's id, state and
+// started_at, then its search_sessions cursor, bytes, entries, claimed_by
+// and claimed_until; doing names the query in errors. A started_at that
+// does not parse is left zero.
+func (x *Indexer) queryCandidates(ctx context.Context, doing, query string, args ...any) ([]candidate, error) {
+	rows, err := x.Index.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list sessions to index: %w", err)
+		return nil, fmt.Errorf("%s: %w", doing, err)
 	}
 	defer rows.Close()
 	var out []candidate
@@ -107,18 +116,26 @@ func (x *Indexer) candidates(ctx context.Context, states string, limit int) ([]c
 		var c candidate
 		var started, cursor string
 		if err := rows.Scan(&c.id, &c.state, &started, &cursor, &c.bytes, &c.entries, &c.claimedBy, &c.until); err != nil {
-			return nil, fmt.Errorf("list sessions to index: %w", err)
+			return nil, fmt.Errorf("%s: %w", doing, err)
 		}
 		c.started, _ = time.Parse(time.RFC3339Nano, started)
-		if cursor != "" {
-			_ = json.Unmarshal([]byte(cursor), &c.cursor) // a bad cursor starts over
-		}
+		c.cursor = parseCursor(cursor)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sessions to index: %w", err)
+		return nil, fmt.Errorf("%s: %w", doing, err)
 	}
 	return out, nil
+}
+
+// parseCursor decodes a search_sessions cursor: empty or bad, it starts
+// over.
+func parseCursor(text string) recorder.FeedCursor {
+	var cur recorder.FeedCursor
+	if text != "" {
+		_ = json.Unmarshal([]byte(text), &cur)
+	}
+	return cur
 }
 
 // claim takes the session for this indexer for claimFor, unless another
@@ -145,10 +162,7 @@ func (x *Indexer) claim(ctx context.Context, c *candidate) (bool, error) {
 		var cursor string
 		err = tx.QueryRowContext(ctx, ix.d.rebind("SELECT cursor, bytes, entries FROM search_sessions WHERE session_id = ?"), c.id).
 			Scan(&cursor, &c.bytes, &c.entries)
-		c.cursor = recorder.FeedCursor{}
-		if err == nil && cursor != "" {
-			_ = json.Unmarshal([]byte(cursor), &c.cursor) // a bad cursor starts over
-		}
+		c.cursor = parseCursor(cursor)
 		return err
 	})
 	if err != nil {

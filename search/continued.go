@@ -3,7 +3,6 @@ package search
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -35,7 +34,7 @@ const continuedEvery = time.Minute
 // that are indexed to their end, not cut at their bound, and whose reason
 // says the lost replica stored a continuation. CROSS JOIN keeps SQLite
 // from reading search_sessions first: the seals are the few rows.
-const continuedSQL = `SELECT x.session_id, s.started_at, x.cursor
+const continuedSQL = `SELECT s.id, s.state, s.started_at, x.cursor, x.bytes, x.entries, x.claimed_by, x.claimed_until
 FROM lost_replica_seals l CROSS JOIN search_sessions x CROSS JOIN sessions s
 WHERE x.session_id = l.session_id AND s.id = l.session_id
 AND x.state = 'done' AND x.cut = 0 AND s.state = 'incomplete' AND s.reason LIKE '%continuation/%'`
@@ -115,28 +114,7 @@ func (x *Indexer) reopenContinued(ctx context.Context) error {
 
 // continuedDone lists the sessions of continuedSQL.
 func (x *Indexer) continuedDone(ctx context.Context) ([]candidate, error) {
-	rows, err := x.Index.db.QueryContext(ctx, continuedSQL)
-	if err != nil {
-		return nil, fmt.Errorf("find continued sessions: %w", err)
-	}
-	defer rows.Close()
-	var out []candidate
-	for rows.Next() {
-		var c candidate
-		var started, cursor string
-		if err := rows.Scan(&c.id, &started, &cursor); err != nil {
-			return nil, fmt.Errorf("find continued sessions: %w", err)
-		}
-		c.started, _ = time.Parse(time.RFC3339Nano, started)
-		if cursor != "" {
-			_ = json.Unmarshal([]byte(cursor), &c.cursor) // a bad cursor reads from the start
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("find continued sessions: %w", err)
-	}
-	return out, nil
+	return x.queryCandidates(ctx, "find continued sessions", continuedSQL)
 }
 
 // reopen sets a done session back to partial, its cursor kept.

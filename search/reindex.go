@@ -29,7 +29,9 @@ func (r Reindexed) String() string {
 }
 
 // reindexSQL lists the sessions a Reindex considers, oldest first.
-const reindexSQL = `SELECT id, state, started_at FROM sessions WHERE started_at >= ? ORDER BY started_at, id`
+// Its rows have queryCandidates' columns; the indexing state is not read:
+// a Reindex starts each session over.
+const reindexSQL = `SELECT id, state, started_at, '', 0, 0, '', '' FROM sessions WHERE started_at >= ? ORDER BY started_at, id`
 
 // Reindex rebuilds the index from the store: every session that started
 // at or after since (zero: every session) and has ended is verified with
@@ -69,27 +71,13 @@ func (x *Indexer) Reindex(ctx context.Context, since time.Time, report func(reco
 // reindexCandidates lists the sessions that started since, oldest first.
 func (x *Indexer) reindexCandidates(ctx context.Context, since time.Time) ([]candidate, error) {
 	ix := x.Index
-	rows, err := ix.db.QueryContext(ctx, ix.d.rebind(reindexSQL), since.UTC().Format(timeLayout))
-	if err != nil {
-		return nil, fmt.Errorf("list sessions to reindex: %w", err)
-	}
-	defer rows.Close()
-	var out []candidate
-	for rows.Next() {
-		var c candidate
-		var started string
-		if err := rows.Scan(&c.id, &c.state, &started); err != nil {
-			return nil, fmt.Errorf("list sessions to reindex: %w", err)
+	todo, err := x.queryCandidates(ctx, "list sessions to reindex", ix.d.rebind(reindexSQL), since.UTC().Format(timeLayout))
+	for _, c := range todo {
+		if c.started.IsZero() {
+			return nil, fmt.Errorf("list sessions to reindex: session %s has no start time", c.id)
 		}
-		if c.started, err = time.Parse(time.RFC3339Nano, started); err != nil {
-			return nil, fmt.Errorf("list sessions to reindex: session %s: %w", c.id, err)
-		}
-		out = append(out, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sessions to reindex: %w", err)
-	}
-	return out, nil
+	return todo, err
 }
 
 // verifyAndReindex verifies one recording and indexes it afresh when it
