@@ -208,14 +208,6 @@ func suspend(ctx context.Context, tx Tx, id Identity) (string, error) {
 	return detail, nil
 }
 
-// Offboard marks a person who left as inactive: OffboardPerson with the
-// alerts logged. It returns the identities they owned that are not
-// deprovisioned.
-func (r *Registry) Offboard(ctx context.Context, person, actor string) (orphaned []string, err error) {
-	off, err := r.OffboardPerson(ctx, person, actor, nil)
-	return off.Orphaned, err
-}
-
 // Offboarding is what OffboardPerson did.
 type Offboarding struct {
 	// Orphaned are the identities the person owns that are not

@@ -96,7 +96,7 @@ func testCertify(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 	t.Run("refused: an offboarded owner", func(t *testing.T) {
 		r := fresh(t)
 		gwApplyExample(t, r)
-		_, err := r.Offboard(gwCtx(t), "alice@example.com", "hr@example.com")
+		_, err := r.OffboardPerson(gwCtx(t), "alice@example.com", "hr@example.com", nil)
 		require.NoError(t, err)
 		_, err = r.Certify(gwCtx(t), "svc-backup", "alice@example.com", 0, "")
 		require.ErrorIs(t, err, iga.ErrRefused)
@@ -150,8 +150,9 @@ func testOffboard(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 	t.Run("orphans what the leaver owns", func(t *testing.T) {
 		r := fresh(t)
 		gwApplyExample(t, r)
-		orphaned, err := r.Offboard(gwCtx(t), "alice@example.com", "hr@example.com")
+		off, err := r.OffboardPerson(gwCtx(t), "alice@example.com", "hr@example.com", nil)
 		require.NoError(t, err)
+		orphaned := off.Orphaned
 		assert.Equal(t, []string{"bg-root", "svc-backup"}, orphaned)
 
 		p, err := r.Store.Person(gwCtx(t), "alice@example.com")
@@ -164,16 +165,16 @@ func testOffboard(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 		assert.Equal(t, "hr@example.com", events[0].Actor)
 		assert.Equal(t, "person alice@example.com offboarded; orphaned: bg-root, svc-backup", events[0].Detail)
 
-		again, err := r.Offboard(gwCtx(t), "alice@example.com", "hr@example.com")
+		again, err := r.OffboardPerson(gwCtx(t), "alice@example.com", "hr@example.com", nil)
 		require.NoError(t, err, "offboarding twice is harmless")
-		assert.Equal(t, orphaned, again)
+		assert.Equal(t, orphaned, again.Orphaned)
 		assert.Len(t, gwAudit(t, r, iga.AuditFilter{Type: "offboard"}), 1, "the second offboard changed nothing")
 	})
 
 	t.Run("an unknown person", func(t *testing.T) {
 		r := fresh(t)
 		gwApplyExample(t, r)
-		_, err := r.Offboard(gwCtx(t), "zed@example.com", "hr@example.com")
+		_, err := r.OffboardPerson(gwCtx(t), "zed@example.com", "hr@example.com", nil)
 		require.ErrorIs(t, err, iga.ErrNotFound)
 		assert.Equal(t, "offboard zed@example.com: no person zed@example.com in the registry; people are keyed by e-mail", err.Error())
 	})
@@ -269,7 +270,7 @@ func testGrants(t *testing.T, fresh func(t *testing.T) *iga.Registry) {
 	t.Run("refused: by an offboarded holder", func(t *testing.T) {
 		r := fresh(t)
 		gwApplyExample(t, r)
-		_, err := r.Offboard(gwCtx(t), "bob@example.com", "hr@example.com")
+		_, err := r.OffboardPerson(gwCtx(t), "bob@example.com", "hr@example.com", nil)
 		require.NoError(t, err)
 		_, err = r.OpenGrant(gwCtx(t), valid)
 		require.ErrorIs(t, err, iga.ErrRefused)

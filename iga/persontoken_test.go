@@ -80,7 +80,7 @@ func TestPersonToken(t *testing.T) {
 		admCheckPersonTokenAudit(t, s, reg, token)
 
 		t.Run("offboarded after issue", func(t *testing.T) {
-			_, err := reg.Offboard(ctx, "alice@example.com", "admin@example.com")
+			_, err := reg.OffboardPerson(ctx, "alice@example.com", "admin@example.com", nil)
 			require.NoError(t, err)
 			email, err := reg.AuthenticatePerson(ctx, token)
 			require.Error(t, err, "got %q, want a refusal", email)

@@ -124,7 +124,7 @@ func TestReviewAssignment(t *testing.T) {
 				reg, o, clock, _ := govSetup(t, s)
 				g := govOpen(t, reg, tc.opener)
 				if tc.ownerLeft {
-					_, err := reg.Offboard(context.Background(), "alice@example.com", "hr")
+					_, err := reg.OffboardPerson(context.Background(), "alice@example.com", "hr", nil)
 					require.NoError(t, err)
 				}
 				assert.Equal(t, 0, govSweep(t, o).ReviewsOpened, "an open grant has no review yet")
