@@ -103,13 +103,14 @@ func holdEvent(typ string, sess SessionRecord, h RecordingHold, what string) iga
 		Detail: what + sess.ID + ": " + h.Reason}
 }
 
-// session reads one session row inside the transaction.
-func (t *tx) session(ctx context.Context, id string) (SessionRecord, error) {
-	r, err := scanSession(t.queryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
+// session reads one session row, inside a transaction or not; an unknown
+// id is an error wrapping iga.ErrNotFound.
+func (r reader) session(ctx context.Context, id string) (SessionRecord, error) {
+	rec, err := scanSession(r.queryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("session %q: %w", id, iga.ErrNotFound)
+		return rec, fmt.Errorf("session %q: %w", id, iga.ErrNotFound)
 	}
-	return r, err
+	return rec, err
 }
 
 // RecordingHold returns the hold on a session's recording; ok is false

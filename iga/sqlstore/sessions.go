@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,9 +94,9 @@ func (s *Store) PutSession(ctx context.Context, r SessionRecord) error {
 
 // Session returns one session, or an error wrapping iga.ErrNotFound.
 func (s *Store) Session(ctx context.Context, id string) (SessionRecord, error) {
-	r, err := scanSession(s.queryRow(ctx, "SELECT "+sessionColumns+" FROM sessions WHERE id = ?", id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return SessionRecord{}, fmt.Errorf("session %q: %w", id, iga.ErrNotFound)
+	r, err := s.session(ctx, id)
+	if errors.Is(err, iga.ErrNotFound) {
+		return SessionRecord{}, err
 	}
 	if err != nil {
 		return SessionRecord{}, fmt.Errorf("read session %q: %w", id, err)
