@@ -2,14 +2,11 @@ package mysql_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,9 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sallyport/sallyport/internal/measure"
-	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/mysql"
-	"github.com/sallyport/sallyport/recorder"
 )
 
 const (
@@ -64,7 +59,7 @@ const (
 func BenchmarkMysqlslapSelect(b *testing.B) {
 	e := newBenchEnv(b)
 	relay := startRelay(b, e.target.Addr())
-	pumpRelay := startPumpRelay(b, e.target.Addr())
+	pumpRelay := measure.PumpRelay(b, e.target.Addr())
 	haproxy, haproxyCPU := startHAProxy(b, e.target.Addr())
 	viaSallyport := func(tls string) func(b *testing.B, sql string) float64 {
 		return func(b *testing.B, sql string) float64 {
@@ -168,31 +163,6 @@ func startRelay(b *testing.B, addr string) int {
 	})
 }
 
-// startPumpRelay relays loopback connections to addr through a
-// proxy.Pump whose flows pass every byte on untouched, and returns its
-// port: sallyport's relay without the audit and the recording.
-func startPumpRelay(b *testing.B, addr string) int {
-	var pump proxy.Pump
-	pass := func(_ *proxy.Link, p []byte) ([]byte, error) { return p, nil }
-	return measure.Serve(b, func(c net.Conn) {
-		up, err := net.Dial("tcp", addr)
-		if err != nil {
-			c.Close()
-			return
-		}
-		l, err := pump.Link(c, up, nil, nil, pass, pass)
-		if err != nil {
-			c.Close()
-			up.Close()
-			return
-		}
-		l.Start()
-		client, target, _ := l.Wait()
-		client.Close()
-		target.Close()
-	})
-}
-
 // BenchmarkNewSessions opens, pings and closes go-sql-driver connections
 // from 4 goroutines for 3 s, direct and through sallyport (token check,
 // admission, user creation, login, SET ROLE, recording, user drop), and
@@ -212,7 +182,7 @@ func BenchmarkNewSessions(b *testing.B) {
 // entitled role by default.
 func newBenchEnv(b *testing.B) *env {
 	e := newEnv(b, envOptions{plaintext: true})
-	e.productionRecorder(b)
+	e.deployedRecorder(b)
 	require.NoError(b, e.target.MariaDB.Exec(context.Background(), "", "CREATE USER '"+benchUser+"'@'%' IDENTIFIED BY '"+benchPassword+"'; "+
 		"GRANT "+e.target.Role+" TO '"+benchUser+"'@'%'; SET DEFAULT ROLE "+e.target.Role+" FOR '"+benchUser+"'@'%'"))
 	return e
@@ -279,26 +249,7 @@ func connectRate(b *testing.B, cfg *gomysql.Config) float64 {
 	return float64(n.Load()) / time.Since(start).Seconds()
 }
 
-// productionRecorder replaces the tests' recorder, which flushes every
-// 100 ms to keep tests quick, with one at the default flush interval (1 s),
-// as deployed: a chunk per session per tick is a cost of its own.
-func (e *env) productionRecorder(b *testing.B) { e.deployedRecorder(b) }
-
-// deployedRecorder is productionRecorder for tests and benchmarks alike.
-func (e *env) deployedRecorder(b testing.TB) {
-	dir := b.TempDir()
-	store, err := recorder.NewFileStore(filepath.Join(dir, "store"))
-	require.NoError(b, err)
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(b, err)
-	e.recStore = store
-	e.rec = &recorder.Recorder{Config: recorder.Config{DataDir: dir, FailClosed: true},
-		Store: store, Key: key, Logger: quietLogger(), Metrics: recorder.NewMetrics()}
-	require.NoError(b, e.rec.Start(context.Background()))
-	rec := e.rec
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rec.Shutdown(ctx)
-	})
+// deployedRecorder replaces the tests' recorder with measure.DeployedRecorder.
+func (e *env) deployedRecorder(t testing.TB) {
+	e.rec, e.recStore = measure.DeployedRecorder(t, quietLogger())
 }

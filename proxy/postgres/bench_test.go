@@ -3,10 +3,7 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -22,10 +19,8 @@ import (
 
 	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/internal/measure"
-	"github.com/sallyport/sallyport/proxy"
 	"github.com/sallyport/sallyport/proxy/postgres"
 	"github.com/sallyport/sallyport/proxy/tlscert"
-	"github.com/sallyport/sallyport/recorder"
 )
 
 const (
@@ -54,7 +49,7 @@ var (
 func BenchmarkPgbenchSelect(b *testing.B) {
 	e := newBenchEnv(b)
 	bouncer, bouncerPid := startPgbouncer(b, e.target.Postgres, e.target.Database)
-	bare := startPumpRelay(b, e.target.Addr())
+	bare := measure.PumpRelay(b, e.target.Addr())
 	args := []string{"-S", "-c", "4", "-j", "2"}
 	for b.Loop() {
 		bouncerCPU := func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }
@@ -105,7 +100,7 @@ func BenchmarkPgbenchModes(b *testing.B) {
 	e := newBenchEnv(b)
 	bouncer, bouncerPid := startPgbouncer(b, e.target.Postgres, e.target.Database)
 	bouncerCPU := func() time.Duration { return measure.ThreadCPU(b, bouncerPid) }
-	bare := startPumpRelay(b, e.target.Addr())
+	bare := measure.PumpRelay(b, e.target.Addr())
 	for _, mode := range []string{"extended", "prepared"} {
 		b.Run(mode, func(b *testing.B) {
 			args := []string{"-S", "-M", mode, "-c", "4", "-j", "2"}
@@ -137,31 +132,6 @@ func profiled(b *testing.B, name string, run func() (float64, int)) func() (floa
 		measure.Profile(b, name, func() { rate, n = run() })
 		return rate, n
 	}
-}
-
-// startPumpRelay relays loopback connections to addr through a
-// proxy.Pump whose flows pass every byte on untouched, and returns its
-// port: sallyport's relay without the audit.
-func startPumpRelay(b *testing.B, addr string) int {
-	var pump proxy.Pump
-	pass := func(_ *proxy.Link, p []byte) ([]byte, error) { return p, nil }
-	return measure.Serve(b, func(c net.Conn) {
-		up, err := net.Dial("tcp", addr)
-		if err != nil {
-			c.Close()
-			return
-		}
-		l, err := pump.Link(c, up, nil, nil, pass, pass)
-		if err != nil {
-			c.Close()
-			up.Close()
-			return
-		}
-		l.Start()
-		client, target, _ := l.Wait()
-		client.Close()
-		target.Close()
-	})
 }
 
 // BenchmarkPgbenchConnect runs `pgbench -S -C -c 4 -j 2`, a new connection
@@ -310,25 +280,9 @@ func (e *env) eventsAfterKill(b *testing.B, id string) []string {
 	return out
 }
 
-// productionRecorder replaces the tests' recorder, which flushes every
-// 100 ms to keep tests quick, with one at the default flush interval (1 s),
-// as deployed: a chunk per session per tick is a cost of its own.
+// productionRecorder replaces the tests' recorder with measure.DeployedRecorder.
 func (e *env) productionRecorder(b *testing.B) {
-	dir := b.TempDir()
-	store, err := recorder.NewFileStore(filepath.Join(dir, "store"))
-	require.NoError(b, err)
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(b, err)
-	e.recStore = store
-	e.rec = &recorder.Recorder{Config: recorder.Config{DataDir: dir, FailClosed: true},
-		Store: store, Key: key, Logger: quietLogger(), Metrics: recorder.NewMetrics()}
-	require.NoError(b, e.rec.Start(context.Background()))
-	rec := e.rec
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rec.Shutdown(ctx)
-	})
+	e.rec, e.recStore = measure.DeployedRecorder(b, quietLogger())
 }
 
 // logFile prints a peer's log file, read when printed.
