@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,8 +16,8 @@ import (
 
 	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/measure"
 	"github.com/sallyport/sallyport/proxy"
-	"github.com/sallyport/sallyport/recorder"
 )
 
 // mariadbSessions mariadb clients run at once through one bastion,
@@ -39,17 +35,7 @@ const (
 	scaleConnectionsSpare = 50
 	// scaleClientTimeout bounds one client's run of its script.
 	scaleClientTimeout = 4 * time.Minute
-	// scaleDrainTimeout bounds the wait for every recording to be stored.
-	scaleDrainTimeout = 2 * time.Minute
 )
-
-// scaleQueryRE reads back the session and query numbers of a scale query.
-var scaleQueryRE = regexp.MustCompile(`^SELECT (\d+) AS s, (\d+) AS q, amount FROM orders WHERE id = \d+;?$`)
-
-// scaleLoad is how many mariadb sessions run at once, and how many queries each.
-type scaleLoad struct{ sessions, queries int }
-
-func (l scaleLoad) total() int { return l.sessions * l.queries }
 
 // BenchmarkMariadbScale runs 200 mariadb clients at once through one
 // bastion, each a script of 1,000 distinct queries, then reads every
@@ -57,17 +43,11 @@ func (l scaleLoad) total() int { return l.sessions * l.queries }
 // there, once, in order, with its outcome, and no client may have seen an
 // error. It reports the counts and the queries/s of the whole run.
 func BenchmarkMariadbScale(b *testing.B) {
-	load := scaleLoad{sessions: *mariadbSessions, queries: *mariadbQueries}
-	e := newScaleEnv(b, load)
+	s := newScaleEnv(b, measure.ScaleLoad{Sessions: *mariadbSessions, Queries: *mariadbQueries})
 	for b.Loop() {
-		r := e.runScale(b, load)
-		b.ReportMetric(float64(load.sessions), "sessions")
-		b.ReportMetric(float64(load.total()), "queries")
-		b.ReportMetric(float64(len(r.clientErrs)), "errors")
-		b.ReportMetric(float64(r.recorded), "recorded-queries")
-		b.ReportMetric(float64(load.total()-r.recorded), "missing-queries")
-		b.ReportMetric(float64(load.total())/r.wall.Seconds(), "queries/s")
-		r.check(b, load)
+		r := s.Run(b)
+		r.Report(b)
+		r.Check(b)
 	}
 }
 
@@ -75,51 +55,15 @@ func BenchmarkMariadbScale(b *testing.B) {
 // size make test affords (20 clients at once, 200 queries each): no query
 // is lost, doubled, reordered or recorded without its outcome.
 func TestMariadbScaleRecordsEveryQuery(t *testing.T) {
-	load := scaleLoad{sessions: 20, queries: 200}
-	e := newScaleEnv(t, load)
-	e.runScale(t, load).check(t, load)
-}
-
-// scaleRun is what one scale run found.
-type scaleRun struct {
-	ids        []string // sessions opened
-	clientErrs []string
-	recorded   int
-	problems   []string
-	wall       time.Duration
-}
-
-func (r scaleRun) check(t testing.TB, load scaleLoad) {
-	t.Helper()
-	if missing := load.total() - r.recorded; len(r.clientErrs) > 0 || missing > 0 || len(r.ids) != load.sessions || len(r.problems) > 0 {
-		t.Errorf("%d sessions opened (want %d), %d client errors, %d of %d queries missing from the recordings; first problems:\n%s",
-			len(r.ids), load.sessions, len(r.clientErrs), missing, load.total(),
-			strings.Join(firstN(append(r.clientErrs, r.problems...), 10), "\n"))
-	}
-}
-
-// runScale runs the clients, waits for their recordings and reads them back.
-func (e *env) runScale(t testing.TB, load scaleLoad) scaleRun {
-	token := e.token(okIdentity)
-	scripts := writeScaleScripts(t, load)
-	before := len(e.sessionsOpened())
-	start := time.Now()
-	r := scaleRun{clientErrs: e.runClients(t, token, scripts)}
-	r.wall = time.Since(start)
-	r.ids = e.sessionsOpened()[before:]
-	e.waitStored(t)
-	r.recorded, r.problems = e.checkScaleRecordings(r.ids)
-	t.Logf("%d clients took %s, recordings stored and read back after %s", load.sessions,
-		r.wall.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
-	return r
+	newScaleEnv(t, measure.ScaleLoad{Sessions: 20, Queries: 200}).Run(t).Check(t)
 }
 
 // newScaleEnv is newEnv's plaintext bastion, with the deployed 1 s flush
 // interval, in front of a MariaDB started with room for every session's
 // per-session user at once.
-func newScaleEnv(t testing.TB, load scaleLoad) *env {
+func newScaleEnv(t testing.TB, load measure.ScaleLoad) measure.Scale {
 	m := sandbox.MariaDBT(t, sandbox.MariaDBOptions{Settings: map[string]string{
-		"max_connections": strconv.Itoa(load.sessions + scaleConnectionsSpare)}})
+		"max_connections": strconv.Itoa(load.Sessions + scaleConnectionsSpare)}})
 	target, err := m.NewTarget(context.Background(), sandbox.MariaDBTargetOptions{})
 	require.NoError(t, err)
 	e := &env{t: t, target: target, opened: &openLog{}}
@@ -134,24 +78,10 @@ func newScaleEnv(t testing.TB, load scaleLoad) *env {
 	t.Cleanup(stop)
 	go e.live.Watch(wctx)
 	e.serve(t, envOptions{plaintext: true})
-	return e
-}
-
-// writeScaleScripts writes one script per session, of queries that name
-// their session and their number.
-func writeScaleScripts(t testing.TB, load scaleLoad) []string {
-	dir := t.TempDir()
-	paths := make([]string, load.sessions)
-	for s := range load.sessions {
-		var sb strings.Builder
-		for q := range load.queries {
-			fmt.Fprintf(&sb, "SELECT %d AS s, %d AS q, amount FROM orders WHERE id = %d;\n", s, q,
-				(s*load.queries+q)%sandbox.MariaDBTargetSampleOrders+1)
-		}
-		paths[s] = filepath.Join(dir, fmt.Sprintf("session-%03d.sql", s))
-		require.NoError(t, os.WriteFile(paths[s], []byte(sb.String()), 0o600))
-	}
-	return paths
+	token := e.token(okIdentity)
+	return measure.Scale{Load: load, Orders: sandbox.MariaDBTargetSampleOrders,
+		Clients: func(scripts []string) []string { return e.runClients(t, token, scripts) },
+		Opened:  e.sessionsOpened, Live: e.live, Rec: e.rec, Store: e.recStore}
 }
 
 // runClients runs one mariadb client per script, all at once, and returns
@@ -195,81 +125,3 @@ func (e *env) sessionsOpened() []string {
 	defer e.opened.mu.Unlock()
 	return append([]string(nil), e.opened.ids...)
 }
-
-// waitStored waits until every session has ended and its recording is
-// sealed and stored.
-func (e *env) waitStored(t testing.TB) {
-	require.Eventually(t, func() bool { return len(e.live.Snapshot()) == 0 }, scaleDrainTimeout, 50*time.Millisecond,
-		"%d sessions still live after every client exited", len(e.live.Snapshot()))
-	ctx, cancel := context.WithTimeout(context.Background(), scaleDrainTimeout)
-	defer cancel()
-	require.NoError(t, e.rec.WaitIdle(ctx), "store every recording")
-}
-
-// checkScaleRecordings reads each session's recording from the store and
-// counts the scale queries recorded with an outcome, once each and in
-// order, in the recording of the session that ran them.
-func (e *env) checkScaleRecordings(ids []string) (recorded int, problems []string) {
-	seen := map[[2]int]bool{}
-	for _, id := range ids {
-		events, err := e.storedEvents(id)
-		if err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		session, last := -1, -1
-		for _, ev := range events {
-			m := scaleQueryRE.FindStringSubmatch(ev.SQL)
-			if ev.Type != recorder.EventQuery || m == nil {
-				continue
-			}
-			s, _ := strconv.Atoi(m[1])
-			q, _ := strconv.Atoi(m[2])
-			switch {
-			case session >= 0 && s != session:
-				problems = append(problems, fmt.Sprintf("recording %s holds queries of scripts %d and %d", id, session, s))
-			case seen[[2]int{s, q}]:
-				problems = append(problems, fmt.Sprintf("query %d of script %d recorded twice", q, s))
-			case q != last+1:
-				problems = append(problems, fmt.Sprintf("query %d of script %d recorded after query %d", q, s, last))
-			case ev.Outcome == nil:
-				problems = append(problems, fmt.Sprintf("query %d of script %d recorded without its outcome", q, s))
-			default:
-				seen[[2]int{s, q}] = true
-				recorded++
-			}
-			session, last = s, q
-		}
-	}
-	return recorded, problems
-}
-
-// storedEvents replays the stored recording of session id once and
-// returns its events; a recording without its end event is an error.
-func (e *env) storedEvents(id string) ([]recorder.Event, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), scaleDrainTimeout)
-	defer cancel()
-	src, err := recorder.FindSession(ctx, e.recStore, id)
-	if err != nil {
-		return nil, fmt.Errorf("recording of session %s: %w", id, err)
-	}
-	var buf bytes.Buffer
-	if err := recorder.Replay(ctx, src, &buf, recorder.ReplayOptions{Format: recorder.FormatJSON}); err != nil {
-		return nil, fmt.Errorf("replay session %s: %w", id, err)
-	}
-	var out []recorder.Event
-	dec := json.NewDecoder(&buf)
-	for dec.More() {
-		var ev recorder.Event
-		if err := dec.Decode(&ev); err != nil {
-			return nil, fmt.Errorf("replay session %s: %w", id, err)
-		}
-		out = append(out, ev)
-	}
-	if len(out) == 0 || out[len(out)-1].Type != recorder.EventEnd {
-		return out, fmt.Errorf("recording of session %s is not sealed: no end event", id)
-	}
-	return out, nil
-}
-
-func firstN(s []string, n int) []string { return s[:min(n, len(s))] }
