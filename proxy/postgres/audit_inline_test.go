@@ -1,9 +1,7 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sallyport/sallyport/proxy/internal/rectest"
 	"github.com/sallyport/sallyport/recorder"
 )
 
@@ -23,16 +22,7 @@ import (
 func TestInlineHandOverKeepsEveryStatementInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cfg := recorder.Config{DataDir: t.TempDir(), FailClosed: true, FlushInterval: time.Hour}
-	key, err := recorder.LoadOrCreateSigningKey(cfg.KeyFile())
-	require.NoError(t, err)
-	store, err := recorder.NewStore(cfg)
-	require.NoError(t, err)
-	rec := &recorder.Recorder{Config: cfg, Store: store, Key: key, BufferSize: 2 << 10}
-	require.NoError(t, rec.Start(ctx))
-	s, err := rec.Open(ctx, recorder.SessionMeta{ID: "s-inline", Identity: "svc", Target: "db",
-		Protocol: "postgres", Login: "sp_test", StartedAt: time.Now()})
-	require.NoError(t, err)
+	rec, store, s := rectest.Open(ctx, t, "s-inline", "postgres", 2<<10)
 	a := newAudit(time.Now)
 	a.start(s)
 	a.inline = true
@@ -60,17 +50,7 @@ func TestInlineHandOverKeepsEveryStatementInOrder(t *testing.T) {
 	require.NoError(t, rec.Shutdown(ctx))
 	assert.Positive(t, waited, "the recorder had no room at times")
 
-	src, err := recorder.FindSession(ctx, store, "s-inline")
-	require.NoError(t, err)
-	var js bytes.Buffer
-	require.NoError(t, recorder.Replay(ctx, src, &js, recorder.ReplayOptions{Format: recorder.FormatJSON}))
-	var got []string
-	for _, line := range strings.Split(js.String(), "\n") {
-		var ev recorder.Event
-		if json.Unmarshal([]byte(line), &ev) == nil && ev.Type == recorder.EventQuery {
-			got = append(got, ev.SQL)
-		}
-	}
+	got := rectest.Queries(ctx, t, store, "s-inline")
 	assert.Equal(t, sent, got, "every statement once, in order")
 }
 
