@@ -106,18 +106,16 @@ func (d dialect) searchSQL(terms []term, q Query, limit int, prefix, fenced bool
 		add("s.breakglass_grant <> ''")
 	}
 	if len(q.Where) > 0 {
-		add("e.kind IN ("+marks(len(q.Where))+")", anys(q.Where)...)
+		add("e.kind IN ("+repeatJoin("?", len(q.Where))+")", anys(q.Where)...)
 	}
 	if q.Visible != nil {
-		add("s.identity_id IN ("+marks(len(q.Visible))+")", anys(q.Visible)...)
+		add("s.identity_id IN ("+repeatJoin("?", len(q.Visible))+")", anys(q.Visible)...)
 	}
 	args = append(args, limit)
 	query := "SELECT e.id, e.session_id, e.at, e.kind, e.body, s.identity_id, s.target, s.protocol, s.breakglass_grant, s.started_at FROM " +
 		from + " WHERE " + strings.Join(where, " AND ") + " ORDER BY " + d.order + " LIMIT ?"
 	return d.rebind(query), args
 }
-
-func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 func anys[T any](v []T) []any {
 	out := make([]any, len(v))

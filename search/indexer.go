@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/sallyport/sallyport/recorder"
@@ -281,16 +282,8 @@ func insertEntries(ctx context.Context, tx *sql.Tx, d dialect, id string, entrie
 	return nil
 }
 
-func repeatJoin(s string, n int) string {
-	b := make([]byte, 0, n*(len(s)+2))
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = append(b, s...)
-	}
-	return string(b)
-}
+// repeatJoin is n copies of s joined by ", ": a statement's parameter list.
+func repeatJoin(s string, n int) string { return strings.TrimSuffix(strings.Repeat(s+", ", n), ", ") }
 
 func boolInt(b bool) int {
 	if b {
