@@ -169,15 +169,14 @@ type tailer struct {
 	done chan struct{}
 
 	cur    FeedCursor
-	live   bool      // caught up: records are sent, not only noted
-	batch  []Watched // records of this poll's chunks, sent in time order
-	held   int       // bytes of data in batch
-	end    *Watched  // the end event, sent last
-	sizes  [][3]int  // per pty channel: channel, cols, rows
-	execs  [][]byte  // the last keptExecs exec events, until live
-	ce     castEvent // reused by cast
-	logged bool      // a store error was logged since the last good poll
-	fresh  time.Time // when a poll last found chunks
+	live   bool       // caught up: records are sent, not only noted
+	batch  []Watched  // records of this poll's chunks, sent in time order
+	held   int        // bytes of data in batch
+	end    *Watched   // the end event, sent last
+	start  watchStart // terminal sizes; exec commands until live
+	ce     castEvent  // reused by cast
+	logged bool       // a store error was logged since the last good poll
+	fresh  time.Time  // when a poll last found chunks
 }
 
 // run polls until the recording is sealed or ctx ends.
@@ -310,14 +309,10 @@ func (t *tailer) flush(ctx context.Context) {
 // sendState tells a new watcher what Recorder.Watch tells one: the size of
 // each terminal, and the latest exec commands.
 func (t *tailer) sendState(ctx context.Context) {
-	now := time.Now().UTC()
-	for _, s := range t.sizes {
-		t.send(ctx, Watched{Time: now, Kind: WatchTerminal, Channel: s[0], Cols: s[1], Rows: s[2]})
+	for _, ev := range t.start.records(time.Now().UTC()) {
+		t.send(ctx, ev)
 	}
-	for _, line := range t.execs {
-		t.send(ctx, Watched{Time: now, Kind: WatchEvent, Data: line})
-	}
-	t.execs = nil
+	t.start.execs = nil
 }
 
 // endRecord is the end event read, or, for a recording sealed without one

@@ -65,10 +65,7 @@ func (t *tailer) event(line []byte) error {
 		return nil
 	case EventExec:
 		if !t.live {
-			if len(t.execs) == keptExecs {
-				t.execs = t.execs[1:]
-			}
-			t.execs = append(t.execs, ev.Data)
+			t.start.exec(ev.Data)
 		}
 	}
 	t.add(ev)
@@ -85,7 +82,7 @@ func (t *tailer) cast(stream string, ch int, line []byte) error {
 		if err := json.Unmarshal(line, &hd); err != nil {
 			return fmt.Errorf("asciicast header of %s: %w", stream, err)
 		}
-		t.size(ch, hd.Width, hd.Height)
+		t.start.size(ch, hd.Width, hd.Height)
 		t.add(Watched{Time: start, Kind: WatchTerminal, Channel: ch, Cols: hd.Width, Rows: hd.Height})
 		return nil
 	}
@@ -99,22 +96,11 @@ func (t *tailer) cast(stream string, ch int, line []byte) error {
 	case "r":
 		cols, rows, ok := parseCastSize(t.ce.data)
 		if ok {
-			t.size(ch, cols, rows)
+			t.start.size(ch, cols, rows)
 			t.add(Watched{Time: at, Kind: WatchResize, Channel: ch, Cols: cols, Rows: rows})
 		}
 	}
 	return nil
-}
-
-// size notes terminal ch's size for a watcher that starts later.
-func (t *tailer) size(ch, cols, rows int) {
-	for i := range t.sizes {
-		if t.sizes[i][0] == ch {
-			t.sizes[i] = [3]int{ch, cols, rows}
-			return
-		}
-	}
-	t.sizes = append(t.sizes, [3]int{ch, cols, rows})
 }
 
 // exec sends an exec stream's chunk in pieces, each timed at the chunk's

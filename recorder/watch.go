@@ -2,6 +2,8 @@ package recorder
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -47,18 +49,53 @@ type watcher struct {
 	closed bool
 }
 
-// taps is a session's watchers and what a new watcher starts from: the
-// terminal sizes and the exec commands so far. Guarded by Session.mu, so
-// watchers see records in queue order.
+// taps is a session's watchers and what a new watcher starts from.
+// Guarded by Session.mu, so watchers see records in queue order.
 type taps struct {
 	watchers []*watcher
-	sizes    map[int][2]int // pty channel → cols, rows
-	execs    [][]byte       // the last keptExecs exec events' JSON lines
+	start    watchStart
+}
+
+// watchStart is what a new watcher is shown first, by Recorder.Watch and
+// by Tail: the size of each terminal and the latest exec commands.
+type watchStart struct {
+	sizes map[int][2]int // pty channel → cols, rows
+	execs [][]byte       // the last keptExecs exec events' JSON lines
 }
 
 // keptExecs is how many exec commands a new watcher is shown: a session
 // runs a few; one that runs thousands shows the latest.
 const keptExecs = 16
+
+// size notes terminal ch's size.
+func (w *watchStart) size(ch, cols, rows int) {
+	if w.sizes == nil {
+		w.sizes = map[int][2]int{}
+	}
+	w.sizes[ch] = [2]int{cols, rows}
+}
+
+// exec notes an exec event's JSON line, which w keeps.
+func (w *watchStart) exec(line []byte) {
+	if len(w.execs) == keptExecs {
+		w.execs = w.execs[1:]
+	}
+	w.execs = append(w.execs, line)
+}
+
+// records are what a watcher starting at now is sent first: the terminals
+// in channel order, then the exec commands.
+func (w *watchStart) records(now time.Time) []Watched {
+	evs := make([]Watched, 0, len(w.sizes)+len(w.execs))
+	for _, ch := range slices.Sorted(maps.Keys(w.sizes)) {
+		size := w.sizes[ch]
+		evs = append(evs, Watched{Time: now, Kind: WatchTerminal, Channel: ch, Cols: size[0], Rows: size[1]})
+	}
+	for _, line := range w.execs {
+		evs = append(evs, Watched{Time: now, Kind: WatchEvent, Data: line})
+	}
+	return evs
+}
 
 // Watch taps the live session id of this recorder: the records it writes
 // from now on, and first the size of each terminal it has open. The channel
@@ -78,12 +115,8 @@ func (r *Recorder) Watch(id string) (events <-chan Watched, stop func(), ok bool
 	if s.closing {
 		return nil, nil, false
 	}
-	now := r.now()
-	for ch, size := range s.taps.sizes {
-		w.ch <- Watched{Time: now, Kind: WatchTerminal, Channel: ch, Cols: size[0], Rows: size[1]}
-	}
-	for _, line := range s.taps.execs {
-		w.ch <- Watched{Time: now, Kind: WatchEvent, Data: line}
+	for _, ev := range s.taps.start.records(r.now()) {
+		w.ch <- ev
 	}
 	s.taps.watchers = append(s.taps.watchers, w)
 	var once sync.Once
@@ -112,15 +145,9 @@ func (s *Session) tap(r record, data []byte) {
 	t := &s.taps
 	switch {
 	case r.kind == kindHeader || r.kind == kindResize:
-		if t.sizes == nil {
-			t.sizes = map[int][2]int{}
-		}
-		t.sizes[r.ch] = [2]int{r.cols, r.rows}
+		t.start.size(r.ch, r.cols, r.rows)
 	case r.kind == kindEvent && s.meta.Protocol == "ssh" && isExecEvent(data):
-		if len(t.execs) == keptExecs {
-			t.execs = t.execs[1:]
-		}
-		t.execs = append(t.execs, append([]byte(nil), data...))
+		t.start.exec(append([]byte(nil), data...))
 	}
 	// Keystrokes are never watched: a password typed at a prompt stays in
 	// the recording (when record_input is on) and off every screen.
