@@ -46,8 +46,7 @@ func (p *fileParser) addPerson(f *File, n *yaml.Node) {
 // personID checks the shape of a person id: an e-mail address.
 func (p *fileParser) personID(n *yaml.Node, what string) string {
 	s := p.str(n, what)
-	local, domain, ok := strings.Cut(s, "@")
-	if s != "" && (!ok || local == "" || domain == "" || strings.Contains(domain, "@") || hasSpaceOrControl(s)) {
+	if s != "" && !isEmail(s) {
 		p.add(n, "%s: %q is not an e-mail address; people are keyed by e-mail, e.g. alice@example.com", what, s)
 		return ""
 	}

@@ -283,13 +283,13 @@ func checkUser(cur, next SCIMUser, create bool) error {
 	switch {
 	case !create && !strings.EqualFold(next.UserName, cur.UserName):
 		return invalidf("userName is the person's registry id (%s) and cannot change; create a new user instead", cur.UserName)
-	case !IsEmail(next.UserName):
+	case !isEmail(next.UserName):
 		return invalidf("userName %q is not an e-mail address; people are keyed by e-mail", next.UserName)
-	case next.Manager != "" && !IsEmail(next.Manager):
+	case next.Manager != "" && !isEmail(next.Manager):
 		return invalidf("manager %q is not a user id (an e-mail address)", next.Manager)
 	}
 	for _, e := range next.Emails {
-		if !IsEmail(e.Value) {
+		if !isEmail(e.Value) {
 			return invalidf("emails: %q is not an e-mail address", e.Value)
 		}
 	}
@@ -300,12 +300,12 @@ func invalidf(format string, args ...any) error {
 	return &govError{msg: fmt.Sprintf(format, args...), kind: ErrInvalid}
 }
 
-// IsEmail reports whether s has the shape of a person id: local@domain,
-// no spaces or control characters.
-func IsEmail(s string) bool {
+// isEmail reports whether s has the shape of a person id: local@domain,
+// no spaces or control characters, at most 254 bytes (RFC 5321's
+// longest path). Registry files and SCIM both key people by it.
+func isEmail(s string) bool {
 	local, domain, ok := strings.Cut(s, "@")
-	return ok && local != "" && domain != "" && !strings.ContainsAny(domain, "@") &&
-		!strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) && len(s) <= 254
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") && !hasSpaceOrControl(s) && len(s) <= 254
 }
 
 // writeUser stores next over cur and does what a change of status means.
