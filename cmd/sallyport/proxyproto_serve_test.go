@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -28,36 +25,7 @@ func TestServePostgresProxyProtocol(t *testing.T) {
 	target := sandbox.PostgresTargetT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	dir := t.TempDir()
-	port := freePort(t)
-	t.Setenv("PGTEST_ADMIN_DSN", target.AdminDSN())
-	cfgText := fmt.Sprintf(`data_dir: %s
-postgres: {listen: "127.0.0.1:%d", proxy_protocol: {trusted: [127.0.0.4/32]}}
-web: {listen: "127.0.0.1:%d"}
-targets:
-  - {name: analytics, kind: postgres, address: %q, database: %s, admin_dsn_env: PGTEST_ADMIN_DSN}
-`, dir, port, freePort(t), target.Addr(), target.Database)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "sallyport.yaml"), []byte(cfgText), 0o600))
-	cfg, err := LoadConfig(filepath.Join(dir, "sallyport.yaml"))
-	require.NoError(t, err)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ap, err := openApp(ctx, cfg, log)
-	require.NoError(t, err)
-	t.Cleanup(func() { ap.Close() })
-	pgApplyRegistry(t, ap)
-	d, err := newServeDeps(ctx, ap, log)
-	require.NoError(t, err)
-	comp, err := d.postgresComponent()
-	require.NoError(t, err)
-	for _, c := range []*component{d.recorderComponent(), d.watcherComponent(), comp} {
-		go c.run(ctx)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		assert.NoError(t, comp.shutdown(sctx))
-		assert.NoError(t, d.recorder.Shutdown(sctx))
-	})
+	ap, port := startPostgresComponent(ctx, t, target, "proxy_protocol: {trusted: [127.0.0.4/32]}")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	balancer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 4)}, Timeout: 5 * time.Second}
 

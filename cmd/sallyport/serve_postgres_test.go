@@ -27,36 +27,7 @@ func TestPostgresComponent(t *testing.T) {
 	leftover := "sp_00000001aaaaaaaaaaaaaaaa" // a session of 1970: long past the janitor's grace
 	require.NoError(t, target.Exec(ctx, target.Database, "CREATE ROLE "+leftover+" LOGIN"))
 
-	dir := t.TempDir()
-	port := freePort(t)
-	t.Setenv("PGTEST_ADMIN_DSN", target.AdminDSN())
-	cfgText := fmt.Sprintf(`data_dir: %s
-postgres: {listen: "127.0.0.1:%d", require_tls: true}
-web: {listen: "127.0.0.1:%d"}
-targets:
-  - {name: analytics, kind: postgres, address: %q, database: %s, admin_dsn_env: PGTEST_ADMIN_DSN}
-`, dir, port, freePort(t), target.Addr(), target.Database)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "sallyport.yaml"), []byte(cfgText), 0o600))
-	cfg, err := LoadConfig(filepath.Join(dir, "sallyport.yaml"))
-	require.NoError(t, err)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ap, err := openApp(ctx, cfg, log)
-	require.NoError(t, err)
-	t.Cleanup(func() { ap.Close() })
-	pgApplyRegistry(t, ap)
-	d, err := newServeDeps(ctx, ap, log)
-	require.NoError(t, err)
-	comp, err := d.postgresComponent()
-	require.NoError(t, err)
-	for _, c := range []*component{d.recorderComponent(), d.watcherComponent(), comp} {
-		go c.run(ctx)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		assert.NoError(t, comp.shutdown(sctx))
-		assert.NoError(t, d.recorder.Shutdown(sctx))
-	})
+	ap, port := startPostgresComponent(ctx, t, target, "require_tls: true")
 
 	token, err := ap.reg.IssueToken(ctx, "svc-report", "test", 5*time.Minute)
 	require.NoError(t, err)
@@ -82,6 +53,46 @@ targets:
 		err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, 'sp_')").Scan(&n)
 		return err == nil && n == 0
 	}, 10*time.Second, 50*time.Millisecond, "the janitor drops the leftover role and the session drops its own")
+}
+
+// startPostgresComponent runs serve's recorder, watcher and postgres
+// components, as serve wires them from a config file, in front of target
+// with pgApplyRegistry's identity, until the test ends. listener holds
+// the postgres section's fields after listen (e.g. "require_tls: true").
+// It returns the app and the postgres listener's port.
+func startPostgresComponent(ctx context.Context, t *testing.T, target *sandbox.PostgresTarget, listener string) (*app, int) {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	t.Setenv("PGTEST_ADMIN_DSN", target.AdminDSN())
+	cfgText := fmt.Sprintf(`data_dir: %s
+postgres: {listen: "127.0.0.1:%d", %s}
+web: {listen: "127.0.0.1:%d"}
+targets:
+  - {name: analytics, kind: postgres, address: %q, database: %s, admin_dsn_env: PGTEST_ADMIN_DSN}
+`, dir, port, listener, freePort(t), target.Addr(), target.Database)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "sallyport.yaml"), []byte(cfgText), 0o600))
+	cfg, err := LoadConfig(filepath.Join(dir, "sallyport.yaml"))
+	require.NoError(t, err)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ap, err := openApp(ctx, cfg, log)
+	require.NoError(t, err)
+	t.Cleanup(func() { ap.Close() })
+	pgApplyRegistry(t, ap)
+	d, err := newServeDeps(ctx, ap, log)
+	require.NoError(t, err)
+	comp, err := d.postgresComponent()
+	require.NoError(t, err)
+	for _, c := range []*component{d.recorderComponent(), d.watcherComponent(), comp} {
+		go c.run(ctx)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		assert.NoError(t, comp.shutdown(sctx))
+		assert.NoError(t, d.recorder.Shutdown(sctx))
+	})
+	return ap, port
 }
 
 func pgApplyRegistry(t *testing.T, ap *app) {
