@@ -24,8 +24,7 @@ type searchView struct {
 	Text    string
 	Hits    []hitView
 	More    bool
-	Behind  string     // how far the index lags; empty when up to date
-	Lag     search.Lag // the same, for the API
+	Lag     search.Lag // how far the index lags the recordings
 	Problem string     // why the text cannot be searched, for the person who typed it
 }
 
@@ -81,9 +80,6 @@ func (s *Server) searchContent(ctx context.Context, p *principal, q sessionQuery
 		return nil, fmt.Errorf("search session content: %w", err)
 	}
 	v.More, v.Lag = res.More, res.Behind
-	if res.Behind.Behind() {
-		v.Behind = res.Behind.String()
-	}
 	for _, h := range res.Hits {
 		v.Hits = append(v.Hits, hitView{Hit: h, Pieces: pieces(h.Snippet, h.Marks), Link: hitLink(h)})
 	}
