@@ -4,14 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +20,7 @@ import (
 	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/internal/sshtest"
 	"github.com/sallyport/sallyport/proxy"
 	sshproxy "github.com/sallyport/sallyport/proxy/ssh"
 	"github.com/sallyport/sallyport/recorder"
@@ -52,7 +49,7 @@ func newLiveBastion(t *testing.T, c *console) *liveBastion {
 	userCA := &ca.SSHUserCA{Key: caKey}
 	sshd := sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{userCA.AuthorizedKey()}})
 	b := &liveBastion{key: filepath.Join(c.dir, "svc-live.key"), login: sshd.User}
-	registerLiveIdentity(t, c, liveKey(t, b.key), sshd.User)
+	registerLiveIdentity(t, c, sshtest.WriteKey(t, b.key), sshd.User)
 	b.rec = startRecorder(t, c)
 	reg := c.ws.Workflows.(*iga.Registry)
 	live := &proxy.Live{Gate: reg, Index: c.store, Logger: quietLogger()}
@@ -61,7 +58,7 @@ func newLiveBastion(t *testing.T, c *console) *liveBastion {
 		Targets: func(name string) (sshproxy.Target, bool) {
 			return sshproxy.Target{Name: name, Address: sshd.Addr(), HostKeys: []gossh.PublicKey{sshd.HostPublicKey()}}, name == "web-01"
 		}}
-	b.serve(t, ctx, srv, c.dir)
+	b.port, b.known = sshtest.Serve(ctx, t, srv, c.dir)
 	c.ws.Live, c.ws.Audit = b.rec, func(ctx context.Context, e iga.AuditEvent) error {
 		return c.store.Update(ctx, func(tx iga.Tx) error { return tx.AppendAudit(ctx, e) })
 	}
@@ -102,38 +99,6 @@ func startRecorder(t *testing.T, c *console) *recorder.Recorder {
 		_ = rec.Shutdown(ctx)
 	})
 	return rec
-}
-
-func (b *liveBastion) serve(t *testing.T, ctx context.Context, srv *sshproxy.Server, dir string) {
-	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	signer, err := gossh.NewSignerFromKey(hostKey)
-	require.NoError(t, err)
-	srv.HostSigners = []gossh.Signer{signer}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	_, b.port, _ = net.SplitHostPort(ln.Addr().String())
-	b.known = filepath.Join(dir, "known_hosts")
-	line := fmt.Sprintf("[127.0.0.1]:%s %s", b.port, gossh.MarshalAuthorizedKey(signer.PublicKey()))
-	require.NoError(t, os.WriteFile(b.known, []byte(line), 0o600))
-	go srv.Serve(ctx, ln)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	})
-}
-
-// liveKey writes an OpenSSH private key file and returns the public line.
-func liveKey(t *testing.T, path string) string {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	block, err := gossh.MarshalPrivateKey(priv, "svc-live")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(block), 0o600))
-	sp, err := gossh.NewPublicKey(pub)
-	require.NoError(t, err)
-	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sp)))
 }
 
 // ssh starts the real ssh client as svc-live on web-01 through the

@@ -5,9 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -24,6 +22,7 @@ import (
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/iga/sqlstore"
+	"github.com/sallyport/sallyport/internal/sshtest"
 	"github.com/sallyport/sallyport/proxy"
 	sshproxy "github.com/sallyport/sallyport/proxy/ssh"
 )
@@ -63,7 +62,7 @@ func newE2EBastion(t *testing.T, e *env) *e2eBastion {
 	userCA := &ca.SSHUserCA{Key: caKey}
 	sshd := sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{userCA.AuthorizedKey()}})
 	b := &e2eBastion{key: filepath.Join(e.dir, "bg-oncall.key")}
-	pub := e2eKey(t, b.key)
+	pub := sshtest.WriteKey(t, b.key)
 	now := time.Now().UTC()
 	require.NoError(t, os.WriteFile(e.registry, []byte(fmt.Sprintf(e2eRegistry, pub, sshd.User,
 		now.Add(-24*time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339))), 0o600))
@@ -87,43 +86,11 @@ func newE2EBastion(t *testing.T, e *env) *e2eBastion {
 	})
 	live := &proxy.Live{Gate: ap.reg, Index: ap.store, Logger: testLogger(t)} // serve's defaults: re-admit every 2 s
 	go live.Watch(ctx)
-	b.serve(t, ctx, &sshproxy.Server{Gate: ap.reg, Live: live, Recorder: rec, CA: userCA, Logger: testLogger(t),
+	b.port, b.known = sshtest.Serve(ctx, t, &sshproxy.Server{Gate: ap.reg, Live: live, Recorder: rec, CA: userCA, Logger: testLogger(t),
 		Targets: func(name string) (sshproxy.Target, bool) {
 			return sshproxy.Target{Name: name, Address: sshd.Addr(), HostKeys: []gossh.PublicKey{sshd.HostPublicKey()}}, name == "web-01"
 		}}, e.dir)
 	return b
-}
-
-func (b *e2eBastion) serve(t *testing.T, ctx context.Context, srv *sshproxy.Server, dir string) {
-	_, hostKey, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	signer, err := gossh.NewSignerFromKey(hostKey)
-	require.NoError(t, err)
-	srv.HostSigners = []gossh.Signer{signer}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	_, b.port, _ = net.SplitHostPort(ln.Addr().String())
-	b.known = filepath.Join(dir, "known_hosts")
-	line := fmt.Sprintf("[127.0.0.1]:%s %s", b.port, gossh.MarshalAuthorizedKey(signer.PublicKey()))
-	require.NoError(t, os.WriteFile(b.known, []byte(line), 0o600))
-	go srv.Serve(ctx, ln)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	})
-}
-
-// e2eKey writes an OpenSSH private key file and returns the public line.
-func e2eKey(t *testing.T, path string) string {
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	block, err := gossh.MarshalPrivateKey(priv, "bg-oncall")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(block), 0o600))
-	sp, err := gossh.NewPublicKey(pub)
-	require.NoError(t, err)
-	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sp)))
 }
 
 // ssh runs the real ssh client as bg-oncall to web-01 through the bastion.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/sshtest"
 	"github.com/sallyport/sallyport/internal/syncbuf"
 )
 
@@ -117,7 +118,7 @@ func newReplicaCluster(t *testing.T) *replicaCluster {
 	require.NoError(t, err)
 	c.sshd = sandbox.SSHDT(t, sandbox.SSHDOptions{TrustedUserCAKeys: []string{(&ca.SSHUserCA{Key: caKey}).AuthorizedKey()}})
 	c.clientKey = filepath.Join(c.shared, "svc-ops.key")
-	pub := e2eKey(t, c.clientKey)
+	pub := sshtest.WriteKey(t, c.clientKey)
 	now := time.Now().UTC()
 	c.registry = filepath.Join(c.shared, "registry.yaml")
 	require.NoError(t, os.WriteFile(c.registry, []byte(fmt.Sprintf(replicaRegistry, pub, c.sshd.User,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/sshtest"
 )
 
 // scimToken is the IdP's bearer token in the leaver test.
@@ -88,7 +89,7 @@ func newSCIMLeaver(t *testing.T, driver registryDriver) *scimLeaver {
 	require.NoError(t, os.WriteFile(b.config, []byte(cfg), 0o600))
 	b.key = filepath.Join(b.dir, "svc-ops.key")
 	now := time.Now().UTC()
-	require.NoError(t, os.WriteFile(b.registry, []byte(fmt.Sprintf(scimLeaverRegistry, e2eKey(t, b.key), sshd.User, pg.Role,
+	require.NoError(t, os.WriteFile(b.registry, []byte(fmt.Sprintf(scimLeaverRegistry, sshtest.WriteKey(t, b.key), sshd.User, pg.Role,
 		now.Add(-24*time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339))), 0o600))
 	b.known = filepath.Join(b.dir, "known_hosts")
 	line := fmt.Sprintf("[127.0.0.1]:%d %s", b.sshPort, b.ok("ca", "export", "--type", "ssh-host"))

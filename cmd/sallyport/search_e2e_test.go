@@ -17,6 +17,7 @@ import (
 
 	"github.com/sallyport/sallyport/ca"
 	"github.com/sallyport/sallyport/deploy/sandbox"
+	"github.com/sallyport/sallyport/internal/sshtest"
 )
 
 // searchConfig is serve in front of an sshd, a PostgreSQL and a MariaDB
@@ -89,7 +90,7 @@ func newSearchBastion(t *testing.T, driver registryDriver) *searchBastion {
 		pg.Addr(), pg.Database, my.Addr())
 	require.NoError(t, os.WriteFile(b.config, []byte(cfg), 0o600))
 	b.clientKey = filepath.Join(b.dir, "svc-ops.key")
-	pub := e2eKey(t, b.clientKey)
+	pub := sshtest.WriteKey(t, b.clientKey)
 	now := time.Now().UTC()
 	require.NoError(t, os.WriteFile(b.registry, []byte(fmt.Sprintf(searchRegistry, pub, sshd.User, pg.Role, my.Role,
 		now.Add(-24*time.Hour).Format(time.RFC3339), now.Add(30*24*time.Hour).Format(time.RFC3339))), 0o600))
