@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -193,28 +194,20 @@ restore.`,
 // printing each recording that failed verification and the tally, and
 // returns how many failed.
 func reindex(ctx context.Context, g *globals, w io.Writer, since time.Time) (int, error) {
-	pub, err := g.recordingPublicKey("")
-	if err != nil {
-		return 0, err
-	}
 	ap, err := g.open(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer ap.Close()
-	rc, err := recorderConfig(ap.cfg)
+	_, store, key, err := openRecordings(ap.cfg)
 	if err != nil {
 		return 0, err
-	}
-	store, err := recorder.NewStore(rc)
-	if err != nil {
-		return 0, fmt.Errorf("open recording store: %w", err)
 	}
 	ix, err := newSearchIndex(ap.store)
 	if err != nil {
 		return 0, err
 	}
-	x := &search.Indexer{Index: ix, Store: store, Write: ap.store.SearchWrite, Owner: "reindex", Key: pub}
+	x := &search.Indexer{Index: ix, Store: store, Write: ap.store.SearchWrite, Owner: "reindex", Key: key.Public().(ed25519.PublicKey)}
 	res, err := x.Reindex(ctx, since, func(rep recorder.Report) {
 		fmt.Fprintf(w, "session %s not indexed: %s\n", rep.Session, rep.String())
 	})
