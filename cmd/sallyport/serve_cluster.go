@@ -45,7 +45,8 @@ type cluster struct {
 	janitorInterval time.Duration
 	leader          *sqlstore.Leader
 	id              string // this replica's, fixed at start
-	// sealer seals lost replicas' recordings (serve_seal.go).
+	// sealer seals lost replicas' recordings (serve_seal.go), with the
+	// recorder's store and key once newServeDeps has opened it.
 	sealer *lostSealer
 
 	mu   sync.Mutex // serialises renewals
@@ -72,9 +73,6 @@ func newCluster(ctx context.Context, cfg *Config, store *sqlstore.Store, log *sl
 	c.id = replicaID(host)
 	c.self = sqlstore.Replica{ID: c.id, Host: host, Started: time.Now().UTC()}
 	c.leader = &sqlstore.Leader{Store: store, Every: c.renewEvery(), Logger: log}
-	if c.sealer, err = newLostSealer(cfg, c); err != nil {
-		return nil, err
-	}
 	if err := c.renew(ctx, time.Now().Add(c.lease), true); err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ func newServeDeps(ctx context.Context, ap *app, log *slog.Logger) (*serveDeps, e
 	if err := checkObjectLock(ctx, rec.Store); err != nil {
 		return nil, err
 	}
+	d.cluster.sealer = newLostSealer(d.cluster, rec) // before OnState, which tells it of recovered sessions
 	rec.OnState = d.cluster.indexSessions(log)
 	useLegalHolds(rec, ap.store)
 	d.recorder = rec

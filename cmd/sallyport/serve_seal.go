@@ -16,14 +16,10 @@ type lostSealer struct {
 	sealer *recorder.LostSealer
 }
 
-// newLostSealer opens the recording store and key as the recorder does.
-func newLostSealer(cfg *Config, c *cluster) (*lostSealer, error) {
-	_, store, key, err := openRecordings(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &lostSealer{c: c, sealer: &recorder.LostSealer{Store: store, Key: key, Registry: lostRegistry{c.store},
-		Replica: c.id, Grace: c.lease, Logger: c.log}}, nil
+// newLostSealer seals with the recorder's store and key.
+func newLostSealer(c *cluster, rec *recorder.Recorder) *lostSealer {
+	return &lostSealer{c: c, sealer: &recorder.LostSealer{Store: rec.Store, Key: rec.Key, Registry: lostRegistry{c.store},
+		Replica: c.id, Grace: c.lease, Logger: c.log}}
 }
 
 // run seals every janitor interval, while this replica leads, until ctx
