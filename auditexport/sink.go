@@ -2,7 +2,9 @@ package auditexport
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,7 +120,15 @@ func (c SinkConfig) SinkName() string {
 	if err != nil {
 		return "http"
 	}
-	return "http:" + u.Host + u.Path // no query: it may hold a token
+	// The name reaches logs, errors, metrics labels and the outbox table:
+	// it holds the host and, instead of the path and query (a webhook's
+	// token often is one of them), a digest that tells sinks on one host
+	// apart.
+	if u.Path == "" && u.RawQuery == "" {
+		return "http:" + u.Host
+	}
+	sum := sha256.Sum256([]byte(u.EscapedPath() + "?" + u.RawQuery))
+	return "http:" + u.Host + "#" + hex.EncodeToString(sum[:4])
 }
 
 // NewSink opens the sink c describes.

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sallyport/sallyport/auditexport"
 	"github.com/sallyport/sallyport/auditexport/ocsftest"
 	"github.com/sallyport/sallyport/deploy/sandbox"
 )
@@ -306,7 +307,8 @@ func TestAuditExportEndToEnd(t *testing.T) {
 	_ = r.cmd.Wait()
 	r.restart(t)
 	runSessions(t, ctx, r, "after-restart")
-	httpSink := `sallyport_audit_export_pending{sink="http:` + hr.addr + `/services/collector/raw"}`
+	name := auditexport.SinkConfig{Type: auditexport.TypeHTTP, URL: "http://" + hr.addr + "/services/collector/raw"}.SinkName()
+	httpSink := `sallyport_audit_export_pending{sink="` + name + `"}`
 	require.Eventually(t, func() bool {
 		v, _ := strconv.ParseFloat(r.metric(t, httpSink), 64)
 		return v > 0
