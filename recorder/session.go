@@ -167,16 +167,11 @@ func (s *Session) Event(ev Event) error {
 	return err
 }
 
-// TryEvent is Event for a caller that must not block (a pump's
-// goroutine): when the buffer has no room for ev it returns false and
-// records nothing, where Event would wait for the flusher.
-func (s *Session) TryEvent(ev *Event) (bool, error) {
-	return s.event(ev, false)
-}
-
-// TryEvents is TryEvent for a run of events, in order: it queues them
-// until the buffer has no room or recording fails, and returns how many
-// it queued, so the caller keeps evs[n:] for later (the proxies' hand-over
+// TryEvents is Event for a caller that must not block (a pump's
+// goroutine), for a run of events in order: it queues them until the
+// buffer has no room (where Event would wait for the flusher) or
+// recording fails, and returns how many it queued, recording nothing of
+// the rest, so the caller keeps evs[n:] for later (the proxies' hand-over
 // of finished statements on a pump's goroutine).
 func (s *Session) TryEvents(evs []Event) (n int, err error) {
 	for ; n < len(evs); n++ {

@@ -12,7 +12,7 @@ import (
 )
 
 // TestTryEventNeverWaits: an event that does not fit the buffer beside
-// what is queued is refused by TryEvent at once, recorded nowhere, and
+// what is queued is refused by TryEvents at once, recorded nowhere, and
 // goes in whole through Event afterwards: the recording holds each event
 // once, in the order they went in, and the end event counts its bytes once.
 func TestTryEventNeverWaits(t *testing.T) {
@@ -23,14 +23,14 @@ func TestTryEventNeverWaits(t *testing.T) {
 	s, err := h.rec.Open(ctxT(t), testMeta("s-try"))
 	require.NoError(t, err)
 	small := Event{Type: EventQuery, SQL: "SELECT 1", Bytes: 1}
-	ok, err := s.TryEvent(&small)
+	n, err := s.TryEvents([]Event{small})
 	require.NoError(t, err)
-	require.True(t, ok, "a small event fits")
+	require.Equal(t, 1, n, "a small event fits")
 	big := Event{Type: EventQuery, SQL: "SELECT '" + strings.Repeat("x", 8<<10) + "'", Bytes: 2}
 	start := time.Now()
-	ok, err = s.TryEvent(&big)
+	n, err = s.TryEvents([]Event{big})
 	require.NoError(t, err)
-	assert.False(t, ok, "an event larger than the room left is refused")
+	assert.Equal(t, 0, n, "an event larger than the room left is refused")
 	assert.Less(t, time.Since(start), 100*time.Millisecond, "without waiting for the flusher")
 	require.NoError(t, s.Event(big), "Event waits for the room")
 	require.NoError(t, s.Close(ctxT(t), End{}))
