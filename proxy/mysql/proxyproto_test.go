@@ -3,10 +3,8 @@ package mysql_test
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"net"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +13,7 @@ import (
 
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/proxy"
-	"github.com/sallyport/sallyport/recorder"
+	"github.com/sallyport/sallyport/proxy/internal/rectest"
 )
 
 // The go-sql-driver client behind a balancer that the test plays: it dials
@@ -78,20 +76,5 @@ func headerV2(src netip.AddrPort) []byte {
 // recordedSource is the source session.json of session id names.
 func recordedSource(t *testing.T, e *env, id string) string {
 	t.Helper()
-	ctx := context.Background()
-	var meta recorder.SessionMeta
-	require.Eventually(t, func() bool {
-		keys, err := e.recStore.List(ctx, "")
-		require.NoError(t, err)
-		for _, k := range keys {
-			if strings.HasSuffix(k, "/"+id+"/session.json") {
-				r, err := e.recStore.Get(ctx, k)
-				require.NoError(t, err)
-				defer r.Close()
-				return json.NewDecoder(r).Decode(&meta) == nil
-			}
-		}
-		return false
-	}, 10*time.Second, 50*time.Millisecond, "session.json of %s never stored", id)
-	return meta.Source
+	return rectest.StoredMeta(t, e.recStore, id).Source
 }

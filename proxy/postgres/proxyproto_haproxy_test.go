@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -19,8 +18,8 @@ import (
 	"github.com/sallyport/sallyport/iga"
 	"github.com/sallyport/sallyport/internal/measure"
 	"github.com/sallyport/sallyport/proxy"
+	"github.com/sallyport/sallyport/proxy/internal/rectest"
 	"github.com/sallyport/sallyport/proxy/internal/registrytest"
-	"github.com/sallyport/sallyport/recorder"
 )
 
 // Behind the balancer: clients connect from 127.0.0.1 (what the kernel
@@ -179,21 +178,7 @@ func recordedSource(t *testing.T, e *env, id string) string {
 	t.Helper()
 	ctx := context.Background()
 	require.NoError(t, e.rec.WaitIdle(ctx))
-	var meta recorder.SessionMeta
-	require.Eventually(t, func() bool {
-		keys, err := e.recStore.List(ctx, "")
-		require.NoError(t, err)
-		for _, k := range keys {
-			if strings.HasSuffix(k, "/"+id+"/session.json") {
-				r, err := e.recStore.Get(ctx, k)
-				require.NoError(t, err)
-				defer r.Close()
-				require.NoError(t, json.NewDecoder(r).Decode(&meta))
-				return true
-			}
-		}
-		return false
-	}, 10*time.Second, 50*time.Millisecond, "session.json of %s never stored", id)
+	meta := rectest.StoredMeta(t, e.recStore, id)
 	ap, err := netip.ParseAddrPort(meta.Source)
 	require.NoError(t, err, "session.json source %q", meta.Source)
 	return ap.Addr().String()

@@ -1,6 +1,6 @@
-// Package rectest is the recorder the database proxies' unit tests share:
-// one started in a temporary directory with a buffer as small as a test
-// needs, and the statements a stored recording holds.
+// Package rectest is the recorder the database proxies' tests share: one
+// started in a temporary directory with a buffer as small as a test needs,
+// the statements a stored recording holds, and a stored session.json.
 package rectest
 
 import (
@@ -51,4 +51,27 @@ func Queries(ctx context.Context, t testing.TB, store recorder.Store, id string)
 		}
 	}
 	return got
+}
+
+// StoredMeta waits up to 10 s for session id's session.json to reach
+// store and returns it.
+func StoredMeta(t testing.TB, store recorder.Store, id string) recorder.SessionMeta {
+	t.Helper()
+	ctx := context.Background()
+	var meta recorder.SessionMeta
+	require.Eventually(t, func() bool {
+		keys, err := store.List(ctx, "")
+		require.NoError(t, err)
+		for _, k := range keys {
+			if strings.HasSuffix(k, "/"+id+"/session.json") {
+				r, err := store.Get(ctx, k)
+				require.NoError(t, err)
+				defer r.Close()
+				require.NoError(t, json.NewDecoder(r).Decode(&meta))
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond, "session.json of %s never stored", id)
+	return meta
 }
