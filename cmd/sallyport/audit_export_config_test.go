@@ -39,6 +39,8 @@ func TestAuditExportConfig(t *testing.T) {
 		`{type: file, path: a, format: cef}`:         `format "cef": want ocsf or native`,
 		`{type: http, url: "https://x/", tls: true}`: "tls: only for syslog",
 		`{type: http, url: "https://x/", headers_env: {Authorization: ""}}`: "headers_env.Authorization: name the environment variable",
+		`{type: syslog, address: "siem:514", ca_file: ca.pem}`:              "ca_file: the sink does not use TLS",
+		`{type: http, url: "http://x/", ca_file: ca.pem}`:                   "ca_file: the sink does not use TLS",
 	} {
 		_, err := ParseConfig(filepath.Join(dir, "sallyport.yaml"), []byte("data_dir: "+dir+"\naudit:\n  export:\n    - "+bad+"\n"))
 		require.Error(t, err, bad)

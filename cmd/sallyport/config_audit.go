@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sallyport/sallyport/auditexport"
 )
@@ -56,12 +57,26 @@ func (c *Config) validateAudit(add func(string, ...any)) {
 		if s.TLS && s.Type != auditexport.TypeSyslog {
 			add("audit.export[%d].tls: only for syslog (an http sink's URL says https)", i)
 		}
+		if s.CAFile != "" && !sinkUsesTLS(s) {
+			add("audit.export[%d].ca_file: the sink does not use TLS (syslog needs tls: true, http an https URL); its events would go in plain text", i)
+		}
 		for h, env := range s.HeadersEnv {
 			if env == "" {
 				add("audit.export[%d].headers_env.%s: name the environment variable that holds the value", i, h)
 			}
 		}
 	}
+}
+
+// sinkUsesTLS reports whether s talks TLS to its receiver.
+func sinkUsesTLS(s AuditSinkConfig) bool {
+	switch s.Type {
+	case auditexport.TypeSyslog:
+		return s.TLS
+	case auditexport.TypeHTTP:
+		return strings.HasPrefix(strings.ToLower(s.URL), "https://")
+	}
+	return false
 }
 
 // sinkConfig is s as auditexport takes it, without secrets or TLS.
