@@ -134,13 +134,9 @@ func setObjectLegalHold(ctx context.Context, cfg *Config, sess sqlstore.SessionR
 	if !cfg.Recordings.S3.ObjectLock.Enabled() || cfg.Recordings.Store != recorder.StoreS3 {
 		return nil
 	}
-	rc, err := recorderConfig(cfg)
+	_, store, err := openRecordingStore(cfg)
 	if err != nil {
 		return err
-	}
-	store, err := recorder.NewStore(rc)
-	if err != nil {
-		return fmt.Errorf("open recording store: %w", err)
 	}
 	n, err := recorder.SetLegalHold(ctx, store, recorder.SessionDir(sess.ID, sess.StartedAt), on)
 	if err != nil {

@@ -37,13 +37,9 @@ func (g *globals) recordingSource(ctx context.Context, arg string) (recording, e
 	if err != nil {
 		return recording{}, err
 	}
-	rc, err := recorderConfig(cfg)
+	_, store, err := openRecordingStore(cfg)
 	if err != nil {
 		return recording{}, err
-	}
-	store, err := recorder.NewStore(rc)
-	if err != nil {
-		return recording{}, fmt.Errorf("open recording store: %w", err)
 	}
 	r, ok, err := lookupSession(ctx, cfg, arg)
 	if err != nil {

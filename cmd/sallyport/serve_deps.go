@@ -216,19 +216,29 @@ func recordingKeyPath(cfg *Config) string {
 // openRecordings opens what every reader and writer of recordings needs:
 // the recorder's config, the store it names, and the recording key.
 func openRecordings(cfg *Config) (recorder.Config, recorder.Store, ed25519.PrivateKey, error) {
-	rc, err := recorderConfig(cfg)
+	rc, store, err := openRecordingStore(cfg)
 	if err != nil {
 		return rc, nil, nil, err
-	}
-	store, err := recorder.NewStore(rc)
-	if err != nil {
-		return rc, nil, nil, fmt.Errorf("open recording store: %w", err)
 	}
 	key, err := ca.LoadOrCreateKey(recordingKeyPath(cfg))
 	if err != nil {
 		return rc, nil, nil, fmt.Errorf("load recording key: %w", err)
 	}
 	return rc, store, key, nil
+}
+
+// openRecordingStore is the recordings' config and their store, for a
+// command that reads or marks recordings without signing any.
+func openRecordingStore(cfg *Config) (recorder.Config, recorder.Store, error) {
+	rc, err := recorderConfig(cfg)
+	if err != nil {
+		return rc, nil, err
+	}
+	store, err := recorder.NewStore(rc)
+	if err != nil {
+		return rc, nil, fmt.Errorf("open recording store: %w", err)
+	}
+	return rc, store, nil
 }
 
 func newRecorder(cfg *Config, log *slog.Logger, m *metrics) (*recorder.Recorder, error) {
