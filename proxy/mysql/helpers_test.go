@@ -64,11 +64,16 @@ type envOptions struct {
 	proxyProt *proxy.ProxyProtocol // ProxyProtocol
 	maxSess   time.Duration        // MaxSession
 	logger    *slog.Logger
+	target    *sandbox.MariaDBTarget // nil: a fresh one (sandbox.MariaDBTargetT)
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
-	e := &env{t: t, target: sandbox.MariaDBTargetT(t), opened: &openLog{}}
+	target := opts.target
+	if target == nil {
+		target = sandbox.MariaDBTargetT(t)
+	}
+	e := &env{t: t, target: target, opened: &openLog{}}
 	var err error
 	e.admin, err = sql.Open("mysql", e.target.AdminDSN())
 	require.NoError(t, err)

@@ -3,7 +3,6 @@ package mysql_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"os"
@@ -14,10 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	camysql "github.com/sallyport/sallyport/ca/mysql"
 	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/internal/measure"
-	"github.com/sallyport/sallyport/proxy"
 )
 
 // mariadbSessions mariadb clients run at once through one bastion,
@@ -66,18 +63,8 @@ func newScaleEnv(t testing.TB, load measure.ScaleLoad) measure.Scale {
 		"max_connections": strconv.Itoa(load.Sessions + scaleConnectionsSpare)}})
 	target, err := m.NewTarget(context.Background(), sandbox.MariaDBTargetOptions{})
 	require.NoError(t, err)
-	e := &env{t: t, target: target, opened: &openLog{}}
-	e.admin, err = sql.Open("mysql", e.target.AdminDSN())
-	require.NoError(t, err)
-	t.Cleanup(func() { e.admin.Close() })
-	e.issuer = &camysql.Issuer{DB: e.admin}
-	e.newRegistry(t)
+	e := newEnv(t, envOptions{plaintext: true, target: target})
 	e.deployedRecorder(t)
-	e.live = &proxy.Live{Gate: e.reg, Recheck: 500 * time.Millisecond}
-	wctx, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	go e.live.Watch(wctx)
-	e.serve(t, envOptions{plaintext: true})
 	token := e.token(okIdentity)
 	return measure.Scale{Load: load, Orders: sandbox.MariaDBTargetSampleOrders,
 		Clients: func(scripts []string) []string { return e.runClients(t, token, scripts) },

@@ -62,11 +62,16 @@ type envOptions struct {
 	maxMsg    int
 	proxyProt *proxy.ProxyProtocol // ProxyProtocol
 	logger    *slog.Logger
+	target    *sandbox.PostgresTarget // nil: a fresh one (sandbox.PostgresTargetT)
 }
 
 func newEnv(t testing.TB, opts envOptions) *env {
 	t.Helper()
-	e := &env{t: t, target: sandbox.PostgresTargetT(t), opened: &openLog{}}
+	target := opts.target
+	if target == nil {
+		target = sandbox.PostgresTargetT(t)
+	}
+	e := &env{t: t, target: target, opened: &openLog{}}
 	ctx := context.Background()
 	var err error
 	e.admin, err = pgxpool.New(ctx, e.target.AdminDSN())

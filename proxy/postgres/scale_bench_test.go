@@ -12,13 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	capg "github.com/sallyport/sallyport/ca/postgres"
 	"github.com/sallyport/sallyport/deploy/sandbox"
 	"github.com/sallyport/sallyport/internal/measure"
-	"github.com/sallyport/sallyport/proxy"
 )
 
 // psqlSessions psql processes run at once through one bastion,
@@ -62,18 +59,8 @@ func newScaleEnv(b *testing.B, load measure.ScaleLoad) measure.Scale {
 		"max_connections": strconv.Itoa(load.Sessions + scaleConnectionsSpare)}})
 	target, err := pg.NewTarget(context.Background(), sandbox.PostgresTargetOptions{})
 	require.NoError(b, err)
-	e := &env{t: b, target: target, opened: &openLog{}}
-	e.admin, err = pgxpool.New(context.Background(), e.target.AdminDSN())
-	require.NoError(b, err)
-	b.Cleanup(e.admin.Close)
-	e.issuer = &capg.Issuer{DB: e.admin}
-	e.newRegistry(b)
+	e := newEnv(b, envOptions{plaintext: true, target: target})
 	e.productionRecorder(b)
-	e.live = &proxy.Live{Gate: e.reg, Recheck: 500 * time.Millisecond}
-	wctx, stop := context.WithCancel(context.Background())
-	b.Cleanup(stop)
-	go e.live.Watch(wctx)
-	e.serve(b, envOptions{plaintext: true})
 	token := e.token(okIdentity)
 	return measure.Scale{Load: load, Orders: sandbox.TargetSampleOrders,
 		Clients: func(scripts []string) []string { return e.runPsqls(b, token, scripts) },
