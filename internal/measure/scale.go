@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +22,13 @@ import (
 	"github.com/sallyport/sallyport/recorder"
 )
 
-// scaleDrainTimeout bounds the wait for every recording to be stored, and
-// the replay of one stored recording.
-const scaleDrainTimeout = 2 * time.Minute
+const (
+	// scaleClientTimeout bounds one client's run of its script.
+	scaleClientTimeout = 4 * time.Minute
+	// scaleDrainTimeout bounds the wait for every recording to be stored,
+	// and the replay of one stored recording.
+	scaleDrainTimeout = 2 * time.Minute
+)
 
 // scaleQueryRE reads back the session and query numbers of a scale query.
 var scaleQueryRE = regexp.MustCompile(`^SELECT (\d+) AS s, (\d+) AS q, amount FROM orders WHERE id = \d+;?$`)
@@ -42,9 +47,9 @@ type Scale struct {
 	Load ScaleLoad
 	// Orders is how many rows the target's orders table holds.
 	Orders int
-	// Clients runs one client per script, all at once, and returns every
-	// error a client saw.
-	Clients func(scripts []string) []string
+	// Client runs one client through the bastion on script and returns
+	// every error it saw; the run starts one per session, all at once.
+	Client func(ctx context.Context, script string) []string
 	// Opened is a copy of the ids of the sessions opened so far.
 	Opened func() []string
 	Live   *proxy.Live
@@ -68,7 +73,7 @@ func (s Scale) Run(tb testing.TB) ScaleRun {
 	scripts := s.writeScripts(tb)
 	before := len(s.Opened())
 	start := time.Now()
-	r := ScaleRun{Load: s.Load, ClientErrs: s.Clients(scripts)}
+	r := ScaleRun{Load: s.Load, ClientErrs: s.runClients(scripts)}
 	r.Wall = time.Since(start)
 	r.IDs = s.Opened()[before:]
 	s.waitStored(tb)
@@ -115,6 +120,32 @@ func (s Scale) writeScripts(tb testing.TB) []string {
 		require.NoError(tb, os.WriteFile(paths[i], []byte(sb.String()), 0o600))
 	}
 	return paths
+}
+
+// runClients runs one client per script, all at once, and returns every
+// error a client saw, each prefixed with the client's number.
+func (s Scale) runClients(scripts []string) []string {
+	var (
+		mu   sync.Mutex
+		errs []string
+		wg   sync.WaitGroup
+	)
+	for i, script := range scripts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), scaleClientTimeout)
+			defer cancel()
+			seen := s.Client(ctx, script)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, e := range seen {
+				errs = append(errs, fmt.Sprintf("client %d: %s", i, e))
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // waitStored waits until every session has ended and its recording is

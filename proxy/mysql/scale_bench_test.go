@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -30,8 +28,6 @@ const (
 	// scaleConnectionsSpare is max_connections beyond one per session: the
 	// issuer's admin pool, the benchmark's own logins.
 	scaleConnectionsSpare = 50
-	// scaleClientTimeout bounds one client's run of its script.
-	scaleClientTimeout = 4 * time.Minute
 )
 
 // BenchmarkMariadbScale runs 200 mariadb clients at once through one
@@ -67,43 +63,23 @@ func newScaleEnv(t testing.TB, load measure.ScaleLoad) measure.Scale {
 	e.deployedRecorder(t)
 	token := e.token(okIdentity)
 	return measure.Scale{Load: load, Orders: sandbox.MariaDBTargetSampleOrders,
-		Clients: func(scripts []string) []string { return e.runClients(t, token, scripts) },
-		Opened:  e.sessionsOpened, Live: e.live, Rec: e.rec, Store: e.recStore}
+		Client: func(ctx context.Context, script string) []string { return e.runClient(ctx, t, token, script) },
+		Opened: e.sessionsOpened, Live: e.live, Rec: e.rec, Store: e.recStore}
 }
 
-// runClients runs one mariadb client per script, all at once, and returns
-// every error a client saw.
-func (e *env) runClients(t testing.TB, token string, scripts []string) []string {
-	var (
-		mu   sync.Mutex
-		errs []string
-		wg   sync.WaitGroup
-	)
-	for i, script := range scripts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), scaleClientTimeout)
-			defer cancel()
-			in, err := os.Open(script)
-			if err == nil {
-				defer in.Close()
-				cmd := e.mariadbCmd(ctx, t, okIdentity+"@"+targetName, token, "--skip-ssl", "--connect-timeout=60")
-				cmd.Stdin = in
-				var out []byte
-				if out, err = cmd.CombinedOutput(); err != nil {
-					err = fmt.Errorf("%w: %s", err, bytes.TrimSpace(out))
-				}
-			}
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, fmt.Sprintf("mariadb %d: %v", i, err))
-				mu.Unlock()
-			}
-		}()
+// runClient runs a mariadb client on script and returns the error it saw.
+func (e *env) runClient(ctx context.Context, t testing.TB, token, script string) []string {
+	in, err := os.Open(script)
+	if err != nil {
+		return []string{err.Error()}
 	}
-	wg.Wait()
-	return errs
+	defer in.Close()
+	cmd := e.mariadbCmd(ctx, t, okIdentity+"@"+targetName, token, "--skip-ssl", "--connect-timeout=60")
+	cmd.Stdin = in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return []string{fmt.Sprintf("mariadb: %v: %s", err, bytes.TrimSpace(out))}
+	}
+	return nil
 }
 
 // sessionsOpened is a copy of the ids of the sessions opened so far.

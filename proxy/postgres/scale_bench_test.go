@@ -8,9 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -30,8 +28,6 @@ const (
 	// scaleConnectionsSpare is max_connections beyond one per session: the
 	// issuer's admin pool, the superuser's logins, the reserved slots.
 	scaleConnectionsSpare = 50
-	// scalePsqlTimeout bounds one psql run of its script.
-	scalePsqlTimeout = 4 * time.Minute
 	// scaleConnectTimeout is psql's login timeout: hundreds of logins at
 	// once queue for role creation on the target.
 	scaleConnectTimeout = "60"
@@ -61,44 +57,27 @@ func newScaleEnv(b *testing.B, load measure.ScaleLoad) measure.Scale {
 	require.NoError(b, err)
 	e := newEnv(b, envOptions{plaintext: true, target: target})
 	e.productionRecorder(b)
-	token := e.token(okIdentity)
+	token, bin := e.token(okIdentity), clientBinary(b, "psql")
 	return measure.Scale{Load: load, Orders: sandbox.TargetSampleOrders,
-		Clients: func(scripts []string) []string { return e.runPsqls(b, token, scripts) },
-		Opened:  e.sessionsOpened, Live: e.live, Rec: e.rec, Store: e.recStore}
+		Client: func(ctx context.Context, script string) []string { return e.runPsql(ctx, bin, token, script) },
+		Opened: e.sessionsOpened, Live: e.live, Rec: e.rec, Store: e.recStore}
 }
 
-// runPsqls runs one psql per script, all at once, and returns every error a
-// client saw: a failed exit or an ERROR/FATAL line.
-func (e *env) runPsqls(b *testing.B, token string, scripts []string) []string {
-	bin := clientBinary(b, "psql")
-	var (
-		mu   sync.Mutex
-		errs []string
-		wg   sync.WaitGroup
-	)
-	for i, script := range scripts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), scalePsqlTimeout)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "-X", "-q", "-At", "-o", os.DevNull, "-f", script)
-			cmd.Env = append(e.pgEnv(okIdentity, token, "disable"), "PGCONNECT_TIMEOUT="+scaleConnectTimeout) // the last one counts
-			out, err := cmd.CombinedOutput()
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("psql %d: %v: %s", i, err, strings.TrimSpace(string(out))))
-				return
-			}
-			for _, l := range strings.Split(string(out), "\n") {
-				if strings.Contains(l, "ERROR:") || strings.Contains(l, "FATAL:") {
-					errs = append(errs, fmt.Sprintf("psql %d: %s", i, l))
-				}
-			}
-		}()
+// runPsql runs psql on script and returns every error it saw: a failed
+// exit or an ERROR/FATAL line.
+func (e *env) runPsql(ctx context.Context, bin, token, script string) []string {
+	cmd := exec.CommandContext(ctx, bin, "-X", "-q", "-At", "-o", os.DevNull, "-f", script)
+	cmd.Env = append(e.pgEnv(okIdentity, token, "disable"), "PGCONNECT_TIMEOUT="+scaleConnectTimeout) // the last one counts
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return []string{fmt.Sprintf("psql: %v: %s", err, strings.TrimSpace(string(out)))}
 	}
-	wg.Wait()
+	var errs []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "ERROR:") || strings.Contains(l, "FATAL:") {
+			errs = append(errs, "psql: "+l)
+		}
+	}
 	return errs
 }
 
