@@ -61,7 +61,7 @@ type Contender struct {
 	// Before and After, when set, run around each run.
 	Before, After func()
 	// Allocs says the contender's relay runs in this process: its heap
-	// allocations per operation are counted (Mallocs, process-wide).
+	// allocations per operation are counted (process-wide).
 	Allocs bool
 }
 
@@ -70,8 +70,8 @@ type Contender struct {
 // without Allocs).
 type Result struct{ Rate, CPUPerOp, AllocsPerOp float64 }
 
-// Mallocs is how many heap objects this process has allocated so far.
-func Mallocs() uint64 {
+// mallocs is how many heap objects this process has allocated so far.
+func mallocs() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.Mallocs
@@ -117,7 +117,7 @@ func (c Contender) round() (Result, int) {
 	}
 	var m0 uint64
 	if c.Allocs {
-		m0 = Mallocs()
+		m0 = mallocs()
 	}
 	rate, ops := c.Run()
 	r := Result{Rate: rate}
@@ -128,7 +128,7 @@ func (c Contender) round() (Result, int) {
 		r.CPUPerOp = float64((c.CPU() - cpu0).Microseconds()) / float64(ops)
 	}
 	if c.Allocs {
-		r.AllocsPerOp = float64(Mallocs()-m0) / float64(ops)
+		r.AllocsPerOp = float64(mallocs()-m0) / float64(ops)
 	}
 	return r, ops
 }
