@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -253,19 +254,20 @@ func (s Source) loadContinuation(ctx context.Context) (*Continuation, []byte, er
 	return &c, body, nil
 }
 
-// continuationNames are the names, relative to the session directory, of
-// the continuation's chunks, to read after the sealed ones; none when the
-// recording has no continuation or one that does not parse (Verify says
-// so).
-func (s Source) continuationNames(ctx context.Context) ([]ManifestObject, error) {
+// sealedChain is the chunks of the sealed recording m, in chain order:
+// those its manifest names, then its continuation's (named relative to
+// the session directory), if it has one that parses (Verify says when
+// one does not). On an error reading the continuation it returns the
+// sealed ones with the error.
+func (s Source) sealedChain(ctx context.Context, m *Manifest) ([]ManifestObject, error) {
+	out := slices.Clip(m.Objects[1:])
 	c, _, err := s.loadContinuation(ctx)
 	if c == nil {
-		return nil, err
+		return out, err
 	}
-	out := make([]ManifestObject, len(c.Objects))
-	for i, o := range c.Objects {
+	for _, o := range c.Objects {
 		o.Name = continuationDir + o.Name
-		out[i] = o
+		out = append(out, o)
 	}
 	return out, nil
 }

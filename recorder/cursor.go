@@ -30,9 +30,9 @@ func (s Source) chunkIndex(ctx context.Context) ([]chunkRef, error) {
 		return nil, err
 	}
 	if m != nil {
-		refs := make([]chunkRef, 0, len(m.Objects))
-		cont, err := s.continuationNames(ctx) // a lost replica's chunks, after the sealed ones
-		for _, o := range append(m.Objects[1:len(m.Objects):len(m.Objects)], cont...) {
+		objs, err := s.sealedChain(ctx, m)
+		refs := make([]chunkRef, 0, len(objs))
+		for _, o := range objs {
 			refs = append(refs, chunkRef{name: o.Name, stream: o.Stream, sha256: o.SHA256})
 		}
 		return refs, err

@@ -143,12 +143,9 @@ func (h *hashingReader) sum() string { return hex.EncodeToString(h.h.Sum(nil)) }
 // one and from the listing otherwise (a live or damaged recording).
 func (s Source) chainOrder(ctx context.Context, m *Manifest) ([]string, error) {
 	if m != nil {
-		names := make([]string, 0, len(m.Objects))
-		for _, o := range m.Objects[1:] {
-			names = append(names, o.Name)
-		}
-		cont, err := s.continuationNames(ctx) // a lost replica's chunks, after the sealed ones
-		for _, o := range cont {
+		objs, err := s.sealedChain(ctx, m)
+		names := make([]string, 0, len(objs))
+		for _, o := range objs {
 			names = append(names, o.Name)
 		}
 		return names, err
