@@ -275,21 +275,8 @@ func e2ePsql(t *testing.T, port int, token, sql string) e2eResult {
 	return e2eRun(t, cmd)
 }
 
-// psqlBinary is the real psql, the newest installed; the test is skipped
-// without one.
-func psqlBinary(t *testing.T) string {
-	t.Helper()
-	bin := "psql"
-	for _, dir := range []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"} {
-		if _, err := os.Stat(filepath.Join(dir, "psql")); err == nil {
-			bin = filepath.Join(dir, "psql")
-		}
-	}
-	if _, err := exec.LookPath(bin); err != nil {
-		sandbox.Need(t, fmt.Errorf("psql not in PATH: install postgresql-client: %w", sandbox.ErrNotInstalled))
-	}
-	return bin
-}
+// psqlBinary is the real psql, the newest installed.
+func psqlBinary(t *testing.T) string { return sandbox.PostgresClientT(t, "psql") }
 
 // TestBreakglassEndToEndPsql is the same flow through the real psql and
 // serve's PostgreSQL listener: the evidence holds the session's query.

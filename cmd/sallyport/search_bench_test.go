@@ -114,16 +114,4 @@ func indexingServe(b *testing.B, pgbench string, target *sandbox.PostgresTarget,
 }
 
 // pgbenchBinary is the newest installed pgbench.
-func pgbenchBinary(b *testing.B) string {
-	for _, v := range []string{"17", "16", "15"} {
-		p := filepath.Join("/usr/lib/postgresql", v, "bin", "pgbench")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	p, err := exec.LookPath("pgbench")
-	if err != nil {
-		sandbox.Need(b, fmt.Errorf("pgbench not in PATH: install postgresql-contrib: %w", sandbox.ErrNotInstalled))
-	}
-	return p
-}
+func pgbenchBinary(b *testing.B) string { return sandbox.PostgresClientT(b, "pgbench") }

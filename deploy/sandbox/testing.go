@@ -25,6 +25,18 @@ func Need(t testing.TB, err error) {
 	t.Fatalf("sandbox: %v", err)
 }
 
+// PostgresClientT is the path of the PostgreSQL program name (psql,
+// pgbench): the newest Debian install's, as the sandbox server is, else
+// PATH's; Need's policy applies when there is none.
+func PostgresClientT(t testing.TB, name string) string {
+	t.Helper()
+	p, ok := lookBinary(name, versionDirs(postgresBinDirs)...)
+	if !ok {
+		Need(t, missing(name, postgresBinDirs+" or PATH", "postgresql"))
+	}
+	return p
+}
+
 // PostgresT starts a PostgreSQL sandbox for the test and stops it in
 // t.Cleanup, applying Need's policy when it cannot start.
 func PostgresT(t testing.TB, opts ...PostgresOptions) *Postgres {

@@ -282,22 +282,8 @@ func (e *env) waitNoRoles(t testing.TB, within time.Duration) {
 		"per-session roles still exist after %s", within)
 }
 
-// clientBinary finds a client program, applying the sandbox policy when missing.
-func clientBinary(t testing.TB, name string) string {
-	t.Helper()
-	for _, dir := range []string{"/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"} {
-		if p := filepath.Join(dir, name); fileExists(p) {
-			return p
-		}
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		sandbox.Need(t, errors.Join(sandbox.ErrNotInstalled, err))
-	}
-	return p
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+// clientBinary is PostgreSQL client program name (psql, pgbench), the newest installed.
+func clientBinary(t testing.TB, name string) string { return sandbox.PostgresClientT(t, name) }
 
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
