@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,20 +39,14 @@ identities:
     certification: {by: alice@example.com, at: %s, until: %s}
 `
 
-var pgbenchTPS = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
-
 // BenchmarkPgbenchIndexing runs `pgbench -S -c 4 -j 2` through two serve
 // processes in front of one target, one indexing what it records and one
 // not, interleaved five times, and reports the median tps ratio: what
 // indexing live sessions costs the relay (goal ≥ 0.97×).
 func BenchmarkPgbenchIndexing(b *testing.B) {
-	pgbench := pgbenchBinary(b)
+	pgbench := sandbox.PostgresClientT(b, "pgbench")
 	target := sandbox.PostgresTargetT(b, sandbox.PostgresTargetOptions{})
-	initDB := exec.Command(pgbench, "-i", "-s", "1", "-q", target.Database)
-	initDB.Env = append(os.Environ(), target.Env()...)
-	out, err := initDB.CombinedOutput()
-	require.NoError(b, err, "pgbench -i: %s", out)
-	require.NoError(b, target.Exec(context.Background(), target.Database, "GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+target.Role))
+	measure.PgbenchInit(b, target)
 	on, indexed := indexingServe(b, pgbench, target, true)
 	off, _ := indexingServe(b, pgbench, target, false)
 	for b.Loop() {
@@ -105,13 +97,8 @@ func indexingServe(b *testing.B, pgbench string, target *sandbox.PostgresTarget,
 		cmd.Env = client
 		out, err := cmd.CombinedOutput()
 		require.NoError(b, err, "pgbench: %s", out)
-		m := pgbenchTPS.FindSubmatch(out)
-		require.NotNil(b, m, "no tps in pgbench output: %s", out)
-		tps, err := strconv.ParseFloat(string(m[1]), 64)
-		require.NoError(b, err)
-		return tps, int(tps * 3)
+		tps, txs, err := measure.PgbenchResult(out)
+		require.NoError(b, err, "pgbench output: %s", out)
+		return tps, txs
 	}, search
 }
-
-// pgbenchBinary is the newest installed pgbench.
-func pgbenchBinary(b *testing.B) string { return sandbox.PostgresClientT(b, "pgbench") }

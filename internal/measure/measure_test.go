@@ -136,3 +136,31 @@ func TestServe(t *testing.T) {
 type note string
 
 func (n note) String() string { return string(n) }
+
+// TestPgbenchResult reads the figures of pgbench's report, with and
+// without -C, and fails a report that lacks one.
+func TestPgbenchResult(t *testing.T) {
+	tests := []struct {
+		name, out string
+		tps       float64
+		txs       int
+		wantErr   bool
+	}{
+		{"select", "number of transactions actually processed: 41234\nlatency average = 0.29 ms\ntps = 13744.6 (without initial connection time)\n", 13744.6, 41234, false},
+		{"connect", "number of transactions actually processed: 2100\ntps = 700.0 (including reconnection times)\n", 700, 2100, false},
+		{"no tps", "number of transactions actually processed: 10\n", 0, 0, true},
+		{"no count", "tps = 5.0 (without initial connection time)\n", 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tps, txs, err := PgbenchResult([]byte(tt.out))
+			if tt.wantErr {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.tps, tps, "got tps %v, want %v", tps, tt.tps)
+			assert.Equal(t, tt.txs, txs, "got %d transactions, want %d", txs, tt.txs)
+		})
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"regexp"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -30,11 +29,6 @@ const (
 	// burst of load from elsewhere on the machine hits all alike; the
 	// median counts.
 	benchRounds = 5
-)
-
-var (
-	tpsRE = regexp.MustCompile(`tps = ([0-9.]+) \((?:without initial connection time|including reconnection times)\)`)
-	txsRE = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
 )
 
 // BenchmarkPgbenchSelect runs `pgbench -S -c 4 -j 2` against one server:
@@ -161,12 +155,7 @@ func (e *env) pgbenchRun(b *testing.B, env, args []string) func() (float64, int)
 func newBenchEnv(b *testing.B) *env {
 	e := newEnv(b, envOptions{plaintext: true})
 	e.productionRecorder(b)
-	init := exec.Command(clientBinary(b, "pgbench"), "-i", "-s", "1", "-q", e.target.Database)
-	init.Env = e.directEnv(e.target.Port)
-	out, err := init.CombinedOutput()
-	require.NoError(b, err, "pgbench -i: %s", out)
-	require.NoError(b, e.target.Exec(context.Background(), e.target.Database,
-		"GRANT SELECT ON ALL TABLES IN SCHEMA public TO "+e.target.Role))
+	measure.PgbenchInit(b, e.target)
 	return e
 }
 
@@ -206,14 +195,8 @@ func (e *env) pgbench(b *testing.B, env []string, args ...string) (float64, int)
 		b.Logf("events of live session %s: %+v", id, e.eventsAfterKill(b, id))
 	}
 	require.NoError(b, err, "pgbench: %s", out)
-	m := tpsRE.FindSubmatch(out)
-	require.NotNil(b, m, "no tps in pgbench output: %s", out)
-	tps, err := strconv.ParseFloat(string(m[1]), 64)
-	require.NoError(b, err)
-	m = txsRE.FindSubmatch(out)
-	require.NotNil(b, m, "no transaction count in pgbench output: %s", out)
-	txs, err := strconv.Atoi(string(m[1]))
-	require.NoError(b, err)
+	tps, txs, err := measure.PgbenchResult(out)
+	require.NoError(b, err, "pgbench output: %s", out)
 	return tps, txs
 }
 
