@@ -105,9 +105,7 @@ func startRecorder(t *testing.T, c *console) *recorder.Recorder {
 // bastion with the given options and command (ssh -tt and none: a
 // shell); the test types into stdin.
 func (b *liveBastion) ssh(t *testing.T, args ...string) io.WriteCloser {
-	cmd := exec.Command("ssh", append([]string{"-F", "/dev/null", "-i", b.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile=" + b.known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-		"-p", b.port, "-l", "svc-live@web-01"}, args...)...)
+	cmd := exec.Command("ssh", sshtest.ClientArgs(b.key, b.known, append([]string{"-p", b.port, "-l", "svc-live@web-01"}, args...)...)...)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard

@@ -95,9 +95,7 @@ func newE2EBastion(t *testing.T, e *env) *e2eBastion {
 
 // ssh runs the real ssh client as bg-oncall to web-01 through the bastion.
 func (b *e2eBastion) ssh(ctx context.Context, command string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-i", b.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+b.known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-		"-p", b.port, "-l", "bg-oncall@web-01", "127.0.0.1", command)
+	return exec.CommandContext(ctx, "ssh", sshtest.ClientArgs(b.key, b.known, "-p", b.port, "-l", "bg-oncall@web-01", "127.0.0.1", command)...)
 }
 
 // TestBreakglassEndToEnd is the whole flow through the real ssh client:

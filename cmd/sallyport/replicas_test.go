@@ -190,9 +190,8 @@ func startServe(t *testing.T, e *env) (*exec.Cmd, *syncbuf.Buffer) {
 
 // ssh runs the real ssh client as svc-ops to web-01 through the replica.
 func (r *replica) ssh(ctx context.Context, command string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-i", r.clientKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+r.known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-		"-p", strconv.Itoa(r.sshPort), "-l", "svc-ops@web-01", "127.0.0.1", command)
+	return exec.CommandContext(ctx, "ssh", sshtest.ClientArgs(r.clientKey, r.known,
+		"-p", strconv.Itoa(r.sshPort), "-l", "svc-ops@web-01", "127.0.0.1", command)...)
 }
 
 // sessions is the session index as this replica's CLI lists it.

@@ -25,6 +25,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/sallyport/sallyport/ca"
+	"github.com/sallyport/sallyport/internal/sshtest"
 	"github.com/sallyport/sallyport/internal/syncbuf"
 	"github.com/sallyport/sallyport/recorder"
 )
@@ -164,9 +165,8 @@ func healthz(base string) (int, string) {
 // sshTo runs the real ssh client as svc-ops to web-01 through the bastion
 // at 127.0.0.1:port, trusting only the host key in known.
 func (c *replicaCluster) sshTo(ctx context.Context, port int, known, command string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-i", c.clientKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-		"-p", strconv.Itoa(port), "-l", "svc-ops@web-01", "127.0.0.1", command)
+	return exec.CommandContext(ctx, "ssh", sshtest.ClientArgs(c.clientKey, known,
+		"-p", strconv.Itoa(port), "-l", "svc-ops@web-01", "127.0.0.1", command)...)
 }
 
 // roundRobin is a TCP load balancer in the way HAProxy with health checks

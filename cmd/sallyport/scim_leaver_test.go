@@ -105,9 +105,8 @@ func newSCIMLeaver(t *testing.T, driver registryDriver) *scimLeaver {
 }
 
 func (b *scimLeaver) ssh(ctx context.Context, command string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-i", b.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+b.known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10",
-		"-p", strconv.Itoa(b.sshPort), "-l", "svc-ops@web-01", "127.0.0.1", command)
+	return exec.CommandContext(ctx, "ssh", sshtest.ClientArgs(b.key, b.known,
+		"-p", strconv.Itoa(b.sshPort), "-l", "svc-ops@web-01", "127.0.0.1", command)...)
 }
 
 // psql runs the real psql through serve as svc-report.

@@ -103,8 +103,7 @@ func newSearchBastion(t *testing.T, driver registryDriver) *searchBastion {
 }
 
 func (b *searchBastion) sshArgs(extra ...string) []string {
-	return append([]string{"-F", "/dev/null", "-i", b.clientKey, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile=" + b.known, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"}, extra...)
+	return sshtest.ClientArgs(b.clientKey, b.known, extra...)
 }
 
 // run runs a client and fails the test unless it succeeds.

@@ -1,6 +1,6 @@
 // Package sshtest serves sallyport's SSH proxy on loopback for the tests
 // that drive it with the real ssh client (the web console's live view,
-// serve's end-to-end flows), and writes the files that client needs.
+// serve's end-to-end flows), and gives that client its files and arguments.
 package sshtest
 
 import (
@@ -62,4 +62,12 @@ func WriteKey(t testing.TB, path string) string {
 	sp, err := gossh.NewPublicKey(pub)
 	require.NoError(t, err)
 	return strings.TrimSpace(string(gossh.MarshalAuthorizedKey(sp)))
+}
+
+// ClientArgs are the real ssh client's arguments to log in with the key
+// file key only, trusting only the host keys in knownHosts and never
+// prompting or reading the user's configuration, followed by extra.
+func ClientArgs(key, knownHosts string, extra ...string) []string {
+	return append([]string{"-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile=" + knownHosts, "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"}, extra...)
 }
