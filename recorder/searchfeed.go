@@ -115,6 +115,17 @@ func LoadContinuation(ctx context.Context, src Source) (*Continuation, error) {
 	return c, nil
 }
 
+// noteStart notes, at a terminal stream's first chunk h, when the stream
+// began: the asciicast's time zero, its header's record.
+func (c *FeedCursor) noteStart(h ChunkHeader) {
+	if c.Starts == nil {
+		c.Starts = map[string]time.Time{}
+	}
+	if _, ok := c.Starts[h.Stream]; !ok {
+		c.Starts[h.Stream] = h.First
+	}
+}
+
 func (s Source) feedStart(ctx context.Context) (FeedCursor, error) {
 	body, err := s.readSmall(ctx, sessionObject, maxManifestSize)
 	if err != nil {
@@ -139,12 +150,7 @@ func (f *feeder) chunk(h ChunkHeader, payload *bufio.Reader) error {
 	case isExecStream(h.Stream):
 		return f.exec(h, payload)
 	}
-	if f.cur.Starts == nil {
-		f.cur.Starts = map[string]time.Time{}
-	}
-	if _, ok := f.cur.Starts[h.Stream]; !ok {
-		f.cur.Starts[h.Stream] = h.First
-	}
+	f.cur.noteStart(h)
 	return readLines(payload, func(line []byte) error { return f.cast(h.Stream, line) })
 }
 

@@ -26,12 +26,7 @@ func (t *tailer) chunk(h ChunkHeader, payload *bufio.Reader) error {
 	if err != nil {
 		return err
 	}
-	if t.cur.Starts == nil {
-		t.cur.Starts = map[string]time.Time{}
-	}
-	if _, ok := t.cur.Starts[h.Stream]; !ok {
-		t.cur.Starts[h.Stream] = h.First // the asciicast's time zero: its header's record
-	}
+	t.cur.noteStart(h)
 	return readLines(payload, func(line []byte) error { return t.cast(h.Stream, ch, line) })
 }
 
