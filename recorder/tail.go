@@ -41,7 +41,7 @@ const (
 // most WatchedTailMaxPoll, so the first output after a pause is as prompt.
 // A watcher costs the store one listing and one manifest read per poll.
 const (
-	WatchedTailPoll    = 250 * time.Millisecond
+	WatchedTailPoll    = 125 * time.Millisecond
 	WatchedTailMaxPoll = 500 * time.Millisecond
 )
 
@@ -117,13 +117,14 @@ func (t StoreTail) WatchRecording(ctx context.Context, id string, started time.T
 }
 
 // Lag is how long a record takes at most, when the store is quick, from
-// the session to a watcher: a flush interval, then a poll.
+// the session to a watcher: a flush interval, then a poll, and another
+// poll it may be held back for (tailer.flush).
 func (t StoreTail) Lag() time.Duration {
 	flush := Config{FlushInterval: t.FlushInterval}.flushInterval()
 	if t.Faster {
 		flush = min(flush, WatchedFlushInterval)
 	}
-	return flush + t.options().poll()
+	return flush + 2*t.options().poll()
 }
 
 // options are the tail's, with the faster polls when Faster.
@@ -170,8 +171,9 @@ type tailer struct {
 
 	cur    FeedCursor
 	live   bool       // caught up: records are sent, not only noted
-	batch  []Watched  // records of this poll's chunks, sent in time order
+	batch  []Watched  // records read and not sent yet, sent in time order
 	held   int        // bytes of data in batch
+	seen   time.Time  // the newest record read before this poll
 	end    *Watched   // the end event, sent last
 	start  watchStart // terminal sizes; exec commands until live
 	ce     castEvent  // reused by cast
@@ -267,10 +269,11 @@ func (t *tailer) poll(ctx context.Context) (read int, sealed bool, err error) {
 		return 0, false, fmt.Errorf("follow %s: %w", t.src.label(), err)
 	}
 	read, left, err := t.readChunks(ctx, names)
+	sealed = err == nil && m != nil && left == 0
 	if err == nil {
-		t.flush(ctx)
+		t.flush(ctx, read == 0 || sealed)
 	}
-	return read, err == nil && m != nil && left == 0, err
+	return read, sealed, err
 }
 
 // readChunks reads the chunks from the cursor on, as many as the store
@@ -294,16 +297,39 @@ func (t *tailer) readChunks(ctx context.Context, names []string) (read, left int
 }
 
 // flush sends the batch in time order; records of one time keep chain
-// order.
-func (t *tailer) flush(ctx context.Context) {
+// order. One flush of the session cuts a chunk per stream, uploaded one
+// after the other, so a poll may find a flush's terminal chunk and not yet
+// its exec-stream chunk, whose records may be older. So, unless all (a
+// poll that found nothing new: every flush it saw is whole; or the
+// recording is sealed), only records no newer than what earlier polls
+// read are sent; the newer wait one poll for the rest of their flush.
+func (t *tailer) flush(ctx context.Context, all bool) {
+	if len(t.batch) == 0 {
+		return
+	}
 	slices.SortStableFunc(t.batch, func(a, b Watched) int { return a.Time.Compare(b.Time) })
-	for _, ev := range t.batch {
+	newest := t.batch[len(t.batch)-1].Time
+	n := len(t.batch)
+	if !all {
+		n, _ = slices.BinarySearchFunc(t.batch, t.seen, func(ev Watched, at time.Time) int {
+			if ev.Time.After(at) {
+				return 1
+			}
+			return -1
+		})
+	}
+	for _, ev := range t.batch[:n] {
 		if !t.send(ctx, ev) {
 			break
 		}
+		t.held -= len(ev.Data)
 	}
-	clear(t.batch)
-	t.batch, t.held = t.batch[:0], 0
+	rest := copy(t.batch, t.batch[n:])
+	clear(t.batch[rest:])
+	t.batch = t.batch[:rest]
+	if newest.After(t.seen) {
+		t.seen = newest
+	}
 }
 
 // sendState tells a new watcher what Recorder.Watch tells one: the size of
